@@ -1,0 +1,432 @@
+//! Grouper WS REST/JSON: the requests the sync sends and a strict reading of the answers
+//! (HTTP status, `X-Grouper-*` headers, top-level result, and every per-subject row).
+
+use crate::http::{base64, encode_segment, truncate, Method, Request, Response};
+use crate::settings::SubjectLookup;
+use serde_json::{json, Map, Value};
+
+/// How to reach one Grouper WS endpoint.
+#[derive(Clone)]
+pub struct Connection {
+    pub base_url: String,
+    pub authorization: String,
+    pub content_type: String,
+}
+
+impl Connection {
+    pub fn new(base_url: &str, user: &str, password: &str, content_type: &str) -> Self {
+        Connection {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            // Sent preemptively: Grouper's own clients do, and a 401 challenge may never come.
+            authorization: format!("Basic {}", base64(format!("{user}:{password}").as_bytes())),
+            content_type: content_type.to_string(),
+        }
+    }
+
+    fn post_json(&self, method: Method, url: String, body: &Value) -> Request {
+        Request::new(method, url)
+            .header("Authorization", self.authorization.clone())
+            .header("Content-Type", self.content_type.clone())
+            .header("Accept", "application/json, text/x-json")
+            .body(body.to_string().into_bytes())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOp {
+    Add,
+    Delete,
+}
+
+impl WriteOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteOp::Add => "add",
+            WriteOp::Delete => "delete",
+        }
+    }
+    fn root(self) -> &'static str {
+        match self {
+            WriteOp::Add => "WsAddMemberResults",
+            WriteOp::Delete => "WsDeleteMemberResults",
+        }
+    }
+}
+
+/// A current immediate member of the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub source_id: String,
+    /// The value compared with desired subjects: the subject id, or the identifier attribute.
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembersPage {
+    pub members: Vec<Member>,
+    /// Grouper listed members it could not resolve (they are still members, with an id).
+    pub unresolvable: usize,
+}
+
+/// The result of one subject in an add or delete batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowResult {
+    pub subject: String,
+    pub success: bool,
+    pub code: String,
+    pub message: String,
+    /// Grouper could not find (or could not uniquely find) the subject: reported, not fatal.
+    pub unresolvable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrouperError(pub String);
+
+impl std::fmt::Display for GrouperError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn gerr<T>(msg: impl Into<String>) -> Result<T, GrouperError> {
+    Err(GrouperError(msg.into()))
+}
+
+/// The lookup for a subject being added, as the settings say to send it.
+pub fn subject_lookup(subject: &str, lookup: &SubjectLookup, source_id: Option<&str>) -> Value {
+    let mut l = Map::new();
+    let field = match lookup {
+        SubjectLookup::SubjectId => "subjectId",
+        SubjectLookup::SubjectIdentifier { .. } => "subjectIdentifier",
+    };
+    l.insert(field.into(), subject.into());
+    if let Some(src) = source_id {
+        l.insert("subjectSourceId".into(), src.into());
+    }
+    Value::Object(l)
+}
+
+/// The lookup for a current member being removed: exactly the id and source Grouper listed.
+pub fn member_lookup(member: &Member) -> Value {
+    let mut l = Map::new();
+    l.insert("subjectId".into(), member.id.clone().into());
+    if !member.source_id.is_empty() {
+        l.insert("subjectSourceId".into(), member.source_id.clone().into());
+    }
+    Value::Object(l)
+}
+
+/// Batch getMembers, posted to `/groups` (posting it to `/groups/{g}/members` is routed elsewhere).
+pub fn get_members_request(
+    conn: &Connection,
+    group: &str,
+    lookup: &SubjectLookup,
+    source_id: Option<&str>,
+    page_size: usize,
+    page_number: usize,
+) -> Request {
+    let mut req = json!({
+        "wsGroupLookups": [{"groupName": group}],
+        "memberFilter": "Immediate",
+        "includeSubjectDetail": "F",
+        "pageSize": page_size.to_string(),
+        "pageNumber": page_number.to_string(),
+        "sortString": "subjectId",
+        "ascending": "T",
+    });
+    if let SubjectLookup::SubjectIdentifier { attribute } = lookup {
+        req["subjectAttributeNames"] = json!([attribute]);
+    }
+    if let Some(src) = source_id {
+        req["sourceIds"] = json!([src]);
+    }
+    conn.post_json(Method::Post, format!("{}/groups", conn.base_url), &json!({ "WsRestGetMembersRequest": req }))
+}
+
+/// addMember is a PUT, deleteMember a POST: the body's root key picks the operation.
+pub fn write_request(conn: &Connection, op: WriteOp, group: &str, lookups: &[Value]) -> Request {
+    assert!(!lookups.is_empty(), "an empty subject list must never be sent");
+    let url = format!("{}/groups/{}/members", conn.base_url, encode_segment(group));
+    match op {
+        WriteOp::Add => conn.post_json(
+            Method::Put,
+            url,
+            &json!({"WsRestAddMemberRequest": {"subjectLookups": lookups, "replaceAllExisting": "F"}}),
+        ),
+        WriteOp::Delete => conn.post_json(Method::Post, url, &json!({"WsRestDeleteMemberRequest": {"subjectLookups": lookups}})),
+    }
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn is_true(v: &Value) -> bool {
+    matches!(str_field(v, "success"), "T" | "t" | "true" | "TRUE" | "True")
+}
+
+/// The first line of a Grouper message, shortened: messages can hold whole Java stack traces.
+fn short_message(v: &Value) -> String {
+    let m = str_field(v, "resultMessage");
+    truncate(m.lines().next().unwrap_or(""), 300)
+}
+
+/// Checks transport-level answers and returns the operation's envelope object.
+fn envelope<'a>(what: &str, resp: &Response, body: &'a Value, root: &str) -> Result<&'a Map<String, Value>, GrouperError> {
+    let obj = body.as_object().and_then(|o| {
+        if let Some(problem) = o.get("WsRestResultProblem") {
+            return Some(Err(problem));
+        }
+        o.get(root).and_then(Value::as_object).map(Ok)
+    });
+    match obj {
+        Some(Ok(env)) => Ok(env),
+        Some(Err(problem)) => {
+            let meta = problem.get("resultMetadata").cloned().unwrap_or(Value::Null);
+            gerr(format!(
+                "{what}: Grouper refused the request (HTTP {}, {}): {}",
+                resp.status,
+                str_field(&meta, "resultCode"),
+                short_message(&meta)
+            ))
+        }
+        None => gerr(format!("{what}: HTTP {} with an answer that is not a {root} object", resp.status)),
+    }
+}
+
+fn parse_body(what: &str, resp: &Response) -> Result<Value, GrouperError> {
+    let grouper_answered = resp.header("x-grouper-success").is_some();
+    if !grouper_answered && matches!(resp.status, 401 | 403) {
+        return gerr(format!(
+            "{what}: Grouper rejected the credentials (HTTP {}): check grouper_user and grouper_password",
+            resp.status
+        ));
+    }
+    match serde_json::from_slice::<Value>(&resp.body) {
+        Ok(v) => Ok(v),
+        Err(e) if (200..300).contains(&resp.status) || grouper_answered => {
+            gerr(format!("{what}: HTTP {} with a body that is not valid JSON ({e})", resp.status))
+        }
+        Err(_) => gerr(format!(
+            "{what}: HTTP {} without a Grouper answer: {}",
+            resp.status,
+            truncate(String::from_utf8_lossy(&resp.body).trim(), 200)
+        )),
+    }
+}
+
+/// Parses one page of getMembers.
+pub fn parse_get_members(group: &str, lookup_kind: &SubjectLookup, resp: &Response) -> Result<MembersPage, GrouperError> {
+    let what = format!("reading members of {group}");
+    let body = parse_body(&what, resp)?;
+    let env = envelope(&what, resp, &body, "WsGetMembersResults")?;
+    let top = env.get("resultMetadata").cloned().unwrap_or(Value::Null);
+    let results = env.get("results").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    let [result] = results else {
+        return gerr(format!(
+            "{what}: HTTP {}, {} {}: expected one group result, got {}",
+            resp.status,
+            str_field(&top, "resultCode"),
+            short_message(&top),
+            results.len()
+        ));
+    };
+    let meta = result.get("resultMetadata").cloned().unwrap_or(Value::Null);
+    let row_code = str_field(&meta, "resultCode");
+    match row_code {
+        "SUCCESS" if is_true(&meta) => {}
+        // Members whose source cannot resolve them are still listed, with their ids.
+        "PROBLEM_GETTING_MEMBERS" if result.get("wsSubjects").is_some() => {}
+        "GROUP_NOT_FOUND" => {
+            return gerr(format!(
+                "{what}: GROUP_NOT_FOUND: the group does not exist or the Grouper user cannot view it (check grouper_id_path)"
+            ))
+        }
+        code => return gerr(format!("{what}: HTTP {}, {code}: {}", resp.status, short_message(&meta))),
+    }
+    if let Some(name) = result.get("wsGroup").and_then(|g| g.get("name")).and_then(Value::as_str) {
+        if name != group {
+            return gerr(format!("{what}: Grouper answered for a different group ({name})"));
+        }
+    }
+    let attr_index = match lookup_kind {
+        SubjectLookup::SubjectId => None,
+        SubjectLookup::SubjectIdentifier { attribute } => {
+            let names = env.get("subjectAttributeNames").and_then(Value::as_array);
+            let index = names.and_then(|n| n.iter().position(|a| a.as_str() == Some(attribute)));
+            // An empty page has neither wsSubjects nor subjectAttributeNames.
+            if index.is_none() && result.get("wsSubjects").is_some() {
+                return gerr(format!("{what}: Grouper did not return the subject attribute {attribute}"));
+            }
+            index
+        }
+    };
+    let mut page = MembersPage { members: Vec::new(), unresolvable: 0 };
+    for s in result.get("wsSubjects").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]) {
+        let id = str_field(s, "id");
+        if id.is_empty() {
+            return gerr(format!("{what}: a member without an id: {}", truncate(&s.to_string(), 200)));
+        }
+        if !is_true(s) {
+            page.unresolvable += 1;
+        }
+        let key = match attr_index {
+            None => Some(id.to_string()),
+            Some(i) => s
+                .get("attributeValues")
+                .and_then(|a| a.get(i))
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .map(String::from),
+        };
+        page.members.push(Member { id: id.to_string(), source_id: str_field(s, "sourceId").to_string(), key });
+    }
+    Ok(page)
+}
+
+/// Parses an addMember or deleteMember answer into one row per subject sent, in order.
+/// Returns an error when the batch as a whole failed (no per-subject rows to trust).
+pub fn parse_write(op: WriteOp, group: &str, subjects: &[String], resp: &Response) -> Result<Vec<RowResult>, GrouperError> {
+    let what = format!("{} members of {group}", if op == WriteOp::Add { "adding" } else { "removing" });
+    let body = parse_body(&what, resp)?;
+    let env = envelope(&what, resp, &body, op.root())?;
+    let top = env.get("resultMetadata").cloned().unwrap_or(Value::Null);
+    let top_code = str_field(&top, "resultCode");
+    let rows = match env.get("results").and_then(Value::as_array) {
+        Some(rows) => rows,
+        None if top_code == "GROUP_NOT_FOUND" => {
+            return gerr(format!(
+                "{what}: GROUP_NOT_FOUND: the group does not exist or the Grouper user cannot view it (check grouper_id_path)"
+            ))
+        }
+        None => return gerr(format!("{what}: HTTP {}, {top_code}: {}", resp.status, short_message(&top))),
+    };
+    if rows.len() != subjects.len() {
+        return gerr(format!("{what}: sent {} subjects but Grouper answered {} rows", subjects.len(), rows.len()));
+    }
+    let top_ok = is_true(&top) && (200..300).contains(&resp.status);
+    let out: Vec<RowResult> = subjects
+        .iter()
+        .zip(rows)
+        .map(|(subject, row)| {
+            let meta = row.get("resultMetadata").cloned().unwrap_or(Value::Null);
+            let code = str_field(&meta, "resultCode").to_string();
+            let full_message = str_field(&meta, "resultMessage");
+            let unresolvable = matches!(code.as_str(), "SUBJECT_NOT_FOUND" | "SUBJECT_DUPLICATE")
+                || full_message.contains("SUBJECT_NOT_FOUND")
+                || full_message.contains("SUBJECT_DUPLICATE");
+            RowResult {
+                subject: subject.clone(),
+                success: is_true(&meta),
+                code,
+                message: short_message(&meta),
+                unresolvable,
+            }
+        })
+        .collect();
+    if top_ok && out.iter().any(|r| !r.success) {
+        return gerr(format!("{what}: Grouper reported success but some rows failed"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Connection {
+        Connection::new("https://g.example.edu/grouper-ws/servicesRest/json/v2_2_100/", "svc", "pw", "text/x-json; charset=UTF-8")
+    }
+
+    fn resp(status: u16, body: &str, grouper: bool) -> Response {
+        let headers = if grouper { vec![("x-grouper-success".into(), "T".into())] } else { vec![] };
+        Response { status, headers, body: body.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn requests_have_the_wire_shape() {
+        let r = get_members_request(&conn(), "a:b", &SubjectLookup::SubjectId, None, 500, 2);
+        assert_eq!(r.url, "https://g.example.edu/grouper-ws/servicesRest/json/v2_2_100/groups");
+        let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
+        assert_eq!(body["WsRestGetMembersRequest"]["pageNumber"], "2");
+        assert_eq!(body["WsRestGetMembersRequest"]["memberFilter"], "Immediate");
+        assert!(body["WsRestGetMembersRequest"].get("clientVersion").is_none());
+        assert!(r.headers.contains(&("Authorization".into(), "Basic c3ZjOnB3".into())));
+        assert!(r.headers.contains(&("Content-Type".into(), "text/x-json; charset=UTF-8".into())));
+
+        let lookups: Vec<Value> = ["1", "2"].iter().map(|s| subject_lookup(s, &SubjectLookup::SubjectId, Some("ldap"))).collect();
+        let w = write_request(&conn(), WriteOp::Add, "edu:x:y", &lookups);
+        assert_eq!(w.method, Method::Put);
+        assert!(w.url.ends_with("/groups/edu%3Ax%3Ay/members"));
+        let body: Value = serde_json::from_slice(w.body.as_ref().unwrap()).unwrap();
+        assert_eq!(body["WsRestAddMemberRequest"]["replaceAllExisting"], "F");
+        assert_eq!(body["WsRestAddMemberRequest"]["subjectLookups"][1], json!({"subjectId": "2", "subjectSourceId": "ldap"}));
+        let id = SubjectLookup::SubjectIdentifier { attribute: "uid".into() };
+        let d = write_request(&conn(), WriteOp::Delete, "edu:x:y", &[subject_lookup("u1", &id, None)]);
+        assert_eq!(d.method, Method::Post);
+        let body: Value = serde_json::from_slice(d.body.as_ref().unwrap()).unwrap();
+        assert_eq!(body["WsRestDeleteMemberRequest"]["subjectLookups"][0], json!({"subjectIdentifier": "u1"}));
+        let m = Member { id: "7".into(), source_id: "ldap".into(), key: Some("jdoe".into()) };
+        assert_eq!(member_lookup(&m), json!({"subjectId": "7", "subjectSourceId": "ldap"}));
+    }
+
+    #[test]
+    #[should_panic(expected = "empty subject list")]
+    fn never_sends_an_empty_list() {
+        write_request(&conn(), WriteOp::Delete, "a:b", &[]);
+    }
+
+    #[test]
+    fn empty_group_has_no_wssubjects() {
+        let body = r#"{"WsGetMembersResults":{"resultMetadata":{"resultCode":"SUCCESS","success":"T"},
+            "results":[{"resultMetadata":{"resultCode":"SUCCESS","success":"T"},"wsGroup":{"name":"a:b"}}]}}"#;
+        let p = parse_get_members("a:b", &SubjectLookup::SubjectId, &resp(200, body, true)).unwrap();
+        assert!(p.members.is_empty());
+    }
+
+    #[test]
+    fn group_not_found_is_an_error() {
+        let body = r#"{"WsGetMembersResults":{"resultMetadata":{"resultCode":"PROBLEM_GETTING_MEMBERS","success":"F"},
+            "results":[{"resultMetadata":{"resultCode":"GROUP_NOT_FOUND","success":"F","resultMessage":"Invalid group"}}]}}"#;
+        let e = parse_get_members("a:b", &SubjectLookup::SubjectId, &resp(500, body, true)).unwrap_err();
+        assert!(e.0.contains("GROUP_NOT_FOUND"), "{e}");
+    }
+
+    #[test]
+    fn non_json_401_and_html_500() {
+        let e = parse_get_members("a:b", &SubjectLookup::SubjectId, &resp(401, "<html>Unauthorized</html>", false)).unwrap_err();
+        assert!(e.0.contains("credentials"), "{e}");
+        let e = parse_get_members("a:b", &SubjectLookup::SubjectId, &resp(500, "<html>boom</html>", false)).unwrap_err();
+        assert!(e.0.contains("without a Grouper answer"), "{e}");
+        let e = parse_get_members("a:b", &SubjectLookup::SubjectId, &resp(200, "{\"WsGetMembersRes", true)).unwrap_err();
+        assert!(e.0.contains("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn identifier_attribute_becomes_the_key() {
+        let body = r#"{"WsGetMembersResults":{"resultMetadata":{"resultCode":"SUCCESS","success":"T"},
+            "subjectAttributeNames":["uid"],
+            "results":[{"resultMetadata":{"resultCode":"SUCCESS","success":"T"},
+              "wsSubjects":[{"id":"10","sourceId":"ldap","success":"T","attributeValues":["jdoe"]}]}]}}"#;
+        let lk = SubjectLookup::SubjectIdentifier { attribute: "uid".into() };
+        let p = parse_get_members("a:b", &lk, &resp(200, body, true)).unwrap();
+        assert_eq!(p.members[0].key.as_deref(), Some("jdoe"));
+        assert_eq!(p.members[0].id, "10");
+    }
+
+    #[test]
+    fn write_rows_mismatch_is_an_error() {
+        let body = r#"{"WsAddMemberResults":{"resultMetadata":{"resultCode":"SUCCESS","success":"T"},
+            "results":[{"resultMetadata":{"resultCode":"SUCCESS","success":"T"}}]}}"#;
+        let e = parse_write(WriteOp::Add, "a:b", &["1".into(), "2".into()], &resp(201, body, true)).unwrap_err();
+        assert!(e.0.contains("2 subjects"), "{e}");
+    }
+
+    #[test]
+    fn problem_answer_is_reported() {
+        let body = r#"{"WsRestResultProblem":{"resultMetadata":{"resultCode":"INVALID_QUERY","success":"F","resultMessage":"bad version\nstack"}}}"#;
+        let e = parse_write(WriteOp::Delete, "a:b", &["1".into()], &resp(400, body, true)).unwrap_err();
+        assert!(e.0.contains("INVALID_QUERY") && e.0.contains("bad version") && !e.0.contains("stack"), "{e}");
+    }
+}

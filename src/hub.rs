@@ -1,0 +1,242 @@
+//! JupyterHub REST API: the requests the sync sends and the parsing of their answers.
+
+use crate::http::{encode_segment, truncate, Method, Request, Response};
+use serde_json::Value;
+
+pub const PAGINATION_ACCEPT: &str = "application/jupyterhub-pagination+json";
+
+/// A user as listed by `GET /users`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedUser {
+    pub name: String,
+    pub admin: bool,
+}
+
+/// What `GET /users/{name}` told us about a user's `auth_state`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthState {
+    /// `"auth_state": {...}`
+    Present(Value),
+    /// `"auth_state": null`: the user has none (never logged in with auth_state enabled).
+    Null,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsersPage {
+    pub users: Vec<ListedUser>,
+    pub total: Option<u64>,
+    /// `(offset, limit)` of the next page, if any.
+    pub next: Option<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubError(pub String);
+
+impl std::fmt::Display for HubError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn auth(req: Request, token: &str) -> Request {
+    req.header("Authorization", format!("token {token}"))
+}
+
+pub fn list_users_request(api_url: &str, token: &str, offset: u64, limit: u64) -> Request {
+    let url = format!("{api_url}/users?offset={offset}&limit={limit}");
+    auth(Request::new(Method::Get, url), token).header("Accept", PAGINATION_ACCEPT)
+}
+
+pub fn user_request(api_url: &str, token: &str, name: &str) -> Request {
+    let url = format!("{api_url}/users/{}", encode_segment(name));
+    auth(Request::new(Method::Get, url), token).header("Accept", "application/json")
+}
+
+/// Turns a non-2xx hub answer into a message an admin can act on.
+pub fn status_error(what: &str, resp: &Response) -> HubError {
+    let message = serde_json::from_slice::<Value>(&resp.body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(String::from));
+    let hint = match (resp.status, message.as_deref()) {
+        (403, Some(m)) if m.contains("requires any of") => {
+            let scopes = m.split("requires any of").nth(1).unwrap_or("").trim();
+            format!(
+                "the JupyterHub token lacks a needed scope: the hub requires any of {scopes}; \
+                 give the service's role list:users, read:users and admin:auth_state"
+            )
+        }
+        (403, _) => "JupyterHub rejected the token (403 Missing or invalid credentials): check jupyterhub_api_token".into(),
+        (404, _) => "not found (404): check jupyterhub_api_url, which should end in /hub/api".into(),
+        (status, Some(m)) => format!("HTTP {status}: {}", truncate(m, 200)),
+        (status, None) => format!("HTTP {status}: {}", truncate(&String::from_utf8_lossy(&resp.body), 200)),
+    };
+    HubError(format!("{what}: {hint}"))
+}
+
+fn parse_json(what: &str, body: &[u8]) -> Result<Value, HubError> {
+    serde_json::from_slice(body).map_err(|e| HubError(format!("{what}: the hub's answer is not valid JSON ({e})")))
+}
+
+fn parse_user_entry(item: &Value) -> Result<ListedUser, HubError> {
+    let name = item
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| HubError(format!("user list entry without a name: {}", truncate(&item.to_string(), 120))))?;
+    // `kind` is "user" in JupyterHub >= 2; anything else in /users would be a surprise.
+    if let Some(kind) = item.get("kind").and_then(Value::as_str) {
+        if kind != "user" {
+            return Err(HubError(format!("user list entry {name:?} has kind {kind:?}")));
+        }
+    }
+    let admin = match item.get("admin") {
+        Some(Value::Bool(b)) => *b,
+        None | Some(Value::Null) => false,
+        Some(other) => return Err(HubError(format!("user {name:?} has a non-boolean admin field: {other}"))),
+    };
+    Ok(ListedUser { name: name.to_string(), admin })
+}
+
+/// Parses one answer of `GET /users` sent with the pagination Accept header.
+pub fn parse_users_page(resp: &Response) -> Result<UsersPage, HubError> {
+    const WHAT: &str = "listing hub users";
+    if resp.status != 200 {
+        return Err(status_error(WHAT, resp));
+    }
+    let v = parse_json(WHAT, &resp.body)?;
+    let Some(obj) = v.as_object() else {
+        return Err(HubError(format!(
+            "{WHAT}: the hub answered without pagination (JupyterHub older than 2.0, or a proxy dropped the Accept header); \
+             such a list can be silently truncated, so the pass stops"
+        )));
+    };
+    let items = obj
+        .get("items")
+        .and_then(Value::as_array)
+        .ok_or_else(|| HubError(format!("{WHAT}: answer has no items list")))?;
+    let users = items.iter().map(parse_user_entry).collect::<Result<Vec<_>, _>>()?;
+    let pagination = obj.get("_pagination").and_then(Value::as_object);
+    let total = pagination.and_then(|p| p.get("total")).and_then(Value::as_u64);
+    let next = match pagination.and_then(|p| p.get("next")) {
+        None | Some(Value::Null) => None,
+        Some(n) => {
+            let offset = n.get("offset").and_then(Value::as_u64);
+            let limit = n.get("limit").and_then(Value::as_u64);
+            match (offset, limit) {
+                (Some(o), Some(l)) if l > 0 => Some((o, l)),
+                _ => return Err(HubError(format!("{WHAT}: malformed _pagination.next: {}", truncate(&n.to_string(), 200)))),
+            }
+        }
+    };
+    Ok(UsersPage { users, total, next })
+}
+
+/// Why one user's record could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserError {
+    /// The token may not read users or auth_state: every user would fail the same way.
+    Permission(HubError),
+    /// This user's record could not be read; the user counts as unread.
+    Unreadable(HubError),
+}
+
+/// Parses `GET /users/{name}`. `Ok(None)`: the user no longer exists (404).
+pub fn parse_user(name: &str, resp: &Response) -> Result<Option<AuthState>, UserError> {
+    let what = format!("reading hub user {name:?}");
+    if resp.status == 404 {
+        return Ok(None);
+    }
+    if resp.status == 403 {
+        return Err(UserError::Permission(status_error(&what, resp)));
+    }
+    if resp.status != 200 {
+        return Err(UserError::Unreadable(status_error(&what, resp)));
+    }
+    let v = parse_json(&what, &resp.body).map_err(UserError::Unreadable)?;
+    match v.get("auth_state") {
+        // The key is left out entirely when the token may not read auth_state.
+        None => Err(UserError::Permission(HubError(format!(
+            "{what}: the answer has no auth_state field, so the token lacks the admin:auth_state scope \
+             (or the hub does not enable auth_state)"
+        )))),
+        Some(Value::Null) => Ok(Some(AuthState::Null)),
+        Some(state @ Value::Object(_)) => Ok(Some(AuthState::Present(state.clone()))),
+        Some(_) => Err(UserError::Unreadable(HubError(format!("{what}: auth_state is neither an object nor null")))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(body: &str) -> Response {
+        Response { status: 200, headers: vec![], body: body.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn builds_requests() {
+        let r = list_users_request("http://h/hub/api", "t0k", 0, 200);
+        assert_eq!(r.url, "http://h/hub/api/users?offset=0&limit=200");
+        assert!(r.headers.contains(&("Accept".into(), PAGINATION_ACCEPT.into())));
+        assert!(r.headers.contains(&("Authorization".into(), "token t0k".into())));
+        let u = user_request("http://h/hub/api", "t", "a b@c/d");
+        assert_eq!(u.url, "http://h/hub/api/users/a%20b%40c%2Fd");
+    }
+
+    #[test]
+    fn parses_a_real_page_shape() {
+        let body = r#"{"items": [
+            {"kind": "user", "name": "admin", "admin": true, "roles": ["user","admin"], "auth_state": null},
+            {"kind": "user", "name": "user00000", "admin": false, "auth_state": null, "user_info": null}],
+          "_pagination": {"offset": 0, "limit": 2, "total": 5,
+             "next": {"offset": 2, "limit": 2, "url": "http://127.0.0.1:8081/hub/api/users?offset=2&limit=2"}}}"#;
+        let p = parse_users_page(&ok(body)).unwrap();
+        assert_eq!(p.users.len(), 2);
+        assert!(p.users[0].admin);
+        assert_eq!(p.total, Some(5));
+        assert_eq!(p.next, Some((2, 2)));
+        let last = r#"{"items": [], "_pagination": {"offset": 9, "limit": 2, "total": 5, "next": null}}"#;
+        assert_eq!(parse_users_page(&ok(last)).unwrap().next, None);
+    }
+
+    #[test]
+    fn plain_array_is_refused() {
+        let e = parse_users_page(&ok(r#"[{"name": "a"}]"#)).unwrap_err();
+        assert!(e.0.contains("without pagination"), "{e}");
+    }
+
+    #[test]
+    fn scope_errors_name_the_scope() {
+        let r = Response {
+            status: 403,
+            headers: vec![],
+            body: br#"{"status": 403, "message": "Action is not authorized with current scopes; requires any of [list:users]"}"#.to_vec(),
+        };
+        let e = parse_users_page(&r).unwrap_err().0;
+        assert!(e.contains("[list:users]") && e.contains("scope"), "{e}");
+        let bad = Response { status: 403, headers: vec![], body: br#"{"status": 403, "message": "Missing or invalid credentials."}"#.to_vec() };
+        assert!(parse_users_page(&bad).unwrap_err().0.contains("jupyterhub_api_token"));
+    }
+
+    #[test]
+    fn truncated_or_bad_json_is_an_error() {
+        assert!(parse_users_page(&ok(r#"{"items": [{"name": "a"#)).unwrap_err().0.contains("not valid JSON"));
+        assert!(parse_users_page(&ok(r#"{"items": [{"admin": false}]}"#)).is_err());
+        assert!(parse_users_page(&ok(r#"{"items": [], "_pagination": {"next": {"offset": "x"}}}"#)).is_err());
+    }
+
+    #[test]
+    fn user_auth_state_cases() {
+        let with = ok(r#"{"name": "u", "auth_state": {"canvas_user": {"login_id": "100"}}}"#);
+        assert!(matches!(parse_user("u", &with).unwrap(), Some(AuthState::Present(_))));
+        assert_eq!(parse_user("u", &ok(r#"{"name": "u", "auth_state": null}"#)).unwrap(), Some(AuthState::Null));
+        let Err(UserError::Permission(missing)) = parse_user("u", &ok(r#"{"name": "u", "admin": false}"#)) else {
+            panic!("a missing auth_state key is a permission problem")
+        };
+        assert!(missing.0.contains("admin:auth_state"), "{missing}");
+        let broken = Response { status: 500, headers: vec![], body: b"oops".to_vec() };
+        assert!(matches!(parse_user("u", &broken), Err(UserError::Unreadable(_))));
+        let gone = Response { status: 404, headers: vec![], body: br#"{"status": 404, "message": null}"#.to_vec() };
+        assert_eq!(parse_user("u", &gone).unwrap(), None);
+    }
+}

@@ -1,0 +1,232 @@
+//! The diff between desired and current membership, and the safety rules that decide which
+//! removals may go ahead. Pure: everything here is decided from values, without I/O.
+
+use crate::grouper::Member;
+use crate::settings::{Mode, Target};
+use std::collections::BTreeSet;
+
+/// Subject sources that hold Grouper groups and internal subjects, never hub users.
+pub const UNMANAGED_SOURCES: &[&str] = &["g:gsa", "g:isa"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Subjects to add (in the form they are sent to Grouper).
+    pub to_add: Vec<String>,
+    /// Members that will be removed (after the safety rules).
+    pub to_remove: Vec<Member>,
+    /// Removals the diff asked for, before the safety rules.
+    pub removal_candidates: usize,
+    /// Removals held back, and why.
+    pub withheld: Option<Withheld>,
+    /// Would-be removals kept because they are listed in protected_members.
+    pub protected_kept: usize,
+    /// Members the sync does not manage: groups, internal subjects, other sources, no usable key.
+    pub unmanaged_kept: usize,
+    /// Would-be removals kept because the mode is additive.
+    pub kept_by_mode: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withheld {
+    pub count: usize,
+    pub reason: String,
+}
+
+/// What the pass knows about the completeness of its reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completeness {
+    /// `None` when every selected hub user was listed and read; else why not.
+    pub hub: Option<String>,
+    /// `None` when the whole group was read; else why not.
+    pub grouper: Option<String>,
+}
+
+fn is_managed(member: &Member, target: &Target) -> bool {
+    if UNMANAGED_SOURCES.contains(&member.source_id.as_str()) || member.key.is_none() {
+        return false;
+    }
+    match &target.source_id {
+        Some(src) => &member.source_id == src,
+        None => true,
+    }
+}
+
+pub fn plan(target: &Target, desired: &BTreeSet<String>, current: &[Member], reads: &Completeness) -> Plan {
+    let current_keys: BTreeSet<&str> = current.iter().filter_map(|m| m.key.as_deref()).collect();
+    let to_add: Vec<String> = desired.iter().filter(|s| !current_keys.contains(s.as_str())).cloned().collect();
+
+    let mut unmanaged_kept = 0;
+    let mut protected_kept = 0;
+    let mut candidates: Vec<Member> = Vec::new();
+    for m in current {
+        if !is_managed(m, target) {
+            unmanaged_kept += 1;
+            continue;
+        }
+        let key = m.key.as_deref().unwrap_or_default();
+        if desired.contains(key) {
+            continue;
+        }
+        if target.protected.contains(key) || target.protected.contains(&m.id) {
+            protected_kept += 1;
+            continue;
+        }
+        candidates.push(m.clone());
+    }
+
+    let n = candidates.len();
+    let mut plan = Plan {
+        to_add,
+        to_remove: Vec::new(),
+        removal_candidates: n,
+        withheld: None,
+        protected_kept,
+        unmanaged_kept,
+        kept_by_mode: 0,
+    };
+    if n == 0 {
+        return plan;
+    }
+    if target.mode == Mode::Additive {
+        plan.kept_by_mode = n;
+        return plan;
+    }
+    let limits = &target.limits;
+    let withheld_reason = if let Some(why) = reads.hub.as_ref().or(reads.grouper.as_ref()) {
+        Some(format!("incomplete read, so nobody is removed: {why}"))
+    } else if n > limits.max_removals {
+        Some(format!("{n} removals exceed max_removals={}", limits.max_removals))
+    } else if n > limits.fraction_floor && (n as f64) > limits.max_fraction * current.len() as f64 {
+        Some(format!(
+            "{n} removals are more than max_removal_fraction={} of the {} current members",
+            limits.max_fraction,
+            current.len()
+        ))
+    } else {
+        None
+    };
+    match withheld_reason {
+        Some(reason) => plan.withheld = Some(Withheld { count: n, reason }),
+        None => plan.to_remove = candidates,
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{RemovalLimits, SubjectFrom, SubjectLookup};
+
+    fn target(mode: Mode, max_removals: usize, max_fraction: f64, floor: usize) -> Target {
+        Target {
+            group_path: "a:b".into(),
+            include_admins: false,
+            subject_from: SubjectFrom::Username { template: "{name}".into() },
+            lookup: SubjectLookup::SubjectId,
+            source_id: None,
+            mode,
+            limits: RemovalLimits { max_removals, max_fraction, fraction_floor: floor },
+            protected: ["keep".to_string()].into(),
+        }
+    }
+
+    fn member(id: &str) -> Member {
+        Member { id: id.into(), source_id: "ldap".into(), key: Some(id.into()) }
+    }
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    const COMPLETE: Completeness = Completeness { hub: None, grouper: None };
+
+    #[test]
+    fn diff_adds_and_removes() {
+        let cur = vec![member("1"), member("2"), member("stale")];
+        let p = plan(&target(Mode::Mirror, 10, 1.0, 0), &set(&["1", "2", "3"]), &cur, &COMPLETE);
+        assert_eq!(p.to_add, ["3"]);
+        assert_eq!(p.to_remove, [member("stale")]);
+        assert!(p.withheld.is_none());
+    }
+
+    #[test]
+    fn protected_and_unmanaged_are_never_removed() {
+        let cur = vec![
+            member("keep"),
+            Member { id: "etc:admins".into(), source_id: "g:gsa".into(), key: Some("etc:admins".into()) },
+            Member { id: "GrouperSystem".into(), source_id: "g:isa".into(), key: Some("GrouperSystem".into()) },
+            Member { id: "99".into(), source_id: "ldap".into(), key: None },
+        ];
+        let p = plan(&target(Mode::Mirror, 10, 1.0, 0), &set(&[]), &cur, &COMPLETE);
+        assert!(p.to_remove.is_empty());
+        assert_eq!((p.protected_kept, p.unmanaged_kept), (1, 3));
+    }
+
+    #[test]
+    fn other_sources_are_unmanaged_when_a_source_is_set() {
+        let mut t = target(Mode::Mirror, 10, 1.0, 0);
+        t.source_id = Some("ldap".into());
+        let cur = vec![member("x"), Member { id: "y".into(), source_id: "jdbc".into(), key: Some("y".into()) }];
+        let p = plan(&t, &set(&[]), &cur, &COMPLETE);
+        assert_eq!(p.to_remove, [member("x")]);
+        assert_eq!(p.unmanaged_kept, 1);
+    }
+
+    #[test]
+    fn incomplete_reads_remove_nobody_but_still_add() {
+        let cur = vec![member("1"), member("stale")];
+        for reads in [
+            Completeness { hub: Some("user x unread".into()), grouper: None },
+            Completeness { hub: None, grouper: Some("page 2 failed".into()) },
+        ] {
+            let p = plan(&target(Mode::Mirror, 100, 1.0, 0), &set(&["1", "new"]), &cur, &reads);
+            assert_eq!(p.to_add, ["new"]);
+            assert!(p.to_remove.is_empty());
+            let w = p.withheld.unwrap();
+            assert_eq!(w.count, 1);
+            assert!(w.reason.contains("incomplete read"));
+        }
+    }
+
+    #[test]
+    fn absolute_limit_withholds_all_removals() {
+        let cur: Vec<Member> = (0..5).map(|i| member(&i.to_string())).collect();
+        let p = plan(&target(Mode::Mirror, 3, 1.0, 0), &set(&["new"]), &cur, &COMPLETE);
+        assert!(p.to_remove.is_empty());
+        assert_eq!(p.to_add, ["new"]);
+        assert!(p.withheld.unwrap().reason.contains("max_removals=3"));
+        // exactly at the limit goes ahead
+        let p = plan(&target(Mode::Mirror, 5, 1.0, 0), &set(&[]), &cur, &COMPLETE);
+        assert_eq!(p.to_remove.len(), 5);
+    }
+
+    #[test]
+    fn fraction_limit_applies_above_the_floor() {
+        let cur: Vec<Member> = (0..100).map(|i| member(&i.to_string())).collect();
+        let keep: BTreeSet<String> = (0..85).map(|i| i.to_string()).collect();
+        // 15 of 100 is over 10 % and over the floor of 5
+        let p = plan(&target(Mode::Mirror, 1000, 0.10, 5), &keep, &cur, &COMPLETE);
+        assert!(p.withheld.unwrap().reason.contains("max_removal_fraction"));
+        // 3 of 4 is over the fraction but not over the floor: a small group can shed a stale member
+        let small: Vec<Member> = (0..4).map(|i| member(&i.to_string())).collect();
+        let p = plan(&target(Mode::Mirror, 1000, 0.10, 5), &set(&["0"]), &small, &COMPLETE);
+        assert_eq!(p.to_remove.len(), 3);
+    }
+
+    #[test]
+    fn additive_mode_never_removes() {
+        let cur = vec![member("stale")];
+        let p = plan(&target(Mode::Additive, 10, 1.0, 0), &set(&["a"]), &cur, &COMPLETE);
+        assert!(p.to_remove.is_empty() && p.withheld.is_none());
+        assert_eq!(p.kept_by_mode, 1);
+        assert_eq!(p.to_add, ["a"]);
+    }
+
+    #[test]
+    fn empty_desired_against_full_group_is_withheld_by_fraction() {
+        let cur: Vec<Member> = (0..30).map(|i| member(&i.to_string())).collect();
+        let p = plan(&target(Mode::Mirror, 50, 0.10, 5), &set(&[]), &cur, &COMPLETE);
+        assert!(p.to_remove.is_empty());
+        assert_eq!(p.withheld.unwrap().count, 30);
+    }
+}

@@ -1,0 +1,99 @@
+//! The structured report of one pass. Holds counts and per-subject failures; never secrets,
+//! tokens or auth_state, and no member lists (those go to the debug log only).
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Converged,
+    RemovalsWithheld,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubjectFailure {
+    pub operation: String,
+    pub subject: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetReport {
+    pub group: String,
+    pub outcome: Outcome,
+    pub mode: String,
+    pub users_selected: usize,
+    pub admins_skipped: usize,
+    pub users_mapped: usize,
+    pub users_unmapped: usize,
+    pub duplicates_collapsed: usize,
+    pub current_members: usize,
+    pub to_add: usize,
+    pub to_remove: usize,
+    pub added: usize,
+    pub removed: usize,
+    pub protected_kept: usize,
+    pub unmanaged_kept: usize,
+    pub withheld_removals: usize,
+    pub withheld_reason: Option<String>,
+    pub failures: Vec<SubjectFailure>,
+    pub error: Option<String>,
+}
+
+impl TargetReport {
+    pub fn new(group: &str, mode: &str) -> Self {
+        TargetReport {
+            group: group.to_string(),
+            outcome: Outcome::Failed,
+            mode: mode.to_string(),
+            users_selected: 0,
+            admins_skipped: 0,
+            users_mapped: 0,
+            users_unmapped: 0,
+            duplicates_collapsed: 0,
+            current_members: 0,
+            to_add: 0,
+            to_remove: 0,
+            added: 0,
+            removed: 0,
+            protected_kept: 0,
+            unmanaged_kept: 0,
+            withheld_removals: 0,
+            withheld_reason: None,
+            failures: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Requests {
+    pub jupyterhub: u32,
+    pub grouper: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub outcome: Outcome,
+    pub dry_run: bool,
+    pub users_seen: usize,
+    pub users_unread: usize,
+    pub users_vanished: usize,
+    pub targets: Vec<TargetReport>,
+    pub errors: Vec<String>,
+    pub duration_ms: u64,
+    pub requests: Requests,
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"outcome\":\"failed\",\"errors\":[\"report: {e}\"]}}"))
+    }
+
+    /// Process exit status for `wasi:cli/run`: 0 only for a converged pass.
+    pub fn exit_ok(&self) -> bool {
+        self.outcome == Outcome::Converged
+    }
+}

@@ -1,0 +1,566 @@
+//! Settings: every configuration key, its default, and validation.
+//!
+//! Values come from a lookup function (in the component: `wasi:config/store`, then the
+//! environment variable named in [`KEYS`]). Parsing is pure so that it is unit-tested natively.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+/// A configuration key with the environment variable used when the key is absent from config.
+pub struct Key {
+    pub name: &'static str,
+    pub env: &'static str,
+    pub secret: bool,
+}
+
+const fn key(name: &'static str, env: &'static str) -> Key {
+    Key { name, env, secret: false }
+}
+
+/// Every key the component understands. Anything else in `wasi:config` is rejected.
+pub const KEYS: &[Key] = &[
+    key("jupyterhub_api_url", "JUPYTERHUB_API_URL"),
+    Key { name: "jupyterhub_api_token", env: "JUPYTERHUB_API_TOKEN", secret: true },
+    key("grouper_base_url", "GROUPER_BASE_URL"),
+    key("grouper_user", "GROUPER_USER"),
+    Key { name: "grouper_password", env: "GROUPER_PASSWORD", secret: true },
+    key("grouper_id_path", "GROUPER_ID_PATH"),
+    key("dry_run", "GROUPER_SYNC_DRY_RUN"),
+    key("mode", "GROUPER_SYNC_MODE"),
+    key("max_removals", "GROUPER_SYNC_MAX_REMOVALS"),
+    key("max_removal_fraction", "GROUPER_SYNC_MAX_REMOVAL_FRACTION"),
+    key("removal_fraction_floor", "GROUPER_SYNC_REMOVAL_FRACTION_FLOOR"),
+    key("protected_members", "GROUPER_SYNC_PROTECTED_MEMBERS"),
+    key("include_admins", "GROUPER_SYNC_INCLUDE_ADMINS"),
+    key("allow_empty_hub", "GROUPER_SYNC_ALLOW_EMPTY_HUB"),
+    key("subject_from", "GROUPER_SYNC_SUBJECT_FROM"),
+    key("auth_state_paths", "GROUPER_SYNC_AUTH_STATE_PATHS"),
+    key("username_template", "GROUPER_SYNC_USERNAME_TEMPLATE"),
+    key("subject_lookup", "GROUPER_SYNC_SUBJECT_LOOKUP"),
+    key("subject_source_id", "GROUPER_SYNC_SUBJECT_SOURCE_ID"),
+    key("identifier_attribute", "GROUPER_SYNC_IDENTIFIER_ATTRIBUTE"),
+    key("api_page_size", "GROUPER_SYNC_API_PAGE_SIZE"),
+    key("concurrency", "GROUPER_SYNC_CONCURRENCY"),
+    key("grouper_page_size", "GROUPER_SYNC_GROUPER_PAGE_SIZE"),
+    key("grouper_batch_size", "GROUPER_SYNC_GROUPER_BATCH_SIZE"),
+    key("grouper_content_type", "GROUPER_SYNC_GROUPER_CONTENT_TYPE"),
+    key("connect_timeout_seconds", "GROUPER_SYNC_CONNECT_TIMEOUT_SECONDS"),
+    key("request_timeout_seconds", "GROUPER_SYNC_REQUEST_TIMEOUT_SECONDS"),
+    key("retries", "GROUPER_SYNC_RETRIES"),
+    key("retry_backoff_ms", "GROUPER_SYNC_RETRY_BACKOFF_MS"),
+    key("log_level", "GROUPER_SYNC_LOG_LEVEL"),
+];
+
+/// A secret string: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Adds missing members and removes members who are no longer hub users.
+    Mirror,
+    /// Only adds; never removes anyone.
+    Additive,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Mirror => "mirror",
+            Mode::Additive => "additive",
+        }
+    }
+}
+
+/// Where a user's Grouper subject value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectFrom {
+    /// The first `auth_state` path (each a list of object keys) that holds a non-empty string.
+    AuthState(Vec<Vec<String>>),
+    /// The hub username put through a template containing `{name}`.
+    Username { template: String },
+}
+
+/// How the subject value is sent to Grouper, and so how current members are matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectLookup {
+    /// `subjectId`; current members match on their subject id.
+    SubjectId,
+    /// `subjectIdentifier`; current members match on the value of this subject attribute.
+    SubjectIdentifier { attribute: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemovalLimits {
+    /// A pass that would remove more than this many members removes none.
+    pub max_removals: usize,
+    /// ... or more than this fraction of the current group, once above `fraction_floor` removals.
+    pub max_fraction: f64,
+    pub fraction_floor: usize,
+}
+
+/// One (selection -> target group) pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub group_path: String,
+    pub include_admins: bool,
+    pub subject_from: SubjectFrom,
+    pub lookup: SubjectLookup,
+    pub source_id: Option<String>,
+    pub mode: Mode,
+    pub limits: RemovalLimits,
+    pub protected: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Extra attempts after the first for transient failures.
+    pub retries: u32,
+    pub backoff: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub hub_api_url: String,
+    pub hub_token: Secret,
+    pub grouper_base_url: String,
+    pub grouper_user: String,
+    pub grouper_password: Secret,
+    pub grouper_content_type: String,
+    pub grouper_page_size: usize,
+    pub grouper_batch_size: usize,
+    pub api_page_size: usize,
+    pub concurrency: usize,
+    pub dry_run: bool,
+    pub allow_empty_hub: bool,
+    pub log_level: LogLevel,
+    pub http: HttpSettings,
+    pub targets: Vec<Target>,
+}
+
+impl Settings {
+    /// Does any target need `auth_state` (and so one `GET /users/{name}` per selected user)?
+    pub fn needs_auth_state(&self) -> bool {
+        self.targets
+            .iter()
+            .any(|t| matches!(t.subject_from, SubjectFrom::AuthState(_)))
+    }
+}
+
+pub const DEFAULT_AUTH_STATE_PATHS: &str = "canvas_user.login_id,oauth_user.login_id";
+
+/// A configuration problem; the message names the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+/// Rejects config keys this component does not know (a typo must not silently become a default).
+pub fn check_known_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Result<(), ConfigError> {
+    let mut unknown: Vec<&str> = keys
+        .into_iter()
+        .filter(|k| !KEYS.iter().any(|known| known.name == *k))
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        err(format!(
+            "unknown configuration key(s): {} (known keys are listed in the README)",
+            unknown.join(", ")
+        ))
+    }
+}
+
+/// Rejects `GROUPER_SYNC_*` environment variables that name no setting.
+pub fn check_known_env<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(), ConfigError> {
+    let mut unknown: Vec<&str> = names
+        .into_iter()
+        .filter(|n| n.starts_with("GROUPER_SYNC_") && !KEYS.iter().any(|k| k.env == *n))
+        .collect();
+    unknown.sort_unstable();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        err(format!("unknown environment variable(s): {}", unknown.join(", ")))
+    }
+}
+
+struct Reader<F> {
+    lookup: F,
+}
+
+impl<F: Fn(&str) -> Result<Option<String>, String>> Reader<F> {
+    fn raw(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        match (self.lookup)(name) {
+            Ok(Some(v)) if v.trim().is_empty() => Ok(None),
+            Ok(v) => Ok(v),
+            Err(e) => err(format!("could not read configuration key {name}: {e}")),
+        }
+    }
+
+    fn env_of(name: &str) -> &'static str {
+        KEYS.iter().find(|k| k.name == name).map(|k| k.env).unwrap_or("")
+    }
+
+    fn required(&self, name: &str) -> Result<String, ConfigError> {
+        match self.raw(name)? {
+            Some(v) => Ok(v.trim().to_string()),
+            None => err(format!(
+                "missing required setting {name} (config key {name} or environment variable {})",
+                Self::env_of(name)
+            )),
+        }
+    }
+
+    fn required_secret(&self, name: &str) -> Result<Secret, ConfigError> {
+        // Secrets are not trimmed of inner content, only checked for presence.
+        match self.raw(name)? {
+            Some(v) => Ok(Secret(v)),
+            None => err(format!(
+                "missing required secret {name} (config key {name} or environment variable {})",
+                Self::env_of(name)
+            )),
+        }
+    }
+
+    fn bool(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(name)? {
+            None => Ok(default),
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => err(format!("{name} must be true or false, not {:?}", v.trim())),
+            },
+        }
+    }
+
+    fn uint(&self, name: &str, default: usize, min: usize, max: usize) -> Result<usize, ConfigError> {
+        match self.raw(name)? {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => err(format!("{name} must be a whole number from {min} to {max}, not {:?}", v.trim())),
+            },
+        }
+    }
+
+    fn fraction(&self, name: &str, default: f64) -> Result<f64, ConfigError> {
+        match self.raw(name)? {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+                _ => err(format!("{name} must be a number from 0 to 1, not {:?}", v.trim())),
+            },
+        }
+    }
+
+    fn choice(&self, name: &str, default: &str, allowed: &[&str]) -> Result<String, ConfigError> {
+        let v = self.raw(name)?.map(|v| v.trim().to_string()).unwrap_or_else(|| default.to_string());
+        if allowed.contains(&v.as_str()) {
+            Ok(v)
+        } else {
+            err(format!("{name} must be one of {}, not {v:?}", allowed.join(", ")))
+        }
+    }
+}
+
+fn http_url(name: &str, value: &str) -> Result<String, ConfigError> {
+    let v = value.trim().trim_end_matches('/');
+    let rest = v
+        .strip_prefix("http://")
+        .or_else(|| v.strip_prefix("https://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(['?', '#', ' ']) => Ok(v.to_string()),
+        _ => err(format!("{name} must be an http:// or https:// URL without query, got {value:?}")),
+    }
+}
+
+fn parse_auth_state_paths(value: &str) -> Result<Vec<Vec<String>>, ConfigError> {
+    let paths: Vec<Vec<String>> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split('.').map(|s| s.trim().to_string()).collect::<Vec<_>>())
+        .collect();
+    if paths.is_empty() || paths.iter().any(|p| p.iter().any(String::is_empty)) {
+        return err(format!(
+            "auth_state_paths must be a comma-separated list of dotted paths such as {DEFAULT_AUTH_STATE_PATHS}, got {value:?}"
+        ));
+    }
+    Ok(paths)
+}
+
+fn parse_template(value: &str) -> Result<String, ConfigError> {
+    let without = value.replace("{name}", "");
+    if !value.contains("{name}") || without.contains(['{', '}']) {
+        return err(format!(
+            "username_template must contain {{name}} and no other braces, e.g. {{name}}@example.edu; got {value:?}"
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// Grouper group names are `stem:stem:extension`; the path is put in a URL segment.
+fn parse_group_path(value: &str) -> Result<String, ConfigError> {
+    let v = value.trim();
+    if v.is_empty() || v.contains('/') || v.starts_with(':') || v.ends_with(':') || v.contains("::") {
+        return err(format!(
+            "grouper_id_path must be a Grouper group name such as edu:berkeley:app:datahub:datahub-users, got {value:?}"
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// Builds [`Settings`] from a key lookup. The lookup returns `Ok(None)` for an absent key.
+pub fn parse(lookup: impl Fn(&str) -> Result<Option<String>, String>) -> Result<Settings, ConfigError> {
+    let r = Reader { lookup };
+    let hub_api_url = http_url("jupyterhub_api_url", &r.required("jupyterhub_api_url")?)?;
+    let hub_token = r.required_secret("jupyterhub_api_token")?;
+    let grouper_base_url = http_url("grouper_base_url", &r.required("grouper_base_url")?)?;
+    let grouper_user = r.required("grouper_user")?;
+    let grouper_password = r.required_secret("grouper_password")?;
+    let group_path = parse_group_path(&r.required("grouper_id_path")?)?;
+
+    let mode = match r.choice("mode", "mirror", &["mirror", "additive"])?.as_str() {
+        "additive" => Mode::Additive,
+        _ => Mode::Mirror,
+    };
+    let subject_from = match r.choice("subject_from", "auth_state", &["auth_state", "username"])?.as_str() {
+        "username" => SubjectFrom::Username {
+            template: parse_template(&r.raw("username_template")?.unwrap_or_else(|| "{name}".into()))?,
+        },
+        _ => SubjectFrom::AuthState(parse_auth_state_paths(
+            &r.raw("auth_state_paths")?.unwrap_or_else(|| DEFAULT_AUTH_STATE_PATHS.into()),
+        )?),
+    };
+    if matches!(subject_from, SubjectFrom::AuthState(_)) && r.raw("username_template")?.is_some() {
+        return err("username_template is set but subject_from is auth_state; set subject_from=username to use it");
+    }
+    let attribute = r.raw("identifier_attribute")?.map(|a| a.trim().to_string());
+    let lookup = match r.choice("subject_lookup", "subject_id", &["subject_id", "subject_identifier"])?.as_str() {
+        "subject_identifier" => SubjectLookup::SubjectIdentifier {
+            attribute: attribute.ok_or_else(|| {
+                ConfigError(
+                    "subject_lookup=subject_identifier needs identifier_attribute: the Grouper subject attribute \
+                     (e.g. uid) whose value equals the identifier, so current members can be matched"
+                        .into(),
+                )
+            })?,
+        },
+        _ => {
+            if attribute.is_some() {
+                return err("identifier_attribute is only used with subject_lookup=subject_identifier");
+            }
+            SubjectLookup::SubjectId
+        }
+    };
+    let protected = r
+        .raw("protected_members")?
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    let content_type = match r.choice("grouper_content_type", "text/x-json", &["text/x-json", "application/json"])?.as_str() {
+        "application/json" => "application/json; charset=UTF-8",
+        _ => "text/x-json; charset=UTF-8",
+    };
+    let log_level = match r.choice("log_level", "info", &["error", "warn", "info", "debug"])?.as_str() {
+        "error" => LogLevel::Error,
+        "warn" => LogLevel::Warn,
+        "debug" => LogLevel::Debug,
+        _ => LogLevel::Info,
+    };
+
+    let target = Target {
+        group_path,
+        include_admins: r.bool("include_admins", false)?,
+        subject_from,
+        lookup,
+        source_id: r.raw("subject_source_id")?.map(|s| s.trim().to_string()),
+        mode,
+        limits: RemovalLimits {
+            max_removals: r.uint("max_removals", 50, 0, usize::MAX)?,
+            max_fraction: r.fraction("max_removal_fraction", 0.10)?,
+            fraction_floor: r.uint("removal_fraction_floor", 5, 0, usize::MAX)?,
+        },
+        protected,
+    };
+
+    Ok(Settings {
+        hub_api_url,
+        hub_token,
+        grouper_base_url,
+        grouper_user,
+        grouper_password,
+        grouper_content_type: content_type.to_string(),
+        grouper_page_size: r.uint("grouper_page_size", 1000, 1, 100_000)?,
+        grouper_batch_size: r.uint("grouper_batch_size", 100, 1, 10_000)?,
+        api_page_size: r.uint("api_page_size", 200, 1, 10_000)?,
+        concurrency: r.uint("concurrency", 4, 1, 64)?,
+        dry_run: r.bool("dry_run", false)?,
+        allow_empty_hub: r.bool("allow_empty_hub", false)?,
+        log_level,
+        http: HttpSettings {
+            connect_timeout: Duration::from_secs(r.uint("connect_timeout_seconds", 10, 1, 600)? as u64),
+            request_timeout: Duration::from_secs(r.uint("request_timeout_seconds", 60, 1, 3600)? as u64),
+            retries: r.uint("retries", 3, 0, 10)? as u32,
+            backoff: Duration::from_millis(r.uint("retry_backoff_ms", 500, 0, 60_000)? as u64),
+        },
+        targets: vec![target],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("jupyterhub_api_url", "http://127.0.0.1:8081/hub/api/"),
+            ("jupyterhub_api_token", "tok-secret"),
+            ("grouper_base_url", "https://calgroups.example.edu/gws/servicesRest/json/v2_2_100"),
+            ("grouper_user", "svc"),
+            ("grouper_password", "pw-secret"),
+            ("grouper_id_path", "edu:berkeley:app:datahub:datahub-users"),
+        ])
+    }
+
+    fn parse_map(m: &HashMap<&'static str, &'static str>) -> Result<Settings, ConfigError> {
+        parse(|k| Ok(m.get(k).map(|v| v.to_string())))
+    }
+
+    #[test]
+    fn defaults_match_the_original_tool() {
+        let s = parse_map(&base()).unwrap();
+        assert_eq!(s.hub_api_url, "http://127.0.0.1:8081/hub/api");
+        let t = &s.targets[0];
+        assert_eq!(
+            t.subject_from,
+            SubjectFrom::AuthState(vec![
+                vec!["canvas_user".into(), "login_id".into()],
+                vec!["oauth_user".into(), "login_id".into()]
+            ])
+        );
+        assert!(!t.include_admins);
+        assert_eq!(t.mode, Mode::Mirror);
+        assert_eq!(t.lookup, SubjectLookup::SubjectId);
+        assert!(!s.dry_run);
+        assert_eq!(s.grouper_content_type, "text/x-json; charset=UTF-8");
+        assert!(s.needs_auth_state());
+    }
+
+    #[test]
+    fn missing_required_key_names_key_and_env() {
+        let mut m = base();
+        m.remove("grouper_password");
+        let e = parse_map(&m).unwrap_err().0;
+        assert!(e.contains("grouper_password") && e.contains("GROUPER_PASSWORD"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        for (k, v) in [
+            ("dry_run", "maybe"),
+            ("mode", "replace"),
+            ("max_removal_fraction", "1.5"),
+            ("concurrency", "0"),
+            ("api_page_size", "ten"),
+            ("jupyterhub_api_url", "ftp://x"),
+            ("grouper_id_path", "a/b"),
+            ("subject_lookup", "guess"),
+            ("log_level", "trace"),
+        ] {
+            let mut m = base();
+            m.insert(k, v);
+            let e = parse_map(&m).unwrap_err().0;
+            assert!(e.contains(k), "{k}: {e}");
+        }
+    }
+
+    #[test]
+    fn identifier_lookup_needs_attribute() {
+        let mut m = base();
+        m.insert("subject_lookup", "subject_identifier");
+        assert!(parse_map(&m).unwrap_err().0.contains("identifier_attribute"));
+        m.insert("identifier_attribute", "uid");
+        let s = parse_map(&m).unwrap();
+        assert_eq!(s.targets[0].lookup, SubjectLookup::SubjectIdentifier { attribute: "uid".into() });
+    }
+
+    #[test]
+    fn username_template() {
+        let mut m = base();
+        m.insert("subject_from", "username");
+        m.insert("username_template", "{name}@example.edu");
+        let s = parse_map(&m).unwrap();
+        assert_eq!(s.targets[0].subject_from, SubjectFrom::Username { template: "{name}@example.edu".into() });
+        assert!(!s.needs_auth_state());
+        m.insert("username_template", "{user}@x");
+        assert!(parse_map(&m).unwrap_err().0.contains("username_template"));
+    }
+
+    #[test]
+    fn unknown_keys_and_env_are_named() {
+        let e = check_known_keys(["grouper_user", "dryrun"]).unwrap_err().0;
+        assert!(e.contains("dryrun") && !e.contains("grouper_user"));
+        assert!(check_known_keys(KEYS.iter().map(|k| k.name)).is_ok());
+        let e = check_known_env(["PATH", "GROUPER_SYNC_DRYRUN", "GROUPER_SYNC_DRY_RUN"]).unwrap_err().0;
+        assert!(e.contains("GROUPER_SYNC_DRYRUN") && !e.contains("GROUPER_SYNC_DRY_RUN,"));
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let s = parse_map(&base()).unwrap();
+        let dump = format!("{s:?}");
+        assert!(!dump.contains("tok-secret") && !dump.contains("pw-secret"), "{dump}");
+    }
+
+    #[test]
+    fn protected_members_list() {
+        let mut m = base();
+        m.insert("protected_members", " 100, 200 ,,300");
+        let s = parse_map(&m).unwrap();
+        assert_eq!(s.targets[0].protected.len(), 3);
+    }
+}
