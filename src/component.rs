@@ -1,0 +1,269 @@
+//! The WASI adapters: exports (`sync.run`, `wasi:cli/run`), settings from `wasi:config/store`
+//! with the environment as fallback, and HTTP over `wasi:http/outgoing-handler`.
+
+wit_bindgen::generate!({ path: "wit", world: "grouper-sync", generate_all });
+
+use crate::http::{Method, Outcome as HttpOutcome, Request, Response, Transport, TransportError};
+use crate::report::{Outcome, Report};
+use crate::settings::{self, ConfigError, Settings};
+use exports::jupyterhub_grouper_sync::sync::sync as wit;
+use std::time::Duration;
+use waki::bindings::wasi::http::outgoing_handler;
+use waki::bindings::wasi::http::types::{
+    ErrorCode, FutureIncomingResponse, Headers, Method as WasiMethod, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
+use waki::bindings::wasi::io::poll;
+use wasi::config::store;
+
+struct Component;
+
+/// Settings from `wasi:config/store`; a key absent there falls back to its environment variable.
+fn load_settings() -> Result<Settings, ConfigError> {
+    let all = store::get_all().map_err(|e| ConfigError(format!("wasi:config get-all failed: {e:?}")))?;
+    settings::check_known_keys(all.iter().map(|(k, _)| k.as_str()))?;
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    settings::check_known_env(env.iter().map(|(k, _)| k.as_str()))?;
+    settings::parse(|key| {
+        if let Some((_, v)) = all.iter().find(|(k, _)| k == key) {
+            return Ok(Some(v.clone()));
+        }
+        let env_name = settings::KEYS.iter().find(|k| k.name == key).map(|k| k.env).unwrap_or_default();
+        Ok(env.iter().find(|(k, _)| k == env_name).map(|(_, v)| v.clone()))
+    })
+}
+
+fn run_pass() -> Result<Report, ConfigError> {
+    let settings = load_settings()?;
+    Ok(crate::pass::run(&settings, &mut WasiTransport { settings: &settings }))
+}
+
+impl wit::Guest for Component {
+    fn run() -> Result<wit::Report, wit::SyncError> {
+        match run_pass() {
+            Ok(report) => Ok(to_wit(&report)),
+            Err(e) => Err(wit::SyncError::Config(e.0)),
+        }
+    }
+}
+
+impl exports::wasi::cli::run::Guest for Component {
+    /// Prints the report as one JSON line; exits 0 only for a converged pass.
+    fn run() -> Result<(), ()> {
+        match run_pass() {
+            Ok(report) => {
+                println!("{}", report.to_json());
+                if report.exit_ok() {
+                    Ok(())
+                } else {
+                    Err(())
+                }
+            }
+            Err(e) => {
+                eprintln!("grouper-sync error: configuration: {e}");
+                println!("{}", serde_json::json!({"outcome": "failed", "errors": [format!("configuration: {e}")]}));
+                Err(())
+            }
+        }
+    }
+}
+
+export!(Component);
+
+fn outcome(o: Outcome) -> wit::Outcome {
+    match o {
+        Outcome::Converged => wit::Outcome::Converged,
+        Outcome::RemovalsWithheld => wit::Outcome::RemovalsWithheld,
+        Outcome::Failed => wit::Outcome::Failed,
+    }
+}
+
+fn to_wit(r: &Report) -> wit::Report {
+    let n = |x: usize| x.min(u32::MAX as usize) as u32;
+    wit::Report {
+        outcome: outcome(r.outcome),
+        dry_run: r.dry_run,
+        users_seen: n(r.users_seen),
+        users_unread: n(r.users_unread),
+        users_vanished: n(r.users_vanished),
+        targets: r
+            .targets
+            .iter()
+            .map(|t| wit::TargetReport {
+                group: t.group.clone(),
+                outcome: outcome(t.outcome),
+                mode: t.mode.clone(),
+                users_selected: n(t.users_selected),
+                admins_skipped: n(t.admins_skipped),
+                users_mapped: n(t.users_mapped),
+                users_unmapped: n(t.users_unmapped),
+                duplicates_collapsed: n(t.duplicates_collapsed),
+                current_members: n(t.current_members),
+                to_add: n(t.to_add),
+                to_remove: n(t.to_remove),
+                added: n(t.added),
+                removed: n(t.removed),
+                protected_kept: n(t.protected_kept),
+                unmanaged_kept: n(t.unmanaged_kept),
+                withheld_removals: n(t.withheld_removals),
+                withheld_reason: t.withheld_reason.clone(),
+                failures: t
+                    .failures
+                    .iter()
+                    .map(|f| wit::SubjectFailure {
+                        operation: f.operation.clone(),
+                        subject: f.subject.clone(),
+                        code: f.code.clone(),
+                        message: f.message.clone(),
+                    })
+                    .collect(),
+                error: t.error.clone(),
+            })
+            .collect(),
+        errors: r.errors.clone(),
+        duration_ms: r.duration_ms,
+        jupyterhub_requests: r.requests.jupyterhub,
+        grouper_requests: r.requests.grouper,
+        json: r.to_json(),
+    }
+}
+
+/// HTTP over `wasi:http`, through waki's bindings and body handling.
+struct WasiTransport<'a> {
+    settings: &'a Settings,
+}
+
+fn classify(code: &ErrorCode) -> TransportError {
+    let text = format!("{code:?}");
+    match code {
+        ErrorCode::HttpRequestDenied => TransportError::Denied(text),
+        _ if text.contains("Timeout") => TransportError::Timeout(text),
+        ErrorCode::HttpProtocolError | ErrorCode::HttpResponseIncomplete => TransportError::Body(text),
+        _ if text.contains("Connection") || text.contains("Dns") || text.contains("Destination") || text.contains("Tls") => {
+            TransportError::Connect(text)
+        }
+        _ => TransportError::Other(text),
+    }
+}
+
+struct Parts<'u> {
+    scheme: Scheme,
+    authority: &'u str,
+    path_and_query: &'u str,
+}
+
+fn split_url(url: &str) -> Result<Parts<'_>, TransportError> {
+    let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (Scheme::Https, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (Scheme::Http, r)
+    } else {
+        return Err(TransportError::Other(format!("not an http(s) URL: {url}")));
+    };
+    let (authority, path_and_query) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    Ok(Parts { scheme, authority, path_and_query })
+}
+
+impl WasiTransport<'_> {
+    fn start(&self, req: &Request) -> Result<FutureIncomingResponse, TransportError> {
+        let parts = split_url(&req.url)?;
+        let mut fields: Vec<(String, Vec<u8>)> =
+            req.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone().into_bytes())).collect();
+        if let Some(body) = &req.body {
+            fields.push(("content-length".into(), body.len().to_string().into_bytes()));
+        }
+        let headers = Headers::from_list(&fields).map_err(|e| TransportError::Other(format!("invalid header: {e:?}")))?;
+        let outgoing = OutgoingRequest::new(headers);
+        let method = match req.method {
+            Method::Get => WasiMethod::Get,
+            Method::Post => WasiMethod::Post,
+            Method::Put => WasiMethod::Put,
+        };
+        let bad = |what: &str| TransportError::Other(format!("could not set {what} of {}", req.url));
+        outgoing.set_method(&method).map_err(|()| bad("method"))?;
+        outgoing.set_scheme(Some(&parts.scheme)).map_err(|()| bad("scheme"))?;
+        outgoing.set_authority(Some(parts.authority)).map_err(|()| bad("authority"))?;
+        outgoing.set_path_with_query(Some(parts.path_and_query)).map_err(|()| bad("path"))?;
+        let body = outgoing.body().map_err(|()| bad("body"))?;
+
+        let ns = |d: Duration| d.as_nanos().min(u64::MAX as u128) as u64;
+        let h = &self.settings.http;
+        let options = RequestOptions::new();
+        // A host may refuse to take a timeout; it then applies its own.
+        let _ = options.set_connect_timeout(Some(ns(h.connect_timeout)));
+        let _ = options.set_first_byte_timeout(Some(ns(h.request_timeout)));
+        let _ = options.set_between_bytes_timeout(Some(ns(h.request_timeout)));
+
+        let future = outgoing_handler::handle(outgoing, Some(options)).map_err(|e| classify(&e))?;
+        if let Some(bytes) = &req.body {
+            let stream = body.write().map_err(|()| bad("body stream"))?;
+            for chunk in bytes.chunks(4096) {
+                stream
+                    .blocking_write_and_flush(chunk)
+                    .map_err(|e| TransportError::Connect(format!("writing request body: {e:?}")))?;
+            }
+            drop(stream);
+        }
+        OutgoingBody::finish(body, None).map_err(|e| classify(&e))?;
+        Ok(future)
+    }
+
+    fn finish(future: FutureIncomingResponse) -> HttpOutcome {
+        let incoming = match future.get() {
+            Some(Ok(Ok(resp))) => resp,
+            Some(Ok(Err(code))) => return Err(classify(&code)),
+            Some(Err(())) => return Err(TransportError::Other("response already taken".into())),
+            None => return Err(TransportError::Other("response not ready".into())),
+        };
+        drop(future);
+        let resp = waki::Response::try_from(incoming).map_err(|e| TransportError::Body(e.to_string()))?;
+        let status = resp.status_code();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = resp.body().map_err(|e| TransportError::Body(format!("{e:#}")))?;
+        Ok(Response { status, headers, body })
+    }
+}
+
+impl Transport for WasiTransport<'_> {
+    fn send_all(&mut self, requests: &[Request], max_in_flight: usize) -> Vec<HttpOutcome> {
+        let mut outcomes: Vec<Option<HttpOutcome>> = vec![None; requests.len()];
+        let mut in_flight: Vec<(usize, FutureIncomingResponse)> = Vec::new();
+        let mut next = 0;
+        while next < requests.len() || !in_flight.is_empty() {
+            while in_flight.len() < max_in_flight.max(1) && next < requests.len() {
+                match self.start(&requests[next]) {
+                    Ok(future) => in_flight.push((next, future)),
+                    Err(e) => outcomes[next] = Some(Err(e)),
+                }
+                next += 1;
+            }
+            if in_flight.is_empty() {
+                continue;
+            }
+            let pollables: Vec<_> = in_flight.iter().map(|(_, f)| f.subscribe()).collect();
+            let refs: Vec<&_> = pollables.iter().collect();
+            let mut ready: Vec<usize> = poll::poll(&refs).into_iter().map(|i| i as usize).collect();
+            drop(refs);
+            drop(pollables);
+            ready.sort_unstable_by(|a, b| b.cmp(a));
+            for i in ready {
+                let (index, future) = in_flight.swap_remove(i);
+                outcomes[index] = Some(Self::finish(future));
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(TransportError::Other("request was never sent".into()))))
+            .collect()
+    }
+
+    fn sleep(&mut self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+}
