@@ -1,0 +1,417 @@
+//! A Grouper WS REST/JSON simulator: the membership operations (getMembers, addMember,
+//! deleteMember, hasMember; batch and lite) with Grouper's URL shapes, authentication,
+//! `X-Grouper-*` headers, result codes and response bodies, an in-memory membership store,
+//! a seeded subject directory, a request log, and fault knobs for tests.
+//!
+//! [`Simulator::handle`] is a pure request -> response function; [`Simulator::serve`] puts it
+//! behind an HTTP server on a loopback port.
+
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+mod ops;
+pub use ops::Operation;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub source_id: String,
+    pub id: String,
+    pub name: String,
+    /// Values that a `subjectIdentifier` lookup matches (e.g. login names).
+    pub identifiers: Vec<String>,
+    /// Subject attributes returned when asked for by name (`subjectAttributeNames`).
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Subject {
+    pub fn new(source_id: &str, id: &str) -> Self {
+        Subject {
+            source_id: source_id.into(),
+            id: id.into(),
+            name: id.into(),
+            identifiers: Vec::new(),
+            attributes: BTreeMap::new(),
+        }
+    }
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+    pub fn identifier(mut self, identifier: &str) -> Self {
+        self.identifiers.push(identifier.into());
+        self
+    }
+    pub fn attribute(mut self, name: &str, value: &str) -> Self {
+        self.attributes.insert(name.into(), value.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub uuid: String,
+    pub id_index: u64,
+    /// Immediate members as (sourceId, subjectId).
+    pub members: BTreeSet<(String, String)>,
+    /// The WS user can view but not update this group: writes give INSUFFICIENT_PRIVILEGES.
+    pub update_denied: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub user: String,
+    pub password: String,
+    /// e.g. "2.2.0" or "2.5.0". Below 2.5 the server behaves like 2.2: `text/x-json` only,
+    /// no `memberId` / `enabled`, and an empty addMember list is rejected.
+    pub server_version: String,
+    /// `ws.add.member.subjects.max`, enforced on deleteMember.
+    pub subjects_max: usize,
+    /// A user that authenticates but is not allowed to use web services.
+    pub disallowed_user: Option<(String, String)>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            user: "GrouperSystem".into(),
+            password: "pass".into(),
+            server_version: "2.5.0".into(),
+            subjects_max: 20000,
+            disallowed_user: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Answer with this status and raw body (no Grouper headers), before touching any state.
+    Status { status: u16, content_type: String, body: String, retry_after: Option<u64> },
+    /// Wait, then answer normally.
+    Delay(Duration),
+    /// Process normally but send a body that is not valid JSON.
+    MalformedJson,
+    /// Process normally but close the connection halfway through the body.
+    TruncatedBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// Which operation it hits; `None` hits any Grouper request.
+    pub operation: Option<Operation>,
+    pub action: FaultAction,
+    /// How many matching requests it hits.
+    pub times: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    pub operation: Option<Operation>,
+    pub content_type: Option<String>,
+    pub body: Option<Value>,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRequest {
+    pub method: String,
+    /// Path and query, as on the request line.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl SimRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub delay: Option<Duration>,
+    /// Send only this many body bytes (with the full Content-Length), then close.
+    pub truncate_at: Option<usize>,
+}
+
+impl SimResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+pub(crate) struct State {
+    pub config: Config,
+    pub groups: BTreeMap<String, Group>,
+    pub subjects: Vec<Subject>,
+    pub faults: VecDeque<Fault>,
+    pub log: Vec<LoggedRequest>,
+}
+
+pub struct Simulator {
+    state: Mutex<State>,
+}
+
+/// A deterministic 32-hex-digit id, shaped like Grouper's uuids and member ids.
+pub(crate) fn hex_id(seed: &str) -> String {
+    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for b in seed.bytes() {
+        h ^= b as u128;
+        h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B);
+    }
+    format!("{h:032x}")
+}
+
+impl Simulator {
+    pub fn new(config: Config) -> Arc<Self> {
+        Arc::new(Simulator {
+            state: Mutex::new(State {
+                config,
+                groups: BTreeMap::new(),
+                subjects: Vec::new(),
+                faults: VecDeque::new(),
+                log: Vec::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn add_subject(&self, subject: Subject) {
+        self.lock().subjects.push(subject);
+    }
+
+    /// Creates a group (name `stem:...:extension`) with no members.
+    pub fn add_group(&self, name: &str) {
+        let mut st = self.lock();
+        let id_index = 10000 + st.groups.len() as u64;
+        let extension = name.rsplit(':').next().unwrap_or(name).to_string();
+        st.groups.insert(
+            name.into(),
+            Group {
+                name: name.into(),
+                display_name: name.into(),
+                description: format!("{extension} group"),
+                uuid: hex_id(name),
+                id_index,
+                members: BTreeSet::new(),
+                update_denied: false,
+            },
+        );
+    }
+
+    /// Replaces parts of a group's record (for matching captured responses).
+    pub fn edit_group(&self, name: &str, edit: impl FnOnce(&mut Group)) {
+        if let Some(g) = self.lock().groups.get_mut(name) {
+            edit(g);
+        }
+    }
+
+    pub fn add_member(&self, group: &str, source_id: &str, id: &str) {
+        self.edit_group(group, |g| {
+            g.members.insert((source_id.into(), id.into()));
+        });
+    }
+
+    /// The group's immediate members as (sourceId, subjectId), sorted.
+    pub fn members(&self, group: &str) -> Vec<(String, String)> {
+        self.lock().groups.get(group).map(|g| g.members.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The group's member subject ids, sorted.
+    pub fn member_ids(&self, group: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self.members(group).into_iter().map(|(_, id)| id).collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn push_fault(&self, fault: Fault) {
+        self.lock().faults.push_back(fault);
+    }
+
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.lock().log.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.lock().log.clear();
+    }
+
+    /// Answers one request as Grouper would.
+    pub fn handle(&self, req: &SimRequest) -> SimResponse {
+        let mut st = self.lock();
+        let (op, mut resp) = ops::handle(&mut st, req);
+        if let Some(op) = op {
+            if let Some(action) = take_fault(&mut st.faults, op) {
+                resp = apply_fault(action, resp);
+            }
+        }
+        let body = if req.body.is_empty() { None } else { serde_json::from_slice(&req.body).ok() };
+        st.log.push(LoggedRequest {
+            method: req.method.clone(),
+            path: req.target.clone(),
+            operation: op,
+            content_type: req.header("content-type").map(String::from),
+            body,
+            status: resp.status,
+        });
+        resp
+    }
+
+    /// Serves the simulator on `addr` (e.g. "127.0.0.1:0") until the handle is dropped.
+    pub fn serve(self: &Arc<Self>, addr: &str) -> std::io::Result<ServerHandle> {
+        let server = Arc::new(tiny_http::Server::http(addr).map_err(std::io::Error::other)?);
+        let local = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| std::io::Error::other("not an IP listener"))?;
+        let sim = Arc::clone(self);
+        let srv = Arc::clone(&server);
+        let thread = std::thread::spawn(move || {
+            for request in srv.incoming_requests() {
+                let sim = Arc::clone(&sim);
+                std::thread::spawn(move || serve_one(&sim, request));
+            }
+        });
+        Ok(ServerHandle { addr: local, server, thread: Some(thread) })
+    }
+}
+
+fn take_fault(faults: &mut VecDeque<Fault>, op: Operation) -> Option<FaultAction> {
+    let i = faults.iter().position(|f| f.times > 0 && f.operation.is_none_or(|o| o == op))?;
+    let fault = &mut faults[i];
+    fault.times -= 1;
+    let action = fault.action.clone();
+    if fault.times == 0 {
+        faults.remove(i);
+    }
+    Some(action)
+}
+
+fn apply_fault(action: FaultAction, mut resp: SimResponse) -> SimResponse {
+    match action {
+        FaultAction::Status { status, content_type, body, retry_after } => {
+            let mut headers = vec![("Content-Type".to_string(), content_type)];
+            if let Some(secs) = retry_after {
+                headers.push(("Retry-After".into(), secs.to_string()));
+            }
+            SimResponse { status, headers, body: body.into_bytes(), delay: None, truncate_at: None }
+        }
+        FaultAction::Delay(d) => {
+            resp.delay = Some(d);
+            resp
+        }
+        FaultAction::MalformedJson => {
+            let keep = resp.body.len() / 2;
+            resp.body.truncate(keep);
+            resp
+        }
+        FaultAction::TruncatedBody => {
+            resp.truncate_at = Some(resp.body.len() / 2);
+            resp
+        }
+    }
+}
+
+fn serve_one(sim: &Simulator, mut request: tiny_http::Request) {
+    let mut body = Vec::new();
+    if request.as_reader().read_to_end(&mut body).is_err() {
+        return;
+    }
+    let req = SimRequest {
+        method: request.method().as_str().to_string(),
+        target: request.url().to_string(),
+        headers: request.headers().iter().map(|h| (h.field.to_string(), h.value.to_string())).collect(),
+        body,
+    };
+    let resp = sim.handle(&req);
+    if let Some(d) = resp.delay {
+        std::thread::sleep(d);
+    }
+    if let Some(cut) = resp.truncate_at {
+        // Full Content-Length, half the bytes, then close: the client sees a truncated body.
+        let mut w = request.into_writer();
+        let mut head = format!("HTTP/1.1 {} OK\r\nContent-Length: {}\r\nConnection: close\r\n", resp.status, resp.body.len());
+        for (k, v) in &resp.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let _ = w.write_all(head.as_bytes());
+        let _ = w.write_all(&resp.body[..cut]);
+        let _ = w.flush();
+        return;
+    }
+    let mut out = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
+    for (k, v) in resp.headers {
+        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            out.add_header(h);
+        }
+    }
+    let _ = request.respond(out);
+}
+
+/// A running simulator server; stops when dropped.
+pub struct ServerHandle {
+    pub addr: std::net::SocketAddr,
+    server: Arc<tiny_http::Server>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The base URL a client is configured with, e.g.
+    /// `http://127.0.0.1:PORT/grouper-ws/servicesRest/json/v2_2_100`.
+    pub fn base_url(&self, version: &str) -> String {
+        format!("http://{}/grouper-ws/servicesRest/json/{version}", self.addr)
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Builds the JSON for a group as Grouper lists it (`wsGroup` / `wsGroupAssigned`).
+pub(crate) fn group_json(g: &Group, legacy: bool) -> Value {
+    let extension = g.name.rsplit(':').next().unwrap_or(&g.name);
+    let display_extension = g.display_name.rsplit(':').next().unwrap_or(&g.display_name);
+    let mut m = Map::new();
+    m.insert("description".into(), g.description.clone().into());
+    m.insert("displayExtension".into(), display_extension.into());
+    m.insert("displayName".into(), g.display_name.clone().into());
+    if !legacy {
+        m.insert("enabled".into(), "T".into());
+    }
+    m.insert("extension".into(), extension.into());
+    m.insert("idIndex".into(), g.id_index.to_string().into());
+    m.insert("name".into(), g.name.clone().into());
+    m.insert("typeOfGroup".into(), "group".into());
+    m.insert("uuid".into(), g.uuid.clone().into());
+    Value::Object(m)
+}
+
+pub(crate) fn meta(code: &str, success: bool, message: Option<String>) -> Value {
+    let mut m = json!({"resultCode": code, "success": if success { "T" } else { "F" }});
+    if let Some(msg) = message {
+        m["resultMessage"] = msg.into();
+    }
+    m
+}
