@@ -10,7 +10,8 @@ use exports::jupyterhub_grouper_sync::sync::sync as wit;
 use std::time::Duration;
 use waki::bindings::wasi::http::outgoing_handler;
 use waki::bindings::wasi::http::types::{
-    ErrorCode, FutureIncomingResponse, Headers, Method as WasiMethod, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    ErrorCode, FutureIncomingResponse, Headers, Method as WasiMethod, OutgoingBody,
+    OutgoingRequest, RequestOptions, Scheme,
 };
 use waki::bindings::wasi::io::poll;
 use wasi::config::store;
@@ -19,7 +20,8 @@ struct Component;
 
 /// Settings from `wasi:config/store`; a key absent there falls back to its environment variable.
 fn load_settings() -> Result<Settings, ConfigError> {
-    let all = store::get_all().map_err(|e| ConfigError(format!("wasi:config get-all failed: {e:?}")))?;
+    let all =
+        store::get_all().map_err(|e| ConfigError(format!("wasi:config get-all failed: {e:?}")))?;
     settings::check_known_keys(all.iter().map(|(k, _)| k.as_str()))?;
     let env: Vec<(String, String)> = std::env::vars().collect();
     settings::check_known_env(env.iter().map(|(k, _)| k.as_str()))?;
@@ -27,14 +29,26 @@ fn load_settings() -> Result<Settings, ConfigError> {
         if let Some((_, v)) = all.iter().find(|(k, _)| k == key) {
             return Ok(Some(v.clone()));
         }
-        let env_name = settings::KEYS.iter().find(|k| k.name == key).map(|k| k.env).unwrap_or_default();
-        Ok(env.iter().find(|(k, _)| k == env_name).map(|(_, v)| v.clone()))
+        let env_name = settings::KEYS
+            .iter()
+            .find(|k| k.name == key)
+            .map(|k| k.env)
+            .unwrap_or_default();
+        Ok(env
+            .iter()
+            .find(|(k, _)| k == env_name)
+            .map(|(_, v)| v.clone()))
     })
 }
 
 fn run_pass() -> Result<Report, ConfigError> {
     let settings = load_settings()?;
-    Ok(crate::pass::run(&settings, &mut WasiTransport { settings: &settings }))
+    Ok(crate::pass::run(
+        &settings,
+        &mut WasiTransport {
+            settings: &settings,
+        },
+    ))
 }
 
 impl wit::Guest for Component {
@@ -60,7 +74,10 @@ impl exports::wasi::cli::run::Guest for Component {
             }
             Err(e) => {
                 eprintln!("grouper-sync error: configuration: {e}");
-                println!("{}", serde_json::json!({"outcome": "failed", "errors": [format!("configuration: {e}")]}));
+                println!(
+                    "{}",
+                    serde_json::json!({"outcome": "failed", "errors": [format!("configuration: {e}")]})
+                );
                 Err(())
             }
         }
@@ -137,8 +154,14 @@ fn classify(code: &ErrorCode) -> TransportError {
     match code {
         ErrorCode::HttpRequestDenied => TransportError::Denied(text),
         _ if text.contains("Timeout") => TransportError::Timeout(text),
-        ErrorCode::HttpProtocolError | ErrorCode::HttpResponseIncomplete => TransportError::Body(text),
-        _ if text.contains("Connection") || text.contains("Dns") || text.contains("Destination") || text.contains("Tls") => {
+        ErrorCode::HttpProtocolError | ErrorCode::HttpResponseIncomplete => {
+            TransportError::Body(text)
+        }
+        _ if text.contains("Connection")
+            || text.contains("Dns")
+            || text.contains("Destination")
+            || text.contains("Tls") =>
+        {
             TransportError::Connect(text)
         }
         _ => TransportError::Other(text),
@@ -163,29 +186,44 @@ fn split_url(url: &str) -> Result<Parts<'_>, TransportError> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    Ok(Parts { scheme, authority, path_and_query })
+    Ok(Parts {
+        scheme,
+        authority,
+        path_and_query,
+    })
 }
 
 impl WasiTransport<'_> {
     fn start(&self, req: &Request) -> Result<FutureIncomingResponse, TransportError> {
         let parts = split_url(&req.url)?;
-        let mut fields: Vec<(String, Vec<u8>)> =
-            req.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone().into_bytes())).collect();
+        let mut fields: Vec<(String, Vec<u8>)> = req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone().into_bytes()))
+            .collect();
         if let Some(body) = &req.body {
             fields.push(("content-length".into(), body.len().to_string().into_bytes()));
         }
-        let headers = Headers::from_list(&fields).map_err(|e| TransportError::Other(format!("invalid header: {e:?}")))?;
+        let headers = Headers::from_list(&fields)
+            .map_err(|e| TransportError::Other(format!("invalid header: {e:?}")))?;
         let outgoing = OutgoingRequest::new(headers);
         let method = match req.method {
             Method::Get => WasiMethod::Get,
             Method::Post => WasiMethod::Post,
             Method::Put => WasiMethod::Put,
         };
-        let bad = |what: &str| TransportError::Other(format!("could not set {what} of {}", req.url));
+        let bad =
+            |what: &str| TransportError::Other(format!("could not set {what} of {}", req.url));
         outgoing.set_method(&method).map_err(|()| bad("method"))?;
-        outgoing.set_scheme(Some(&parts.scheme)).map_err(|()| bad("scheme"))?;
-        outgoing.set_authority(Some(parts.authority)).map_err(|()| bad("authority"))?;
-        outgoing.set_path_with_query(Some(parts.path_and_query)).map_err(|()| bad("path"))?;
+        outgoing
+            .set_scheme(Some(&parts.scheme))
+            .map_err(|()| bad("scheme"))?;
+        outgoing
+            .set_authority(Some(parts.authority))
+            .map_err(|()| bad("authority"))?;
+        outgoing
+            .set_path_with_query(Some(parts.path_and_query))
+            .map_err(|()| bad("path"))?;
         let body = outgoing.body().map_err(|()| bad("body"))?;
 
         let ns = |d: Duration| d.as_nanos().min(u64::MAX as u128) as u64;
@@ -218,15 +256,27 @@ impl WasiTransport<'_> {
             None => return Err(TransportError::Other("response not ready".into())),
         };
         drop(future);
-        let resp = waki::Response::try_from(incoming).map_err(|e| TransportError::Body(e.to_string()))?;
+        let resp =
+            waki::Response::try_from(incoming).map_err(|e| TransportError::Body(e.to_string()))?;
         let status = resp.status_code();
         let headers = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        let body = resp.body().map_err(|e| TransportError::Body(format!("{e:#}")))?;
-        Ok(Response { status, headers, body })
+        let body = resp
+            .body()
+            .map_err(|e| TransportError::Body(format!("{e:#}")))?;
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -259,7 +309,9 @@ impl Transport for WasiTransport<'_> {
         }
         outcomes
             .into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(TransportError::Other("request was never sent".into()))))
+            .map(|o| {
+                o.unwrap_or_else(|| Err(TransportError::Other("request was never sent".into())))
+            })
             .collect()
     }
 

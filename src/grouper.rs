@@ -141,12 +141,19 @@ pub fn get_members_request(
     if let Some(src) = source_id {
         req["sourceIds"] = json!([src]);
     }
-    conn.post_json(Method::Post, format!("{}/groups", conn.base_url), &json!({ "WsRestGetMembersRequest": req }))
+    conn.post_json(
+        Method::Post,
+        format!("{}/groups", conn.base_url),
+        &json!({ "WsRestGetMembersRequest": req }),
+    )
 }
 
 /// addMember is a PUT, deleteMember a POST: the body's root key picks the operation.
 pub fn write_request(conn: &Connection, op: WriteOp, group: &str, lookups: &[Value]) -> Request {
-    assert!(!lookups.is_empty(), "an empty subject list must never be sent");
+    assert!(
+        !lookups.is_empty(),
+        "an empty subject list must never be sent"
+    );
     let url = format!("{}/groups/{}/members", conn.base_url, encode_segment(group));
     match op {
         WriteOp::Add => conn.post_json(
@@ -163,7 +170,10 @@ fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
 }
 
 fn is_true(v: &Value) -> bool {
-    matches!(str_field(v, "success"), "T" | "t" | "true" | "TRUE" | "True")
+    matches!(
+        str_field(v, "success"),
+        "T" | "t" | "true" | "TRUE" | "True"
+    )
 }
 
 /// The first line of a Grouper message, shortened: messages can hold whole Java stack traces.
@@ -173,7 +183,12 @@ fn short_message(v: &Value) -> String {
 }
 
 /// Checks transport-level answers and returns the operation's envelope object.
-fn envelope<'a>(what: &str, resp: &Response, body: &'a Value, root: &str) -> Result<&'a Map<String, Value>, GrouperError> {
+fn envelope<'a>(
+    what: &str,
+    resp: &Response,
+    body: &'a Value,
+    root: &str,
+) -> Result<&'a Map<String, Value>, GrouperError> {
     let obj = body.as_object().and_then(|o| {
         if let Some(problem) = o.get("WsRestResultProblem") {
             return Some(Err(problem));
@@ -183,7 +198,10 @@ fn envelope<'a>(what: &str, resp: &Response, body: &'a Value, root: &str) -> Res
     match obj {
         Some(Ok(env)) => Ok(env),
         Some(Err(problem)) => {
-            let meta = problem.get("resultMetadata").cloned().unwrap_or(Value::Null);
+            let meta = problem
+                .get("resultMetadata")
+                .cloned()
+                .unwrap_or(Value::Null);
             gerr(format!(
                 "{what}: Grouper refused the request (HTTP {}, {}): {}",
                 resp.status,
@@ -191,7 +209,10 @@ fn envelope<'a>(what: &str, resp: &Response, body: &'a Value, root: &str) -> Res
                 short_message(&meta)
             ))
         }
-        None => gerr(format!("{what}: HTTP {} with an answer that is not a {root} object", resp.status)),
+        None => gerr(format!(
+            "{what}: HTTP {} with an answer that is not a {root} object",
+            resp.status
+        )),
     }
 }
 
@@ -205,9 +226,10 @@ fn parse_body(what: &str, resp: &Response) -> Result<Value, GrouperError> {
     }
     match serde_json::from_slice::<Value>(&resp.body) {
         Ok(v) => Ok(v),
-        Err(e) if (200..300).contains(&resp.status) || grouper_answered => {
-            gerr(format!("{what}: HTTP {} with a body that is not valid JSON ({e})", resp.status))
-        }
+        Err(e) if (200..300).contains(&resp.status) || grouper_answered => gerr(format!(
+            "{what}: HTTP {} with a body that is not valid JSON ({e})",
+            resp.status
+        )),
         Err(_) => gerr(format!(
             "{what}: HTTP {} without a Grouper answer: {}",
             resp.status,
@@ -217,12 +239,20 @@ fn parse_body(what: &str, resp: &Response) -> Result<Value, GrouperError> {
 }
 
 /// Parses one page of getMembers.
-pub fn parse_get_members(group: &str, lookup_kind: &SubjectLookup, resp: &Response) -> Result<MembersPage, GrouperError> {
+pub fn parse_get_members(
+    group: &str,
+    lookup_kind: &SubjectLookup,
+    resp: &Response,
+) -> Result<MembersPage, GrouperError> {
     let what = format!("reading members of {group}");
     let body = parse_body(&what, resp)?;
     let env = envelope(&what, resp, &body, "WsGetMembersResults")?;
     let top = env.get("resultMetadata").cloned().unwrap_or(Value::Null);
-    let results = env.get("results").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    let results = env
+        .get("results")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     let [result] = results else {
         return gerr(format!(
             "{what}: HTTP {}, {} {}: expected one group result, got {}",
@@ -245,9 +275,15 @@ pub fn parse_get_members(group: &str, lookup_kind: &SubjectLookup, resp: &Respon
         }
         code => return gerr(format!("{what}: HTTP {}, {code}: {}", resp.status, short_message(&meta))),
     }
-    if let Some(name) = result.get("wsGroup").and_then(|g| g.get("name")).and_then(Value::as_str) {
+    if let Some(name) = result
+        .get("wsGroup")
+        .and_then(|g| g.get("name"))
+        .and_then(Value::as_str)
+    {
         if name != group {
-            return gerr(format!("{what}: Grouper answered for a different group ({name})"));
+            return gerr(format!(
+                "{what}: Grouper answered for a different group ({name})"
+            ));
         }
     }
     let attr_index = match lookup_kind {
@@ -257,16 +293,29 @@ pub fn parse_get_members(group: &str, lookup_kind: &SubjectLookup, resp: &Respon
             let index = names.and_then(|n| n.iter().position(|a| a.as_str() == Some(attribute)));
             // An empty page has neither wsSubjects nor subjectAttributeNames.
             if index.is_none() && result.get("wsSubjects").is_some() {
-                return gerr(format!("{what}: Grouper did not return the subject attribute {attribute}"));
+                return gerr(format!(
+                    "{what}: Grouper did not return the subject attribute {attribute}"
+                ));
             }
             index
         }
     };
-    let mut page = MembersPage { members: Vec::new(), unresolvable: 0 };
-    for s in result.get("wsSubjects").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]) {
+    let mut page = MembersPage {
+        members: Vec::new(),
+        unresolvable: 0,
+    };
+    for s in result
+        .get("wsSubjects")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
         let id = str_field(s, "id");
         if id.is_empty() {
-            return gerr(format!("{what}: a member without an id: {}", truncate(&s.to_string(), 200)));
+            return gerr(format!(
+                "{what}: a member without an id: {}",
+                truncate(&s.to_string(), 200)
+            ));
         }
         if !is_true(s) {
             page.unresolvable += 1;
@@ -280,15 +329,31 @@ pub fn parse_get_members(group: &str, lookup_kind: &SubjectLookup, resp: &Respon
                 .filter(|v| !v.is_empty())
                 .map(String::from),
         };
-        page.members.push(Member { id: id.to_string(), source_id: str_field(s, "sourceId").to_string(), key });
+        page.members.push(Member {
+            id: id.to_string(),
+            source_id: str_field(s, "sourceId").to_string(),
+            key,
+        });
     }
     Ok(page)
 }
 
 /// Parses an addMember or deleteMember answer into one row per subject sent, in order.
 /// Returns an error when the batch as a whole failed (no per-subject rows to trust).
-pub fn parse_write(op: WriteOp, group: &str, subjects: &[String], resp: &Response) -> Result<Vec<RowResult>, GrouperError> {
-    let what = format!("{} members of {group}", if op == WriteOp::Add { "adding" } else { "removing" });
+pub fn parse_write(
+    op: WriteOp,
+    group: &str,
+    subjects: &[String],
+    resp: &Response,
+) -> Result<Vec<RowResult>, GrouperError> {
+    let what = format!(
+        "{} members of {group}",
+        if op == WriteOp::Add {
+            "adding"
+        } else {
+            "removing"
+        }
+    );
     let body = parse_body(&what, resp)?;
     let env = envelope(&what, resp, &body, op.root())?;
     let top = env.get("resultMetadata").cloned().unwrap_or(Value::Null);
@@ -303,7 +368,11 @@ pub fn parse_write(op: WriteOp, group: &str, subjects: &[String], resp: &Respons
         None => return gerr(format!("{what}: HTTP {}, {top_code}: {}", resp.status, short_message(&top))),
     };
     if rows.len() != subjects.len() {
-        return gerr(format!("{what}: sent {} subjects but Grouper answered {} rows", subjects.len(), rows.len()));
+        return gerr(format!(
+            "{what}: sent {} subjects but Grouper answered {} rows",
+            subjects.len(),
+            rows.len()
+        ));
     }
     let top_ok = is_true(&top) && (200..300).contains(&resp.status);
     let out: Vec<RowResult> = subjects
@@ -326,7 +395,9 @@ pub fn parse_write(op: WriteOp, group: &str, subjects: &[String], resp: &Respons
         })
         .collect();
     if top_ok && out.iter().any(|r| !r.success) {
-        return gerr(format!("{what}: Grouper reported success but some rows failed"));
+        return gerr(format!(
+            "{what}: Grouper reported success but some rows failed"
+        ));
     }
     Ok(out)
 }
@@ -336,39 +407,84 @@ mod tests {
     use super::*;
 
     fn conn() -> Connection {
-        Connection::new("https://g.example.edu/grouper-ws/servicesRest/json/v2_2_100/", "svc", "pw", "text/x-json; charset=UTF-8")
+        Connection::new(
+            "https://g.example.edu/grouper-ws/servicesRest/json/v2_2_100/",
+            "svc",
+            "pw",
+            "text/x-json; charset=UTF-8",
+        )
     }
 
     fn resp(status: u16, body: &str, grouper: bool) -> Response {
-        let headers = if grouper { vec![("x-grouper-success".into(), "T".into())] } else { vec![] };
-        Response { status, headers, body: body.as_bytes().to_vec() }
+        let headers = if grouper {
+            vec![("x-grouper-success".into(), "T".into())]
+        } else {
+            vec![]
+        };
+        Response {
+            status,
+            headers,
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     #[test]
     fn requests_have_the_wire_shape() {
         let r = get_members_request(&conn(), "a:b", &SubjectLookup::SubjectId, None, 500, 2);
-        assert_eq!(r.url, "https://g.example.edu/grouper-ws/servicesRest/json/v2_2_100/groups");
+        assert_eq!(
+            r.url,
+            "https://g.example.edu/grouper-ws/servicesRest/json/v2_2_100/groups"
+        );
         let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
         assert_eq!(body["WsRestGetMembersRequest"]["pageNumber"], "2");
         assert_eq!(body["WsRestGetMembersRequest"]["memberFilter"], "Immediate");
-        assert!(body["WsRestGetMembersRequest"].get("clientVersion").is_none());
-        assert!(r.headers.contains(&("Authorization".into(), "Basic c3ZjOnB3".into())));
-        assert!(r.headers.contains(&("Content-Type".into(), "text/x-json; charset=UTF-8".into())));
+        assert!(body["WsRestGetMembersRequest"]
+            .get("clientVersion")
+            .is_none());
+        assert!(r
+            .headers
+            .contains(&("Authorization".into(), "Basic c3ZjOnB3".into())));
+        assert!(r
+            .headers
+            .contains(&("Content-Type".into(), "text/x-json; charset=UTF-8".into())));
 
-        let lookups: Vec<Value> = ["1", "2"].iter().map(|s| subject_lookup(s, &SubjectLookup::SubjectId, Some("ldap"))).collect();
+        let lookups: Vec<Value> = ["1", "2"]
+            .iter()
+            .map(|s| subject_lookup(s, &SubjectLookup::SubjectId, Some("ldap")))
+            .collect();
         let w = write_request(&conn(), WriteOp::Add, "edu:x:y", &lookups);
         assert_eq!(w.method, Method::Put);
         assert!(w.url.ends_with("/groups/edu%3Ax%3Ay/members"));
         let body: Value = serde_json::from_slice(w.body.as_ref().unwrap()).unwrap();
         assert_eq!(body["WsRestAddMemberRequest"]["replaceAllExisting"], "F");
-        assert_eq!(body["WsRestAddMemberRequest"]["subjectLookups"][1], json!({"subjectId": "2", "subjectSourceId": "ldap"}));
-        let id = SubjectLookup::SubjectIdentifier { attribute: "uid".into() };
-        let d = write_request(&conn(), WriteOp::Delete, "edu:x:y", &[subject_lookup("u1", &id, None)]);
+        assert_eq!(
+            body["WsRestAddMemberRequest"]["subjectLookups"][1],
+            json!({"subjectId": "2", "subjectSourceId": "ldap"})
+        );
+        let id = SubjectLookup::SubjectIdentifier {
+            attribute: "uid".into(),
+        };
+        let d = write_request(
+            &conn(),
+            WriteOp::Delete,
+            "edu:x:y",
+            &[subject_lookup("u1", &id, None)],
+        );
         assert_eq!(d.method, Method::Post);
         let body: Value = serde_json::from_slice(d.body.as_ref().unwrap()).unwrap();
-        assert_eq!(body["WsRestDeleteMemberRequest"]["subjectLookups"][0], json!({"subjectIdentifier": "u1"}));
-        let m = Member { id: "7".into(), source_id: "ldap".into(), key: Some("jdoe".into()) };
-        assert_eq!(member_lookup(&m), json!({"subjectId": "7", "subjectSourceId": "ldap"}));
+        assert_eq!(
+            body["WsRestDeleteMemberRequest"]["subjectLookups"][0],
+            json!({"subjectIdentifier": "u1"})
+        );
+        let m = Member {
+            id: "7".into(),
+            source_id: "ldap".into(),
+            key: Some("jdoe".into()),
+        };
+        assert_eq!(
+            member_lookup(&m),
+            json!({"subjectId": "7", "subjectSourceId": "ldap"})
+        );
     }
 
     #[test]
@@ -381,7 +497,8 @@ mod tests {
     fn empty_group_has_no_wssubjects() {
         let body = r#"{"WsGetMembersResults":{"resultMetadata":{"resultCode":"SUCCESS","success":"T"},
             "results":[{"resultMetadata":{"resultCode":"SUCCESS","success":"T"},"wsGroup":{"name":"a:b"}}]}}"#;
-        let p = parse_get_members("a:b", &SubjectLookup::SubjectId, &resp(200, body, true)).unwrap();
+        let p =
+            parse_get_members("a:b", &SubjectLookup::SubjectId, &resp(200, body, true)).unwrap();
         assert!(p.members.is_empty());
     }
 
@@ -389,17 +506,33 @@ mod tests {
     fn group_not_found_is_an_error() {
         let body = r#"{"WsGetMembersResults":{"resultMetadata":{"resultCode":"PROBLEM_GETTING_MEMBERS","success":"F"},
             "results":[{"resultMetadata":{"resultCode":"GROUP_NOT_FOUND","success":"F","resultMessage":"Invalid group"}}]}}"#;
-        let e = parse_get_members("a:b", &SubjectLookup::SubjectId, &resp(500, body, true)).unwrap_err();
+        let e = parse_get_members("a:b", &SubjectLookup::SubjectId, &resp(500, body, true))
+            .unwrap_err();
         assert!(e.0.contains("GROUP_NOT_FOUND"), "{e}");
     }
 
     #[test]
     fn non_json_401_and_html_500() {
-        let e = parse_get_members("a:b", &SubjectLookup::SubjectId, &resp(401, "<html>Unauthorized</html>", false)).unwrap_err();
+        let e = parse_get_members(
+            "a:b",
+            &SubjectLookup::SubjectId,
+            &resp(401, "<html>Unauthorized</html>", false),
+        )
+        .unwrap_err();
         assert!(e.0.contains("credentials"), "{e}");
-        let e = parse_get_members("a:b", &SubjectLookup::SubjectId, &resp(500, "<html>boom</html>", false)).unwrap_err();
+        let e = parse_get_members(
+            "a:b",
+            &SubjectLookup::SubjectId,
+            &resp(500, "<html>boom</html>", false),
+        )
+        .unwrap_err();
         assert!(e.0.contains("without a Grouper answer"), "{e}");
-        let e = parse_get_members("a:b", &SubjectLookup::SubjectId, &resp(200, "{\"WsGetMembersRes", true)).unwrap_err();
+        let e = parse_get_members(
+            "a:b",
+            &SubjectLookup::SubjectId,
+            &resp(200, "{\"WsGetMembersRes", true),
+        )
+        .unwrap_err();
         assert!(e.0.contains("not valid JSON"), "{e}");
     }
 
@@ -409,7 +542,9 @@ mod tests {
             "subjectAttributeNames":["uid"],
             "results":[{"resultMetadata":{"resultCode":"SUCCESS","success":"T"},
               "wsSubjects":[{"id":"10","sourceId":"ldap","success":"T","attributeValues":["jdoe"]}]}]}}"#;
-        let lk = SubjectLookup::SubjectIdentifier { attribute: "uid".into() };
+        let lk = SubjectLookup::SubjectIdentifier {
+            attribute: "uid".into(),
+        };
         let p = parse_get_members("a:b", &lk, &resp(200, body, true)).unwrap();
         assert_eq!(p.members[0].key.as_deref(), Some("jdoe"));
         assert_eq!(p.members[0].id, "10");
@@ -419,14 +554,29 @@ mod tests {
     fn write_rows_mismatch_is_an_error() {
         let body = r#"{"WsAddMemberResults":{"resultMetadata":{"resultCode":"SUCCESS","success":"T"},
             "results":[{"resultMetadata":{"resultCode":"SUCCESS","success":"T"}}]}}"#;
-        let e = parse_write(WriteOp::Add, "a:b", &["1".into(), "2".into()], &resp(201, body, true)).unwrap_err();
+        let e = parse_write(
+            WriteOp::Add,
+            "a:b",
+            &["1".into(), "2".into()],
+            &resp(201, body, true),
+        )
+        .unwrap_err();
         assert!(e.0.contains("2 subjects"), "{e}");
     }
 
     #[test]
     fn problem_answer_is_reported() {
         let body = r#"{"WsRestResultProblem":{"resultMetadata":{"resultCode":"INVALID_QUERY","success":"F","resultMessage":"bad version\nstack"}}}"#;
-        let e = parse_write(WriteOp::Delete, "a:b", &["1".into()], &resp(400, body, true)).unwrap_err();
-        assert!(e.0.contains("INVALID_QUERY") && e.0.contains("bad version") && !e.0.contains("stack"), "{e}");
+        let e = parse_write(
+            WriteOp::Delete,
+            "a:b",
+            &["1".into()],
+            &resp(400, body, true),
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("INVALID_QUERY") && e.0.contains("bad version") && !e.0.contains("stack"),
+            "{e}"
+        );
     }
 }

@@ -37,7 +37,12 @@ impl std::fmt::Debug for Request {
 
 impl Request {
     pub fn new(method: Method, url: impl Into<String>) -> Self {
-        Request { method, url: url.into(), headers: Vec::new(), body: None }
+        Request {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+        }
     }
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));
@@ -86,7 +91,9 @@ impl std::fmt::Display for TransportError {
         match self {
             TransportError::Connect(m) => write!(f, "connection failed: {m}"),
             TransportError::Timeout(m) => write!(f, "timed out: {m}"),
-            TransportError::Denied(m) => write!(f, "request denied by the host's egress policy: {m}"),
+            TransportError::Denied(m) => {
+                write!(f, "request denied by the host's egress policy: {m}")
+            }
             TransportError::Body(m) => write!(f, "response body could not be read: {m}"),
             TransportError::Other(m) => write!(f, "{m}"),
         }
@@ -103,7 +110,11 @@ pub trait Transport {
     fn send(&mut self, request: &Request) -> Outcome {
         self.send_all(std::slice::from_ref(request), 1)
             .pop()
-            .unwrap_or_else(|| Err(TransportError::Other("transport returned no outcome".into())))
+            .unwrap_or_else(|| {
+                Err(TransportError::Other(
+                    "transport returned no outcome".into(),
+                ))
+            })
     }
 
     /// Waits before a retry. The component sleeps on the WASI monotonic clock.
@@ -124,7 +135,10 @@ pub fn is_transient(outcome: &Outcome) -> bool {
 /// server's `Retry-After` seconds when given (capped at 120 s so a pass cannot stall for hours).
 pub fn retry_delay(attempt: u32, base: Duration, outcome: &Outcome) -> Duration {
     if let Ok(r) = outcome {
-        if let Some(secs) = r.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+        if let Some(secs) = r
+            .header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
             return Duration::from_secs(secs.min(120));
         }
     }
@@ -144,7 +158,9 @@ pub fn send_with_retries(
     let mut outcomes = transport.send_all(requests, max_in_flight);
     let mut sent = requests.len() as u32;
     for attempt in 1..=retries {
-        let pending: Vec<usize> = (0..outcomes.len()).filter(|&i| is_transient(&outcomes[i])).collect();
+        let pending: Vec<usize> = (0..outcomes.len())
+            .filter(|&i| is_transient(&outcomes[i]))
+            .collect();
         if pending.is_empty() {
             break;
         }
@@ -156,7 +172,10 @@ pub fn send_with_retries(
         transport.sleep(delay);
         let again: Vec<Request> = pending.iter().map(|&i| requests[i].clone()).collect();
         sent += again.len() as u32;
-        for (i, outcome) in pending.into_iter().zip(transport.send_all(&again, max_in_flight)) {
+        for (i, outcome) in pending
+            .into_iter()
+            .zip(transport.send_all(&again, max_in_flight))
+        {
             outcomes[i] = outcome;
         }
     }
@@ -181,7 +200,10 @@ pub fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -207,7 +229,11 @@ mod tests {
     use std::collections::VecDeque;
 
     fn resp(status: u16) -> Outcome {
-        Ok(Response { status, headers: vec![], body: vec![] })
+        Ok(Response {
+            status,
+            headers: vec![],
+            body: vec![],
+        })
     }
 
     #[test]
@@ -216,19 +242,37 @@ mod tests {
         assert!(is_transient(&resp(503)));
         assert!(!is_transient(&resp(500)));
         assert!(!is_transient(&resp(404)));
-        assert!(is_transient(&Err(TransportError::Connect("refused".into()))));
+        assert!(is_transient(&Err(TransportError::Connect(
+            "refused".into()
+        ))));
         assert!(is_transient(&Err(TransportError::Body("truncated".into()))));
         assert!(!is_transient(&Err(TransportError::Denied("x".into()))));
     }
 
     #[test]
     fn retry_after_wins_and_backoff_grows() {
-        let r = Ok(Response { status: 429, headers: vec![("retry-after".into(), "7".into())], body: vec![] });
-        assert_eq!(retry_delay(1, Duration::from_millis(100), &r), Duration::from_secs(7));
+        let r = Ok(Response {
+            status: 429,
+            headers: vec![("retry-after".into(), "7".into())],
+            body: vec![],
+        });
+        assert_eq!(
+            retry_delay(1, Duration::from_millis(100), &r),
+            Duration::from_secs(7)
+        );
         let plain = resp(503);
-        assert_eq!(retry_delay(1, Duration::from_millis(100), &plain), Duration::from_millis(100));
-        assert_eq!(retry_delay(3, Duration::from_millis(100), &plain), Duration::from_millis(400));
-        assert_eq!(retry_delay(20, Duration::from_secs(1), &plain), Duration::from_secs(30));
+        assert_eq!(
+            retry_delay(1, Duration::from_millis(100), &plain),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            retry_delay(3, Duration::from_millis(100), &plain),
+            Duration::from_millis(400)
+        );
+        assert_eq!(
+            retry_delay(20, Duration::from_secs(1), &plain),
+            Duration::from_secs(30)
+        );
     }
 
     struct Scripted {
@@ -259,9 +303,18 @@ mod tests {
             sent: vec![],
             slept: vec![],
         };
-        let reqs = vec![Request::new(Method::Get, "a"), Request::new(Method::Get, "b"), Request::new(Method::Get, "c")];
+        let reqs = vec![
+            Request::new(Method::Get, "a"),
+            Request::new(Method::Get, "b"),
+            Request::new(Method::Get, "c"),
+        ];
         let (out, sent) = send_with_retries(&mut t, &reqs, 2, 2, Duration::from_millis(10));
-        assert_eq!(out.iter().map(|o| o.as_ref().unwrap().status).collect::<Vec<_>>(), [200, 200, 404]);
+        assert_eq!(
+            out.iter()
+                .map(|o| o.as_ref().unwrap().status)
+                .collect::<Vec<_>>(),
+            [200, 200, 404]
+        );
         assert_eq!(t.sent, ["a", "b", "c", "a"]);
         assert_eq!(sent, 4);
         assert_eq!(t.slept, [Duration::from_millis(10)]);
@@ -269,8 +322,18 @@ mod tests {
 
     #[test]
     fn gives_up_after_the_retry_budget() {
-        let mut t = Scripted { answers: VecDeque::from([resp(502), resp(502), resp(502)]), sent: vec![], slept: vec![] };
-        let (out, sent) = send_with_retries(&mut t, &[Request::new(Method::Get, "a")], 1, 2, Duration::ZERO);
+        let mut t = Scripted {
+            answers: VecDeque::from([resp(502), resp(502), resp(502)]),
+            sent: vec![],
+            slept: vec![],
+        };
+        let (out, sent) = send_with_retries(
+            &mut t,
+            &[Request::new(Method::Get, "a")],
+            1,
+            2,
+            Duration::ZERO,
+        );
         assert_eq!(out[0].as_ref().unwrap().status, 502);
         assert_eq!(sent, 3);
     }
@@ -284,7 +347,14 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy"), ("user:pa:ss", "dXNlcjpwYTpzcw==")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+            ("user:pa:ss", "dXNlcjpwYTpzcw=="),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }

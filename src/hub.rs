@@ -74,7 +74,8 @@ pub fn status_error(what: &str, resp: &Response) -> HubError {
 }
 
 fn parse_json(what: &str, body: &[u8]) -> Result<Value, HubError> {
-    serde_json::from_slice(body).map_err(|e| HubError(format!("{what}: the hub's answer is not valid JSON ({e})")))
+    serde_json::from_slice(body)
+        .map_err(|e| HubError(format!("{what}: the hub's answer is not valid JSON ({e})")))
 }
 
 fn parse_user_entry(item: &Value) -> Result<ListedUser, HubError> {
@@ -82,19 +83,33 @@ fn parse_user_entry(item: &Value) -> Result<ListedUser, HubError> {
         .get("name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| HubError(format!("user list entry without a name: {}", truncate(&item.to_string(), 120))))?;
+        .ok_or_else(|| {
+            HubError(format!(
+                "user list entry without a name: {}",
+                truncate(&item.to_string(), 120)
+            ))
+        })?;
     // `kind` is "user" in JupyterHub >= 2; anything else in /users would be a surprise.
     if let Some(kind) = item.get("kind").and_then(Value::as_str) {
         if kind != "user" {
-            return Err(HubError(format!("user list entry {name:?} has kind {kind:?}")));
+            return Err(HubError(format!(
+                "user list entry {name:?} has kind {kind:?}"
+            )));
         }
     }
     let admin = match item.get("admin") {
         Some(Value::Bool(b)) => *b,
         None | Some(Value::Null) => false,
-        Some(other) => return Err(HubError(format!("user {name:?} has a non-boolean admin field: {other}"))),
+        Some(other) => {
+            return Err(HubError(format!(
+                "user {name:?} has a non-boolean admin field: {other}"
+            )))
+        }
     };
-    Ok(ListedUser { name: name.to_string(), admin })
+    Ok(ListedUser {
+        name: name.to_string(),
+        admin,
+    })
 }
 
 /// Parses one answer of `GET /users` sent with the pagination Accept header.
@@ -114,9 +129,14 @@ pub fn parse_users_page(resp: &Response) -> Result<UsersPage, HubError> {
         .get("items")
         .and_then(Value::as_array)
         .ok_or_else(|| HubError(format!("{WHAT}: answer has no items list")))?;
-    let users = items.iter().map(parse_user_entry).collect::<Result<Vec<_>, _>>()?;
+    let users = items
+        .iter()
+        .map(parse_user_entry)
+        .collect::<Result<Vec<_>, _>>()?;
     let pagination = obj.get("_pagination").and_then(Value::as_object);
-    let total = pagination.and_then(|p| p.get("total")).and_then(Value::as_u64);
+    let total = pagination
+        .and_then(|p| p.get("total"))
+        .and_then(Value::as_u64);
     let next = match pagination.and_then(|p| p.get("next")) {
         None | Some(Value::Null) => None,
         Some(n) => {
@@ -124,7 +144,12 @@ pub fn parse_users_page(resp: &Response) -> Result<UsersPage, HubError> {
             let limit = n.get("limit").and_then(Value::as_u64);
             match (offset, limit) {
                 (Some(o), Some(l)) if l > 0 => Some((o, l)),
-                _ => return Err(HubError(format!("{WHAT}: malformed _pagination.next: {}", truncate(&n.to_string(), 200)))),
+                _ => {
+                    return Err(HubError(format!(
+                        "{WHAT}: malformed _pagination.next: {}",
+                        truncate(&n.to_string(), 200)
+                    )))
+                }
             }
         }
     };
@@ -170,15 +195,23 @@ mod tests {
     use super::*;
 
     fn ok(body: &str) -> Response {
-        Response { status: 200, headers: vec![], body: body.as_bytes().to_vec() }
+        Response {
+            status: 200,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     #[test]
     fn builds_requests() {
         let r = list_users_request("http://h/hub/api", "t0k", 0, 200);
         assert_eq!(r.url, "http://h/hub/api/users?offset=0&limit=200");
-        assert!(r.headers.contains(&("Accept".into(), PAGINATION_ACCEPT.into())));
-        assert!(r.headers.contains(&("Authorization".into(), "token t0k".into())));
+        assert!(r
+            .headers
+            .contains(&("Accept".into(), PAGINATION_ACCEPT.into())));
+        assert!(r
+            .headers
+            .contains(&("Authorization".into(), "token t0k".into())));
         let u = user_request("http://h/hub/api", "t", "a b@c/d");
         assert_eq!(u.url, "http://h/hub/api/users/a%20b%40c%2Fd");
     }
@@ -195,7 +228,8 @@ mod tests {
         assert!(p.users[0].admin);
         assert_eq!(p.total, Some(5));
         assert_eq!(p.next, Some((2, 2)));
-        let last = r#"{"items": [], "_pagination": {"offset": 9, "limit": 2, "total": 5, "next": null}}"#;
+        let last =
+            r#"{"items": [], "_pagination": {"offset": 9, "limit": 2, "total": 5, "next": null}}"#;
         assert_eq!(parse_users_page(&ok(last)).unwrap().next, None);
     }
 
@@ -214,29 +248,61 @@ mod tests {
         };
         let e = parse_users_page(&r).unwrap_err().0;
         assert!(e.contains("[list:users]") && e.contains("scope"), "{e}");
-        let bad = Response { status: 403, headers: vec![], body: br#"{"status": 403, "message": "Missing or invalid credentials."}"#.to_vec() };
-        assert!(parse_users_page(&bad).unwrap_err().0.contains("jupyterhub_api_token"));
+        let bad = Response {
+            status: 403,
+            headers: vec![],
+            body: br#"{"status": 403, "message": "Missing or invalid credentials."}"#.to_vec(),
+        };
+        assert!(parse_users_page(&bad)
+            .unwrap_err()
+            .0
+            .contains("jupyterhub_api_token"));
     }
 
     #[test]
     fn truncated_or_bad_json_is_an_error() {
-        assert!(parse_users_page(&ok(r#"{"items": [{"name": "a"#)).unwrap_err().0.contains("not valid JSON"));
+        assert!(parse_users_page(&ok(r#"{"items": [{"name": "a"#))
+            .unwrap_err()
+            .0
+            .contains("not valid JSON"));
         assert!(parse_users_page(&ok(r#"{"items": [{"admin": false}]}"#)).is_err());
-        assert!(parse_users_page(&ok(r#"{"items": [], "_pagination": {"next": {"offset": "x"}}}"#)).is_err());
+        assert!(parse_users_page(&ok(
+            r#"{"items": [], "_pagination": {"next": {"offset": "x"}}}"#
+        ))
+        .is_err());
     }
 
     #[test]
     fn user_auth_state_cases() {
         let with = ok(r#"{"name": "u", "auth_state": {"canvas_user": {"login_id": "100"}}}"#);
-        assert!(matches!(parse_user("u", &with).unwrap(), Some(AuthState::Present(_))));
-        assert_eq!(parse_user("u", &ok(r#"{"name": "u", "auth_state": null}"#)).unwrap(), Some(AuthState::Null));
-        let Err(UserError::Permission(missing)) = parse_user("u", &ok(r#"{"name": "u", "admin": false}"#)) else {
+        assert!(matches!(
+            parse_user("u", &with).unwrap(),
+            Some(AuthState::Present(_))
+        ));
+        assert_eq!(
+            parse_user("u", &ok(r#"{"name": "u", "auth_state": null}"#)).unwrap(),
+            Some(AuthState::Null)
+        );
+        let Err(UserError::Permission(missing)) =
+            parse_user("u", &ok(r#"{"name": "u", "admin": false}"#))
+        else {
             panic!("a missing auth_state key is a permission problem")
         };
         assert!(missing.0.contains("admin:auth_state"), "{missing}");
-        let broken = Response { status: 500, headers: vec![], body: b"oops".to_vec() };
-        assert!(matches!(parse_user("u", &broken), Err(UserError::Unreadable(_))));
-        let gone = Response { status: 404, headers: vec![], body: br#"{"status": 404, "message": null}"#.to_vec() };
+        let broken = Response {
+            status: 500,
+            headers: vec![],
+            body: b"oops".to_vec(),
+        };
+        assert!(matches!(
+            parse_user("u", &broken),
+            Err(UserError::Unreadable(_))
+        ));
+        let gone = Response {
+            status: 404,
+            headers: vec![],
+            body: br#"{"status": 404, "message": null}"#.to_vec(),
+        };
         assert_eq!(parse_user("u", &gone).unwrap(), None);
     }
 }

@@ -53,13 +53,20 @@ fn valid_subject(s: &str) -> Option<String> {
 }
 
 fn lookup_path<'a>(state: &'a Value, path: &[String]) -> Option<&'a Value> {
-    path.iter().try_fold(state, |v, key| v.as_object()?.get(key))
+    path.iter()
+        .try_fold(state, |v, key| v.as_object()?.get(key))
 }
 
 /// Maps one user to a subject value.
-pub fn subject_for(from: &SubjectFrom, name: &str, record: &UserRecord) -> Result<String, Unmapped> {
+pub fn subject_for(
+    from: &SubjectFrom,
+    name: &str,
+    record: &UserRecord,
+) -> Result<String, Unmapped> {
     match from {
-        SubjectFrom::Username { template } => valid_subject(&template.replace("{name}", name)).ok_or(Unmapped::InvalidValue),
+        SubjectFrom::Username { template } => {
+            valid_subject(&template.replace("{name}", name)).ok_or(Unmapped::InvalidValue)
+        }
         SubjectFrom::AuthState(paths) => {
             let state = match record {
                 UserRecord::Read(AuthState::Present(v)) => v,
@@ -77,7 +84,11 @@ pub fn subject_for(from: &SubjectFrom, name: &str, record: &UserRecord) -> Resul
                     Some(_) => found_invalid = true,
                 }
             }
-            Err(if found_invalid { Unmapped::InvalidValue } else { Unmapped::NoPathMatched })
+            Err(if found_invalid {
+                Unmapped::InvalidValue
+            } else {
+                Unmapped::NoPathMatched
+            })
         }
     }
 }
@@ -137,7 +148,11 @@ mod tests {
             lookup: SubjectLookup::SubjectId,
             source_id: None,
             mode: Mode::Mirror,
-            limits: RemovalLimits { max_removals: 10, max_fraction: 0.5, fraction_floor: 5 },
+            limits: RemovalLimits {
+                max_removals: 10,
+                max_fraction: 0.5,
+                fraction_floor: 5,
+            },
             protected: Default::default(),
         }
     }
@@ -145,45 +160,112 @@ mod tests {
     #[test]
     fn canvas_first_then_oauth() {
         let from = default_paths();
-        let both = read(json!({"canvas_user": {"login_id": "111"}, "oauth_user": {"login_id": "222"}}));
+        let both =
+            read(json!({"canvas_user": {"login_id": "111"}, "oauth_user": {"login_id": "222"}}));
         assert_eq!(subject_for(&from, "u", &both), Ok("111".into()));
         let oauth = read(json!({"oauth_user": {"login_id": " 222 "}, "access_token": "x"}));
         assert_eq!(subject_for(&from, "u", &oauth), Ok("222".into()));
-        let canvas_null = read(json!({"canvas_user": {"login_id": null}, "oauth_user": {"login_id": "333"}}));
+        let canvas_null =
+            read(json!({"canvas_user": {"login_id": null}, "oauth_user": {"login_id": "333"}}));
         assert_eq!(subject_for(&from, "u", &canvas_null), Ok("333".into()));
     }
 
     #[test]
     fn unmappable_users_are_classified() {
         let from = default_paths();
-        assert_eq!(subject_for(&from, "u", &UserRecord::Read(AuthState::Null)), Err(Unmapped::NoAuthState));
-        assert_eq!(subject_for(&from, "u", &read(json!({}))), Err(Unmapped::NoPathMatched));
-        assert_eq!(subject_for(&from, "u", &read(json!({"canvas_user": "flat"}))), Err(Unmapped::NoPathMatched));
+        assert_eq!(
+            subject_for(&from, "u", &UserRecord::Read(AuthState::Null)),
+            Err(Unmapped::NoAuthState)
+        );
+        assert_eq!(
+            subject_for(&from, "u", &read(json!({}))),
+            Err(Unmapped::NoPathMatched)
+        );
+        assert_eq!(
+            subject_for(&from, "u", &read(json!({"canvas_user": "flat"}))),
+            Err(Unmapped::NoPathMatched)
+        );
         // A numeric id is not a login id: refuse rather than send the wrong identity.
-        assert_eq!(subject_for(&from, "u", &read(json!({"canvas_user": {"login_id": 42}}))), Err(Unmapped::InvalidValue));
-        assert_eq!(subject_for(&from, "u", &read(json!({"canvas_user": {"login_id": "  "}}))), Err(Unmapped::InvalidValue));
-        assert_eq!(subject_for(&from, "u", &read(json!({"canvas_user": {"login_id": "a\nb"}}))), Err(Unmapped::InvalidValue));
+        assert_eq!(
+            subject_for(&from, "u", &read(json!({"canvas_user": {"login_id": 42}}))),
+            Err(Unmapped::InvalidValue)
+        );
+        assert_eq!(
+            subject_for(
+                &from,
+                "u",
+                &read(json!({"canvas_user": {"login_id": "  "}}))
+            ),
+            Err(Unmapped::InvalidValue)
+        );
+        assert_eq!(
+            subject_for(
+                &from,
+                "u",
+                &read(json!({"canvas_user": {"login_id": "a\nb"}}))
+            ),
+            Err(Unmapped::InvalidValue)
+        );
     }
 
     #[test]
     fn username_template() {
-        let from = SubjectFrom::Username { template: "{name}@example.edu".into() };
-        assert_eq!(subject_for(&from, "ana", &UserRecord::Listed), Ok("ana@example.edu".into()));
+        let from = SubjectFrom::Username {
+            template: "{name}@example.edu".into(),
+        };
+        assert_eq!(
+            subject_for(&from, "ana", &UserRecord::Listed),
+            Ok("ana@example.edu".into())
+        );
     }
 
     #[test]
     fn selection_counts_and_dedup() {
         let users = vec![
-            HubUser { name: "admin".into(), admin: true, record: read(json!({"canvas_user": {"login_id": "9"}})) },
-            HubUser { name: "a".into(), admin: false, record: read(json!({"canvas_user": {"login_id": "1"}})) },
-            HubUser { name: "a2".into(), admin: false, record: read(json!({"oauth_user": {"login_id": "1"}})) },
-            HubUser { name: "b".into(), admin: false, record: UserRecord::Read(AuthState::Null) },
-            HubUser { name: "c".into(), admin: false, record: UserRecord::Unread },
-            HubUser { name: "d".into(), admin: false, record: UserRecord::Vanished },
+            HubUser {
+                name: "admin".into(),
+                admin: true,
+                record: read(json!({"canvas_user": {"login_id": "9"}})),
+            },
+            HubUser {
+                name: "a".into(),
+                admin: false,
+                record: read(json!({"canvas_user": {"login_id": "1"}})),
+            },
+            HubUser {
+                name: "a2".into(),
+                admin: false,
+                record: read(json!({"oauth_user": {"login_id": "1"}})),
+            },
+            HubUser {
+                name: "b".into(),
+                admin: false,
+                record: UserRecord::Read(AuthState::Null),
+            },
+            HubUser {
+                name: "c".into(),
+                admin: false,
+                record: UserRecord::Unread,
+            },
+            HubUser {
+                name: "d".into(),
+                admin: false,
+                record: UserRecord::Vanished,
+            },
         ];
         let d = desired_members(&target(default_paths(), false), &users);
         assert_eq!(d.subjects.iter().collect::<Vec<_>>(), ["1"]);
-        assert_eq!((d.selected, d.admins_skipped, d.mapped, d.unmapped, d.duplicates, d.unread), (4, 1, 2, 1, 1, 1));
+        assert_eq!(
+            (
+                d.selected,
+                d.admins_skipped,
+                d.mapped,
+                d.unmapped,
+                d.duplicates,
+                d.unread
+            ),
+            (4, 1, 2, 1, 1, 1)
+        );
         let with_admins = desired_members(&target(default_paths(), true), &users);
         assert!(with_admins.subjects.contains("9"));
         assert_eq!(with_admins.admins_skipped, 0);

@@ -37,14 +37,21 @@ fn transport_error(what: &str, outcome: HttpOutcome) -> Result<http::Response, S
 impl Pass<'_> {
     fn hub_send(&mut self, requests: &[Request], in_flight: usize) -> Vec<HttpOutcome> {
         let h = &self.settings.http;
-        let (out, sent) = send_with_retries(self.transport, requests, in_flight, h.retries, h.backoff);
+        let (out, sent) =
+            send_with_retries(self.transport, requests, in_flight, h.retries, h.backoff);
         self.requests.jupyterhub += sent;
         out
     }
 
     fn grouper_send(&mut self, request: &Request) -> HttpOutcome {
         let h = &self.settings.http;
-        let (mut out, sent) = send_with_retries(self.transport, std::slice::from_ref(request), 1, h.retries, h.backoff);
+        let (mut out, sent) = send_with_retries(
+            self.transport,
+            std::slice::from_ref(request),
+            1,
+            h.retries,
+            h.backoff,
+        );
         self.requests.grouper += sent;
         out.pop().expect("one outcome per request")
     }
@@ -58,7 +65,9 @@ impl Pass<'_> {
         let mut max_pages = MAX_PAGES;
         for page_no in 1.. {
             if page_no > max_pages {
-                return Err(format!("listing hub users: more than {max_pages} pages; _pagination.next never ended"));
+                return Err(format!(
+                    "listing hub users: more than {max_pages} pages; _pagination.next never ended"
+                ));
             }
             let req = hub::list_users_request(&s.hub_api_url, s.hub_token.expose(), offset, limit);
             let resp = transport_error("listing hub users", self.hub_send(&[req], 1).remove(0))?;
@@ -104,11 +113,14 @@ impl Pass<'_> {
             return Err("the hub listed no users; refusing to treat that as an empty group (set allow_empty_hub=true if it is real)".into());
         }
         let needs_record = |u: &ListedUser| {
-            s.targets
-                .iter()
-                .any(|t| matches!(t.subject_from, SubjectFrom::AuthState(_)) && (t.include_admins || !u.admin))
+            s.targets.iter().any(|t| {
+                matches!(t.subject_from, SubjectFrom::AuthState(_))
+                    && (t.include_admins || !u.admin)
+            })
         };
-        let wanted: Vec<usize> = (0..listed.len()).filter(|&i| needs_record(&listed[i])).collect();
+        let wanted: Vec<usize> = (0..listed.len())
+            .filter(|&i| needs_record(&listed[i]))
+            .collect();
         let mut records: Vec<UserRecord> = vec![UserRecord::Listed; listed.len()];
         if !wanted.is_empty() {
             let reqs: Vec<Request> = wanted
@@ -136,14 +148,24 @@ impl Pass<'_> {
                 };
             }
             if let Some(first) = unread.first() {
-                self.log.warn(&format!("{} hub user record(s) could not be read; first: {first}", unread.len()));
-                incomplete.get_or_insert(format!("{} hub user record(s) could not be read; first: {first}", unread.len()));
+                self.log.warn(&format!(
+                    "{} hub user record(s) could not be read; first: {first}",
+                    unread.len()
+                ));
+                incomplete.get_or_insert(format!(
+                    "{} hub user record(s) could not be read; first: {first}",
+                    unread.len()
+                ));
             }
         }
         let users = listed
             .into_iter()
             .zip(records)
-            .map(|(u, record)| HubUser { name: u.name, admin: u.admin, record })
+            .map(|(u, record)| HubUser {
+                name: u.name,
+                admin: u.admin,
+                record,
+            })
             .collect();
         Ok(HubView { users, incomplete })
     }
@@ -165,7 +187,8 @@ impl Pass<'_> {
             );
             let what = format!("reading members of {}", target.group_path);
             let resp = transport_error(&what, self.grouper_send(&req))?;
-            let page = grouper::parse_get_members(&target.group_path, &target.lookup, &resp).map_err(|e| e.0)?;
+            let page = grouper::parse_get_members(&target.group_path, &target.lookup, &resp)
+                .map_err(|e| e.0)?;
             unresolvable += page.unresolvable;
             let count = page.members.len();
             let mut new = 0;
@@ -182,24 +205,36 @@ impl Pass<'_> {
                 break;
             }
             if new == 0 {
-                return Err(format!("{what}: page {page_number} repeated earlier members; the server does not page"));
+                return Err(format!(
+                    "{what}: page {page_number} repeated earlier members; the server does not page"
+                ));
             }
         }
         if unresolvable > 0 {
-            self.log.warn(&format!("{}: Grouper could not resolve {unresolvable} member(s)", target.group_path));
+            self.log.warn(&format!(
+                "{}: Grouper could not resolve {unresolvable} member(s)",
+                target.group_path
+            ));
         }
         Ok(members)
     }
 
     /// Sends one operation's batches; returns false when a batch failed as a whole.
-    fn write(&mut self, op: WriteOp, target: &Target, items: &[(String, serde_json::Value)], report: &mut TargetReport) -> bool {
+    fn write(
+        &mut self,
+        op: WriteOp,
+        target: &Target,
+        items: &[(String, serde_json::Value)],
+        report: &mut TargetReport,
+    ) -> bool {
         for batch in items.chunks(self.settings.grouper_batch_size) {
             let labels: Vec<String> = batch.iter().map(|(label, _)| label.clone()).collect();
             let lookups: Vec<serde_json::Value> = batch.iter().map(|(_, l)| l.clone()).collect();
             let req = grouper::write_request(&self.grouper, op, &target.group_path, &lookups);
             let what = format!("{} members of {}", op.as_str(), target.group_path);
-            let rows = transport_error(&what, self.grouper_send(&req))
-                .and_then(|resp| grouper::parse_write(op, &target.group_path, &labels, &resp).map_err(|e| e.0));
+            let rows = transport_error(&what, self.grouper_send(&req)).and_then(|resp| {
+                grouper::parse_write(op, &target.group_path, &labels, &resp).map_err(|e| e.0)
+            });
             let rows = match rows {
                 Ok(rows) => rows,
                 Err(e) => {
@@ -216,12 +251,22 @@ impl Pass<'_> {
                     continue;
                 }
                 if !row.unresolvable && report.error.is_none() {
-                    report.error = Some(format!("{} {}: {} {}", op.as_str(), row.subject, row.code, row.message));
+                    report.error = Some(format!(
+                        "{} {}: {} {}",
+                        op.as_str(),
+                        row.subject,
+                        row.code,
+                        row.message
+                    ));
                 }
                 report.failures.push(SubjectFailure {
                     operation: op.as_str().into(),
                     subject: row.subject,
-                    code: if row.unresolvable && row.code == "EXCEPTION" { "SUBJECT_NOT_FOUND".into() } else { row.code },
+                    code: if row.unresolvable && row.code == "EXCEPTION" {
+                        "SUBJECT_NOT_FOUND".into()
+                    } else {
+                        row.code
+                    },
                     message: row.message,
                 });
             }
@@ -251,7 +296,10 @@ impl Pass<'_> {
             }
         };
         report.current_members = current.len();
-        let reads = Completeness { hub: hub.incomplete.clone(), grouper: None };
+        let reads = Completeness {
+            hub: hub.incomplete.clone(),
+            grouper: None,
+        };
         let p = plan(target, &desired.subjects, &current, &reads);
         report.to_add = p.to_add.len();
         report.to_remove = p.to_remove.len();
@@ -260,21 +308,36 @@ impl Pass<'_> {
         if let Some(w) = &p.withheld {
             report.withheld_removals = w.count;
             report.withheld_reason = Some(w.reason.clone());
-            self.log.warn(&format!("{}: withholding {} removal(s): {}", target.group_path, w.count, w.reason));
+            self.log.warn(&format!(
+                "{}: withholding {} removal(s): {}",
+                target.group_path, w.count, w.reason
+            ));
         }
         if self.log.enabled(crate::settings::LogLevel::Debug) {
             let removing: Vec<&str> = p.to_remove.iter().map(|m| m.id.as_str()).collect();
-            self.log.debug(&format!("{}: to add {:?}; to remove {:?}", target.group_path, p.to_add, removing));
+            self.log.debug(&format!(
+                "{}: to add {:?}; to remove {:?}",
+                target.group_path, p.to_add, removing
+            ));
         }
         if !self.settings.dry_run {
             let adds: Vec<(String, serde_json::Value)> = p
                 .to_add
                 .iter()
-                .map(|s| (s.clone(), grouper::subject_lookup(s, &target.lookup, target.source_id.as_deref())))
+                .map(|s| {
+                    (
+                        s.clone(),
+                        grouper::subject_lookup(s, &target.lookup, target.source_id.as_deref()),
+                    )
+                })
                 .collect();
-            let removes: Vec<(String, serde_json::Value)> =
-                p.to_remove.iter().map(|m| (m.id.clone(), grouper::member_lookup(m))).collect();
-            let _ = self.write(WriteOp::Add, target, &adds, &mut report) && self.write(WriteOp::Delete, target, &removes, &mut report);
+            let removes: Vec<(String, serde_json::Value)> = p
+                .to_remove
+                .iter()
+                .map(|m| (m.id.clone(), grouper::member_lookup(m)))
+                .collect();
+            let _ = self.write(WriteOp::Add, target, &adds, &mut report)
+                && self.write(WriteOp::Delete, target, &removes, &mut report);
         }
         report.outcome = if report.error.is_some() {
             Outcome::Failed
@@ -290,14 +353,22 @@ impl Pass<'_> {
 /// Runs one complete pass and reports it. Never panics on bad input; errors end up in the report.
 pub fn run(settings: &Settings, transport: &mut dyn Transport) -> Report {
     let started = Instant::now();
-    let log = Logger { level: settings.log_level };
+    let log = Logger {
+        level: settings.log_level,
+    };
     let grouper = Connection::new(
         &settings.grouper_base_url,
         &settings.grouper_user,
         settings.grouper_password.expose(),
         &settings.grouper_content_type,
     );
-    let mut pass = Pass { settings, transport, log, requests: Requests::default(), grouper };
+    let mut pass = Pass {
+        settings,
+        transport,
+        log,
+        requests: Requests::default(),
+        grouper,
+    };
     let mut report = Report {
         outcome: Outcome::Failed,
         dry_run: settings.dry_run,
@@ -313,8 +384,16 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> Report {
         Err(e) => report.errors.push(e),
         Ok(hub) => {
             report.users_seen = hub.users.len();
-            report.users_unread = hub.users.iter().filter(|u| u.record == UserRecord::Unread).count();
-            report.users_vanished = hub.users.iter().filter(|u| u.record == UserRecord::Vanished).count();
+            report.users_unread = hub
+                .users
+                .iter()
+                .filter(|u| u.record == UserRecord::Unread)
+                .count();
+            report.users_vanished = hub
+                .users
+                .iter()
+                .filter(|u| u.record == UserRecord::Vanished)
+                .count();
             if let Some(why) = &hub.incomplete {
                 report.errors.push(why.clone());
             }
@@ -325,7 +404,12 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> Report {
                 }
                 report.targets.push(t);
             }
-            report.outcome = report.targets.iter().map(|t| t.outcome).max().unwrap_or(Outcome::Failed);
+            report.outcome = report
+                .targets
+                .iter()
+                .map(|t| t.outcome)
+                .max()
+                .unwrap_or(Outcome::Failed);
         }
     }
     report.requests = pass.requests.clone();
@@ -350,7 +434,10 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> Report {
         ));
     }
     if report.targets.is_empty() {
-        log.log(crate::settings::LogLevel::Error, &format!("pass failed: {}", report.errors.join("; ")));
+        log.log(
+            crate::settings::LogLevel::Error,
+            &format!("pass failed: {}", report.errors.join("; ")),
+        );
     }
     report
 }
@@ -385,7 +472,10 @@ mod tests {
         let mut m: std::collections::HashMap<String, String> = [
             ("jupyterhub_api_url", "http://hub/hub/api"),
             ("jupyterhub_api_token", "t"),
-            ("grouper_base_url", "http://g/gws/servicesRest/json/v2_2_100"),
+            (
+                "grouper_base_url",
+                "http://g/gws/servicesRest/json/v2_2_100",
+            ),
             ("grouper_user", "u"),
             ("grouper_password", "p"),
             ("grouper_id_path", "a:b"),
@@ -401,39 +491,78 @@ mod tests {
     }
 
     fn json(status: u16, body: serde_json::Value) -> HttpOutcome {
-        Ok(Response { status, headers: vec![("x-grouper-success".into(), "T".into())], body: body.to_string().into_bytes() })
+        Ok(Response {
+            status,
+            headers: vec![("x-grouper-success".into(), "T".into())],
+            body: body.to_string().into_bytes(),
+        })
     }
 
     fn members_page(ids: &[&str]) -> HttpOutcome {
-        let subjects: Vec<_> = ids.iter().map(|i| serde_json::json!({"id": i, "sourceId": "ldap", "success": "T"})).collect();
-        let mut result = serde_json::json!({"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}});
+        let subjects: Vec<_> = ids
+            .iter()
+            .map(|i| serde_json::json!({"id": i, "sourceId": "ldap", "success": "T"}))
+            .collect();
+        let mut result =
+            serde_json::json!({"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}});
         if !subjects.is_empty() {
             result["wsSubjects"] = subjects.into();
         }
-        json(200, serde_json::json!({"WsGetMembersResults": {"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}, "results": [result]}}))
+        json(
+            200,
+            serde_json::json!({"WsGetMembersResults": {"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}, "results": [result]}}),
+        )
     }
 
     fn hub_answer(r: &Request, users: &[(&str, Option<&str>)]) -> Option<HttpOutcome> {
         if r.url.contains("/users?") {
-            let items: Vec<_> = users.iter().map(|(n, _)| serde_json::json!({"kind": "user", "name": n, "admin": false})).collect();
-            return Some(json(200, serde_json::json!({"items": items, "_pagination": {"offset": 0, "limit": 200, "total": users.len(), "next": null}})));
+            let items: Vec<_> = users
+                .iter()
+                .map(|(n, _)| serde_json::json!({"kind": "user", "name": n, "admin": false}))
+                .collect();
+            return Some(json(
+                200,
+                serde_json::json!({"items": items, "_pagination": {"offset": 0, "limit": 200, "total": users.len(), "next": null}}),
+            ));
         }
         let name = r.url.rsplit('/').next()?;
         let (_, login) = users.iter().find(|(n, _)| *n == name)?;
-        Some(json(200, serde_json::json!({"name": name, "auth_state": login.map(|l| serde_json::json!({"canvas_user": {"login_id": l}}))})))
+        Some(json(
+            200,
+            serde_json::json!({"name": name, "auth_state": login.map(|l| serde_json::json!({"canvas_user": {"login_id": l}}))}),
+        ))
     }
 
     #[test]
     fn grouper_read_failure_writes_nothing() {
         let users = [("a", Some("1"))];
         let mut fake = Fake {
-            answer: |r: &Request| hub_answer(r, &users).unwrap_or_else(|| Ok(Response { status: 500, headers: vec![], body: b"<html>".to_vec() })),
+            answer: |r: &Request| {
+                hub_answer(r, &users).unwrap_or_else(|| {
+                    Ok(Response {
+                        status: 500,
+                        headers: vec![],
+                        body: b"<html>".to_vec(),
+                    })
+                })
+            },
             log: vec![],
         };
         let report = run(&settings(&[]), &mut fake);
         assert_eq!(report.outcome, Outcome::Failed);
-        assert!(report.errors[0].contains("reading members of a:b"), "{:?}", report.errors);
-        assert!(!fake.log.iter().any(|l| l.starts_with("PUT") || l.contains("/members")), "{:?}", fake.log);
+        assert!(
+            report.errors[0].contains("reading members of a:b"),
+            "{:?}",
+            report.errors
+        );
+        assert!(
+            !fake
+                .log
+                .iter()
+                .any(|l| l.starts_with("PUT") || l.contains("/members")),
+            "{:?}",
+            fake.log
+        );
     }
 
     #[test]
@@ -448,8 +577,11 @@ mod tests {
                     return members_page(&["stale"]);
                 }
                 if r.method == http::Method::Put {
-                    return json(201, serde_json::json!({"WsAddMemberResults": {"resultMetadata": {"resultCode": "SUCCESS", "success": "T"},
-                        "results": [{"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}}]}}));
+                    return json(
+                        201,
+                        serde_json::json!({"WsAddMemberResults": {"resultMetadata": {"resultCode": "SUCCESS", "success": "T"},
+                        "results": [{"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}}]}}),
+                    );
                 }
                 hub_answer(r, &users).expect("no other requests")
             },
@@ -460,17 +592,30 @@ mod tests {
         assert_eq!(report.users_unread, 1);
         assert_eq!((t.added, t.removed, t.withheld_removals), (1, 0, 1));
         assert_eq!(t.outcome, Outcome::RemovalsWithheld);
-        assert_eq!(fake.log.iter().filter(|l| l.ends_with("/users/b")).count(), 3, "retried twice");
-        assert!(!fake.log.iter().any(|l| l.starts_with("POST") && l.ends_with("/members")));
+        assert_eq!(
+            fake.log.iter().filter(|l| l.ends_with("/users/b")).count(),
+            3,
+            "retried twice"
+        );
+        assert!(!fake
+            .log
+            .iter()
+            .any(|l| l.starts_with("POST") && l.ends_with("/members")));
     }
 
     #[test]
     fn empty_hub_is_an_error_unless_allowed() {
-        let mut fake = Fake { answer: |r: &Request| hub_answer(r, &[]).unwrap_or_else(|| members_page(&["x"])), log: vec![] };
+        let mut fake = Fake {
+            answer: |r: &Request| hub_answer(r, &[]).unwrap_or_else(|| members_page(&["x"])),
+            log: vec![],
+        };
         let report = run(&settings(&[]), &mut fake);
         assert_eq!(report.outcome, Outcome::Failed);
         assert!(report.errors[0].contains("allow_empty_hub"));
-        let mut fake = Fake { answer: |r: &Request| hub_answer(r, &[]).unwrap_or_else(|| members_page(&[])), log: vec![] };
+        let mut fake = Fake {
+            answer: |r: &Request| hub_answer(r, &[]).unwrap_or_else(|| members_page(&[])),
+            log: vec![],
+        };
         let report = run(&settings(&[("allow_empty_hub", "true")]), &mut fake);
         assert_eq!(report.outcome, Outcome::Converged);
     }
@@ -479,13 +624,20 @@ mod tests {
     fn runaway_pagination_is_refused() {
         let mut fake = Fake {
             answer: |_: &Request| {
-                json(200, serde_json::json!({"items": [{"kind": "user", "name": "a"}],
-                    "_pagination": {"offset": 0, "limit": 1, "total": 3, "next": {"offset": 0, "limit": 1}}}))
+                json(
+                    200,
+                    serde_json::json!({"items": [{"kind": "user", "name": "a"}],
+                    "_pagination": {"offset": 0, "limit": 1, "total": 3, "next": {"offset": 0, "limit": 1}}}),
+                )
             },
             log: vec![],
         };
         let report = run(&settings(&[]), &mut fake);
-        assert!(report.errors[0].contains("refusing to loop"), "{:?}", report.errors);
+        assert!(
+            report.errors[0].contains("refusing to loop"),
+            "{:?}",
+            report.errors
+        );
     }
 
     #[test]
@@ -502,8 +654,15 @@ mod tests {
             },
             log: vec![],
         };
-        let report = run(&settings(&[("grouper_page_size", "2"), ("dry_run", "true")]), &mut fake);
-        assert!(report.errors[0].contains("does not page"), "{:?}", report.errors);
+        let report = run(
+            &settings(&[("grouper_page_size", "2"), ("dry_run", "true")]),
+            &mut fake,
+        );
+        assert!(
+            report.errors[0].contains("does not page"),
+            "{:?}",
+            report.errors
+        );
         assert_eq!(pages, 2);
     }
 }

@@ -51,9 +51,18 @@ fn is_managed(member: &Member, target: &Target) -> bool {
     }
 }
 
-pub fn plan(target: &Target, desired: &BTreeSet<String>, current: &[Member], reads: &Completeness) -> Plan {
+pub fn plan(
+    target: &Target,
+    desired: &BTreeSet<String>,
+    current: &[Member],
+    reads: &Completeness,
+) -> Plan {
     let current_keys: BTreeSet<&str> = current.iter().filter_map(|m| m.key.as_deref()).collect();
-    let to_add: Vec<String> = desired.iter().filter(|s| !current_keys.contains(s.as_str())).cloned().collect();
+    let to_add: Vec<String> = desired
+        .iter()
+        .filter(|s| !current_keys.contains(s.as_str()))
+        .cloned()
+        .collect();
 
     let mut unmanaged_kept = 0;
     let mut protected_kept = 0;
@@ -95,7 +104,10 @@ pub fn plan(target: &Target, desired: &BTreeSet<String>, current: &[Member], rea
     let withheld_reason = if let Some(why) = reads.hub.as_ref().or(reads.grouper.as_ref()) {
         Some(format!("incomplete read, so nobody is removed: {why}"))
     } else if n > limits.max_removals {
-        Some(format!("{n} removals exceed max_removals={}", limits.max_removals))
+        Some(format!(
+            "{n} removals exceed max_removals={}",
+            limits.max_removals
+        ))
     } else if n > limits.fraction_floor && (n as f64) > limits.max_fraction * current.len() as f64 {
         Some(format!(
             "{n} removals are more than max_removal_fraction={} of the {} current members",
@@ -121,29 +133,47 @@ mod tests {
         Target {
             group_path: "a:b".into(),
             include_admins: false,
-            subject_from: SubjectFrom::Username { template: "{name}".into() },
+            subject_from: SubjectFrom::Username {
+                template: "{name}".into(),
+            },
             lookup: SubjectLookup::SubjectId,
             source_id: None,
             mode,
-            limits: RemovalLimits { max_removals, max_fraction, fraction_floor: floor },
+            limits: RemovalLimits {
+                max_removals,
+                max_fraction,
+                fraction_floor: floor,
+            },
             protected: ["keep".to_string()].into(),
         }
     }
 
     fn member(id: &str) -> Member {
-        Member { id: id.into(), source_id: "ldap".into(), key: Some(id.into()) }
+        Member {
+            id: id.into(),
+            source_id: "ldap".into(),
+            key: Some(id.into()),
+        }
     }
 
     fn set(items: &[&str]) -> BTreeSet<String> {
         items.iter().map(|s| s.to_string()).collect()
     }
 
-    const COMPLETE: Completeness = Completeness { hub: None, grouper: None };
+    const COMPLETE: Completeness = Completeness {
+        hub: None,
+        grouper: None,
+    };
 
     #[test]
     fn diff_adds_and_removes() {
         let cur = vec![member("1"), member("2"), member("stale")];
-        let p = plan(&target(Mode::Mirror, 10, 1.0, 0), &set(&["1", "2", "3"]), &cur, &COMPLETE);
+        let p = plan(
+            &target(Mode::Mirror, 10, 1.0, 0),
+            &set(&["1", "2", "3"]),
+            &cur,
+            &COMPLETE,
+        );
         assert_eq!(p.to_add, ["3"]);
         assert_eq!(p.to_remove, [member("stale")]);
         assert!(p.withheld.is_none());
@@ -153,11 +183,28 @@ mod tests {
     fn protected_and_unmanaged_are_never_removed() {
         let cur = vec![
             member("keep"),
-            Member { id: "etc:admins".into(), source_id: "g:gsa".into(), key: Some("etc:admins".into()) },
-            Member { id: "GrouperSystem".into(), source_id: "g:isa".into(), key: Some("GrouperSystem".into()) },
-            Member { id: "99".into(), source_id: "ldap".into(), key: None },
+            Member {
+                id: "etc:admins".into(),
+                source_id: "g:gsa".into(),
+                key: Some("etc:admins".into()),
+            },
+            Member {
+                id: "GrouperSystem".into(),
+                source_id: "g:isa".into(),
+                key: Some("GrouperSystem".into()),
+            },
+            Member {
+                id: "99".into(),
+                source_id: "ldap".into(),
+                key: None,
+            },
         ];
-        let p = plan(&target(Mode::Mirror, 10, 1.0, 0), &set(&[]), &cur, &COMPLETE);
+        let p = plan(
+            &target(Mode::Mirror, 10, 1.0, 0),
+            &set(&[]),
+            &cur,
+            &COMPLETE,
+        );
         assert!(p.to_remove.is_empty());
         assert_eq!((p.protected_kept, p.unmanaged_kept), (1, 3));
     }
@@ -166,7 +213,14 @@ mod tests {
     fn other_sources_are_unmanaged_when_a_source_is_set() {
         let mut t = target(Mode::Mirror, 10, 1.0, 0);
         t.source_id = Some("ldap".into());
-        let cur = vec![member("x"), Member { id: "y".into(), source_id: "jdbc".into(), key: Some("y".into()) }];
+        let cur = vec![
+            member("x"),
+            Member {
+                id: "y".into(),
+                source_id: "jdbc".into(),
+                key: Some("y".into()),
+            },
+        ];
         let p = plan(&t, &set(&[]), &cur, &COMPLETE);
         assert_eq!(p.to_remove, [member("x")]);
         assert_eq!(p.unmanaged_kept, 1);
@@ -176,10 +230,21 @@ mod tests {
     fn incomplete_reads_remove_nobody_but_still_add() {
         let cur = vec![member("1"), member("stale")];
         for reads in [
-            Completeness { hub: Some("user x unread".into()), grouper: None },
-            Completeness { hub: None, grouper: Some("page 2 failed".into()) },
+            Completeness {
+                hub: Some("user x unread".into()),
+                grouper: None,
+            },
+            Completeness {
+                hub: None,
+                grouper: Some("page 2 failed".into()),
+            },
         ] {
-            let p = plan(&target(Mode::Mirror, 100, 1.0, 0), &set(&["1", "new"]), &cur, &reads);
+            let p = plan(
+                &target(Mode::Mirror, 100, 1.0, 0),
+                &set(&["1", "new"]),
+                &cur,
+                &reads,
+            );
             assert_eq!(p.to_add, ["new"]);
             assert!(p.to_remove.is_empty());
             let w = p.withheld.unwrap();
@@ -191,7 +256,12 @@ mod tests {
     #[test]
     fn absolute_limit_withholds_all_removals() {
         let cur: Vec<Member> = (0..5).map(|i| member(&i.to_string())).collect();
-        let p = plan(&target(Mode::Mirror, 3, 1.0, 0), &set(&["new"]), &cur, &COMPLETE);
+        let p = plan(
+            &target(Mode::Mirror, 3, 1.0, 0),
+            &set(&["new"]),
+            &cur,
+            &COMPLETE,
+        );
         assert!(p.to_remove.is_empty());
         assert_eq!(p.to_add, ["new"]);
         assert!(p.withheld.unwrap().reason.contains("max_removals=3"));
@@ -209,14 +279,24 @@ mod tests {
         assert!(p.withheld.unwrap().reason.contains("max_removal_fraction"));
         // 3 of 4 is over the fraction but not over the floor: a small group can shed a stale member
         let small: Vec<Member> = (0..4).map(|i| member(&i.to_string())).collect();
-        let p = plan(&target(Mode::Mirror, 1000, 0.10, 5), &set(&["0"]), &small, &COMPLETE);
+        let p = plan(
+            &target(Mode::Mirror, 1000, 0.10, 5),
+            &set(&["0"]),
+            &small,
+            &COMPLETE,
+        );
         assert_eq!(p.to_remove.len(), 3);
     }
 
     #[test]
     fn additive_mode_never_removes() {
         let cur = vec![member("stale")];
-        let p = plan(&target(Mode::Additive, 10, 1.0, 0), &set(&["a"]), &cur, &COMPLETE);
+        let p = plan(
+            &target(Mode::Additive, 10, 1.0, 0),
+            &set(&["a"]),
+            &cur,
+            &COMPLETE,
+        );
         assert!(p.to_remove.is_empty() && p.withheld.is_none());
         assert_eq!(p.kept_by_mode, 1);
         assert_eq!(p.to_add, ["a"]);
@@ -225,7 +305,12 @@ mod tests {
     #[test]
     fn empty_desired_against_full_group_is_withheld_by_fraction() {
         let cur: Vec<Member> = (0..30).map(|i| member(&i.to_string())).collect();
-        let p = plan(&target(Mode::Mirror, 50, 0.10, 5), &set(&[]), &cur, &COMPLETE);
+        let p = plan(
+            &target(Mode::Mirror, 50, 0.10, 5),
+            &set(&[]),
+            &cur,
+            &COMPLETE,
+        );
         assert!(p.to_remove.is_empty());
         assert_eq!(p.withheld.unwrap().count, 30);
     }

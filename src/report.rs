@@ -89,7 +89,8 @@ pub struct Report {
 
 impl Report {
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"outcome\":\"failed\",\"errors\":[\"report: {e}\"]}}"))
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"outcome\":\"failed\",\"errors\":[\"report: {e}\"]}}"))
     }
 
     /// Process exit status for `wasi:cli/run`: 0 only for a converged pass.

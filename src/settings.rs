@@ -15,22 +15,37 @@ pub struct Key {
 }
 
 const fn key(name: &'static str, env: &'static str) -> Key {
-    Key { name, env, secret: false }
+    Key {
+        name,
+        env,
+        secret: false,
+    }
 }
 
 /// Every key the component understands. Anything else in `wasi:config` is rejected.
 pub const KEYS: &[Key] = &[
     key("jupyterhub_api_url", "JUPYTERHUB_API_URL"),
-    Key { name: "jupyterhub_api_token", env: "JUPYTERHUB_API_TOKEN", secret: true },
+    Key {
+        name: "jupyterhub_api_token",
+        env: "JUPYTERHUB_API_TOKEN",
+        secret: true,
+    },
     key("grouper_base_url", "GROUPER_BASE_URL"),
     key("grouper_user", "GROUPER_USER"),
-    Key { name: "grouper_password", env: "GROUPER_PASSWORD", secret: true },
+    Key {
+        name: "grouper_password",
+        env: "GROUPER_PASSWORD",
+        secret: true,
+    },
     key("grouper_id_path", "GROUPER_ID_PATH"),
     key("dry_run", "GROUPER_SYNC_DRY_RUN"),
     key("mode", "GROUPER_SYNC_MODE"),
     key("max_removals", "GROUPER_SYNC_MAX_REMOVALS"),
     key("max_removal_fraction", "GROUPER_SYNC_MAX_REMOVAL_FRACTION"),
-    key("removal_fraction_floor", "GROUPER_SYNC_REMOVAL_FRACTION_FLOOR"),
+    key(
+        "removal_fraction_floor",
+        "GROUPER_SYNC_REMOVAL_FRACTION_FLOOR",
+    ),
     key("protected_members", "GROUPER_SYNC_PROTECTED_MEMBERS"),
     key("include_admins", "GROUPER_SYNC_INCLUDE_ADMINS"),
     key("allow_empty_hub", "GROUPER_SYNC_ALLOW_EMPTY_HUB"),
@@ -45,8 +60,14 @@ pub const KEYS: &[Key] = &[
     key("grouper_page_size", "GROUPER_SYNC_GROUPER_PAGE_SIZE"),
     key("grouper_batch_size", "GROUPER_SYNC_GROUPER_BATCH_SIZE"),
     key("grouper_content_type", "GROUPER_SYNC_GROUPER_CONTENT_TYPE"),
-    key("connect_timeout_seconds", "GROUPER_SYNC_CONNECT_TIMEOUT_SECONDS"),
-    key("request_timeout_seconds", "GROUPER_SYNC_REQUEST_TIMEOUT_SECONDS"),
+    key(
+        "connect_timeout_seconds",
+        "GROUPER_SYNC_CONNECT_TIMEOUT_SECONDS",
+    ),
+    key(
+        "request_timeout_seconds",
+        "GROUPER_SYNC_REQUEST_TIMEOUT_SECONDS",
+    ),
     key("retries", "GROUPER_SYNC_RETRIES"),
     key("retry_backoff_ms", "GROUPER_SYNC_RETRY_BACKOFF_MS"),
     key("log_level", "GROUPER_SYNC_LOG_LEVEL"),
@@ -219,7 +240,10 @@ pub fn check_known_env<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(
     if unknown.is_empty() {
         Ok(())
     } else {
-        err(format!("unknown environment variable(s): {}", unknown.join(", ")))
+        err(format!(
+            "unknown environment variable(s): {}",
+            unknown.join(", ")
+        ))
     }
 }
 
@@ -237,7 +261,10 @@ impl<F: Fn(&str) -> Result<Option<String>, String>> Reader<F> {
     }
 
     fn env_of(name: &str) -> &'static str {
-        KEYS.iter().find(|k| k.name == name).map(|k| k.env).unwrap_or("")
+        KEYS.iter()
+            .find(|k| k.name == name)
+            .map(|k| k.env)
+            .unwrap_or("")
     }
 
     fn required(&self, name: &str) -> Result<String, ConfigError> {
@@ -272,12 +299,21 @@ impl<F: Fn(&str) -> Result<Option<String>, String>> Reader<F> {
         }
     }
 
-    fn uint(&self, name: &str, default: usize, min: usize, max: usize) -> Result<usize, ConfigError> {
+    fn uint(
+        &self,
+        name: &str,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, ConfigError> {
         match self.raw(name)? {
             None => Ok(default),
             Some(v) => match v.trim().parse::<usize>() {
                 Ok(n) if (min..=max).contains(&n) => Ok(n),
-                _ => err(format!("{name} must be a whole number from {min} to {max}, not {:?}", v.trim())),
+                _ => err(format!(
+                    "{name} must be a whole number from {min} to {max}, not {:?}",
+                    v.trim()
+                )),
             },
         }
     }
@@ -287,17 +323,26 @@ impl<F: Fn(&str) -> Result<Option<String>, String>> Reader<F> {
             None => Ok(default),
             Some(v) => match v.trim().parse::<f64>() {
                 Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
-                _ => err(format!("{name} must be a number from 0 to 1, not {:?}", v.trim())),
+                _ => err(format!(
+                    "{name} must be a number from 0 to 1, not {:?}",
+                    v.trim()
+                )),
             },
         }
     }
 
     fn choice(&self, name: &str, default: &str, allowed: &[&str]) -> Result<String, ConfigError> {
-        let v = self.raw(name)?.map(|v| v.trim().to_string()).unwrap_or_else(|| default.to_string());
+        let v = self
+            .raw(name)?
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| default.to_string());
         if allowed.contains(&v.as_str()) {
             Ok(v)
         } else {
-            err(format!("{name} must be one of {}, not {v:?}", allowed.join(", ")))
+            err(format!(
+                "{name} must be one of {}, not {v:?}",
+                allowed.join(", ")
+            ))
         }
     }
 }
@@ -308,8 +353,12 @@ fn http_url(name: &str, value: &str) -> Result<String, ConfigError> {
         .strip_prefix("http://")
         .or_else(|| v.strip_prefix("https://"));
     match rest {
-        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(['?', '#', ' ']) => Ok(v.to_string()),
-        _ => err(format!("{name} must be an http:// or https:// URL without query, got {value:?}")),
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(['?', '#', ' ']) => {
+            Ok(v.to_string())
+        }
+        _ => err(format!(
+            "{name} must be an http:// or https:// URL without query, got {value:?}"
+        )),
     }
 }
 
@@ -318,7 +367,11 @@ fn parse_auth_state_paths(value: &str) -> Result<Vec<Vec<String>>, ConfigError> 
         .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| p.split('.').map(|s| s.trim().to_string()).collect::<Vec<_>>())
+        .map(|p| {
+            p.split('.')
+                .map(|s| s.trim().to_string())
+                .collect::<Vec<_>>()
+        })
         .collect();
     if paths.is_empty() || paths.iter().any(|p| p.iter().any(String::is_empty)) {
         return err(format!(
@@ -341,7 +394,8 @@ fn parse_template(value: &str) -> Result<String, ConfigError> {
 /// Grouper group names are `stem:stem:extension`; the path is put in a URL segment.
 fn parse_group_path(value: &str) -> Result<String, ConfigError> {
     let v = value.trim();
-    if v.is_empty() || v.contains('/') || v.starts_with(':') || v.ends_with(':') || v.contains("::") {
+    if v.is_empty() || v.contains('/') || v.starts_with(':') || v.ends_with(':') || v.contains("::")
+    {
         return err(format!(
             "grouper_id_path must be a Grouper group name such as edu:berkeley:app:datahub:datahub-users, got {value:?}"
         ));
@@ -350,7 +404,9 @@ fn parse_group_path(value: &str) -> Result<String, ConfigError> {
 }
 
 /// Builds [`Settings`] from a key lookup. The lookup returns `Ok(None)` for an absent key.
-pub fn parse(lookup: impl Fn(&str) -> Result<Option<String>, String>) -> Result<Settings, ConfigError> {
+pub fn parse(
+    lookup: impl Fn(&str) -> Result<Option<String>, String>,
+) -> Result<Settings, ConfigError> {
     let r = Reader { lookup };
     let hub_api_url = http_url("jupyterhub_api_url", &r.required("jupyterhub_api_url")?)?;
     let hub_token = r.required_secret("jupyterhub_api_token")?;
@@ -359,16 +415,26 @@ pub fn parse(lookup: impl Fn(&str) -> Result<Option<String>, String>) -> Result<
     let grouper_password = r.required_secret("grouper_password")?;
     let group_path = parse_group_path(&r.required("grouper_id_path")?)?;
 
-    let mode = match r.choice("mode", "mirror", &["mirror", "additive"])?.as_str() {
+    let mode = match r
+        .choice("mode", "mirror", &["mirror", "additive"])?
+        .as_str()
+    {
         "additive" => Mode::Additive,
         _ => Mode::Mirror,
     };
-    let subject_from = match r.choice("subject_from", "auth_state", &["auth_state", "username"])?.as_str() {
+    let subject_from = match r
+        .choice("subject_from", "auth_state", &["auth_state", "username"])?
+        .as_str()
+    {
         "username" => SubjectFrom::Username {
-            template: parse_template(&r.raw("username_template")?.unwrap_or_else(|| "{name}".into()))?,
+            template: parse_template(
+                &r.raw("username_template")?
+                    .unwrap_or_else(|| "{name}".into()),
+            )?,
         },
         _ => SubjectFrom::AuthState(parse_auth_state_paths(
-            &r.raw("auth_state_paths")?.unwrap_or_else(|| DEFAULT_AUTH_STATE_PATHS.into()),
+            &r.raw("auth_state_paths")?
+                .unwrap_or_else(|| DEFAULT_AUTH_STATE_PATHS.into()),
         )?),
     };
     if matches!(subject_from, SubjectFrom::AuthState(_)) && r.raw("username_template")?.is_some() {
@@ -400,11 +466,21 @@ pub fn parse(lookup: impl Fn(&str) -> Result<Option<String>, String>) -> Result<
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect();
-    let content_type = match r.choice("grouper_content_type", "text/x-json", &["text/x-json", "application/json"])?.as_str() {
+    let content_type = match r
+        .choice(
+            "grouper_content_type",
+            "text/x-json",
+            &["text/x-json", "application/json"],
+        )?
+        .as_str()
+    {
         "application/json" => "application/json; charset=UTF-8",
         _ => "text/x-json; charset=UTF-8",
     };
-    let log_level = match r.choice("log_level", "info", &["error", "warn", "info", "debug"])?.as_str() {
+    let log_level = match r
+        .choice("log_level", "info", &["error", "warn", "info", "debug"])?
+        .as_str()
+    {
         "error" => LogLevel::Error,
         "warn" => LogLevel::Warn,
         "debug" => LogLevel::Debug,
@@ -441,8 +517,12 @@ pub fn parse(lookup: impl Fn(&str) -> Result<Option<String>, String>) -> Result<
         allow_empty_hub: r.bool("allow_empty_hub", false)?,
         log_level,
         http: HttpSettings {
-            connect_timeout: Duration::from_secs(r.uint("connect_timeout_seconds", 10, 1, 600)? as u64),
-            request_timeout: Duration::from_secs(r.uint("request_timeout_seconds", 60, 1, 3600)? as u64),
+            connect_timeout: Duration::from_secs(
+                r.uint("connect_timeout_seconds", 10, 1, 600)? as u64
+            ),
+            request_timeout: Duration::from_secs(
+                r.uint("request_timeout_seconds", 60, 1, 3600)? as u64
+            ),
             retries: r.uint("retries", 3, 0, 10)? as u32,
             backoff: Duration::from_millis(r.uint("retry_backoff_ms", 500, 0, 60_000)? as u64),
         },
@@ -459,7 +539,10 @@ mod tests {
         HashMap::from([
             ("jupyterhub_api_url", "http://127.0.0.1:8081/hub/api/"),
             ("jupyterhub_api_token", "tok-secret"),
-            ("grouper_base_url", "https://calgroups.example.edu/gws/servicesRest/json/v2_2_100"),
+            (
+                "grouper_base_url",
+                "https://calgroups.example.edu/gws/servicesRest/json/v2_2_100",
+            ),
             ("grouper_user", "svc"),
             ("grouper_password", "pw-secret"),
             ("grouper_id_path", "edu:berkeley:app:datahub:datahub-users"),
@@ -495,7 +578,10 @@ mod tests {
         let mut m = base();
         m.remove("grouper_password");
         let e = parse_map(&m).unwrap_err().0;
-        assert!(e.contains("grouper_password") && e.contains("GROUPER_PASSWORD"), "{e}");
+        assert!(
+            e.contains("grouper_password") && e.contains("GROUPER_PASSWORD"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -522,10 +608,18 @@ mod tests {
     fn identifier_lookup_needs_attribute() {
         let mut m = base();
         m.insert("subject_lookup", "subject_identifier");
-        assert!(parse_map(&m).unwrap_err().0.contains("identifier_attribute"));
+        assert!(parse_map(&m)
+            .unwrap_err()
+            .0
+            .contains("identifier_attribute"));
         m.insert("identifier_attribute", "uid");
         let s = parse_map(&m).unwrap();
-        assert_eq!(s.targets[0].lookup, SubjectLookup::SubjectIdentifier { attribute: "uid".into() });
+        assert_eq!(
+            s.targets[0].lookup,
+            SubjectLookup::SubjectIdentifier {
+                attribute: "uid".into()
+            }
+        );
     }
 
     #[test]
@@ -534,7 +628,12 @@ mod tests {
         m.insert("subject_from", "username");
         m.insert("username_template", "{name}@example.edu");
         let s = parse_map(&m).unwrap();
-        assert_eq!(s.targets[0].subject_from, SubjectFrom::Username { template: "{name}@example.edu".into() });
+        assert_eq!(
+            s.targets[0].subject_from,
+            SubjectFrom::Username {
+                template: "{name}@example.edu".into()
+            }
+        );
         assert!(!s.needs_auth_state());
         m.insert("username_template", "{user}@x");
         assert!(parse_map(&m).unwrap_err().0.contains("username_template"));
@@ -545,7 +644,9 @@ mod tests {
         let e = check_known_keys(["grouper_user", "dryrun"]).unwrap_err().0;
         assert!(e.contains("dryrun") && !e.contains("grouper_user"));
         assert!(check_known_keys(KEYS.iter().map(|k| k.name)).is_ok());
-        let e = check_known_env(["PATH", "GROUPER_SYNC_DRYRUN", "GROUPER_SYNC_DRY_RUN"]).unwrap_err().0;
+        let e = check_known_env(["PATH", "GROUPER_SYNC_DRYRUN", "GROUPER_SYNC_DRY_RUN"])
+            .unwrap_err()
+            .0;
         assert!(e.contains("GROUPER_SYNC_DRYRUN") && !e.contains("GROUPER_SYNC_DRY_RUN,"));
     }
 
@@ -553,7 +654,10 @@ mod tests {
     fn secrets_do_not_debug_print() {
         let s = parse_map(&base()).unwrap();
         let dump = format!("{s:?}");
-        assert!(!dump.contains("tok-secret") && !dump.contains("pw-secret"), "{dump}");
+        assert!(
+            !dump.contains("tok-secret") && !dump.contains("pw-secret"),
+            "{dump}"
+        );
     }
 
     #[test]

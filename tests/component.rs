@@ -27,13 +27,21 @@ fn canvas(login: &str) -> Value {
 fn world() -> World {
     let users = vec![
         ("alice".to_string(), false, canvas("100001")),
-        ("bob".to_string(), false, json!({"oauth_user": {"login_id": "100002"}})),
+        (
+            "bob".to_string(),
+            false,
+            json!({"oauth_user": {"login_id": "100002"}}),
+        ),
         ("carol".to_string(), false, Value::Null),
         ("admin".to_string(), true, canvas("100009")),
         ("dan@example.edu".to_string(), false, canvas("100004")),
     ];
     let hub = FakeHub::start(users, 2);
-    let sim = Simulator::new(Config { user: "svc-sync".into(), password: PASSWORD.into(), ..Config::default() });
+    let sim = Simulator::new(Config {
+        user: "svc-sync".into(),
+        password: PASSWORD.into(),
+        ..Config::default()
+    });
     for id in ["100001", "100002", "100004", "100009", "stale1"] {
         sim.add_subject(Subject::new("ldap", id));
     }
@@ -65,17 +73,33 @@ fn component_imports_only_what_it_may() {
     let ty = component().component_type();
     let imports: Vec<String> = ty.imports(engine()).map(|(n, _)| n.to_string()).collect();
     for name in &imports {
-        let allowed = ["wasi:http/types@0.2.", "wasi:http/outgoing-handler@0.2.", "wasi:config/store@0.2.0-rc.1", "wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/"]
-            .iter()
-            .any(|p| name.starts_with(p));
+        let allowed = [
+            "wasi:http/types@0.2.",
+            "wasi:http/outgoing-handler@0.2.",
+            "wasi:config/store@0.2.0-rc.1",
+            "wasi:cli/",
+            "wasi:io/",
+            "wasi:clocks/",
+            "wasi:random/",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p));
         assert!(allowed, "unexpected import {name} (all: {imports:?})");
-        assert!(!name.contains("filesystem") && !name.contains("sockets"), "{name}");
+        assert!(
+            !name.contains("filesystem") && !name.contains("sockets"),
+            "{name}"
+        );
     }
-    assert!(imports.iter().any(|n| n.starts_with("wasi:http/outgoing-handler@0.2.")));
+    assert!(imports
+        .iter()
+        .any(|n| n.starts_with("wasi:http/outgoing-handler@0.2.")));
     assert!(imports.iter().any(|n| n == "wasi:config/store@0.2.0-rc.1"));
     let exports: Vec<String> = ty.exports(engine()).map(|(n, _)| n.to_string()).collect();
     assert!(exports.contains(&SYNC_INTERFACE.to_string()), "{exports:?}");
-    assert!(exports.iter().any(|e| e.starts_with("wasi:cli/run@0.2.")), "{exports:?}");
+    assert!(
+        exports.iter().any(|e| e.starts_with("wasi:cli/run@0.2.")),
+        "{exports:?}"
+    );
     let size = std::fs::metadata(component_path()).unwrap().len();
     assert!(size < 1_000_000, "component is {size} bytes");
 }
@@ -87,38 +111,104 @@ fn full_pass_converges_and_is_idempotent() {
     let r = run.report();
     let t = run.target();
     assert_eq!(r["outcome"], "converged", "{r}");
-    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "100004", "edu:example:staff"]);
+    assert_eq!(
+        w.sim.member_ids(GROUP),
+        ["100001", "100002", "100004", "edu:example:staff"]
+    );
     assert_eq!(r["users_seen"], 5);
-    assert_eq!((t["users_selected"].as_u64(), t["admins_skipped"].as_u64()), (Some(4), Some(1)));
-    assert_eq!((t["users_mapped"].as_u64(), t["users_unmapped"].as_u64()), (Some(3), Some(1)));
-    assert_eq!((t["added"].as_u64(), t["removed"].as_u64(), t["unmanaged_kept"].as_u64()), (Some(3), Some(1), Some(1)));
+    assert_eq!(
+        (t["users_selected"].as_u64(), t["admins_skipped"].as_u64()),
+        (Some(4), Some(1))
+    );
+    assert_eq!(
+        (t["users_mapped"].as_u64(), t["users_unmapped"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(
+        (
+            t["added"].as_u64(),
+            t["removed"].as_u64(),
+            t["unmanaged_kept"].as_u64()
+        ),
+        (Some(3), Some(1), Some(1))
+    );
     // the hub list was paged (limit 2) and the odd name percent-encoded
     let hub_requests = w.hub.state.lock().unwrap().requests.clone();
-    assert!(hub_requests.iter().any(|r| r.contains("offset=4")), "{hub_requests:?}");
-    assert!(hub_requests.contains(&"/hub/api/users/dan%40example.edu".to_string()), "{hub_requests:?}");
-    assert!(!hub_requests.iter().any(|r| r.ends_with("/users/admin")), "admins are not read");
+    assert!(
+        hub_requests.iter().any(|r| r.contains("offset=4")),
+        "{hub_requests:?}"
+    );
+    assert!(
+        hub_requests.contains(&"/hub/api/users/dan%40example.edu".to_string()),
+        "{hub_requests:?}"
+    );
+    assert!(
+        !hub_requests.iter().any(|r| r.ends_with("/users/admin")),
+        "admins are not read"
+    );
     // the Grouper wire: text/x-json, no replaceAllExisting=T, batch add then delete
     let log = w.sim.requests();
-    assert!(log.iter().all(|r| r.content_type.as_deref() == Some("text/x-json; charset=UTF-8")));
-    let add = log.iter().find(|r| r.operation == Some(Operation::AddMember)).unwrap();
+    assert!(log
+        .iter()
+        .all(|r| r.content_type.as_deref() == Some("text/x-json; charset=UTF-8")));
+    let add = log
+        .iter()
+        .find(|r| r.operation == Some(Operation::AddMember))
+        .unwrap();
     assert_eq!(add.method, "PUT");
-    assert_eq!(add.body.as_ref().unwrap()["WsRestAddMemberRequest"]["replaceAllExisting"], "F");
-    assert_eq!(ops(&w.sim), [Operation::GetMembers, Operation::AddMember, Operation::DeleteMember]);
+    assert_eq!(
+        add.body.as_ref().unwrap()["WsRestAddMemberRequest"]["replaceAllExisting"],
+        "F"
+    );
+    assert_eq!(
+        ops(&w.sim),
+        [
+            Operation::GetMembers,
+            Operation::AddMember,
+            Operation::DeleteMember
+        ]
+    );
 
     w.sim.clear_requests();
     let again = run_component(Entry::Typed, &settings(&w), &[]);
     assert_eq!(again.report()["outcome"], "converged");
-    assert_eq!((again.target()["to_add"].as_u64(), again.target()["to_remove"].as_u64()), (Some(0), Some(0)));
-    assert_eq!(ops(&w.sim), [Operation::GetMembers], "a converged group gets no writes");
+    assert_eq!(
+        (
+            again.target()["to_add"].as_u64(),
+            again.target()["to_remove"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        ops(&w.sim),
+        [Operation::GetMembers],
+        "a converged group gets no writes"
+    );
 }
 
 #[test]
 fn dry_run_reports_the_plan_and_writes_nothing() {
     let w = world();
-    let run = run_component(Entry::Typed, &with(settings(&w), &[("dry_run", "true")]), &[]);
+    let run = run_component(
+        Entry::Typed,
+        &with(settings(&w), &[("dry_run", "true")]),
+        &[],
+    );
     assert_eq!(run.report()["dry_run"], true);
-    assert_eq!((run.target()["to_add"].as_u64(), run.target()["to_remove"].as_u64()), (Some(3), Some(1)));
-    assert_eq!((run.target()["added"].as_u64(), run.target()["removed"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (
+            run.target()["to_add"].as_u64(),
+            run.target()["to_remove"].as_u64()
+        ),
+        (Some(3), Some(1))
+    );
+    assert_eq!(
+        (
+            run.target()["added"].as_u64(),
+            run.target()["removed"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
     assert_eq!(ops(&w.sim), [Operation::GetMembers]);
     assert_eq!(w.sim.member_ids(GROUP), ["edu:example:staff", "stale1"]);
 }
@@ -130,7 +220,10 @@ fn hub_page_failure_removes_nobody() {
     let run = run_component(Entry::Typed, &settings(&w), &[]);
     assert_eq!(run.report()["outcome"], "failed");
     let err = run.report()["errors"][0].as_str().unwrap();
-    assert!(err.contains("listing hub users") && err.contains("500"), "{err}");
+    assert!(
+        err.contains("listing hub users") && err.contains("500"),
+        "{err}"
+    );
     assert!(ops(&w.sim).is_empty(), "nothing was sent to Grouper");
     assert_eq!(w.sim.member_ids(GROUP), ["edu:example:staff", "stale1"]);
 }
@@ -142,8 +235,14 @@ fn unreadable_user_withholds_removals_but_adds_the_rest() {
     let run = run_component(Entry::Typed, &settings(&w), &[]);
     assert_eq!(run.report()["outcome"], "removals_withheld");
     assert_eq!(run.report()["users_unread"], 1);
-    assert!(run.target()["withheld_reason"].as_str().unwrap().contains("incomplete read"));
-    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100004", "edu:example:staff", "stale1"]);
+    assert!(run.target()["withheld_reason"]
+        .as_str()
+        .unwrap()
+        .contains("incomplete read"));
+    assert_eq!(
+        w.sim.member_ids(GROUP),
+        ["100001", "100004", "edu:example:staff", "stale1"]
+    );
 }
 
 #[test]
@@ -151,12 +250,21 @@ fn grouper_read_failure_writes_nothing() {
     let w = world();
     w.sim.push_fault(Fault {
         operation: Some(Operation::GetMembers),
-        action: FaultAction::Status { status: 500, content_type: "text/html".into(), body: "<html>Internal error</html>".into(), retry_after: None },
+        action: FaultAction::Status {
+            status: 500,
+            content_type: "text/html".into(),
+            body: "<html>Internal error</html>".into(),
+            retry_after: None,
+        },
         times: 1,
     });
     let run = run_component(Entry::Typed, &settings(&w), &[]);
     assert_eq!(run.report()["outcome"], "failed");
-    assert!(run.target()["error"].as_str().unwrap().contains("HTTP 500"), "{}", run.target());
+    assert!(
+        run.target()["error"].as_str().unwrap().contains("HTTP 500"),
+        "{}",
+        run.target()
+    );
     assert_eq!(ops(&w.sim), [Operation::GetMembers]);
     assert_eq!(w.sim.member_ids(GROUP), ["edu:example:staff", "stale1"]);
 }
@@ -165,12 +273,22 @@ fn grouper_read_failure_writes_nothing() {
 fn truncated_and_malformed_bodies_fail_safely() {
     for action in [FaultAction::TruncatedBody, FaultAction::MalformedJson] {
         let w = world();
-        w.sim.push_fault(Fault { operation: Some(Operation::GetMembers), action: action.clone(), times: 10 });
+        w.sim.push_fault(Fault {
+            operation: Some(Operation::GetMembers),
+            action: action.clone(),
+            times: 10,
+        });
         let run = run_component(Entry::Typed, &with(settings(&w), &[("retries", "1")]), &[]);
         assert_eq!(run.report()["outcome"], "failed", "{action:?}");
         let err = run.target()["error"].as_str().unwrap().to_string();
-        assert!(err.contains("body") || err.contains("JSON"), "{action:?}: {err}");
-        assert!(ops(&w.sim).iter().all(|o| *o == Operation::GetMembers), "{action:?}");
+        assert!(
+            err.contains("body") || err.contains("JSON"),
+            "{action:?}: {err}"
+        );
+        assert!(
+            ops(&w.sim).iter().all(|o| *o == Operation::GetMembers),
+            "{action:?}"
+        );
         assert_eq!(w.sim.member_ids(GROUP), ["edu:example:staff", "stale1"]);
     }
 }
@@ -180,30 +298,66 @@ fn transient_grouper_errors_are_retried() {
     let w = world();
     w.sim.push_fault(Fault {
         operation: Some(Operation::AddMember),
-        action: FaultAction::Status { status: 503, content_type: "text/plain".into(), body: "busy".into(), retry_after: Some(0) },
+        action: FaultAction::Status {
+            status: 503,
+            content_type: "text/plain".into(),
+            body: "busy".into(),
+            retry_after: Some(0),
+        },
         times: 2,
     });
-    w.sim.push_fault(Fault { operation: Some(Operation::DeleteMember), action: FaultAction::TruncatedBody, times: 1 });
+    w.sim.push_fault(Fault {
+        operation: Some(Operation::DeleteMember),
+        action: FaultAction::TruncatedBody,
+        times: 1,
+    });
     let run = run_component(Entry::Typed, &settings(&w), &[]);
     assert_eq!(run.report()["outcome"], "converged", "{}", run.report());
-    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "100004", "edu:example:staff"]);
+    assert_eq!(
+        w.sim.member_ids(GROUP),
+        ["100001", "100002", "100004", "edu:example:staff"]
+    );
     let counts = ops(&w.sim);
-    assert_eq!(counts.iter().filter(|o| **o == Operation::AddMember).count(), 3);
-    assert_eq!(counts.iter().filter(|o| **o == Operation::DeleteMember).count(), 2, "a lost delete answer is retried; delete is idempotent");
+    assert_eq!(
+        counts
+            .iter()
+            .filter(|o| **o == Operation::AddMember)
+            .count(),
+        3
+    );
+    assert_eq!(
+        counts
+            .iter()
+            .filter(|o| **o == Operation::DeleteMember)
+            .count(),
+        2,
+        "a lost delete answer is retried; delete is idempotent"
+    );
 }
 
 #[test]
 fn unknown_subjects_are_reported_but_the_pass_converges() {
     let w = world();
-    w.hub.state.lock().unwrap().users.push(("eve".into(), false, canvas("999999")));
+    w.hub
+        .state
+        .lock()
+        .unwrap()
+        .users
+        .push(("eve".into(), false, canvas("999999")));
     let run = run_component(Entry::Typed, &settings(&w), &[]);
     assert_eq!(run.report()["outcome"], "converged");
     let failures = run.target()["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0]["subject"], "999999");
     assert_eq!(failures[0]["code"], "SUBJECT_NOT_FOUND");
-    assert!(failures[0]["message"].as_str().unwrap().len() <= 310, "stack traces are cut");
-    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "100004", "edu:example:staff"]);
+    assert!(
+        failures[0]["message"].as_str().unwrap().len() <= 310,
+        "stack traces are cut"
+    );
+    assert_eq!(
+        w.sim.member_ids(GROUP),
+        ["100001", "100002", "100004", "edu:example:staff"]
+    );
 }
 
 #[test]
@@ -214,17 +368,32 @@ fn removal_limit_withholds_removals_and_keeps_adds() {
         w.sim.add_subject(Subject::new("ldap", &id));
         w.sim.add_member(GROUP, "ldap", &id);
     }
-    let run = run_component(Entry::Typed, &with(settings(&w), &[("max_removals", "5")]), &[]);
+    let run = run_component(
+        Entry::Typed,
+        &with(settings(&w), &[("max_removals", "5")]),
+        &[],
+    );
     assert_eq!(run.report()["outcome"], "removals_withheld");
     assert_eq!(run.target()["withheld_removals"], 9);
     assert_eq!(run.target()["added"], 3);
     assert!(w.sim.member_ids(GROUP).contains(&"stale1".to_string()));
     // protected members and additive mode
-    let run = run_component(Entry::Typed, &with(settings(&w), &[("mode", "additive")]), &[]);
+    let run = run_component(
+        Entry::Typed,
+        &with(settings(&w), &[("mode", "additive")]),
+        &[],
+    );
     assert_eq!(run.report()["outcome"], "converged");
     assert_eq!(run.target()["removed"], 0);
     let protect: String = (0..8).map(|i| format!("old{i},")).collect();
-    let run = run_component(Entry::Typed, &with(settings(&w), &[("max_removals", "5"), ("protected_members", &protect)]), &[]);
+    let run = run_component(
+        Entry::Typed,
+        &with(
+            settings(&w),
+            &[("max_removals", "5"), ("protected_members", &protect)],
+        ),
+        &[],
+    );
     assert_eq!(run.target()["removed"], 1);
     assert_eq!(run.target()["protected_kept"], 8);
 }
@@ -232,29 +401,73 @@ fn removal_limit_withholds_removals_and_keeps_adds() {
 #[test]
 fn grouper_errors_are_clear() {
     let w = world();
-    let run = run_component(Entry::Typed, &with(settings(&w), &[("grouper_password", "wrong")]), &[]);
-    assert!(run.target()["error"].as_str().unwrap().contains("rejected the credentials"), "{}", run.target());
-    let run = run_component(Entry::Typed, &with(settings(&w), &[("grouper_id_path", "edu:example:nope")]), &[]);
-    assert!(run.target()["error"].as_str().unwrap().contains("GROUP_NOT_FOUND"));
+    let run = run_component(
+        Entry::Typed,
+        &with(settings(&w), &[("grouper_password", "wrong")]),
+        &[],
+    );
+    assert!(
+        run.target()["error"]
+            .as_str()
+            .unwrap()
+            .contains("rejected the credentials"),
+        "{}",
+        run.target()
+    );
+    let run = run_component(
+        Entry::Typed,
+        &with(settings(&w), &[("grouper_id_path", "edu:example:nope")]),
+        &[],
+    );
+    assert!(run.target()["error"]
+        .as_str()
+        .unwrap()
+        .contains("GROUP_NOT_FOUND"));
     w.sim.edit_group(GROUP, |g| g.update_denied = true);
     let run = run_component(Entry::Typed, &settings(&w), &[]);
     assert_eq!(run.report()["outcome"], "failed");
-    assert!(run.target()["error"].as_str().unwrap().contains("INSUFFICIENT_PRIVILEGES"), "{}", run.target());
+    assert!(
+        run.target()["error"]
+            .as_str()
+            .unwrap()
+            .contains("INSUFFICIENT_PRIVILEGES"),
+        "{}",
+        run.target()
+    );
     assert_eq!(w.sim.member_ids(GROUP), ["edu:example:staff", "stale1"]);
 }
 
 #[test]
 fn configuration_errors_name_the_key() {
     let w = world();
-    let run = run_component(Entry::Typed, &with(settings(&w), &[("dryrun", "true")]), &[]);
-    assert!(run.result.as_ref().unwrap_err().contains("dryrun"), "{:?}", run.result);
-    let run = run_component(Entry::Typed, &with(settings(&w), &[("max_removal_fraction", "2")]), &[]);
-    assert!(run.result.as_ref().unwrap_err().contains("max_removal_fraction"));
+    let run = run_component(
+        Entry::Typed,
+        &with(settings(&w), &[("dryrun", "true")]),
+        &[],
+    );
+    assert!(
+        run.result.as_ref().unwrap_err().contains("dryrun"),
+        "{:?}",
+        run.result
+    );
+    let run = run_component(
+        Entry::Typed,
+        &with(settings(&w), &[("max_removal_fraction", "2")]),
+        &[],
+    );
+    assert!(run
+        .result
+        .as_ref()
+        .unwrap_err()
+        .contains("max_removal_fraction"));
     let mut missing = settings(&w);
     missing.retain(|(k, _)| k != "grouper_id_path");
     let run = run_component(Entry::Cli, &missing, &[]);
     assert_eq!(run.exit_ok, Some(false));
-    assert!(run.report()["errors"][0].as_str().unwrap().contains("GROUPER_ID_PATH"));
+    assert!(run.report()["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("GROUPER_ID_PATH"));
     assert!(ops(&w.sim).is_empty());
 }
 
@@ -264,7 +477,11 @@ fn cli_entry_reads_the_environment_and_prints_one_json_line() {
     let env: Vec<(String, String)> = settings(&w)
         .into_iter()
         .map(|(k, v)| {
-            let env = jupyterhub_grouper_sync::settings::KEYS.iter().find(|key| key.name == k).unwrap().env;
+            let env = jupyterhub_grouper_sync::settings::KEYS
+                .iter()
+                .find(|key| key.name == k)
+                .unwrap()
+                .env;
             (env.to_string(), v)
         })
         .collect();
@@ -272,7 +489,10 @@ fn cli_entry_reads_the_environment_and_prints_one_json_line() {
     assert_eq!(run.exit_ok, Some(true), "{}", run.stdout);
     assert_eq!(run.stdout.trim().lines().count(), 1);
     assert_eq!(run.report()["outcome"], "converged");
-    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "100004", "edu:example:staff"]);
+    assert_eq!(
+        w.sim.member_ids(GROUP),
+        ["100001", "100002", "100004", "edu:example:staff"]
+    );
     // a config key wins over the environment
     let run = run_component(Entry::Cli, &config(&[("dry_run", "true")]), &env);
     assert_eq!(run.report()["dry_run"], true);
@@ -286,29 +506,64 @@ fn cli_entry_reads_the_environment_and_prints_one_json_line() {
 
 #[test]
 fn secrets_and_member_lists_stay_out_of_outputs() {
-    let w = world();
-    for (entry, level) in [(Entry::Typed, "info"), (Entry::Cli, "info"), (Entry::Typed, "debug")] {
+    for (entry, level) in [
+        (Entry::Typed, "info"),
+        (Entry::Cli, "info"),
+        (Entry::Typed, "debug"),
+    ] {
+        let w = world();
         let run = run_component(entry, &with(settings(&w), &[("log_level", level)]), &[]);
         let all = format!("{}{}{:?}", run.stdout, run.stderr, run.result);
         for secret in [TOKEN, PASSWORD, "oauth-access-token-SECRET"] {
             assert!(!all.contains(secret), "{secret} leaked at {level}");
         }
-        assert_eq!(run.stderr.contains("100001"), level == "debug", "member ids only at debug level");
+        assert_eq!(
+            run.stderr.contains("100001"),
+            level == "debug",
+            "member ids only at debug level"
+        );
     }
 }
 
 #[test]
 fn identifier_lookup_matches_members_by_attribute() {
     let w = world();
-    w.sim.add_subject(Subject::new("ldap", "u-1").identifier("100001").attribute("uid", "100001"));
-    w.sim.add_subject(Subject::new("ldap", "u-old").identifier("olduid").attribute("uid", "olduid"));
+    w.sim.add_subject(
+        Subject::new("ldap", "u-1")
+            .identifier("100001")
+            .attribute("uid", "100001"),
+    );
+    w.sim.add_subject(
+        Subject::new("ldap", "u-old")
+            .identifier("olduid")
+            .attribute("uid", "olduid"),
+    );
     w.sim.add_member(GROUP, "ldap", "u-1");
     w.sim.add_member(GROUP, "ldap", "u-old");
-    w.hub.state.lock().unwrap().users.retain(|(n, _, _)| n == "alice");
-    let cfg = with(settings(&w), &[("subject_lookup", "subject_identifier"), ("identifier_attribute", "uid"), ("subject_source_id", "ldap")]);
+    w.hub
+        .state
+        .lock()
+        .unwrap()
+        .users
+        .retain(|(n, _, _)| n == "alice");
+    let cfg = with(
+        settings(&w),
+        &[
+            ("subject_lookup", "subject_identifier"),
+            ("identifier_attribute", "uid"),
+            ("subject_source_id", "ldap"),
+        ],
+    );
     let run = run_component(Entry::Typed, &cfg, &[]);
     assert_eq!(run.report()["outcome"], "converged", "{}", run.report());
-    assert_eq!(run.target()["to_add"], 0, "alice is already a member as u-1");
+    assert_eq!(
+        run.target()["to_add"],
+        0,
+        "alice is already a member as u-1"
+    );
     // stale1 has no uid attribute, so it is not matched and not removed
-    assert_eq!(w.sim.member_ids(GROUP), ["edu:example:staff", "stale1", "u-1"]);
+    assert_eq!(
+        w.sim.member_ids(GROUP),
+        ["edu:example:staff", "stale1", "u-1"]
+    );
 }

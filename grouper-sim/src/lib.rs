@@ -8,12 +8,13 @@
 
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 mod ops;
+pub mod server;
 pub use ops::Operation;
+pub use server::ServerHandle;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
@@ -91,7 +92,12 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultAction {
     /// Answer with this status and raw body (no Grouper headers), before touching any state.
-    Status { status: u16, content_type: String, body: String, retry_after: Option<u64> },
+    Status {
+        status: u16,
+        content_type: String,
+        body: String,
+        retry_after: Option<u64>,
+    },
     /// Wait, then answer normally.
     Delay(Duration),
     /// Process normally but send a body that is not valid JSON.
@@ -130,7 +136,10 @@ pub struct SimRequest {
 
 impl SimRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -146,7 +155,10 @@ pub struct SimResponse {
 
 impl SimResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn json(&self) -> Option<Value> {
         serde_json::from_slice(&self.body).ok()
@@ -230,7 +242,11 @@ impl Simulator {
 
     /// The group's immediate members as (sourceId, subjectId), sorted.
     pub fn members(&self, group: &str) -> Vec<(String, String)> {
-        self.lock().groups.get(group).map(|g| g.members.iter().cloned().collect()).unwrap_or_default()
+        self.lock()
+            .groups
+            .get(group)
+            .map(|g| g.members.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The group's member subject ids, sorted.
@@ -261,7 +277,11 @@ impl Simulator {
                 resp = apply_fault(action, resp);
             }
         }
-        let body = if req.body.is_empty() { None } else { serde_json::from_slice(&req.body).ok() };
+        let body = if req.body.is_empty() {
+            None
+        } else {
+            serde_json::from_slice(&req.body).ok()
+        };
         st.log.push(LoggedRequest {
             method: req.method.clone(),
             path: req.target.clone(),
@@ -275,25 +295,15 @@ impl Simulator {
 
     /// Serves the simulator on `addr` (e.g. "127.0.0.1:0") until the handle is dropped.
     pub fn serve(self: &Arc<Self>, addr: &str) -> std::io::Result<ServerHandle> {
-        let server = Arc::new(tiny_http::Server::http(addr).map_err(std::io::Error::other)?);
-        let local = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| std::io::Error::other("not an IP listener"))?;
         let sim = Arc::clone(self);
-        let srv = Arc::clone(&server);
-        let thread = std::thread::spawn(move || {
-            for request in srv.incoming_requests() {
-                let sim = Arc::clone(&sim);
-                std::thread::spawn(move || serve_one(&sim, request));
-            }
-        });
-        Ok(ServerHandle { addr: local, server, thread: Some(thread) })
+        server::serve(addr, Arc::new(move |req: &SimRequest| sim.handle(req)))
     }
 }
 
 fn take_fault(faults: &mut VecDeque<Fault>, op: Operation) -> Option<FaultAction> {
-    let i = faults.iter().position(|f| f.times > 0 && f.operation.is_none_or(|o| o == op))?;
+    let i = faults
+        .iter()
+        .position(|f| f.times > 0 && f.operation.is_none_or(|o| o == op))?;
     let fault = &mut faults[i];
     fault.times -= 1;
     let action = fault.action.clone();
@@ -305,12 +315,23 @@ fn take_fault(faults: &mut VecDeque<Fault>, op: Operation) -> Option<FaultAction
 
 fn apply_fault(action: FaultAction, mut resp: SimResponse) -> SimResponse {
     match action {
-        FaultAction::Status { status, content_type, body, retry_after } => {
+        FaultAction::Status {
+            status,
+            content_type,
+            body,
+            retry_after,
+        } => {
             let mut headers = vec![("Content-Type".to_string(), content_type)];
             if let Some(secs) = retry_after {
                 headers.push(("Retry-After".into(), secs.to_string()));
             }
-            SimResponse { status, headers, body: body.into_bytes(), delay: None, truncate_at: None }
+            SimResponse {
+                status,
+                headers,
+                body: body.into_bytes(),
+                delay: None,
+                truncate_at: None,
+            }
         }
         FaultAction::Delay(d) => {
             resp.delay = Some(d);
@@ -324,67 +345,6 @@ fn apply_fault(action: FaultAction, mut resp: SimResponse) -> SimResponse {
         FaultAction::TruncatedBody => {
             resp.truncate_at = Some(resp.body.len() / 2);
             resp
-        }
-    }
-}
-
-fn serve_one(sim: &Simulator, mut request: tiny_http::Request) {
-    let mut body = Vec::new();
-    if request.as_reader().read_to_end(&mut body).is_err() {
-        return;
-    }
-    let req = SimRequest {
-        method: request.method().as_str().to_string(),
-        target: request.url().to_string(),
-        headers: request.headers().iter().map(|h| (h.field.to_string(), h.value.to_string())).collect(),
-        body,
-    };
-    let resp = sim.handle(&req);
-    if let Some(d) = resp.delay {
-        std::thread::sleep(d);
-    }
-    if let Some(cut) = resp.truncate_at {
-        // Full Content-Length, half the bytes, then close: the client sees a truncated body.
-        let mut w = request.into_writer();
-        let mut head = format!("HTTP/1.1 {} OK\r\nContent-Length: {}\r\nConnection: close\r\n", resp.status, resp.body.len());
-        for (k, v) in &resp.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        let _ = w.write_all(head.as_bytes());
-        let _ = w.write_all(&resp.body[..cut]);
-        let _ = w.flush();
-        return;
-    }
-    let mut out = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
-    for (k, v) in resp.headers {
-        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            out.add_header(h);
-        }
-    }
-    let _ = request.respond(out);
-}
-
-/// A running simulator server; stops when dropped.
-pub struct ServerHandle {
-    pub addr: std::net::SocketAddr,
-    server: Arc<tiny_http::Server>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ServerHandle {
-    /// The base URL a client is configured with, e.g.
-    /// `http://127.0.0.1:PORT/grouper-ws/servicesRest/json/v2_2_100`.
-    pub fn base_url(&self, version: &str) -> String {
-        format!("http://{}/grouper-ws/servicesRest/json/{version}", self.addr)
-    }
-}
-
-impl Drop for ServerHandle {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }

@@ -17,17 +17,26 @@ fn main() -> anyhow::Result<()> {
     let mut subjects = Vec::new();
     let mut members = Vec::new();
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| anyhow::anyhow!("{arg} needs a value"));
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| anyhow::anyhow!("{arg} needs a value"))
+        };
         match arg.as_str() {
             "--listen" => listen = value()?,
             "--user" => config.user = value()?,
             "--password-env" => {
                 let name = value()?;
-                config.password = std::env::var(&name).map_err(|_| anyhow::anyhow!("environment variable {name} is not set"))?;
+                config.password = std::env::var(&name)
+                    .map_err(|_| anyhow::anyhow!("environment variable {name} is not set"))?;
             }
             "--server-version" => config.server_version = value()?,
             "--group" => groups.push(value()?),
-            "--subjects" => subjects.extend(value()?.split(',').filter(|s| !s.is_empty()).map(String::from)),
+            "--subjects" => subjects.extend(
+                value()?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            ),
             "--member" => members.push(value()?),
             "-h" | "--help" => {
                 println!("usage: grouper-sim [--listen ADDR] [--user U] [--password-env VAR] [--server-version 2.5.0] --group NAME [--subjects ID,ID] [--member ID]...");
@@ -48,7 +57,10 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let server = sim.serve(&listen)?;
-    println!("grouper-sim listening; base URL {}", server.base_url("v2_2_100"));
+    println!(
+        "grouper-sim listening; base URL {}",
+        server.base_url("v2_2_100")
+    );
     loop {
         std::thread::park();
     }

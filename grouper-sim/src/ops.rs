@@ -24,12 +24,18 @@ pub(crate) fn parse_version(s: &str) -> Option<(u32, u32, u32)> {
     let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
     let s = s.strip_suffix("-SNAPSHOT").unwrap_or(s);
     let s = match s.find("rc") {
-        Some(i) if s[i + 2..].chars().all(|c| c.is_ascii_digit()) && i + 2 < s.len() => s[..i].trim_end_matches('-'),
+        Some(i) if s[i + 2..].chars().all(|c| c.is_ascii_digit()) && i + 2 < s.len() => {
+            s[..i].trim_end_matches('-')
+        }
         _ => s,
     };
     let parts: Vec<&str> = s.split(['.', '_']).collect();
     match parts.as_slice() {
-        [a, b, c] if [a, b, c].iter().all(|p| !p.is_empty() && p.chars().all(|ch| ch.is_ascii_digit())) => {
+        [a, b, c]
+            if [a, b, c]
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|ch| ch.is_ascii_digit())) =>
+        {
             Some((a.parse().ok()?, b.parse().ok()?, c.parse().ok()?))
         }
         _ => None,
@@ -42,7 +48,10 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(b);
                 i += 3;
                 continue;
@@ -70,10 +79,22 @@ struct Ctx<'a> {
     legacy: bool,
 }
 
-fn response(status: u16, root: &str, mut inner: Map<String, Value>, st: &State, header_code: &str, success: bool) -> SimResponse {
+fn response(
+    status: u16,
+    root: &str,
+    mut inner: Map<String, Value>,
+    st: &State,
+    header_code: &str,
+    success: bool,
+) -> SimResponse {
     let legacy = is_legacy(&st.config.server_version);
     let mut response_meta = json!({"millis": "3", "serverVersion": st.config.server_version});
-    if let (Some(server), Some(client)) = (parse_version(&st.config.server_version), inner.remove("__client").and_then(|v| v.as_str().and_then(parse_version))) {
+    if let (Some(server), Some(client)) = (
+        parse_version(&st.config.server_version),
+        inner
+            .remove("__client")
+            .and_then(|v| v.as_str().and_then(parse_version)),
+    ) {
         if (client.0, client.1) > (server.0, server.1) {
             response_meta["resultWarnings"] = format!(
                 ", Client version: {}.{}.{} is greater than (major/minor) server version: {}",
@@ -84,13 +105,20 @@ fn response(status: u16, root: &str, mut inner: Map<String, Value>, st: &State, 
     }
     inner.insert("responseMetadata".into(), response_meta);
     let body = json!({ root: Value::Object(inner) });
-    let content_type = if legacy { "text/x-json;charset=UTF-8" } else { "application/json;charset=UTF-8" };
+    let content_type = if legacy {
+        "text/x-json;charset=UTF-8"
+    } else {
+        "application/json;charset=UTF-8"
+    };
     SimResponse {
         status,
         headers: vec![
             ("Content-Type".into(), content_type.into()),
             ("X-Grouper-resultCode".into(), header_code.into()),
-            ("X-Grouper-success".into(), if success { "T" } else { "F" }.into()),
+            (
+                "X-Grouper-success".into(),
+                if success { "T" } else { "F" }.into(),
+            ),
             ("X-Grouper-resultCode2".into(), "NONE".into()),
         ],
         body: serde_json::to_vec_pretty(&body).unwrap_or_default(),
@@ -123,7 +151,9 @@ fn unauthorized() -> SimResponse {
 }
 
 fn decode_basic(header: Option<&str>) -> Option<(String, String)> {
-    let encoded = header?.strip_prefix("Basic ").or_else(|| header?.strip_prefix("basic "))?;
+    let encoded = header?
+        .strip_prefix("Basic ")
+        .or_else(|| header?.strip_prefix("basic "))?;
     let mut bytes = Vec::new();
     let mut buf = 0u32;
     let mut bits = 0;
@@ -153,7 +183,11 @@ fn decode_basic(header: Option<&str>) -> Option<(String, String)> {
 /// Returns the operation (when one was recognised) and the response.
 pub(crate) fn handle(st: &mut State, req: &SimRequest) -> (Option<Operation>, SimResponse) {
     let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
-    let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
     if segments.len() < 2 || segments[1] != "servicesRest" {
         let mut r = unauthorized();
         r.status = 404;
@@ -163,7 +197,9 @@ pub(crate) fn handle(st: &mut State, req: &SimRequest) -> (Option<Operation>, Si
     }
     // Container authentication runs before Grouper sees the request.
     let creds = decode_basic(req.header("authorization"));
-    let allowed = creds.as_ref().is_some_and(|(u, p)| *u == st.config.user && *p == st.config.password);
+    let allowed = creds
+        .as_ref()
+        .is_some_and(|(u, p)| *u == st.config.user && *p == st.config.password);
     let disallowed = creds.is_some() && st.config.disallowed_user.as_ref() == creds.as_ref();
     if !allowed && !disallowed {
         return (None, unauthorized());
@@ -172,7 +208,10 @@ pub(crate) fn handle(st: &mut State, req: &SimRequest) -> (Option<Operation>, Si
     let (version_seg, rest) = match rest.first().map(|s| parse_version(s)) {
         Some(Some(_)) => (rest[0].clone(), &rest[1..]),
         _ => match rest {
-            [format, version, rest @ ..] if matches!(format.as_str(), "json" | "xml" | "xhtml") && parse_version(version).is_some() => {
+            [format, version, rest @ ..]
+                if matches!(format.as_str(), "json" | "xml" | "xhtml")
+                    && parse_version(version).is_some() =>
+            {
                 if format != "json" {
                     let msg = format!("this simulator answers only json, not {format}");
                     return (None, problem(st, 400, "INVALID_QUERY", msg));
@@ -192,17 +231,26 @@ pub(crate) fn handle(st: &mut State, req: &SimRequest) -> (Option<Operation>, Si
     let legacy = is_legacy(&st.config.server_version);
 
     // The body: JSON (by Content-Type), form parameters, or nothing.
-    let content_type = req.header("content-type").map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let content_type = req.header("content-type").map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
     let trimmed = String::from_utf8_lossy(&req.body).trim().to_string();
     let mut params: Vec<(String, String)> = form_params(query);
     let mut body: Option<Value> = None;
     if !trimmed.is_empty() {
         match content_type.as_deref() {
             None if trimmed.starts_with('{') || trimmed.starts_with('<') => {
-                let msg = "No request HTTP Content-type: header, but there was content detected".to_string();
+                let msg = "No request HTTP Content-type: header, but there was content detected"
+                    .to_string();
                 return (None, problem(st, 500, "EXCEPTION", msg));
             }
-            None | Some("application/x-www-form-urlencoded") => params.extend(form_params(&trimmed)),
+            None | Some("application/x-www-form-urlencoded") => {
+                params.extend(form_params(&trimmed))
+            }
             Some("text/x-json") => {}
             Some("application/json") if !legacy => {}
             Some(other) => {
@@ -213,13 +261,30 @@ pub(crate) fn handle(st: &mut State, req: &SimRequest) -> (Option<Operation>, Si
         if content_type.as_deref().is_some_and(|c| c.contains("json")) {
             match serde_json::from_str::<Value>(&trimmed) {
                 Ok(v) => body = Some(v),
-                Err(e) => return (None, problem(st, 500, "EXCEPTION", format!("Problem parsing JSON: {e}"))),
+                Err(e) => {
+                    return (
+                        None,
+                        problem(st, 500, "EXCEPTION", format!("Problem parsing JSON: {e}")),
+                    )
+                }
             }
         }
     }
-    let mut cx = Ctx { st, client_version, legacy };
+    let mut cx = Ctx {
+        st,
+        client_version,
+        legacy,
+    };
     let user_disallowed = disallowed;
-    route(&mut cx, req, rest, body, &params, user_disallowed, &version_seg)
+    route(
+        &mut cx,
+        req,
+        rest,
+        body,
+        &params,
+        user_disallowed,
+        &version_seg,
+    )
 }
 
 fn group_from_path(rest: &[String]) -> Option<&String> {
@@ -245,24 +310,53 @@ fn route(
     let group_in_path = group_from_path(rest).cloned();
     let members_seg = rest.get(2).map(String::as_str);
     if group_in_path.is_some() && members_seg != Some("members") {
-        return (None, problem(cx.st, 400, "INVALID_QUERY", format!("Invalid operation: {members_seg:?}")));
+        return (
+            None,
+            problem(
+                cx.st,
+                400,
+                "INVALID_QUERY",
+                format!("Invalid operation: {members_seg:?}"),
+            ),
+        );
     }
     let subject_seg: Option<(Option<String>, String)> = match &rest[rest.len().min(3)..] {
         [] => None,
         [id] => Some((None, id.clone())),
-        [s, src, i, id] if s == "sourceId" && i == "subjectId" => Some((Some(src.clone()), id.clone())),
+        [s, src, i, id] if s == "sourceId" && i == "subjectId" => {
+            Some((Some(src.clone()), id.clone()))
+        }
         other => {
             let msg = format!("Invalid subject path: {other:?}");
             return (None, problem(cx.st, 400, "INVALID_QUERY", msg));
         }
     };
-    let lite_type = params.iter().find(|(k, _)| k == "wsLiteObjectType").map(|(_, v)| v.as_str());
+    let lite_type = params
+        .iter()
+        .find(|(k, _)| k == "wsLiteObjectType")
+        .map(|(_, v)| v.as_str());
 
     if let Some(body) = body {
-        let Some((root, inner)) = body.as_object().and_then(|o| o.iter().next()).map(|(k, v)| (k.clone(), v.clone())) else {
-            return (None, problem(cx.st, 500, "EXCEPTION", "Cant parse the request body".into()));
+        let Some((root, inner)) = body
+            .as_object()
+            .and_then(|o| o.iter().next())
+            .map(|(k, v)| (k.clone(), v.clone()))
+        else {
+            return (
+                None,
+                problem(
+                    cx.st,
+                    500,
+                    "EXCEPTION",
+                    "Cant parse the request body".into(),
+                ),
+            );
         };
-        if inner.get("clientVersion").and_then(Value::as_str).is_some_and(|v| parse_version(v) != parse_version(version_seg)) {
+        if inner
+            .get("clientVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|v| parse_version(v) != parse_version(version_seg))
+        {
             let msg = "The field 'clientVersion' is set twice to two different values".to_string();
             return (None, problem(cx.st, 500, "EXCEPTION", msg));
         }
@@ -277,7 +371,10 @@ fn route(
             "WsRestDeleteMemberRequest" if subject_seg.is_none() => Operation::DeleteMember,
             "WsRestHasMemberRequest" if subject_seg.is_none() => Operation::HasMember,
             other => {
-                let msg = format!("Cant find a handler for {other} at this url, method: {}", req.method);
+                let msg = format!(
+                    "Cant find a handler for {other} at this url, method: {}",
+                    req.method
+                );
                 return (None, problem(cx.st, 500, "EXCEPTION", msg));
             }
         };
@@ -314,7 +411,9 @@ fn route(
     if disallowed {
         return (Some(op), exception(cx, op, "User is not authorized"));
     }
-    if lite_type.is_some_and(|t| t != "WsRestGetMembersLiteRequest") || (lite_type.is_some() && op != Operation::GetMembersLite) {
+    if lite_type.is_some_and(|t| t != "WsRestGetMembersLiteRequest")
+        || (lite_type.is_some() && op != Operation::GetMembersLite)
+    {
         let msg = format!("Invalid wsLiteObjectType {lite_type:?} for this url");
         return (Some(op), problem(cx.st, 400, "INVALID_QUERY", msg));
     }
@@ -342,16 +441,31 @@ fn root_for(op: Operation) -> &'static str {
 
 fn exception(cx: &mut Ctx, op: Operation, message: &str) -> SimResponse {
     let mut inner = Map::new();
-    inner.insert("resultMetadata".into(), meta("EXCEPTION", false, Some(format!("java.lang.RuntimeException: {message}"))));
+    inner.insert(
+        "resultMetadata".into(),
+        meta(
+            "EXCEPTION",
+            false,
+            Some(format!("java.lang.RuntimeException: {message}")),
+        ),
+    );
     response(500, root_for(op), inner, cx.st, "EXCEPTION", false)
 }
 
 /// The group from the URL and/or the body's `wsGroupLookup`; they must agree (`pickOne`).
-fn pick_group(cx: &mut Ctx, in_path: Option<&str>, inner: &Value, op: Operation) -> Result<Option<String>, SimResponse> {
+fn pick_group(
+    cx: &mut Ctx,
+    in_path: Option<&str>,
+    inner: &Value,
+    op: Operation,
+) -> Result<Option<String>, SimResponse> {
     if op == Operation::GetMembers {
         return Ok(None);
     }
-    let in_body = inner.get("wsGroupLookup").and_then(|l| l.get("groupName")).and_then(Value::as_str);
+    let in_body = inner
+        .get("wsGroupLookup")
+        .and_then(|l| l.get("groupName"))
+        .and_then(Value::as_str);
     match (in_path, in_body) {
         (Some(a), Some(b)) if a != b => {
             let msg = "The field 'groupName' is set twice to two different values".to_string();
@@ -359,12 +473,18 @@ fn pick_group(cx: &mut Ctx, in_path: Option<&str>, inner: &Value, op: Operation)
         }
         (Some(a), _) => Ok(Some(a.to_string())),
         (None, Some(b)) => Ok(Some(b.to_string())),
-        (None, None) => Err(problem(cx.st, 400, "INVALID_QUERY", "Need a group name in the url or wsGroupLookup".into())),
+        (None, None) => Err(problem(
+            cx.st,
+            400,
+            "INVALID_QUERY",
+            "Need a group name in the url or wsGroupLookup".into(),
+        )),
     }
 }
 
 fn t_or_f(v: Option<&Value>) -> Option<bool> {
-    v.and_then(Value::as_str).map(|s| matches!(s.to_ascii_lowercase().as_str(), "t" | "true"))
+    v.and_then(Value::as_str)
+        .map(|s| matches!(s.to_ascii_lowercase().as_str(), "t" | "true"))
 }
 
 enum Resolved {
@@ -384,13 +504,32 @@ fn lookup_desc(l: &Value) -> String {
 }
 
 fn resolve(st: &State, l: &Value) -> Result<Resolved, String> {
-    let id = l.get("subjectId").and_then(Value::as_str).filter(|s| !s.is_empty());
-    let ident = l.get("subjectIdentifier").and_then(Value::as_str).filter(|s| !s.is_empty());
-    let source = l.get("subjectSourceId").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let id = l
+        .get("subjectId")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let ident = l
+        .get("subjectIdentifier")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let source = l
+        .get("subjectSourceId")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
     let in_source = |s: &&Subject| source.is_none_or(|src| s.source_id == src);
     let found: Vec<&Subject> = match (id, ident) {
-        (Some(id), _) => st.subjects.iter().filter(in_source).filter(|s| s.id == id).collect(),
-        (None, Some(ident)) => st.subjects.iter().filter(in_source).filter(|s| s.identifiers.iter().any(|i| i == ident)).collect(),
+        (Some(id), _) => st
+            .subjects
+            .iter()
+            .filter(in_source)
+            .filter(|s| s.id == id)
+            .collect(),
+        (None, Some(ident)) => st
+            .subjects
+            .iter()
+            .filter(in_source)
+            .filter(|s| s.identifiers.iter().any(|i| i == ident))
+            .collect(),
         (None, None) => return Err("Need a subjectId or subjectIdentifier".into()),
     };
     Ok(match found.as_slice() {
@@ -413,32 +552,63 @@ fn subject_row_json(s: &Subject, with_name: bool) -> Value {
 }
 
 fn lookups(inner: &Value) -> Vec<Value> {
-    inner.get("subjectLookups").and_then(Value::as_array).cloned().unwrap_or_default()
+    inner
+        .get("subjectLookups")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn group_not_found(cx: &mut Ctx, op: Operation, group: &str) -> SimResponse {
     let mut inner = Map::new();
-    let msg = format!("Invalid group for 'wsGroupLookup', WsGroupLookup[pitGroups=[],groupName={group}]");
-    inner.insert("resultMetadata".into(), meta("GROUP_NOT_FOUND", false, Some(msg)));
+    let msg =
+        format!("Invalid group for 'wsGroupLookup', WsGroupLookup[pitGroups=[],groupName={group}]");
+    inner.insert(
+        "resultMetadata".into(),
+        meta("GROUP_NOT_FOUND", false, Some(msg)),
+    );
     response(404, root_for(op), inner, cx.st, "GROUP_NOT_FOUND", false)
 }
 
-fn write_envelope(cx: &mut Ctx, op: Operation, group: &Group, rows: Vec<Value>, message: String) -> SimResponse {
-    let failures = rows.iter().filter(|r| r["resultMetadata"]["success"] != "T").count();
+fn write_envelope(
+    cx: &mut Ctx,
+    op: Operation,
+    group: &Group,
+    rows: Vec<Value>,
+    message: String,
+) -> SimResponse {
+    let failures = rows
+        .iter()
+        .filter(|r| r["resultMetadata"]["success"] != "T")
+        .count();
     let successes = rows.len() - failures;
     let (ok_status, bad_code, group_key, verb) = match op {
-        Operation::AddMember => (201, "PROBLEM_WITH_ASSIGNMENT", "wsGroupAssigned", "added to"),
+        Operation::AddMember => (
+            201,
+            "PROBLEM_WITH_ASSIGNMENT",
+            "wsGroupAssigned",
+            "added to",
+        ),
         Operation::DeleteMember => (200, "PROBLEM_DELETING_MEMBERS", "wsGroup", "deleted from"),
         _ => (200, "PROBLEM_CHECKING_MEMBERS", "wsGroup", "checked in"),
     };
     let mut inner = Map::new();
-    let (status, code) = if failures == 0 { (ok_status, "SUCCESS") } else { (500, bad_code) };
+    let (status, code) = if failures == 0 {
+        (ok_status, "SUCCESS")
+    } else {
+        (500, bad_code)
+    };
     let text = if failures == 0 {
         message
     } else {
-        format!("There were {successes} successes and {failures} failures of users {verb} the group.")
+        format!(
+            "There were {successes} successes and {failures} failures of users {verb} the group."
+        )
     };
-    inner.insert("resultMetadata".into(), meta(code, failures == 0, Some(text)));
+    inner.insert(
+        "resultMetadata".into(),
+        meta(code, failures == 0, Some(text)),
+    );
     if !rows.is_empty() {
         inner.insert("results".into(), Value::Array(rows));
     }
@@ -447,7 +617,11 @@ fn write_envelope(cx: &mut Ctx, op: Operation, group: &Group, rows: Vec<Value>, 
 }
 
 fn success_message(cx: &Ctx, group: &str, subjects: &[Value]) -> String {
-    let listed: Vec<String> = subjects.iter().enumerate().map(|(i, l)| format!("[{i}]: {}", lookup_desc(l))).collect();
+    let listed: Vec<String> = subjects
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("[{i}]: {}", lookup_desc(l)))
+        .collect();
     format!(
         "Success for: clientVersion: {}.{}.{}, wsGroupLookup: WsGroupLookup[pitGroups=[],groupName={group}], subjectLookups: Array size: {}: {}\n",
         cx.client_version.0,
@@ -460,7 +634,9 @@ fn success_message(cx: &Ctx, group: &str, subjects: &[Value]) -> String {
 
 fn add_member(cx: &mut Ctx, group: &str, inner: &Value) -> SimResponse {
     let op = Operation::AddMember;
-    let Some(g) = cx.st.groups.get(group).cloned() else { return group_not_found(cx, op, group) };
+    let Some(g) = cx.st.groups.get(group).cloned() else {
+        return group_not_found(cx, op, group);
+    };
     let subjects = lookups(inner);
     if subjects.is_empty() {
         if cx.legacy {
@@ -474,28 +650,42 @@ fn add_member(cx: &mut Ctx, group: &str, inner: &Value) -> SimResponse {
         }
         return write_envelope(cx, op, &g, Vec::new(), "No subjects were passed in".into());
     }
-    let already_code = if cx.client_version >= (1, 4, 0) { "SUCCESS_ALREADY_EXISTED" } else { "SUCCESS" };
+    let already_code = if cx.client_version >= (1, 4, 0) {
+        "SUCCESS_ALREADY_EXISTED"
+    } else {
+        "SUCCESS"
+    };
     let mut rows = Vec::new();
     let mut kept: Vec<(String, String)> = Vec::new();
     for l in &subjects {
         let row = match resolve(cx.st, l) {
             Err(msg) => json!({"resultMetadata": meta("INVALID_QUERY", false, Some(msg))}),
             Ok(Resolved::NotFound) => {
-                let id = l.get("subjectId").or_else(|| l.get("subjectIdentifier")).cloned().unwrap_or_default();
+                let id = l
+                    .get("subjectId")
+                    .or_else(|| l.get("subjectIdentifier"))
+                    .cloned()
+                    .unwrap_or_default();
                 let msg = format!(
                     "edu.internet2.middleware.grouper.ws.exceptions.WsInvalidQueryException: Problem with Subject, SUBJECT_NOT_FOUND, {}\n\tat edu.internet2.middleware.grouper.ws.coresoap.WsSubjectLookup.retrieveSubject(WsSubjectLookup.java:248)",
                     lookup_desc(l)
                 );
                 json!({"resultMetadata": meta("EXCEPTION", false, Some(msg)), "wsSubject": {"id": id}})
             }
-            Ok(Resolved::Duplicate) => json!({"resultMetadata": meta("SUBJECT_DUPLICATE", false, None)}),
+            Ok(Resolved::Duplicate) => {
+                json!({"resultMetadata": meta("SUBJECT_DUPLICATE", false, None)})
+            }
             Ok(Resolved::Found(s)) if g.update_denied => {
                 json!({"resultMetadata": meta("INSUFFICIENT_PRIVILEGES", false, None), "wsSubject": subject_row_json(&s, true)})
             }
             Ok(Resolved::Found(s)) => {
                 let key = (s.source_id.clone(), s.id.clone());
                 kept.push(key.clone());
-                let inserted = cx.st.groups.get_mut(group).is_some_and(|g| g.members.insert(key));
+                let inserted = cx
+                    .st
+                    .groups
+                    .get_mut(group)
+                    .is_some_and(|g| g.members.insert(key));
                 let code = if inserted { "SUCCESS" } else { already_code };
                 json!({"resultMetadata": meta(code, true, None), "wsSubject": subject_row_json(&s, true)})
             }
@@ -514,42 +704,71 @@ fn add_member(cx: &mut Ctx, group: &str, inner: &Value) -> SimResponse {
 
 fn invalid_query(cx: &mut Ctx, op: Operation, message: &str) -> SimResponse {
     let mut inner = Map::new();
-    inner.insert("resultMetadata".into(), meta("INVALID_QUERY", false, Some(message.to_string())));
+    inner.insert(
+        "resultMetadata".into(),
+        meta("INVALID_QUERY", false, Some(message.to_string())),
+    );
     response(400, root_for(op), inner, cx.st, "INVALID_QUERY", false)
 }
 
 fn delete_member(cx: &mut Ctx, group: &str, inner: &Value) -> SimResponse {
     let op = Operation::DeleteMember;
-    let Some(g) = cx.st.groups.get(group).cloned() else { return group_not_found(cx, op, group) };
+    let Some(g) = cx.st.groups.get(group).cloned() else {
+        return group_not_found(cx, op, group);
+    };
     let subjects = lookups(inner);
     if subjects.is_empty() {
         return invalid_query(cx, op, "You must pass in at least one subject");
     }
     if subjects.len() > cx.st.config.subjects_max {
-        let msg = format!("subjectLookups length must be less than {}", cx.st.config.subjects_max);
+        let msg = format!(
+            "subjectLookups length must be less than {}",
+            cx.st.config.subjects_max
+        );
         return invalid_query(cx, op, &msg);
     }
     let mut rows = Vec::new();
     for l in &subjects {
         let row = match resolve(cx.st, l) {
             Err(msg) => json!({"resultMetadata": meta("INVALID_QUERY", false, Some(msg))}),
-            Ok(Resolved::Duplicate) => json!({"resultMetadata": meta("SUBJECT_DUPLICATE", false, None)}),
-            Ok(_) if g.update_denied => json!({"resultMetadata": meta("INSUFFICIENT_PRIVILEGES", false, None)}),
+            Ok(Resolved::Duplicate) => {
+                json!({"resultMetadata": meta("SUBJECT_DUPLICATE", false, None)})
+            }
+            Ok(_) if g.update_denied => {
+                json!({"resultMetadata": meta("INSUFFICIENT_PRIVILEGES", false, None)})
+            }
             Ok(Resolved::Found(s)) => {
-                let removed = cx.st.groups.get_mut(group).is_some_and(|g| g.members.remove(&(s.source_id.clone(), s.id.clone())));
-                let code = if removed { "SUCCESS" } else { "SUCCESS_WASNT_IMMEDIATE" };
+                let removed = cx
+                    .st
+                    .groups
+                    .get_mut(group)
+                    .is_some_and(|g| g.members.remove(&(s.source_id.clone(), s.id.clone())));
+                let code = if removed {
+                    "SUCCESS"
+                } else {
+                    "SUCCESS_WASNT_IMMEDIATE"
+                };
                 json!({"resultMetadata": meta(code, true, None), "wsSubject": subject_row_json(&s, true)})
             }
             Ok(Resolved::NotFound) => {
                 // A member row whose subject is unresolvable is still deleted, by id and source.
-                let id = l.get("subjectId").and_then(Value::as_str).unwrap_or_default().to_string();
+                let id = l
+                    .get("subjectId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let src = l.get("subjectSourceId").and_then(Value::as_str);
                 let removed = cx.st.groups.get_mut(group).is_some_and(|g| {
                     let before = g.members.len();
-                    g.members.retain(|(s, i)| !(i == &id && src.is_none_or(|src| src == s)));
+                    g.members
+                        .retain(|(s, i)| !(i == &id && src.is_none_or(|src| src == s)));
                     g.members.len() < before
                 });
-                let code = if removed { "SUCCESS" } else { "SUCCESS_WASNT_IMMEDIATE" };
+                let code = if removed {
+                    "SUCCESS"
+                } else {
+                    "SUCCESS_WASNT_IMMEDIATE"
+                };
                 json!({"resultMetadata": meta(code, true, None), "wsSubject": {"id": id, "resultCode": "SUBJECT_NOT_FOUND", "success": "F"}})
             }
         };
@@ -561,10 +780,16 @@ fn delete_member(cx: &mut Ctx, group: &str, inner: &Value) -> SimResponse {
 
 fn has_member(cx: &mut Ctx, group: &str, inner: &Value) -> SimResponse {
     let op = Operation::HasMember;
-    let Some(g) = cx.st.groups.get(group).cloned() else { return group_not_found(cx, op, group) };
+    let Some(g) = cx.st.groups.get(group).cloned() else {
+        return group_not_found(cx, op, group);
+    };
     let subjects = lookups(inner);
     if subjects.is_empty() {
-        return invalid_query(cx, op, "Must pass in at least one subject to check for membership");
+        return invalid_query(
+            cx,
+            op,
+            "Must pass in at least one subject to check for membership",
+        );
     }
     let rows = subjects
         .iter()
@@ -588,16 +813,36 @@ struct Listing {
 }
 
 /// Lists a group's members the way getMembers does: sorted, filtered by source, paged.
-fn list_members(cx: &Ctx, g: &Group, q: &Value, attribute_names: &[String], with_name: bool) -> Result<Listing, String> {
-    let page_size = q.get("pageSize").and_then(Value::as_str).map(|s| s.parse::<usize>().map_err(|_| format!("Invalid pageSize: {s}")));
-    let page_number = q.get("pageNumber").and_then(Value::as_str).map(|s| s.parse::<usize>().map_err(|_| format!("Invalid pageNumber: {s}")));
+fn list_members(
+    cx: &Ctx,
+    g: &Group,
+    q: &Value,
+    attribute_names: &[String],
+    with_name: bool,
+) -> Result<Listing, String> {
+    let page_size = q.get("pageSize").and_then(Value::as_str).map(|s| {
+        s.parse::<usize>()
+            .map_err(|_| format!("Invalid pageSize: {s}"))
+    });
+    let page_number = q.get("pageNumber").and_then(Value::as_str).map(|s| {
+        s.parse::<usize>()
+            .map_err(|_| format!("Invalid pageNumber: {s}"))
+    });
     let page_size = page_size.transpose()?;
     let page_number = page_number.transpose()?;
     if page_number.is_some() && page_size.is_none() {
         return Err("If you pass in pageNumber you need to pass in pageSize".into());
     }
-    let sources: Option<Vec<String>> = q.get("sourceIds").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect());
-    let mut members: Vec<&(String, String)> = g.members.iter().filter(|(src, _)| sources.as_ref().is_none_or(|s| s.contains(src))).collect();
+    let sources: Option<Vec<String>> = q.get("sourceIds").and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect()
+    });
+    let mut members: Vec<&(String, String)> = g
+        .members
+        .iter()
+        .filter(|(src, _)| sources.as_ref().is_none_or(|s| s.contains(src)))
+        .collect();
     match q.get("sortString").and_then(Value::as_str) {
         Some("subjectId") => members.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0))),
         Some(_) | None => members.sort(),
@@ -617,13 +862,24 @@ fn list_members(cx: &Ctx, g: &Group, q: &Value, attribute_names: &[String], with
             let mut m = Map::new();
             m.insert("id".into(), id.clone().into());
             if !cx.legacy {
-                m.insert("memberId".into(), hex_id(&format!("member:{src}:{id}")).into());
+                m.insert(
+                    "memberId".into(),
+                    hex_id(&format!("member:{src}:{id}")).into(),
+                );
             }
             m.insert("sourceId".into(), src.clone().into());
-            match cx.st.subjects.iter().find(|s| &s.source_id == src && &s.id == id) {
+            match cx
+                .st
+                .subjects
+                .iter()
+                .find(|s| &s.source_id == src && &s.id == id)
+            {
                 Some(s) => {
                     if !attribute_names.is_empty() {
-                        let values: Vec<Value> = attribute_names.iter().map(|a| s.attributes.get(a).cloned().unwrap_or_default().into()).collect();
+                        let values: Vec<Value> = attribute_names
+                            .iter()
+                            .map(|a| s.attributes.get(a).cloned().unwrap_or_default().into())
+                            .collect();
                         m.insert("attributeValues".into(), values.into());
                     }
                     if with_name || !attribute_names.is_empty() {
@@ -641,27 +897,43 @@ fn list_members(cx: &Ctx, g: &Group, q: &Value, attribute_names: &[String], with
             Value::Object(m)
         })
         .collect();
-    Ok(Listing { subjects, all_resolved })
+    Ok(Listing {
+        subjects,
+        all_resolved,
+    })
 }
 
 fn get_members(cx: &mut Ctx, q: &Value) -> SimResponse {
     let op = Operation::GetMembers;
-    let group_lookups = q.get("wsGroupLookups").and_then(Value::as_array).cloned().unwrap_or_default();
+    let group_lookups = q
+        .get("wsGroupLookups")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if group_lookups.is_empty() {
         return invalid_query(cx, op, "You must pass in at least one group");
     }
     let attribute_names: Vec<String> = q
         .get("subjectAttributeNames")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let mut results = Vec::new();
     let mut all_ok = true;
     for l in &group_lookups {
-        let name = l.get("groupName").and_then(Value::as_str).unwrap_or_default();
+        let name = l
+            .get("groupName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let Some(g) = cx.st.groups.get(name).cloned() else {
             all_ok = false;
-            let msg = format!("Invalid group for 'wsGroupLookup', WsGroupLookup[pitGroups=[],groupName={name}]");
+            let msg = format!(
+                "Invalid group for 'wsGroupLookup', WsGroupLookup[pitGroups=[],groupName={name}]"
+            );
             results.push(json!({"resultMetadata": meta("GROUP_NOT_FOUND", false, Some(msg))}));
             continue;
         };
@@ -670,9 +942,16 @@ fn get_members(cx: &mut Ctx, q: &Value) -> SimResponse {
             Err(msg) => return invalid_query(cx, op, &msg),
         };
         let mut row = Map::new();
-        let row_code = if listing.all_resolved { "SUCCESS" } else { "PROBLEM_GETTING_MEMBERS" };
+        let row_code = if listing.all_resolved {
+            "SUCCESS"
+        } else {
+            "PROBLEM_GETTING_MEMBERS"
+        };
         all_ok &= listing.all_resolved;
-        row.insert("resultMetadata".into(), meta(row_code, listing.all_resolved, None));
+        row.insert(
+            "resultMetadata".into(),
+            meta(row_code, listing.all_resolved, None),
+        );
         row.insert("wsGroup".into(), group_json(&g, cx.legacy));
         if !listing.subjects.is_empty() {
             row.insert("wsSubjects".into(), listing.subjects.into());
@@ -680,25 +959,50 @@ fn get_members(cx: &mut Ctx, q: &Value) -> SimResponse {
         results.push(Value::Object(row));
     }
     let mut inner = Map::new();
-    let (status, code) = if all_ok { (200, "SUCCESS") } else { (500, "PROBLEM_GETTING_MEMBERS") };
-    let msg = format!("Success for: clientVersion: {}.{}.{}, wsGroupLookups: Array size: {}", cx.client_version.0, cx.client_version.1, cx.client_version.2, group_lookups.len());
+    let (status, code) = if all_ok {
+        (200, "SUCCESS")
+    } else {
+        (500, "PROBLEM_GETTING_MEMBERS")
+    };
+    let msg = format!(
+        "Success for: clientVersion: {}.{}.{}, wsGroupLookups: Array size: {}",
+        cx.client_version.0,
+        cx.client_version.1,
+        cx.client_version.2,
+        group_lookups.len()
+    );
     inner.insert("resultMetadata".into(), meta(code, all_ok, Some(msg)));
     inner.insert("results".into(), results.into());
     if !attribute_names.is_empty() {
         inner.insert("subjectAttributeNames".into(), attribute_names.into());
     }
-    inner.insert("__client".into(), format!("{}.{}.{}", cx.client_version.0, cx.client_version.1, cx.client_version.2).into());
+    inner.insert(
+        "__client".into(),
+        format!(
+            "{}.{}.{}",
+            cx.client_version.0, cx.client_version.1, cx.client_version.2
+        )
+        .into(),
+    );
     response(status, root_for(op), inner, cx.st, code, all_ok)
 }
 
 fn get_members_lite(cx: &mut Ctx, group: &str, params: &[(String, String)]) -> SimResponse {
     let op = Operation::GetMembersLite;
-    let Some(g) = cx.st.groups.get(group).cloned() else { return group_not_found(cx, op, group) };
+    let Some(g) = cx.st.groups.get(group).cloned() else {
+        return group_not_found(cx, op, group);
+    };
     let mut q = Map::new();
     for (k, v) in params {
         match k.as_str() {
             "sourceIds" => {
-                q.insert(k.clone(), v.split(',').map(|s| Value::from(s.trim())).collect::<Vec<_>>().into());
+                q.insert(
+                    k.clone(),
+                    v.split(',')
+                        .map(|s| Value::from(s.trim()))
+                        .collect::<Vec<_>>()
+                        .into(),
+                );
             }
             _ => {
                 q.insert(k.clone(), v.clone().into());
@@ -708,16 +1012,31 @@ fn get_members_lite(cx: &mut Ctx, group: &str, params: &[(String, String)]) -> S
     let attribute_names: Vec<String> = params
         .iter()
         .find(|(k, _)| k == "subjectAttributeNames")
-        .map(|(_, v)| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .map(|(_, v)| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     let listing = match list_members(cx, &g, &Value::Object(q), &attribute_names, false) {
         Ok(l) => l,
         Err(msg) => return invalid_query(cx, op, &msg),
     };
     let mut inner = Map::new();
-    let (status, code) = if listing.all_resolved { (200, "SUCCESS") } else { (500, "PROBLEM_GETTING_MEMBERS") };
-    let msg = format!("Success for: clientVersion: {}.{}.{}, wsGroupLookups: Array size: 1", cx.client_version.0, cx.client_version.1, cx.client_version.2);
-    inner.insert("resultMetadata".into(), meta(code, listing.all_resolved, Some(msg)));
+    let (status, code) = if listing.all_resolved {
+        (200, "SUCCESS")
+    } else {
+        (500, "PROBLEM_GETTING_MEMBERS")
+    };
+    let msg = format!(
+        "Success for: clientVersion: {}.{}.{}, wsGroupLookups: Array size: 1",
+        cx.client_version.0, cx.client_version.1, cx.client_version.2
+    );
+    inner.insert(
+        "resultMetadata".into(),
+        meta(code, listing.all_resolved, Some(msg)),
+    );
     inner.insert("wsGroup".into(), group_json(&g, cx.legacy));
     if !listing.subjects.is_empty() {
         inner.insert("wsSubjects".into(), listing.subjects.into());
@@ -725,12 +1044,27 @@ fn get_members_lite(cx: &mut Ctx, group: &str, params: &[(String, String)]) -> S
     if !attribute_names.is_empty() {
         inner.insert("subjectAttributeNames".into(), attribute_names.into());
     }
-    response(status, root_for(op), inner, cx.st, code, listing.all_resolved)
+    response(
+        status,
+        root_for(op),
+        inner,
+        cx.st,
+        code,
+        listing.all_resolved,
+    )
 }
 
 /// hasMember, addMember and deleteMember lite: one subject from the URL; status from its code.
-fn lite_subject_op(cx: &mut Ctx, op: Operation, group: &str, source: Option<String>, id: &str) -> SimResponse {
-    let Some(g) = cx.st.groups.get(group).cloned() else { return group_not_found(cx, op, group) };
+fn lite_subject_op(
+    cx: &mut Ctx,
+    op: Operation,
+    group: &str,
+    source: Option<String>,
+    id: &str,
+) -> SimResponse {
+    let Some(g) = cx.st.groups.get(group).cloned() else {
+        return group_not_found(cx, op, group);
+    };
     let mut lookup = json!({"subjectId": id});
     if let Some(src) = &source {
         lookup["subjectSourceId"] = src.clone().into();
@@ -740,25 +1074,56 @@ fn lite_subject_op(cx: &mut Ctx, op: Operation, group: &str, source: Option<Stri
         (_, Resolved::Duplicate) => (409, "SUBJECT_DUPLICATE", None),
         (Operation::DeleteMemberLite, Resolved::NotFound) => (200, "SUBJECT_NOT_FOUND", None),
         (_, Resolved::NotFound) => (404, "SUBJECT_NOT_FOUND", None),
-        (Operation::AddMemberLite | Operation::DeleteMemberLite, Resolved::Found(s)) if g.update_denied => (403, "INSUFFICIENT_PRIVILEGES", Some(s)),
+        (Operation::AddMemberLite | Operation::DeleteMemberLite, Resolved::Found(s))
+            if g.update_denied =>
+        {
+            (403, "INSUFFICIENT_PRIVILEGES", Some(s))
+        }
         (Operation::HasMemberLite, Resolved::Found(s)) => {
             let is = g.members.contains(&(s.source_id.clone(), s.id.clone()));
             (200, if is { "IS_MEMBER" } else { "IS_NOT_MEMBER" }, Some(s))
         }
         (Operation::AddMemberLite, Resolved::Found(s)) => {
-            let inserted = cx.st.groups.get_mut(group).is_some_and(|g| g.members.insert((s.source_id.clone(), s.id.clone())));
-            if inserted { (201, "SUCCESS", Some(s)) } else { (200, "SUCCESS_ALREADY_EXISTED", Some(s)) }
+            let inserted = cx
+                .st
+                .groups
+                .get_mut(group)
+                .is_some_and(|g| g.members.insert((s.source_id.clone(), s.id.clone())));
+            if inserted {
+                (201, "SUCCESS", Some(s))
+            } else {
+                (200, "SUCCESS_ALREADY_EXISTED", Some(s))
+            }
         }
         (_, Resolved::Found(s)) => {
-            let removed = cx.st.groups.get_mut(group).is_some_and(|g| g.members.remove(&(s.source_id.clone(), s.id.clone())));
-            (200, if removed { "SUCCESS" } else { "SUCCESS_WASNT_IMMEDIATE" }, Some(s))
+            let removed = cx
+                .st
+                .groups
+                .get_mut(group)
+                .is_some_and(|g| g.members.remove(&(s.source_id.clone(), s.id.clone())));
+            (
+                200,
+                if removed {
+                    "SUCCESS"
+                } else {
+                    "SUCCESS_WASNT_IMMEDIATE"
+                },
+                Some(s),
+            )
         }
     };
-    let success = !matches!(code, "SUBJECT_NOT_FOUND" | "SUBJECT_DUPLICATE" | "INSUFFICIENT_PRIVILEGES");
+    let success = !matches!(
+        code,
+        "SUBJECT_NOT_FOUND" | "SUBJECT_DUPLICATE" | "INSUFFICIENT_PRIVILEGES"
+    );
     let mut inner = Map::new();
     let msg = success_message(cx, group, std::slice::from_ref(&lookup));
     inner.insert("resultMetadata".into(), meta(code, success, Some(msg)));
-    let group_key = if op == Operation::AddMemberLite { "wsGroupAssigned" } else { "wsGroup" };
+    let group_key = if op == Operation::AddMemberLite {
+        "wsGroupAssigned"
+    } else {
+        "wsGroup"
+    };
     let g = cx.st.groups.get(group).cloned().unwrap_or(g);
     inner.insert(group_key.into(), group_json(&g, cx.legacy));
     match subject {
@@ -785,7 +1150,10 @@ mod tests {
 
     #[test]
     fn basic_auth_splits_on_last_colon() {
-        assert_eq!(decode_basic(Some("Basic dXNlcjpwYTpzcw==")), Some(("user:pa".into(), "ss".into())));
+        assert_eq!(
+            decode_basic(Some("Basic dXNlcjpwYTpzcw==")),
+            Some(("user:pa".into(), "ss".into()))
+        );
         assert_eq!(decode_basic(Some("Bearer x")), None);
     }
 

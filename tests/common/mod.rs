@@ -24,10 +24,20 @@ pub fn component_path() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)
             .current_dir(&root)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "jupyterhub-grouper-sync"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                "jupyterhub-grouper-sync",
+            ])
             .status()
             .expect("run cargo to build the component");
-        assert!(status.success(), "building the component failed (is the wasm32-wasip2 target installed?)");
+        assert!(
+            status.success(),
+            "building the component failed (is the wasm32-wasip2 target installed?)"
+        );
         root.join("target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm")
     })
 }
@@ -40,7 +50,9 @@ pub fn engine() -> &'static Engine {
 /// The component, compiled once per test process.
 pub fn component() -> &'static Component {
     static COMPONENT: OnceLock<Component> = OnceLock::new();
-    COMPONENT.get_or_init(|| Component::from_file(engine(), component_path()).expect("compile component"))
+    COMPONENT.get_or_init(|| {
+        Component::from_file(engine(), component_path()).expect("compile component")
+    })
 }
 
 struct Host {
@@ -52,13 +64,20 @@ struct Host {
 
 impl WasiView for Host {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for Host {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: wasmtime_wasi_http::default_hooks() }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: wasmtime_wasi_http::default_hooks(),
+        }
     }
 }
 
@@ -68,7 +87,8 @@ fn linker() -> &'static Linker<Host> {
         let mut l = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut l).expect("wasi");
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l).expect("wasi-http");
-        wasmtime_wasi_config::add_to_linker(&mut l, |h: &mut Host| WasiConfig::from(&h.config)).expect("wasi-config");
+        wasmtime_wasi_config::add_to_linker(&mut l, |h: &mut Host| WasiConfig::from(&h.config))
+            .expect("wasi-config");
         l
     })
 }
@@ -88,7 +108,10 @@ impl Run {
     pub fn report(&self) -> &Value {
         match &self.result {
             Ok(r) => r,
-            Err(e) => panic!("expected a report, got config error: {e}\nstderr:\n{}", self.stderr),
+            Err(e) => panic!(
+                "expected a report, got config error: {e}\nstderr:\n{}",
+                self.stderr
+            ),
         }
     }
     pub fn target(&self) -> &Value {
@@ -105,11 +128,19 @@ pub enum Entry {
 
 /// Runs the component once with these `wasi:config` values and environment variables.
 pub fn run_component(entry: Entry, config: &[(String, String)], env: &[(String, String)]) -> Run {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let stdout = MemoryOutputPipe::new(1 << 20);
         let stderr = MemoryOutputPipe::new(1 << 20);
-        let wasi = WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).envs(env).build();
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .envs(env)
+            .build();
         let host = Host {
             wasi,
             http: WasiHttpCtx::new(),
@@ -117,16 +148,25 @@ pub fn run_component(entry: Entry, config: &[(String, String)], env: &[(String, 
             config: WasiConfigVariables::from_iter(config.iter().cloned()),
         };
         let mut store = Store::new(engine(), host);
-        let instance = linker().instantiate_async(&mut store, component()).await.expect("instantiate");
+        let instance = linker()
+            .instantiate_async(&mut store, component())
+            .await
+            .expect("instantiate");
         let (iface, func_name) = match entry {
             Entry::Typed => (SYNC_INTERFACE, "run"),
             Entry::Cli => ("wasi:cli/run@0.2.2", "run"),
         };
-        let iface_idx = instance.get_export_index(&mut store, None, iface).expect("interface export");
-        let func_idx = instance.get_export_index(&mut store, Some(&iface_idx), func_name).expect("run export");
+        let iface_idx = instance
+            .get_export_index(&mut store, None, iface)
+            .expect("interface export");
+        let func_idx = instance
+            .get_export_index(&mut store, Some(&iface_idx), func_name)
+            .expect("run export");
         let func = instance.get_func(&mut store, func_idx).expect("func");
         let mut results = [Val::Bool(false)];
-        func.call_async(&mut store, &[], &mut results).await.expect("call run");
+        func.call_async(&mut store, &[], &mut results)
+            .await
+            .expect("call run");
         let (result, exit_ok) = match (&entry, &results[0]) {
             (Entry::Typed, Val::Result(Ok(Some(report)))) => (Ok(typed_report(report)), None),
             (Entry::Typed, Val::Result(Err(Some(err)))) => (Err(format!("{err:?}")), None),
@@ -136,31 +176,58 @@ pub fn run_component(entry: Entry, config: &[(String, String)], env: &[(String, 
         let stdout = String::from_utf8_lossy(&stdout.contents()).into_owned();
         let stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
         let result = match entry {
-            Entry::Cli => serde_json::from_str(stdout.trim()).map_err(|e| format!("stdout is not one JSON line ({e}): {stdout}")),
+            Entry::Cli => serde_json::from_str(stdout.trim())
+                .map_err(|e| format!("stdout is not one JSON line ({e}): {stdout}")),
             Entry::Typed => result,
         };
         eprintln!("--- component stderr ---\n{stderr}");
-        Run { result, exit_ok, stdout, stderr }
+        Run {
+            result,
+            exit_ok,
+            stdout,
+            stderr,
+        }
     })
 }
 
 /// Reads the typed record: returns its `json` field parsed, after checking that the typed
 /// outcome and counts agree with it.
 fn typed_report(report: &Val) -> Value {
-    let Val::Record(fields) = report else { panic!("report is not a record: {report:?}") };
-    let field = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v).unwrap_or_else(|| panic!("no field {name}"));
-    let Val::String(json) = field("json") else { panic!("json field") };
+    let Val::Record(fields) = report else {
+        panic!("report is not a record: {report:?}")
+    };
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no field {name}"))
+    };
+    let Val::String(json) = field("json") else {
+        panic!("json field")
+    };
     let parsed: Value = serde_json::from_str(json).expect("json field parses");
-    let Val::Enum(outcome) = field("outcome") else { panic!("outcome field") };
-    assert_eq!(outcome.replace('-', "_"), parsed["outcome"].as_str().unwrap(), "typed outcome matches JSON");
-    let Val::U32(seen) = field("users-seen") else { panic!("users-seen") };
+    let Val::Enum(outcome) = field("outcome") else {
+        panic!("outcome field")
+    };
+    assert_eq!(
+        outcome.replace('-', "_"),
+        parsed["outcome"].as_str().unwrap(),
+        "typed outcome matches JSON"
+    );
+    let Val::U32(seen) = field("users-seen") else {
+        panic!("users-seen")
+    };
     assert_eq!(*seen as u64, parsed["users_seen"].as_u64().unwrap());
     parsed
 }
 
 /// Configuration as `wasi:config` pairs.
 pub fn config(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Replaces or adds pairs.
@@ -174,11 +241,16 @@ pub fn with(mut base: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(Str
 
 /// Reads a Grouper capture from ../shared/fixtures/grouper, or None (with a message) when absent.
 pub fn fixture(name: &str) -> Option<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/grouper").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/grouper")
+        .join(name);
     match std::fs::read_to_string(&path) {
         Ok(text) => Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))),
         Err(_) => {
-            eprintln!("SKIP: Grouper fixture {} is absent (third-party captures live outside the repo)", path.display());
+            eprintln!(
+                "SKIP: Grouper fixture {} is absent (third-party captures live outside the repo)",
+                path.display()
+            );
             None
         }
     }
@@ -188,7 +260,7 @@ pub fn fixture(name: &str) -> Option<Value> {
 pub struct FakeHub {
     pub url: String,
     pub state: Arc<Mutex<FakeHubState>>,
-    server: Arc<tiny_http::Server>,
+    _server: grouper_sim::ServerHandle,
 }
 
 #[derive(Default)]
@@ -196,34 +268,40 @@ pub struct FakeHubState {
     /// (name, admin, auth_state)
     pub users: Vec<(String, bool, Value)>,
     pub page_limit: usize,
-    /// Statuses to answer for list pages by offset (e.g. a 500 on offset 2).
+    /// Answer the list page at this offset with this status.
     pub fail_page_at_offset: Option<(usize, u16)>,
-    /// User names whose record answers with this status.
+    /// Answer this user's record with this status.
     pub fail_user: Option<(String, u16)>,
     pub requests: Vec<String>,
 }
 
 impl FakeHub {
     pub fn start(users: Vec<(String, bool, Value)>, page_limit: usize) -> FakeHub {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
-        let state = Arc::new(Mutex::new(FakeHubState { users, page_limit, ..Default::default() }));
-        let (srv, st) = (server.clone(), state.clone());
-        std::thread::spawn(move || {
-            for rq in srv.incoming_requests() {
-                let (status, body) = fake_hub_answer(&st, rq.url());
-                let _ = rq.respond(tiny_http::Response::from_string(body.to_string()).with_status_code(status).with_header(
-                    tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap(),
-                ));
-            }
-        });
-        FakeHub { url: format!("http://127.0.0.1:{port}/hub/api"), state, server }
-    }
-}
-
-impl Drop for FakeHub {
-    fn drop(&mut self) {
-        self.server.unblock();
+        let state = Arc::new(Mutex::new(FakeHubState {
+            users,
+            page_limit,
+            ..Default::default()
+        }));
+        let st = state.clone();
+        let server = grouper_sim::server::serve(
+            "127.0.0.1:0",
+            Arc::new(move |req: &grouper_sim::SimRequest| {
+                let (status, body) = fake_hub_answer(&st, &req.target);
+                grouper_sim::SimResponse {
+                    status,
+                    headers: vec![("Content-Type".into(), "application/json".into())],
+                    body: body.to_string().into_bytes(),
+                    delay: None,
+                    truncate_at: None,
+                }
+            }),
+        )
+        .expect("fake hub");
+        FakeHub {
+            url: format!("http://{}/hub/api", server.addr),
+            state,
+            _server: server,
+        }
     }
 }
 
@@ -232,12 +310,20 @@ fn fake_hub_answer(state: &Mutex<FakeHubState>, url: &str) -> (u16, Value) {
     st.requests.push(url.to_string());
     let path = url.strip_prefix("/hub/api").unwrap_or(url);
     if let Some(query) = path.strip_prefix("/users?") {
-        let param = |k: &str| query.split('&').find_map(|p| p.strip_prefix(&format!("{k}="))).and_then(|v| v.parse::<usize>().ok());
+        let param = |k: &str| {
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.parse::<usize>().ok())
+        };
         let offset = param("offset").unwrap_or(0);
         let limit = param("limit").unwrap_or(50).min(st.page_limit);
         if let Some((at, status)) = st.fail_page_at_offset {
             if at == offset {
-                return (status, json!({"status": status, "message": "Internal Server Error"}));
+                return (
+                    status,
+                    json!({"status": status, "message": "Internal Server Error"}),
+                );
             }
         }
         let total = st.users.len();
@@ -248,8 +334,15 @@ fn fake_hub_answer(state: &Mutex<FakeHubState>, url: &str) -> (u16, Value) {
             .take(limit)
             .map(|(n, admin, _)| json!({"kind": "user", "name": n, "admin": admin, "auth_state": null}))
             .collect();
-        let next = if offset + limit < total { json!({"offset": offset + limit, "limit": limit, "url": "ignored"}) } else { Value::Null };
-        return (200, json!({"items": items, "_pagination": {"offset": offset, "limit": limit, "total": total, "next": next}}));
+        let next = if offset + limit < total {
+            json!({"offset": offset + limit, "limit": limit, "url": "ignored"})
+        } else {
+            Value::Null
+        };
+        return (
+            200,
+            json!({"items": items, "_pagination": {"offset": offset, "limit": limit, "total": total, "next": next}}),
+        );
     }
     if let Some(name) = path.strip_prefix("/users/") {
         let name = decode(name);
@@ -259,7 +352,10 @@ fn fake_hub_answer(state: &Mutex<FakeHubState>, url: &str) -> (u16, Value) {
             }
         }
         return match st.users.iter().find(|(n, _, _)| *n == name) {
-            Some((n, admin, state)) => (200, json!({"kind": "user", "name": n, "admin": admin, "auth_state": state})),
+            Some((n, admin, state)) => (
+                200,
+                json!({"kind": "user", "name": n, "admin": admin, "auth_state": state}),
+            ),
             None => (404, json!({"status": 404, "message": null})),
         };
     }
@@ -272,7 +368,9 @@ fn decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+            if let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+            {
                 out.push(v);
                 i += 3;
                 continue;
