@@ -1,0 +1,148 @@
+//! End to end against a real JupyterHub 6.x (pip-installed, started on 127.0.0.1 by
+//! scripts/jupyterhub/hub.sh) and the Grouper simulator, with the component run by wasmtime.
+
+mod common;
+
+use common::*;
+use grouper_sim::{Config, Simulator, Subject};
+use jupyterhub_grouper_sync::http::encode_segment;
+use serde_json::json;
+
+const GROUP: &str = "edu:example:app:datahub:datahub-users";
+
+#[test]
+fn real_hub_pass_gives_exactly_the_expected_membership() {
+    let hub = RealHub::start("e2e");
+    // 230 plain users (more than one 200-user page), plus the odd cases.
+    let mut names: Vec<String> = (0..230).map(|i| format!("user{i:03}")).collect();
+    names.extend(
+        [
+            "oauthonly",
+            "noauth",
+            "emptyauth",
+            "numeric",
+            "a#b?c",
+            "boss",
+        ]
+        .map(String::from),
+    );
+    for chunk in names.chunks(100) {
+        let (status, _) = hub.admin("POST", "/users", Some(&json!({ "usernames": chunk })));
+        assert_eq!(status, 201, "creating users");
+    }
+    let (status, _) = hub.admin("PATCH", "/users/boss", Some(&json!({"admin": true})));
+    assert_eq!(status, 200);
+    let set_state = |name: &str, state: serde_json::Value| {
+        let (status, body) = hub.admin(
+            "PATCH",
+            &format!("/users/{}", encode_segment(name)),
+            Some(&json!({ "auth_state": state })),
+        );
+        assert_eq!(status, 200, "auth_state for {name}: {body}");
+    };
+    for i in 0..230 {
+        set_state(
+            &format!("user{i:03}"),
+            json!({"canvas_user": {"login_id": format!("3{i:05}"), "name": "x"}, "access_token": "canvas-token-SECRET"}),
+        );
+    }
+    set_state("oauthonly", json!({"oauth_user": {"login_id": "400001"}}));
+    set_state("emptyauth", json!({}));
+    set_state("numeric", json!({"canvas_user": {"login_id": 12345}}));
+    set_state("a#b?c", json!({"canvas_user": {"login_id": "400002"}}));
+    set_state("boss", json!({"canvas_user": {"login_id": "400003"}}));
+    // "noauth" keeps auth_state null
+
+    let sim = Simulator::new(Config {
+        user: "sync".into(),
+        password: "grouper-pw".into(),
+        server_version: "2.2.0".into(),
+        ..Config::default()
+    });
+    let mut expected: Vec<String> = (0..230).map(|i| format!("3{i:05}")).collect();
+    expected.extend(["400001", "400002"].map(String::from));
+    for id in expected
+        .iter()
+        .chain(&["400003".to_string(), "stale9".to_string()])
+    {
+        sim.add_subject(Subject::new("ldap", id));
+    }
+    sim.add_group(GROUP);
+    sim.add_member(GROUP, "ldap", "stale9");
+    sim.add_member(GROUP, "ldap", "300007");
+    let server = sim.serve("127.0.0.1:0").unwrap();
+
+    let settings = config(&[
+        ("jupyterhub_api_url", &hub.api_url),
+        ("jupyterhub_api_token", &hub.sync_token),
+        ("grouper_base_url", &server.base_url("v2_2_100")),
+        ("grouper_user", "sync"),
+        ("grouper_password", "grouper-pw"),
+        ("grouper_id_path", GROUP),
+        ("grouper_page_size", "100"),
+        ("grouper_batch_size", "50"),
+    ]);
+    let run = run_component(Entry::Typed, &settings, &[]);
+    let (r, t) = (run.report(), run.target());
+    assert_eq!(r["outcome"], "converged", "{r}");
+    // the hub's own "admin" user exists too: 236 created + admin
+    assert_eq!(r["users_seen"], 237);
+    assert_eq!(t["admins_skipped"], 2, "admin and boss");
+    assert_eq!(t["users_unmapped"], 3, "noauth, emptyauth, numeric");
+    assert_eq!(t["added"], 231);
+    assert_eq!(t["removed"], 1);
+    expected.sort();
+    assert_eq!(sim.member_ids(GROUP), expected);
+    assert!(
+        r["requests"]["jupyterhub"].as_u64().unwrap() >= 2 + 234,
+        "two list pages and one GET per non-admin user"
+    );
+    assert!(!run.stderr.contains("canvas-token-SECRET") && !run.stderr.contains(&hub.sync_token));
+
+    // a second pass over the real hub changes nothing
+    sim.clear_requests();
+    let again = run_component(Entry::Typed, &settings, &[]);
+    assert_eq!(again.report()["outcome"], "converged");
+    assert_eq!(
+        (
+            again.target()["to_add"].as_u64(),
+            again.target()["to_remove"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+
+    // a token without admin:auth_state fails the pass with the scope named, and removes nobody
+    hub.admin("DELETE", "/users/user005", None);
+    let run = run_component(
+        Entry::Typed,
+        &with(
+            settings.clone(),
+            &[("jupyterhub_api_token", &hub.listonly_token)],
+        ),
+        &[],
+    );
+    assert_eq!(run.report()["outcome"], "failed");
+    assert!(
+        run.report()["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("admin:auth_state"),
+        "{}",
+        run.report()
+    );
+    assert!(sim.member_ids(GROUP).contains(&"300005".to_string()));
+    // a bad token: 403, named
+    let run = run_component(
+        Entry::Typed,
+        &with(settings, &[("jupyterhub_api_token", "not-a-valid-token")]),
+        &[],
+    );
+    assert!(
+        run.report()["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("rejected the token"),
+        "{}",
+        run.report()
+    );
+}
