@@ -6,14 +6,22 @@
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use wasmtime::component::{Component, Linker, ResourceTable, Val};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::component::{Component, Val};
+use wasmtime::Store;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+pub mod runtime;
+pub use runtime::{engine, Host};
 
 pub const SYNC_INTERFACE: &str = "jupyterhub-grouper-sync:sync/sync@0.1.0";
+
+/// The component, compiled once per test process.
+pub fn component() -> &'static Component {
+    static COMPONENT: OnceLock<Component> = OnceLock::new();
+    COMPONENT.get_or_init(|| {
+        Component::from_file(engine(), component_path()).expect("compile component")
+    })
+}
 
 /// Builds `target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm` (a no-op when fresh).
 /// The wasm build uses its own lock directory, so this is safe inside `cargo test`.
@@ -39,57 +47,6 @@ pub fn component_path() -> &'static Path {
             "building the component failed (is the wasm32-wasip2 target installed?)"
         );
         root.join("target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm")
-    })
-}
-
-pub fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::new(&Config::new()).expect("engine"))
-}
-
-/// The component, compiled once per test process.
-pub fn component() -> &'static Component {
-    static COMPONENT: OnceLock<Component> = OnceLock::new();
-    COMPONENT.get_or_init(|| {
-        Component::from_file(engine(), component_path()).expect("compile component")
-    })
-}
-
-struct Host {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    table: ResourceTable,
-    config: WasiConfigVariables,
-}
-
-impl WasiView for Host {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for Host {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: wasmtime_wasi_http::default_hooks(),
-        }
-    }
-}
-
-fn linker() -> &'static Linker<Host> {
-    static LINKER: OnceLock<Linker<Host>> = OnceLock::new();
-    LINKER.get_or_init(|| {
-        let mut l = Linker::new(engine());
-        wasmtime_wasi::p2::add_to_linker_async(&mut l).expect("wasi");
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l).expect("wasi-http");
-        wasmtime_wasi_config::add_to_linker(&mut l, |h: &mut Host| WasiConfig::from(&h.config))
-            .expect("wasi-config");
-        l
     })
 }
 
