@@ -25,6 +25,8 @@ pub enum AuthState {
 pub struct UsersPage {
     pub users: Vec<ListedUser>,
     pub total: Option<u64>,
+    /// The page size the hub applied (it clamps the requested limit).
+    pub limit: Option<u64>,
     /// `(offset, limit)` of the next page, if any.
     pub next: Option<(u64, u64)>,
 }
@@ -137,6 +139,9 @@ pub fn parse_users_page(resp: &Response) -> Result<UsersPage, HubError> {
     let total = pagination
         .and_then(|p| p.get("total"))
         .and_then(Value::as_u64);
+    let limit = pagination
+        .and_then(|p| p.get("limit"))
+        .and_then(Value::as_u64);
     let next = match pagination.and_then(|p| p.get("next")) {
         None | Some(Value::Null) => None,
         Some(n) => {
@@ -153,7 +158,12 @@ pub fn parse_users_page(resp: &Response) -> Result<UsersPage, HubError> {
             }
         }
     };
-    Ok(UsersPage { users, total, next })
+    Ok(UsersPage {
+        users,
+        total,
+        limit,
+        next,
+    })
 }
 
 /// Why one user's record could not be used.
@@ -227,6 +237,7 @@ mod tests {
         assert_eq!(p.users.len(), 2);
         assert!(p.users[0].admin);
         assert_eq!(p.total, Some(5));
+        assert_eq!(p.limit, Some(2));
         assert_eq!(p.next, Some((2, 2)));
         let last =
             r#"{"items": [], "_pagination": {"offset": 9, "limit": 2, "total": 5, "next": null}}"#;

@@ -79,8 +79,14 @@ impl Pass<'_> {
             }
             if let Some(total) = page.total {
                 last_total = Some(total);
-                let expected = total.div_ceil(limit.max(1)) as usize + 2;
-                max_pages = max_pages.min(expected.max(page_no + 1));
+                if page_no == 1 {
+                    let applied = page
+                        .limit
+                        .or(page.next.map(|(_, l)| l))
+                        .unwrap_or(limit)
+                        .max(1);
+                    max_pages = total.div_ceil(applied) as usize + 2;
+                }
             }
             match page.next {
                 None => break,
@@ -416,10 +422,10 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> Report {
     report.duration_ms = started.elapsed().as_millis() as u64;
     for t in &report.targets {
         log.info(&format!(
-            "pass {}: {} outcome={:?} users={} mapped={} unmapped={} members={} to_add={} to_remove={} added={} removed={} withheld={} failures={}{}",
+            "pass {}: {} outcome={} users={} mapped={} unmapped={} members={} to_add={} to_remove={} added={} removed={} withheld={} failures={}{}",
             if settings.dry_run { "(dry run)" } else { "done" },
             t.group,
-            t.outcome,
+            t.outcome.as_str(),
             t.users_selected,
             t.users_mapped,
             t.users_unmapped,
@@ -638,6 +644,48 @@ mod tests {
             "{:?}",
             report.errors
         );
+    }
+
+    #[test]
+    fn page_bound_uses_the_limit_the_hub_applied() {
+        // 7 users, the hub clamps every page to 2 although 200 were asked for.
+        let mut fake = Fake {
+            answer: |r: &Request| {
+                if r.url.ends_with("/groups") {
+                    return members_page(&[]);
+                }
+                let offset: u64 = r
+                    .url
+                    .split("offset=")
+                    .nth(1)
+                    .unwrap()
+                    .split('&')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let items: Vec<_> = (offset..(offset + 2).min(7))
+                    .map(|i| serde_json::json!({"kind": "user", "name": format!("u{i}")}))
+                    .collect();
+                let next = if offset + 2 < 7 {
+                    serde_json::json!({"offset": offset + 2, "limit": 2})
+                } else {
+                    serde_json::Value::Null
+                };
+                json(
+                    200,
+                    serde_json::json!({"items": items, "_pagination": {"offset": offset, "limit": 2, "total": 7, "next": next}}),
+                )
+            },
+            log: vec![],
+        };
+        let report = run(
+            &settings(&[("subject_from", "username"), ("dry_run", "true")]),
+            &mut fake,
+        );
+        assert_eq!(report.outcome, Outcome::Converged, "{:?}", report.errors);
+        assert_eq!(report.users_seen, 7);
+        assert_eq!(report.targets[0].to_add, 7);
     }
 
     #[test]

@@ -567,3 +567,29 @@ fn identifier_lookup_matches_members_by_attribute() {
         ["edu:example:staff", "stale1", "u-1"]
     );
 }
+
+#[test]
+fn user_records_are_fetched_concurrently_within_the_bound() {
+    for (concurrency, expected_max) in [("1", 1), ("3", 3)] {
+        let w = world();
+        {
+            let mut st = w.hub.state.lock().unwrap();
+            for i in 0..9 {
+                st.users
+                    .push((format!("extra{i}"), false, canvas(&format!("20000{i}"))));
+            }
+            st.user_delay = std::time::Duration::from_millis(150);
+        }
+        let run = run_component(
+            Entry::Typed,
+            &with(
+                settings(&w),
+                &[("concurrency", concurrency), ("dry_run", "true")],
+            ),
+            &[],
+        );
+        assert_eq!(run.target()["users_mapped"], 12, "{}", run.report());
+        let max = w.hub.state.lock().unwrap().max_in_flight;
+        assert_eq!(max, expected_max, "concurrency={concurrency}");
+    }
+}

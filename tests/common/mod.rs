@@ -93,19 +93,13 @@ pub fn run_component(entry: Entry, config: &[(String, String)], env: &[(String, 
     rt.block_on(async {
         let stdout = MemoryOutputPipe::new(1 << 20);
         let stderr = MemoryOutputPipe::new(1 << 20);
-        let wasi = WasiCtx::builder()
+        let wasi = wasmtime_wasi::WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .envs(env)
             .build();
-        let host = Host {
-            wasi,
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            config: WasiConfigVariables::from_iter(config.iter().cloned()),
-        };
-        let mut store = Store::new(engine(), host);
-        let instance = linker()
+        let mut store = Store::new(engine(), Host::new(wasi, config));
+        let instance = runtime::linker()
             .instantiate_async(&mut store, component())
             .await
             .expect("instantiate");
@@ -230,6 +224,10 @@ pub struct FakeHubState {
     /// Answer this user's record with this status.
     pub fail_user: Option<(String, u16)>,
     pub requests: Vec<String>,
+    /// Each user-record request waits this long, so overlapping requests can be counted.
+    pub user_delay: std::time::Duration,
+    pub in_flight: usize,
+    pub max_in_flight: usize,
 }
 
 impl FakeHub {
@@ -243,7 +241,22 @@ impl FakeHub {
         let server = grouper_sim::server::serve(
             "127.0.0.1:0",
             Arc::new(move |req: &grouper_sim::SimRequest| {
+                let is_user = req.target.contains("/users/");
+                let delay = {
+                    let mut s = st.lock().unwrap();
+                    if is_user {
+                        s.in_flight += 1;
+                        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+                    }
+                    s.user_delay
+                };
+                if is_user {
+                    std::thread::sleep(delay);
+                }
                 let (status, body) = fake_hub_answer(&st, &req.target);
+                if is_user {
+                    st.lock().unwrap().in_flight -= 1;
+                }
                 grouper_sim::SimResponse {
                     status,
                     headers: vec![("Content-Type".into(), "application/json".into())],
