@@ -593,3 +593,33 @@ fn user_records_are_fetched_concurrently_within_the_bound() {
         assert_eq!(max, expected_max, "concurrency={concurrency}");
     }
 }
+
+#[test]
+fn slow_grouper_answers_time_out_and_write_nothing() {
+    let w = world();
+    w.sim.push_fault(Fault {
+        operation: Some(Operation::GetMembers),
+        action: FaultAction::Delay(std::time::Duration::from_secs(3)),
+        times: 1,
+    });
+    let started = std::time::Instant::now();
+    let cfg = with(
+        settings(&w),
+        &[("request_timeout_seconds", "1"), ("retries", "0")],
+    );
+    let run = run_component(Entry::Typed, &cfg, &[]);
+    assert_eq!(run.report()["outcome"], "failed");
+    let err = run.target()["error"].as_str().unwrap();
+    assert!(err.contains("timed out"), "{err}");
+    let pass_ms = run.report()["duration_ms"].as_u64().unwrap();
+    assert!(
+        pass_ms < 2900,
+        "the 1 s timeout applied, not the 3 s delay: {pass_ms} ms"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(w.sim.member_ids(GROUP), ["edu:example:staff", "stale1"]);
+}

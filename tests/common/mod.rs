@@ -90,7 +90,7 @@ pub fn run_component(entry: Entry, config: &[(String, String)], env: &[(String, 
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
+    let run = rt.block_on(async {
         let stdout = MemoryOutputPipe::new(1 << 20);
         let stderr = MemoryOutputPipe::new(1 << 20);
         let wasi = wasmtime_wasi::WasiCtx::builder()
@@ -138,7 +138,10 @@ pub fn run_component(entry: Entry, config: &[(String, String)], env: &[(String, 
             stdout,
             stderr,
         }
-    })
+    });
+    // Abandoned connections (a timed-out request) must not hold the test up.
+    rt.shutdown_background();
+    run
 }
 
 /// Reads the typed record: returns its `json` field parsed, after checking that the typed
