@@ -58,6 +58,29 @@ impl wit::Guest for Component {
             Err(e) => Err(wit::SyncError::Config(e.0)),
         }
     }
+
+    fn check() -> Result<wit::CheckReport, wit::SyncError> {
+        let settings = load_settings().map_err(|e| wit::SyncError::Config(e.0))?;
+        let r = crate::check::run(
+            &settings,
+            &mut WasiTransport {
+                settings: &settings,
+            },
+        );
+        Ok(wit::CheckReport {
+            ok: r.ok(),
+            hub_identity: r.hub_identity.clone(),
+            hub_scopes: r.hub_scopes.clone(),
+            missing_scopes: r.missing_scopes.clone(),
+            groups_readable: r
+                .groups_readable
+                .iter()
+                .map(|(g, n)| (g.clone(), (*n).min(u32::MAX as usize) as u32))
+                .collect(),
+            errors: r.errors.clone(),
+            json: serde_json::to_string(&r).unwrap_or_default(),
+        })
+    }
 }
 
 impl exports::wasi::cli::run::Guest for Component {

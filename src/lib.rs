@@ -3,6 +3,7 @@
 //! The pure core (settings, mapping, plan, wire parsing) is plain Rust and unit-tested natively.
 //! The WASI adapters (`component`) exist only in the `wasm32` build.
 
+pub mod check;
 pub mod grouper;
 pub mod http;
 pub mod hub;

@@ -1,0 +1,3 @@
+mod options;
+mod schedule;
+fn main() {}

@@ -1,0 +1,664 @@
+//! Command line, config file and environment, merged with precedence flags > file > environment.
+//!
+//! Component settings (the keys of `jupyterhub_grouper_sync::settings::KEYS`) are handed to the
+//! component through `wasi:config`; the rest configure the host. Secrets may come from the
+//! environment or from files (`*_FILE`, for Kubernetes secrets), never from the command line.
+
+use anyhow::{anyhow, bail, Context, Result};
+use jupyterhub_grouper_sync::settings::KEYS;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::schedule::{WeeklyWindow, Windows};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Run passes on a schedule until stopped.
+    Service,
+    /// One pass; the exit status tells the outcome.
+    Once,
+    /// Validate config, show the hub token's scopes, read the group; write nothing.
+    Check,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone)]
+pub struct Options {
+    pub command: Command,
+    pub component: Option<PathBuf>,
+    /// What the component gets through `wasi:config` (secrets included: never print this).
+    pub component_config: BTreeMap<String, String>,
+    pub sync_every: Duration,
+    pub enabled: bool,
+    pub windows: Windows,
+    pub metrics_addr: Option<SocketAddr>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub pass_deadline: Duration,
+    pub memory_limit_bytes: usize,
+    pub http_timeout_cap: Duration,
+    /// `host:port` pairs the component may reach: those of the hub and Grouper URLs.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&String> = self.component_config.keys().collect();
+        f.debug_struct("Options")
+            .field("command", &self.command)
+            .field("component_config_keys", &keys)
+            .field("sync_every", &self.sync_every)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Host settings: names usable in the config file and, where a flag exists, on the command line.
+pub const HOST_KEYS: &[(&str, &str)] = &[
+    ("sync_every", "seconds between passes (default 3600)"),
+    (
+        "enabled",
+        "false keeps the service running but idle (default true)",
+    ),
+    (
+        "allowed_dates",
+        "only run on these dates, e.g. [\"2026-12-01\"] (default: any day)",
+    ),
+    (
+        "weekly_windows",
+        "only run inside these windows, e.g. [\"Mon-Fri 02:00-04:00\"] (default: any time)",
+    ),
+    (
+        "timezone",
+        "time zone of dates and windows (default UTC), e.g. America/Los_Angeles",
+    ),
+    (
+        "pass_deadline_seconds",
+        "a pass running longer is stopped (default 900)",
+    ),
+    (
+        "memory_limit_mb",
+        "the component's memory limit (default 256)",
+    ),
+    (
+        "http_timeout_cap_seconds",
+        "upper bound on every HTTP timeout (default 120)",
+    ),
+    (
+        "metrics_addr",
+        "serve /metrics, /healthz, /readyz here, e.g. 127.0.0.1:9090 (default: off)",
+    ),
+    ("log_format", "text or json (default text)"),
+    (
+        "component",
+        "run this .wasm instead of the embedded component",
+    ),
+    (
+        "jupyterhub_api_token_file",
+        "read the hub token from this file",
+    ),
+    (
+        "grouper_password_file",
+        "read the Grouper password from this file",
+    ),
+];
+
+const SECRET_FILE_ENVS: &[(&str, &str)] = &[
+    ("jupyterhub_api_token", "JUPYTERHUB_API_TOKEN_FILE"),
+    ("grouper_password", "GROUPER_PASSWORD_FILE"),
+];
+
+/// The original tool's flags, mapped to keys.
+const FLAG_ALIASES: &[(&str, &str)] = &[
+    ("url", "jupyterhub_api_url"),
+    ("api-page-size", "api_page_size"),
+    ("GrouperSync.sync_every", "sync_every"),
+    ("sync-every", "sync_every"),
+    ("metrics-addr", "metrics_addr"),
+    ("log-format", "log_format"),
+    ("log-level", "log_level"),
+];
+
+const REFUSED_FLAGS: &[&str] = &[
+    "grouper_pass",
+    "grouper_password",
+    "GrouperSync.grouper_pass",
+    "jupyterhub_api_token",
+    "api_token",
+];
+
+fn is_component_key(k: &str) -> bool {
+    KEYS.iter().any(|key| key.name == k)
+}
+
+fn is_host_key(k: &str) -> bool {
+    HOST_KEYS.iter().any(|(name, _)| *name == k)
+}
+
+fn read_secret_file(path: &str, read: &dyn Fn(&Path) -> Result<String>) -> Result<String> {
+    let text = read(Path::new(path)).with_context(|| format!("reading secret file {path}"))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn toml_to_string(key: &str, v: &toml::Value) -> Result<String> {
+    Ok(match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                toml::Value::String(s) => Ok(s.clone()),
+                other => toml_to_string(key, other),
+            })
+            .collect::<Result<Vec<_>>>()?
+            .join(","),
+        _ => bail!("config file: {key} must be a string, number, boolean or list"),
+    })
+}
+
+fn url_authority(key: &str, url: &str) -> Result<String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| anyhow!("{key} must be an http(s) URL, got {url:?}"))?;
+    let default_port = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => bail!("{key} must be an http(s) URL, got {url:?}"),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority
+        .rsplit('@')
+        .next()
+        .unwrap_or(authority)
+        .to_ascii_lowercase();
+    if authority.is_empty() {
+        bail!("{key} has no host: {url:?}");
+    }
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()) && !authority.ends_with(']'));
+    Ok(if has_port {
+        authority
+    } else {
+        format!("{authority}:{default_port}")
+    })
+}
+
+pub const USAGE: &str = "usage: grouper-sync [once|check] [options]";
+
+/// Parses everything. `env` reads an environment variable; `read` reads a file.
+pub fn parse(
+    args: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+    read: &dyn Fn(&Path) -> Result<String>,
+) -> Result<Options> {
+    // 1. the command and the flags
+    let mut command = Command::Service;
+    let mut flags: BTreeMap<String, String> = BTreeMap::new();
+    let mut config_file: Option<String> = None;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        match arg.as_str() {
+            "once" if flags.is_empty() && command == Command::Service => command = Command::Once,
+            "check" if flags.is_empty() && command == Command::Service => command = Command::Check,
+            "--dry-run" | "--dry_run" => {
+                flags.insert("dry_run".into(), "true".into());
+            }
+            _ => {
+                let Some(flag) = arg.strip_prefix("--") else {
+                    bail!("unexpected argument {arg:?}; {USAGE} (see --help)");
+                };
+                let (name, inline) = match flag.split_once('=') {
+                    Some((n, v)) => (n, Some(v.to_string())),
+                    None => (flag, None),
+                };
+                if REFUSED_FLAGS.contains(&name) {
+                    bail!(
+                        "refusing --{name}: secrets must not be on the command line, because JupyterHub logs every \
+                         service's full command and it shows in `ps`. Put it in the service's environment \
+                         (GROUPER_PASSWORD / JUPYTERHUB_API_TOKEN) or in a file named by GROUPER_PASSWORD_FILE / \
+                         JUPYTERHUB_API_TOKEN_FILE"
+                    );
+                }
+                let value = match inline {
+                    Some(v) => v,
+                    None => {
+                        let v = args
+                            .get(i)
+                            .ok_or_else(|| anyhow!("--{name} needs a value"))?
+                            .clone();
+                        i += 1;
+                        v
+                    }
+                };
+                let key = FLAG_ALIASES
+                    .iter()
+                    .find(|(a, _)| *a == name)
+                    .map(|(_, k)| k.to_string())
+                    .unwrap_or_else(|| name.replace('-', "_"));
+                if key == "config" {
+                    config_file = Some(value);
+                    continue;
+                }
+                if !(is_component_key(&key) || is_host_key(&key)) || key.ends_with("_file") {
+                    bail!("unknown option --{name} (see --help)");
+                }
+                flags.insert(key, value);
+            }
+        }
+    }
+
+    // 2. the environment
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    for key in KEYS {
+        if let Some(v) = env(key.env).filter(|v| !v.is_empty()) {
+            values.insert(key.name.into(), v);
+        }
+    }
+    for (key, var) in SECRET_FILE_ENVS {
+        if let Some(path) = env(var).filter(|v| !v.is_empty()) {
+            values.insert((*key).into(), read_secret_file(&path, read)?);
+        }
+    }
+
+    // 3. the config file
+    let config_file = config_file.or_else(|| env("GROUPER_SYNC_CONFIG").filter(|v| !v.is_empty()));
+    if let Some(path) = &config_file {
+        let text = read(Path::new(path)).with_context(|| format!("reading config file {path}"))?;
+        let table: toml::Table =
+            toml::from_str(&text).with_context(|| format!("parsing config file {path}"))?;
+        for (k, v) in &table {
+            let value = toml_to_string(k, v)?;
+            match k.as_str() {
+                "jupyterhub_api_token_file" => {
+                    values.insert(
+                        "jupyterhub_api_token".into(),
+                        read_secret_file(&value, read)?,
+                    );
+                }
+                "grouper_password_file" => {
+                    values.insert("grouper_password".into(), read_secret_file(&value, read)?);
+                }
+                _ if is_component_key(k) || is_host_key(k) => {
+                    values.insert(k.clone(), value);
+                }
+                _ => bail!("config file {path}: unknown setting {k:?} (see --help)"),
+            }
+        }
+    }
+
+    // 4. the flags win
+    values.extend(flags);
+    build(command, values)
+}
+
+fn take<T>(
+    values: &BTreeMap<String, String>,
+    key: &str,
+    default: T,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T> {
+    match values.get(key) {
+        None => Ok(default),
+        Some(v) => parse(v.trim()).ok_or_else(|| anyhow!("invalid value for {key}: {v:?}")),
+    }
+}
+
+fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> {
+    let seconds = |min: u64, max: u64| {
+        move |v: &str| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .map(Duration::from_secs)
+        }
+    };
+    let sync_every = take(
+        &values,
+        "sync_every",
+        Duration::from_secs(3600),
+        seconds(10, 31 * 86_400),
+    )
+    .context("sync_every must be whole seconds from 10 to 2678400")?;
+    let enabled = take(&values, "enabled", true, |v| {
+        match v.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Some(true),
+            "false" | "0" | "no" => Some(false),
+            _ => None,
+        }
+    })?;
+    let timezone = values.get("timezone").map(String::as_str).unwrap_or("UTC");
+    let tz = jiff::tz::TimeZone::get(timezone)
+        .map_err(|e| anyhow!("invalid timezone {timezone:?}: {e}"))?;
+    let dates = match values.get("allowed_dates") {
+        None => Vec::new(),
+        Some(v) => v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|d| {
+                d.parse::<jiff::civil::Date>()
+                    .map_err(|e| anyhow!("allowed_dates: {d:?} is not a YYYY-MM-DD date ({e})"))
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let weekly = match values.get("weekly_windows") {
+        None => Vec::new(),
+        Some(v) => v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(WeeklyWindow::parse)
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let log_format = match values
+        .get("log_format")
+        .map(String::as_str)
+        .unwrap_or("text")
+    {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => bail!("log_format must be text or json, not {other:?}"),
+    };
+    let metrics_addr = match values.get("metrics_addr") {
+        None => None,
+        Some(a) => Some(
+            a.parse::<SocketAddr>()
+                .map_err(|_| anyhow!("metrics_addr must be IP:PORT, not {a:?}"))?,
+        ),
+    };
+    let pass_deadline = take(
+        &values,
+        "pass_deadline_seconds",
+        Duration::from_secs(900),
+        seconds(5, 86_400),
+    )?;
+    let memory_mb = take(&values, "memory_limit_mb", 256usize, |v| {
+        v.parse().ok().filter(|n| (16..=4096).contains(n))
+    })?;
+    let http_timeout_cap = take(
+        &values,
+        "http_timeout_cap_seconds",
+        Duration::from_secs(120),
+        seconds(1, 3600),
+    )?;
+    let mut allowed_hosts = Vec::new();
+    for key in ["jupyterhub_api_url", "grouper_base_url"] {
+        if let Some(url) = values.get(key) {
+            allowed_hosts.push(url_authority(key, url.trim())?);
+        }
+    }
+    let component_config = values
+        .iter()
+        .filter(|(k, _)| is_component_key(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(Options {
+        command,
+        component: values.get("component").map(PathBuf::from),
+        component_config,
+        sync_every,
+        enabled,
+        windows: Windows { dates, weekly, tz },
+        metrics_addr,
+        log_format,
+        log_level: values
+            .get("log_level")
+            .cloned()
+            .unwrap_or_else(|| "info".into()),
+        pass_deadline,
+        memory_limit_bytes: memory_mb << 20,
+        http_timeout_cap,
+        allowed_hosts,
+    })
+}
+
+/// The `--help` text: every option, generated from the same tables the parser uses.
+pub fn help() -> String {
+    let mut s = String::from(
+        "grouper-sync: keeps a Grouper group in step with the users of a JupyterHub.\n\n\
+         usage: grouper-sync [options]          run as a service: a pass at start, then every sync_every seconds\n\
+         \x20      grouper-sync once [options]     one pass; exit 0 converged, 1 failed, 2 configuration error, 3 removals withheld\n\
+         \x20      grouper-sync check [options]    validate config, show the hub token's scopes, read the group; write nothing\n\n\
+         Precedence: command-line flags > config file (--config FILE or GROUPER_SYNC_CONFIG, TOML) > environment.\n\
+         Secrets come from the environment or from files, never from flags.\n\n\
+         The original tool's flags:\n\
+         \x20 --url URL                        jupyterhub_api_url (env JUPYTERHUB_API_URL)\n\
+         \x20 --grouper_base_url URL           grouper_base_url (env GROUPER_BASE_URL)\n\
+         \x20 --grouper_user USER              grouper_user (env GROUPER_USER)\n\
+         \x20 --grouper_id_path GROUP          grouper_id_path (env GROUPER_ID_PATH)\n\
+         \x20 --api-page-size N                api_page_size\n\
+         \x20 --concurrency N                  concurrency\n\
+         \x20 --GrouperSync.sync_every SECONDS sync_every (also --sync-every)\n\n\
+         Host options (flags --name VALUE, or keys in the config file):\n\
+         \x20 --config FILE                    TOML config file\n\
+         \x20 --dry-run                        plan and report, write nothing\n",
+    );
+    for (name, what) in HOST_KEYS {
+        if name.ends_with("_file") {
+            s.push_str(&format!("  {name:<32} (config file only) {what}\n"));
+        } else {
+            s.push_str(&format!("  --{:<30} {what}\n", name.replace('_', "-")));
+        }
+    }
+    s.push_str("\nSync settings (flag --KEY VALUE, config-file key, or environment variable):\n");
+    for key in KEYS {
+        let flag = if key.secret {
+            "(secret: environment or file only)".to_string()
+        } else {
+            format!("--{}", key.name)
+        };
+        s.push_str(&format!(
+            "  {:<34} {:<40} env {}\n",
+            key.name, flag, key.env
+        ));
+    }
+    s.push_str("\nSecret files: JUPYTERHUB_API_TOKEN_FILE, GROUPER_PASSWORD_FILE (or *_file keys in the config file).\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run(a: &[&str], env: &[(&str, &str)], files: &[(&str, &str)]) -> Result<Options> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let files: HashMap<String, String> = files
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse(&args(a), &|k| env.get(k).cloned(), &|p| {
+            files
+                .get(p.to_str().unwrap())
+                .cloned()
+                .ok_or_else(|| anyhow!("no file {}", p.display()))
+        })
+    }
+
+    const ENV: &[(&str, &str)] = &[
+        ("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"),
+        ("JUPYTERHUB_API_TOKEN", "envtoken"),
+        (
+            "GROUPER_BASE_URL",
+            "https://calgroups.example.edu/gws/servicesRest/json/v2_2_100",
+        ),
+        ("GROUPER_USER", "envuser"),
+        ("GROUPER_ID_PATH", "edu:env:group"),
+    ];
+
+    #[test]
+    fn precedence_is_flags_then_file_then_env() {
+        let file = (
+            "/etc/gs.toml",
+            "grouper_user = \"fileuser\"\ngrouper_id_path = \"edu:file:group\"\nsync_every = 600\n",
+        );
+        let o = run(
+            &[
+                "--config",
+                "/etc/gs.toml",
+                "--grouper_id_path",
+                "edu:flag:group",
+            ],
+            ENV,
+            &[file],
+        )
+        .unwrap();
+        assert_eq!(o.component_config["grouper_id_path"], "edu:flag:group");
+        assert_eq!(o.component_config["grouper_user"], "fileuser");
+        assert_eq!(
+            o.component_config["jupyterhub_api_url"],
+            "http://127.0.0.1:8081/hub/api"
+        );
+        assert_eq!(o.sync_every, Duration::from_secs(600));
+        let o = run(
+            &["--GrouperSync.sync_every=120", "--config=/etc/gs.toml"],
+            ENV,
+            &[file],
+        )
+        .unwrap();
+        assert_eq!(o.sync_every, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn original_flags_work() {
+        let o = run(
+            &[
+                "--url",
+                "http://hub:8081/hub/api",
+                "--api-page-size",
+                "50",
+                "--concurrency",
+                "8",
+                "--grouper_user",
+                "u",
+            ],
+            ENV,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            o.component_config["jupyterhub_api_url"],
+            "http://hub:8081/hub/api"
+        );
+        assert_eq!(o.component_config["api_page_size"], "50");
+        assert_eq!(o.component_config["concurrency"], "8");
+        assert_eq!(o.allowed_hosts, ["hub:8081", "calgroups.example.edu:443"]);
+        assert_eq!(o.command, Command::Service);
+        assert_eq!(
+            run(&["once", "--dry-run"], ENV, &[])
+                .unwrap()
+                .component_config["dry_run"],
+            "true"
+        );
+        assert_eq!(run(&["check"], ENV, &[]).unwrap().command, Command::Check);
+    }
+
+    #[test]
+    fn passwords_on_the_command_line_are_refused() {
+        for flag in [
+            "--grouper_pass=x",
+            "--grouper_password",
+            "--GrouperSync.grouper_pass=x",
+        ] {
+            let e = run(&[flag, "x"], ENV, &[]).unwrap_err().to_string();
+            assert!(
+                e.contains("command line") && e.contains("GROUPER_PASSWORD"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_from_files() {
+        let env = [
+            ENV,
+            &[
+                ("GROUPER_PASSWORD_FILE", "/run/secrets/pw"),
+                ("JUPYTERHUB_API_TOKEN_FILE", "/run/secrets/tok"),
+            ],
+        ]
+        .concat();
+        let o = run(
+            &[],
+            &env,
+            &[
+                ("/run/secrets/pw", "s3cret\n"),
+                ("/run/secrets/tok", "filetoken\n"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(o.component_config["grouper_password"], "s3cret");
+        assert_eq!(o.component_config["jupyterhub_api_token"], "filetoken");
+        assert!(!format!("{o:?}").contains("s3cret"));
+        let e = run(&[], &[("GROUPER_PASSWORD_FILE", "/missing")], &[]).unwrap_err();
+        assert!(format!("{e:#}").contains("/missing"));
+    }
+
+    #[test]
+    fn unknown_and_invalid_options_are_named() {
+        assert!(run(&["--bogus", "1"], ENV, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("--bogus"));
+        assert!(run(&["--sync-every", "5"], ENV, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("sync_every"));
+        assert!(run(&["--timezone", "Mars/Olympus"], ENV, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("timezone"));
+        let e = run(
+            &["--config", "/c.toml"],
+            ENV,
+            &[("/c.toml", "dryrun = true\n")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("dryrun"), "{e}");
+        assert!(run(&["stray"], ENV, &[]).is_err());
+    }
+
+    #[test]
+    fn schedule_settings_from_file() {
+        let file = ("/c.toml", "enabled = false\ntimezone = \"America/Los_Angeles\"\nallowed_dates = [\"2026-12-01\"]\nweekly_windows = [\"Mon-Fri 02:00-04:00\"]\nprotected_members = [\"a\", \"b\"]\n");
+        let o = run(&["--config", "/c.toml"], ENV, &[file]).unwrap();
+        assert!(!o.enabled);
+        assert_eq!(o.windows.dates.len(), 1);
+        assert_eq!(o.windows.weekly.len(), 1);
+        assert_eq!(o.component_config["protected_members"], "a,b");
+    }
+
+    #[test]
+    fn help_lists_every_key() {
+        let h = help();
+        for key in KEYS {
+            assert!(h.contains(key.name) && h.contains(key.env), "{}", key.name);
+        }
+        for (name, _) in HOST_KEYS {
+            assert!(
+                h.contains(&name.replace('_', "-")) || h.contains(name),
+                "{name}"
+            );
+        }
+    }
+}

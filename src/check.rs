@@ -1,0 +1,115 @@
+//! A read-only check of a configuration: the hub token's identity and scopes, and that the
+//! Grouper credentials can read the target group. Writes nothing.
+
+use crate::grouper::{self, Connection};
+use crate::http::{send_with_retries, Method, Request, Transport};
+use crate::hub;
+use crate::settings::Settings;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// Who the hub says the token belongs to.
+    pub hub_identity: Option<String>,
+    pub hub_scopes: Vec<String>,
+    /// Scopes the sync needs that the token does not have.
+    pub missing_scopes: Vec<String>,
+    /// The groups that could be read, with the number of members on the first page.
+    pub groups_readable: Vec<(String, usize)>,
+    pub errors: Vec<String>,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty() && self.missing_scopes.is_empty()
+    }
+}
+
+/// The scopes a pass needs with these settings.
+pub fn required_scopes(settings: &Settings) -> Vec<&'static str> {
+    let mut scopes = vec!["list:users"];
+    if settings.needs_auth_state() {
+        scopes.extend(["read:users", "admin:auth_state"]);
+    }
+    scopes
+}
+
+pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
+    let h = &settings.http;
+    let mut report = CheckReport {
+        hub_identity: None,
+        hub_scopes: Vec::new(),
+        missing_scopes: Vec::new(),
+        groups_readable: Vec::new(),
+        errors: Vec::new(),
+    };
+    let whoami = Request::new(Method::Get, format!("{}/user", settings.hub_api_url))
+        .header(
+            "Authorization",
+            format!("token {}", settings.hub_token.expose()),
+        )
+        .header("Accept", "application/json");
+    let (mut out, _) = send_with_retries(transport, &[whoami], 1, h.retries, h.backoff);
+    match out.remove(0) {
+        Err(e) => report.errors.push(format!("JupyterHub /user: {e}")),
+        Ok(resp) if resp.status != 200 => report
+            .errors
+            .push(hub::status_error("JupyterHub /user", &resp).0),
+        Ok(resp) => match serde_json::from_slice::<Value>(&resp.body) {
+            Err(e) => report
+                .errors
+                .push(format!("JupyterHub /user: not JSON ({e})")),
+            Ok(v) => {
+                let kind = v.get("kind").and_then(Value::as_str).unwrap_or("?");
+                let name = v.get("name").and_then(Value::as_str).unwrap_or("?");
+                report.hub_identity = Some(format!("{kind} {name}"));
+                report.hub_scopes = v
+                    .get("scopes")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| s.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                report.missing_scopes = required_scopes(settings)
+                    .into_iter()
+                    .filter(|s| !report.hub_scopes.iter().any(|have| have == s))
+                    .map(String::from)
+                    .collect();
+            }
+        },
+    }
+    let conn = Connection::new(
+        &settings.grouper_base_url,
+        &settings.grouper_user,
+        settings.grouper_password.expose(),
+        &settings.grouper_content_type,
+    );
+    for target in &settings.targets {
+        let req = grouper::get_members_request(
+            &conn,
+            &target.group_path,
+            &target.lookup,
+            target.source_id.as_deref(),
+            10,
+            1,
+        );
+        let (mut out, _) = send_with_retries(transport, &[req], 1, h.retries, h.backoff);
+        let parsed = out
+            .remove(0)
+            .map_err(|e| format!("reading members of {}: {e}", target.group_path))
+            .and_then(|resp| {
+                grouper::parse_get_members(&target.group_path, &target.lookup, &resp)
+                    .map_err(|e| e.0)
+            });
+        match parsed {
+            Ok(page) => report
+                .groups_readable
+                .push((target.group_path.clone(), page.members.len())),
+            Err(e) => report.errors.push(e),
+        }
+    }
+    report
+}
