@@ -1,0 +1,8 @@
+//! The `grouper-sync` host: runs the jupyterhub-grouper-sync component under wasmtime with
+//! an egress allow-list, deadlines and memory limits, on a schedule, with metrics.
+
+pub mod egress;
+pub mod metrics;
+pub mod options;
+pub mod runner;
+pub mod schedule;
