@@ -47,3 +47,20 @@ c.JupyterHub.load_roles = [
     {"name": "grouper-sync", "scopes": ["list:users", "read:users", "admin:auth_state"], "services": ["grouper-sync"]},
     {"name": "list-only", "scopes": ["list:users", "read:users"], "services": ["list-only"]},
 ]
+
+# Optional: run grouper-sync as a hub-managed service, exactly as an admin would configure it.
+# JHUB_SYNC_SERVICE = {"command": [...], "environment": {...}} (JSON).
+if os.environ.get("JHUB_SYNC_SERVICE"):
+    import json
+
+    spec = json.loads(os.environ["JHUB_SYNC_SERVICE"])
+    c.JupyterHub.services.append(
+        {"name": "grouper-sync-managed", "command": spec["command"], "environment": spec.get("environment", {})}
+    )
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "grouper-sync-managed",
+            "scopes": ["list:users", "read:users", "admin:auth_state"],
+            "services": ["grouper-sync-managed"],
+        }
+    )

@@ -1,0 +1,161 @@
+//! A fake JupyterHub speaking the real API's shapes (pagination, 403/404 bodies), for fault
+//! injection. The real hub is in real_hub.rs.
+
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+/// A fake JupyterHub speaking the real API's shapes, for fault injection.
+pub struct FakeHub {
+    pub url: String,
+    pub state: Arc<Mutex<FakeHubState>>,
+    _server: grouper_sim::ServerHandle,
+}
+
+#[derive(Default)]
+pub struct FakeHubState {
+    /// (name, admin, auth_state)
+    pub users: Vec<(String, bool, Value)>,
+    pub page_limit: usize,
+    /// Answer the list page at this offset with this status.
+    pub fail_page_at_offset: Option<(usize, u16)>,
+    /// Answer this user's record with this status.
+    pub fail_user: Option<(String, u16)>,
+    pub requests: Vec<String>,
+    /// Each user-record request waits this long, so overlapping requests can be counted.
+    pub user_delay: std::time::Duration,
+    pub in_flight: usize,
+    pub max_in_flight: usize,
+    /// What `GET /user` (whoami) reports for the token.
+    pub scopes: Vec<String>,
+}
+
+impl FakeHub {
+    pub fn start(users: Vec<(String, bool, Value)>, page_limit: usize) -> FakeHub {
+        let state = Arc::new(Mutex::new(FakeHubState {
+            users,
+            page_limit,
+            scopes: ["list:users", "read:users", "admin:auth_state"]
+                .map(String::from)
+                .to_vec(),
+            ..Default::default()
+        }));
+        let st = state.clone();
+        let server = grouper_sim::server::serve(
+            "127.0.0.1:0",
+            Arc::new(move |req: &grouper_sim::SimRequest| {
+                let is_user = req.target.contains("/users/");
+                let delay = {
+                    let mut s = st.lock().unwrap();
+                    if is_user {
+                        s.in_flight += 1;
+                        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+                    }
+                    s.user_delay
+                };
+                if is_user {
+                    std::thread::sleep(delay);
+                }
+                let (status, body) = fake_hub_answer(&st, &req.target);
+                if is_user {
+                    st.lock().unwrap().in_flight -= 1;
+                }
+                grouper_sim::SimResponse {
+                    status,
+                    headers: vec![("Content-Type".into(), "application/json".into())],
+                    body: body.to_string().into_bytes(),
+                    delay: None,
+                    truncate_at: None,
+                }
+            }),
+        )
+        .expect("fake hub");
+        FakeHub {
+            url: format!("http://{}/hub/api", server.addr),
+            state,
+            _server: server,
+        }
+    }
+}
+
+fn fake_hub_answer(state: &Mutex<FakeHubState>, url: &str) -> (u16, Value) {
+    let mut st = state.lock().unwrap();
+    st.requests.push(url.to_string());
+    let path = url.strip_prefix("/hub/api").unwrap_or(url);
+    if let Some(query) = path.strip_prefix("/users?") {
+        let param = |k: &str| {
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.parse::<usize>().ok())
+        };
+        let offset = param("offset").unwrap_or(0);
+        let limit = param("limit").unwrap_or(50).min(st.page_limit);
+        if let Some((at, status)) = st.fail_page_at_offset {
+            if at == offset {
+                return (
+                    status,
+                    json!({"status": status, "message": "Internal Server Error"}),
+                );
+            }
+        }
+        let total = st.users.len();
+        let items: Vec<Value> = st
+            .users
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(n, admin, _)| json!({"kind": "user", "name": n, "admin": admin, "auth_state": null}))
+            .collect();
+        let next = if offset + limit < total {
+            json!({"offset": offset + limit, "limit": limit, "url": "ignored"})
+        } else {
+            Value::Null
+        };
+        return (
+            200,
+            json!({"items": items, "_pagination": {"offset": offset, "limit": limit, "total": total, "next": next}}),
+        );
+    }
+    if path == "/user" {
+        return (
+            200,
+            json!({"kind": "service", "name": "grouper-sync", "admin": false, "scopes": st.scopes}),
+        );
+    }
+    if let Some(name) = path.strip_prefix("/users/") {
+        let name = decode(name);
+        if let Some((n, status)) = &st.fail_user {
+            if *n == name {
+                return (*status, json!({"status": status, "message": null}));
+            }
+        }
+        return match st.users.iter().find(|(n, _, _)| *n == name) {
+            Some((n, admin, state)) => (
+                200,
+                json!({"kind": "user", "name": n, "admin": admin, "auth_state": state}),
+            ),
+            None => (404, json!({"status": 404, "message": null})),
+        };
+    }
+    (404, json!({"status": 404, "message": null}))
+}
+
+fn decode(s: &str) -> String {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

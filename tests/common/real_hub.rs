@@ -1,0 +1,130 @@
+//! A real JupyterHub started by scripts/jupyterhub/hub.sh, and a minimal HTTP client to seed it.
+
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The repository root (this file is used from the root crate's and the host's tests).
+pub fn repo_root() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !dir.join("scripts/jupyterhub/hub.sh").exists() {
+        assert!(
+            dir.pop(),
+            "scripts/jupyterhub/hub.sh not found above {}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+    }
+    dir
+}
+
+/// A minimal HTTP/1.1 client for seeding the real hub (loopback, no TLS).
+pub fn http(method: &str, url: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect to hub");
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: token {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A real JupyterHub started by scripts/jupyterhub/hub.sh; stopped on drop.
+pub struct RealHub {
+    pub dir: PathBuf,
+    pub api_url: String,
+    pub admin_token: String,
+    pub sync_token: String,
+    pub listonly_token: String,
+}
+
+impl RealHub {
+    pub fn start(name: &str) -> RealHub {
+        Self::start_with(name, &[])
+    }
+
+    /// Starts a hub with extra environment for hub.sh (e.g. `JHUB_SYNC_SERVICE`).
+    pub fn start_with(name: &str, env: &[(&str, &str)]) -> RealHub {
+        let root = repo_root();
+        let dir = root
+            .join("target")
+            .join(format!("jhub-{name}-{}", std::process::id()));
+        let status = std::process::Command::new(root.join("scripts/jupyterhub/hub.sh"))
+            .arg("start")
+            .arg(&dir)
+            .envs(env.iter().copied())
+            .status()
+            .expect("run scripts/jupyterhub/hub.sh");
+        assert!(
+            status.success(),
+            "the real JupyterHub did not start (see {}/jupyterhub.log)",
+            dir.display()
+        );
+        let env = std::fs::read_to_string(dir.join("hub.env")).unwrap();
+        let get = |k: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap()
+                .to_string()
+        };
+        RealHub {
+            api_url: get("JUPYTERHUB_API_URL"),
+            admin_token: get("JHUB_ADMIN_TOKEN"),
+            sync_token: get("JHUB_SYNC_TOKEN"),
+            listonly_token: get("JHUB_LISTONLY_TOKEN"),
+            dir,
+        }
+    }
+
+    pub fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        http(
+            method,
+            &format!("{}{path}", self.api_url),
+            &self.admin_token,
+            body,
+        )
+    }
+}
+
+impl Drop for RealHub {
+    fn drop(&mut self) {
+        let root = repo_root();
+        let _ = std::process::Command::new(root.join("scripts/jupyterhub/hub.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
