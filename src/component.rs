@@ -258,8 +258,23 @@ impl WasiTransport<'_> {
         let _ = options.set_between_bytes_timeout(Some(ns(h.request_timeout)));
 
         let future = outgoing_handler::handle(outgoing, Some(options)).map_err(|e| classify(&e))?;
-        if let Some(bytes) = &req.body {
-            let stream = body.write().map_err(|()| bad("body stream"))?;
+        if let Err(write_error) = Self::write_body(body, req.body.as_deref()) {
+            // When the host refuses or fails the request it closes the body stream; its reason
+            // (e.g. HttpRequestDenied) is on the response future and says more than the write error.
+            future.subscribe().block();
+            return match Self::finish(future) {
+                Err(e) => Err(e),
+                Ok(_) => Err(write_error),
+            };
+        }
+        Ok(future)
+    }
+
+    fn write_body(body: OutgoingBody, bytes: Option<&[u8]>) -> Result<(), TransportError> {
+        if let Some(bytes) = bytes {
+            let stream = body
+                .write()
+                .map_err(|()| TransportError::Other("request body stream unavailable".into()))?;
             for chunk in bytes.chunks(4096) {
                 stream
                     .blocking_write_and_flush(chunk)
@@ -267,8 +282,7 @@ impl WasiTransport<'_> {
             }
             drop(stream);
         }
-        OutgoingBody::finish(body, None).map_err(|e| classify(&e))?;
-        Ok(future)
+        OutgoingBody::finish(body, None).map_err(|e| classify(&e))
     }
 
     fn finish(future: FutureIncomingResponse) -> HttpOutcome {

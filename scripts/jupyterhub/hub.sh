@@ -5,7 +5,9 @@
 #   hub.sh start DIR      start a hub with its state in DIR; waits until ready; writes DIR/hub.env
 #   hub.sh stop DIR       stop that hub (SIGTERM, then SIGKILL after 20 s)
 #
-# Knobs: JHUB_VENV (default target/jhub-venv), JUPYTERHUB_VERSION (default 6.1.1), PYTHON (python3).
+# Knobs: JHUB_VENV (default target/jhub-venv), JUPYTERHUB_VERSION (default 6.1.1), PYTHON (python3),
+# JHUB_KEEP_DB=1 (keep users from an earlier start in DIR), JUPYTERHUB_CRYPT_KEY (64 hex; default fresh;
+# keep it across restarts or auth_state cannot be read), JHUB_SYNC_SERVICE (see jupyterhub_config.py).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -39,13 +41,14 @@ start() {
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
   if [ -f "$dir/hub.env" ]; then stop "$dir" || true; fi
-  rm -f "$dir/jupyterhub.sqlite" "$dir/hub.env" "$dir/cookie_secret"
+  rm -f "$dir/hub.env"
+  [ "${JHUB_KEEP_DB:-0}" = 1 ] || rm -f "$dir/jupyterhub.sqlite" "$dir/cookie_secret"
   local hub_port proxy_port
   hub_port=$(free_port); proxy_port=$(free_port)
   export JHUB_STATE_DIR="$dir" JHUB_HUB_PORT="$hub_port" JHUB_PROXY_PORT="$proxy_port"
   export JHUB_ADMIN_TOKEN JHUB_SYNC_TOKEN JHUB_LISTONLY_TOKEN JUPYTERHUB_CRYPT_KEY
   JHUB_ADMIN_TOKEN=$(token); JHUB_SYNC_TOKEN=$(token); JHUB_LISTONLY_TOKEN=$(token)
-  JUPYTERHUB_CRYPT_KEY=$("$py" -c 'import secrets; print(secrets.token_hex(32))')
+  JUPYTERHUB_CRYPT_KEY="${JUPYTERHUB_CRYPT_KEY:-$("$py" -c 'import secrets; print(secrets.token_hex(32))')}"
   (cd "$dir" && exec setsid "$venv/bin/jupyterhub" -f "$here/jupyterhub_config.py" >"$dir/jupyterhub.log" 2>&1) &
   local pid=$!
   local url="http://127.0.0.1:$hub_port/hub/api"

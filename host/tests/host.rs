@@ -1,0 +1,449 @@
+//! The host runs the real (embedded) component against the Grouper simulator and a fake hub:
+//! egress policy, deadline, memory limit, the `once`/`check` commands, the service loop with
+//! metrics and signals, and a search of every output for the secrets.
+
+#[path = "../../tests/common/fake_hub.rs"]
+#[allow(dead_code)]
+mod fake_hub;
+
+use fake_hub::FakeHub;
+use grouper_sim::{Config, Fault, FaultAction, Operation, Simulator, Subject};
+use grouper_sync_host::runner::{CallOutcome, Limits, Runner, EMBEDDED_COMPONENT};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+const GROUP: &str = "edu:example:app:hub:hub-users";
+const TOKEN: &str = "hubtoken-4d9f0e7a-DISTINCTIVE";
+const PASSWORD: &str = "grouperpw-8c1b55d2-DISTINCTIVE";
+const BIN: &str = env!("CARGO_BIN_EXE_grouper-sync");
+
+struct World {
+    sim: Arc<Simulator>,
+    server: grouper_sim::ServerHandle,
+    hub: FakeHub,
+}
+
+fn world() -> World {
+    let users = vec![
+        (
+            "ana".to_string(),
+            false,
+            json!({"canvas_user": {"login_id": "100001"}, "access_token": "oauth-DISTINCTIVE"}),
+        ),
+        (
+            "ben".to_string(),
+            false,
+            json!({"oauth_user": {"login_id": "100002"}}),
+        ),
+        ("cy".to_string(), false, Value::Null),
+        (
+            "prof".to_string(),
+            true,
+            json!({"canvas_user": {"login_id": "100009"}}),
+        ),
+    ];
+    let hub = FakeHub::start(users, 200);
+    let sim = Simulator::new(Config {
+        user: "sync".into(),
+        password: PASSWORD.into(),
+        ..Config::default()
+    });
+    for id in ["100001", "100002", "100003", "100009", "stale"] {
+        sim.add_subject(Subject::new("ldap", id));
+    }
+    sim.add_group(GROUP);
+    sim.add_member(GROUP, "ldap", "stale");
+    let server = sim.serve("127.0.0.1:0").unwrap();
+    World { sim, server, hub }
+}
+
+fn config(w: &World) -> BTreeMap<String, String> {
+    [
+        ("jupyterhub_api_url", w.hub.url.clone()),
+        ("jupyterhub_api_token", TOKEN.into()),
+        ("grouper_base_url", w.server.base_url("v2_2_100")),
+        ("grouper_user", "sync".into()),
+        ("grouper_password", PASSWORD.into()),
+        ("grouper_id_path", GROUP.into()),
+        ("retries", "0".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+fn authority(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn limits(w: &World) -> Limits {
+    Limits {
+        allowed_hosts: vec![authority(&w.hub.url), authority(&w.server.base_url("x"))],
+        http_timeout_cap: Duration::from_secs(30),
+        deadline: Duration::from_secs(60),
+        memory_bytes: 256 << 20,
+    }
+}
+
+fn runner() -> &'static Runner {
+    static RUNNER: OnceLock<Runner> = OnceLock::new();
+    RUNNER.get_or_init(|| Runner::new(EMBEDDED_COMPONENT).expect("embedded component compiles"))
+}
+
+fn call(
+    export: &str,
+    config: &BTreeMap<String, String>,
+    limits: &Limits,
+) -> grouper_sync_host::runner::Call {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = rt.block_on(runner().call(export, config, limits));
+    rt.shutdown_background();
+    c
+}
+
+fn report(c: &grouper_sync_host::runner::Call) -> &Value {
+    match &c.outcome {
+        CallOutcome::Report(r) => r,
+        other => panic!("expected a report, got {other:?}"),
+    }
+}
+
+#[test]
+fn egress_is_limited_to_the_configured_hosts() {
+    let w = world();
+    let mut only_hub = limits(&w);
+    only_hub.allowed_hosts.truncate(1);
+    let c = call("run", &config(&w), &only_hub);
+    let r = report(&c);
+    assert_eq!(r["outcome"], "failed");
+    assert!(
+        r["targets"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("denied by the host's egress policy"),
+        "{r}"
+    );
+    assert_eq!(c.denied_requests, 1);
+    assert!(w.sim.requests().is_empty(), "nothing reached Grouper");
+
+    let c = call("run", &config(&w), &limits(&w));
+    assert_eq!(report(&c)["outcome"], "converged", "{:?}", c.outcome);
+    assert_eq!(c.denied_requests, 0);
+    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002"]);
+}
+
+#[test]
+fn a_pass_over_its_deadline_is_stopped_and_the_next_one_runs() {
+    let w = world();
+    w.sim.push_fault(Fault {
+        operation: Some(Operation::GetMembers),
+        action: FaultAction::Delay(Duration::from_secs(6)),
+        times: 1,
+    });
+    let mut short = limits(&w);
+    short.deadline = Duration::from_secs(2);
+    let _ = runner(); // compiled once per process; keep it out of the timing
+    let started = Instant::now();
+    let c = call("run", &config(&w), &short);
+    match &c.outcome {
+        CallOutcome::Trapped(e) => assert!(e.contains("deadline"), "{e}"),
+        other => panic!("expected a deadline stop, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(w.sim.member_ids(GROUP), ["stale"], "nothing was written");
+    let c = call("run", &config(&w), &limits(&w));
+    assert_eq!(report(&c)["outcome"], "converged");
+}
+
+#[test]
+fn the_memory_limit_holds_and_the_next_pass_runs() {
+    let w = world();
+    let mut tiny = limits(&w);
+    tiny.memory_bytes = 512 << 10;
+    let c = call("run", &config(&w), &tiny);
+    assert!(
+        matches!(c.outcome, CallOutcome::Trapped(_)),
+        "{:?}",
+        c.outcome
+    );
+    assert!(w.sim.requests().is_empty());
+    let c = call("run", &config(&w), &limits(&w));
+    assert_eq!(report(&c)["outcome"], "converged");
+}
+
+#[test]
+fn check_reports_scopes_and_group_without_writing() {
+    let w = world();
+    let c = call("check", &config(&w), &limits(&w));
+    let r = report(&c);
+    assert_eq!(r["missing_scopes"], json!([]), "{r}");
+    assert_eq!(r["groups_readable"][0][0], GROUP);
+    w.hub.state.lock().unwrap().scopes = vec!["list:users".into(), "read:users".into()];
+    let c = call("check", &config(&w), &limits(&w));
+    assert_eq!(report(&c)["missing_scopes"], json!(["admin:auth_state"]));
+    assert!(w
+        .sim
+        .requests()
+        .iter()
+        .all(|r| r.operation == Some(Operation::GetMembers)));
+    assert_eq!(w.sim.member_ids(GROUP), ["stale"]);
+}
+
+/// Environment for the binary: URLs and user, with secrets from the environment or a file.
+fn env(w: &World, password_file: &std::path::Path) -> Vec<(String, String)> {
+    std::fs::write(password_file, format!("{PASSWORD}\n")).unwrap();
+    vec![
+        ("JUPYTERHUB_API_URL".into(), w.hub.url.clone()),
+        ("JUPYTERHUB_API_TOKEN".into(), TOKEN.into()),
+        ("GROUPER_BASE_URL".into(), w.server.base_url("v2_2_100")),
+        ("GROUPER_USER".into(), "sync".into()),
+        (
+            "GROUPER_PASSWORD_FILE".into(),
+            password_file.display().to_string(),
+        ),
+        ("GROUPER_ID_PATH".into(), GROUP.into()),
+    ]
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("grouper-sync-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn assert_no_secrets(what: &str, text: &str) {
+    for secret in [TOKEN, PASSWORD, "oauth-DISTINCTIVE"] {
+        assert!(!text.contains(secret), "{what} leaked a secret");
+    }
+}
+
+#[test]
+fn once_and_check_commands_exit_codes_and_no_secret_leaks() {
+    let w = world();
+    let dir = scratch("once");
+    let env = env(&w, &dir.join("pw"));
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .envs(env.iter().cloned())
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert_no_secrets(&format!("{args:?} stdout"), &stdout);
+        assert_no_secrets(&format!("{args:?} stderr"), &stderr);
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, stdout, _) = run(&["check"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("admin:auth_state") && stdout.contains("readable"),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = run(&["once", "--dry-run"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let r: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (r["dry_run"].as_bool(), r["targets"][0]["to_add"].as_u64()),
+        (Some(true), Some(2))
+    );
+    assert!(stderr.contains("(dry run)"), "{stderr}");
+    assert_eq!(
+        w.sim.member_ids(GROUP),
+        ["stale"],
+        "a dry run writes nothing"
+    );
+
+    let (code, _, stderr) = run(&["once", "--log-format", "json", "--log-level", "debug"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "every log line is JSON:\n{stderr}"
+    );
+    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002"]);
+
+    let (code, _, stderr) = run(&["once", "--grouper_pass", "x"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("command line"), "{stderr}");
+    let (code, _, stderr) = run(&["once", "--grouper_id_path", "edu:no:such"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("GROUP_NOT_FOUND"), "{stderr}");
+    let (code, _, _) = run(&["once", "--max_removal_fraction", "7"]);
+    assert_eq!(code, Some(2), "configuration errors exit 2");
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn service_runs_on_schedule_serves_metrics_and_stops_on_sigint() {
+    let w = world();
+    let dir = scratch("service");
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(BIN)
+        .args(["--GrouperSync.sync_every=10", "--metrics-addr", &metrics])
+        .env_clear()
+        .envs(env(&w, &dir.join("pw")))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the first pass", Duration::from_secs(30), || {
+        w.sim.member_ids(GROUP) == ["100001", "100002"]
+    });
+    wait_for("the metrics endpoint", Duration::from_secs(5), || {
+        std::net::TcpStream::connect(&metrics).is_ok()
+    });
+    assert_eq!(get(&metrics, "/healthz").0, 200);
+    wait_for("readiness", Duration::from_secs(5), || {
+        get(&metrics, "/readyz").0 == 200
+    });
+
+    w.hub.state.lock().unwrap().users.push((
+        "dee".into(),
+        false,
+        json!({"canvas_user": {"login_id": "100003"}}),
+    ));
+    wait_for("the next pass", Duration::from_secs(20), || {
+        w.sim.member_ids(GROUP).contains(&"100003".to_string())
+    });
+    let (status, body) = get(&metrics, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("grouper_sync_passes_total{result=\"converged\"} 2"),
+        "{body}"
+    );
+    assert!(
+        body.contains("grouper_sync_members_added_total 3"),
+        "{body}"
+    );
+    assert!(
+        body.contains("grouper_sync_members_removed_total 1"),
+        "{body}"
+    );
+    assert_no_secrets("metrics", &body);
+
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(1),
+            "SIGINT stops the service within a second"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_no_secrets("service stderr", &stderr);
+    assert!(stderr.contains("pass converged"), "{stderr}");
+}
+
+#[test]
+fn a_failing_pass_does_not_stop_the_service() {
+    let w = world();
+    let dir = scratch("failing");
+    w.hub.state.lock().unwrap().fail_page_at_offset = Some((0, 500));
+    let mut child = Command::new(BIN)
+        .args(["--GrouperSync.sync_every=10", "--retries", "0"])
+        .env_clear()
+        .envs(env(&w, &dir.join("pw")))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("a failed pass", Duration::from_secs(20), || {
+        !w.hub.state.lock().unwrap().requests.is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the service is still running after a failed pass"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("pass failed") && stderr.contains("carries on"),
+        "{stderr}"
+    );
+}
