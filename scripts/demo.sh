@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # One real sync pass on the bundled demo setup: a real JupyterHub (pip-installed into a venv,
-# 127.0.0.1) with seeded users and auth_state, the Grouper simulator holding a stale member,
-# and the release component run by wasmtime. Prints the pass report and the group before/after.
+# 127.0.0.1) with seeded users and auth_state, the Grouper simulator holding a stale member, and
+# grouper-sync (the host with the embedded component): `check`, `once`, then the service for one
+# pass with its metrics endpoint. Prints the report and the group before and after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state=target/demo
 mkdir -p "$state"
 group="edu:example:app:datahub:datahub-users"
 
-echo "== building the component and the runners"
-cargo build -q --release --target wasm32-wasip2 -p jupyterhub-grouper-sync
-cargo build -q -p grouper-sim --bin grouper-sim
-cargo build -q --example run_pass
+echo "== building grouper-sync (with the release component embedded) and the simulator"
+cargo build -q -p grouper-sync-host -p grouper-sim
 
 cleanup() {
   [ -n "${sim_pid:-}" ] && kill "$sim_pid" 2>/dev/null || true
+  [ -n "${svc_pid:-}" ] && kill "$svc_pid" 2>/dev/null || true
   scripts/jupyterhub/hub.sh stop "$state/hub" || true
 }
 trap cleanup EXIT
@@ -61,12 +61,28 @@ PY
 }
 echo "group before: $(members)"
 
-echo "== one sync pass (the component under wasmtime)"
 export JUPYTERHUB_API_TOKEN="$JHUB_SYNC_TOKEN"
 export GROUPER_BASE_URL="http://127.0.0.1:$port/grouper-ws/servicesRest/json/v2_2_100"
 export GROUPER_USER=sync GROUPER_ID_PATH="$group"
+
+echo "== grouper-sync check (read-only)"
+target/debug/grouper-sync check
+
+echo "== grouper-sync once"
 status=0
-target/debug/examples/run_pass target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm || status=$?
+target/debug/grouper-sync once || status=$?
 echo "exit status: $status"
 echo "group after:  $(members)"
+
+echo "== grouper-sync as a service: a pass at start, then /metrics"
+mport=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+target/debug/grouper-sync --metrics-addr "127.0.0.1:$mport" 2>"$state/service.log" &
+svc_pid=$!
+for _ in $(seq 1 60); do
+  "$py" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$mport/readyz')" 2>/dev/null && break
+  sleep 0.5
+done
+"$py" -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$mport/metrics').read().decode())" | grep -v '^#'
+kill -INT "$svc_pid"; wait "$svc_pid" || true; svc_pid=
+cat "$state/service.log"
 exit "$status"

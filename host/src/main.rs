@@ -54,6 +54,7 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(opts: &Options) {
+    use std::io::IsTerminal;
     let level = match opts.log_level.as_str() {
         "error" => tracing::Level::ERROR,
         "warn" => tracing::Level::WARN,
@@ -63,7 +64,8 @@ fn init_logging(opts: &Options) {
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
     match opts.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),

@@ -1,4 +1,4 @@
-//! The wasmtime 48 embedding shared by the tests and `examples/run_pass.rs`: one engine, a
+//! The wasmtime 48 embedding used by the tests and the benchmark: one engine, a
 //! linker with wasi (p2), wasi:http (outgoing only) and wasi:config, and per-run host state.
 
 use std::sync::OnceLock;
