@@ -99,6 +99,23 @@ fn limits(opts: &Options) -> Limits {
 }
 
 async fn run(opts: Options) -> ExitCode {
+    // Installed before anything slow (compiling the component takes a moment): a process started
+    // from a background job inherits SIGINT as ignored, and the hub stops services with SIGINT, so
+    // a signal during start-up must not be lost.
+    let stop = if opts.command == Command::Service {
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(int), Ok(term)) => Some(StopSignals { int, term }),
+            _ => {
+                tracing::error!("cannot install signal handlers");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        }
+    } else {
+        None
+    };
     let runner = match load_runner(&opts) {
         Ok(r) => r,
         Err(e) => {
@@ -106,11 +123,17 @@ async fn run(opts: Options) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    match opts.command {
-        Command::Once => once(&opts, &runner).await,
-        Command::Check => check(&opts, &runner).await,
-        Command::Service => service(&opts, &runner).await,
+    match (opts.command, stop) {
+        (Command::Once, _) => once(&opts, &runner).await,
+        (Command::Check, _) => check(&opts, &runner).await,
+        (Command::Service, Some(stop)) => service(&opts, &runner, stop).await,
+        (Command::Service, None) => unreachable!("signals are installed for the service"),
     }
+}
+
+struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
 }
 
 /// What a pass amounted to, for logs, metrics and exit codes.
@@ -275,19 +298,11 @@ fn seed() -> u64 {
     nanos as u64 ^ (std::process::id() as u64) << 20
 }
 
-async fn service(opts: &Options, runner: &Runner) -> ExitCode {
-    // Installed explicitly: a process started from a background job inherits SIGINT as ignored,
-    // and the hub stops its services with SIGINT first.
-    let (mut sigint, mut sigterm) = match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(i), Ok(t)) => (i, t),
-        _ => {
-            tracing::error!("cannot install signal handlers");
-            return ExitCode::from(EXIT_FAILED);
-        }
-    };
+async fn service(opts: &Options, runner: &Runner, stop: StopSignals) -> ExitCode {
+    let StopSignals {
+        int: mut sigint,
+        term: mut sigterm,
+    } = stop;
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = opts.metrics_addr {
         match metrics::bind(addr).await {

@@ -447,3 +447,80 @@ fn a_failing_pass_does_not_stop_the_service() {
         "{stderr}"
     );
 }
+
+/// Starts the binary through `sh` with SIGINT ignored (`trap '' INT; exec …`), as a process
+/// started from a background job is; its stderr is collected by a thread.
+fn spawn_with_sigint_ignored(
+    w: &World,
+    dir: &std::path::Path,
+    args: &str,
+) -> (std::process::Child, Arc<std::sync::Mutex<String>>) {
+    let script = format!("trap '' INT; exec {BIN} {args}");
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .env_clear()
+        .envs(env(w, &dir.join("pw")))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(std::sync::Mutex::new(String::new()));
+    let (sink, mut stderr) = (log.clone(), child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    (child, log)
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(start.elapsed() < within, "did not exit within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigint_stops_the_service_even_if_inherited_as_ignored_and_during_startup() {
+    let w = world();
+    let dir = scratch("sigint");
+    // A SIGINT while the component is still being compiled is not lost.
+    let (mut child, _) = spawn_with_sigint_ignored(&w, &dir, "--GrouperSync.sync_every=10");
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
+
+    // A disabled service stays alive and idle, and SIGINT stops it within a second.
+    let (mut child, log) =
+        spawn_with_sigint_ignored(&w, &dir, "--enabled false --GrouperSync.sync_every=10");
+    wait_for("the service to go idle", Duration::from_secs(20), || {
+        log.lock().unwrap().contains("sync disabled")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "a disabled service does not exit"
+    );
+    assert!(
+        w.hub.state.lock().unwrap().requests.is_empty(),
+        "a disabled service sends nothing"
+    );
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_exit(&mut child, Duration::from_secs(1)).success());
+}
