@@ -386,18 +386,10 @@ fn service_runs_on_schedule_serves_metrics_and_stops_on_sigint() {
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
-    let stopped = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(1),
-            "SIGINT stops the service within a second"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success());
+    assert!(
+        wait_exit(&mut child, Duration::from_secs(1)).success(),
+        "SIGINT stops the service within a second"
+    );
     let mut stderr = String::new();
     child
         .stderr
