@@ -9,6 +9,7 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("jupyterhub_grouper_sync.wasm");
     println!("cargo:rerun-if-env-changed=GROUPER_SYNC_COMPONENT");
     if let Ok(prebuilt) = std::env::var("GROUPER_SYNC_COMPONENT") {
+        println!("cargo:rerun-if-changed={prebuilt}");
         std::fs::copy(&prebuilt, &out)
             .unwrap_or_else(|e| panic!("copying GROUPER_SYNC_COMPONENT={prebuilt}: {e}"));
         return;
