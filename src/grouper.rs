@@ -76,8 +76,17 @@ pub struct RowResult {
     pub success: bool,
     pub code: String,
     pub message: String,
-    /// Grouper could not find (or could not uniquely find) the subject: reported, not fatal.
-    pub unresolvable: bool,
+    /// `SUBJECT_NOT_FOUND` or `SUBJECT_DUPLICATE` when Grouper could not (uniquely) find the
+    /// subject, whether as the row's code or inside an `EXCEPTION` row's message, as 2.2 servers
+    /// answer addMember. Reported, not fatal.
+    pub subject_problem: Option<&'static str>,
+}
+
+impl RowResult {
+    /// The code to report: the subject problem when there is one, else Grouper's row code.
+    pub fn reported_code(&self) -> &str {
+        self.subject_problem.unwrap_or(&self.code)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -382,15 +391,15 @@ pub fn parse_write(
             let meta = row.get("resultMetadata").cloned().unwrap_or(Value::Null);
             let code = str_field(&meta, "resultCode").to_string();
             let full_message = str_field(&meta, "resultMessage");
-            let unresolvable = matches!(code.as_str(), "SUBJECT_NOT_FOUND" | "SUBJECT_DUPLICATE")
-                || full_message.contains("SUBJECT_NOT_FOUND")
-                || full_message.contains("SUBJECT_DUPLICATE");
+            let subject_problem = ["SUBJECT_NOT_FOUND", "SUBJECT_DUPLICATE"]
+                .into_iter()
+                .find(|p| code == *p || full_message.contains(p));
             RowResult {
                 subject: subject.clone(),
                 success: is_true(&meta),
                 code,
                 message: short_message(&meta),
-                unresolvable,
+                subject_problem,
             }
         })
         .collect();
@@ -548,6 +557,30 @@ mod tests {
         let p = parse_get_members("a:b", &lk, &resp(200, body, true)).unwrap();
         assert_eq!(p.members[0].key.as_deref(), Some("jdoe"));
         assert_eq!(p.members[0].id, "10");
+    }
+
+    #[test]
+    fn subject_problems_are_classified_from_code_or_exception_text() {
+        let body = r#"{"WsAddMemberResults":{"resultMetadata":{"resultCode":"PROBLEM_WITH_ASSIGNMENT","success":"F"},
+            "results":[
+              {"resultMetadata":{"resultCode":"EXCEPTION","success":"F","resultMessage":"WsInvalidQueryException: Problem with Subject, SUBJECT_DUPLICATE, WsSubjectLookup[x]"}},
+              {"resultMetadata":{"resultCode":"SUBJECT_NOT_FOUND","success":"F"}},
+              {"resultMetadata":{"resultCode":"INSUFFICIENT_PRIVILEGES","success":"F"}}]}}"#;
+        let subjects: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let rows = parse_write(WriteOp::Add, "a:b", &subjects, &resp(500, body, true)).unwrap();
+        let codes: Vec<&str> = rows.iter().map(RowResult::reported_code).collect();
+        assert_eq!(
+            codes,
+            [
+                "SUBJECT_DUPLICATE",
+                "SUBJECT_NOT_FOUND",
+                "INSUFFICIENT_PRIVILEGES"
+            ]
+        );
+        assert_eq!(
+            rows[2].subject_problem, None,
+            "a privilege problem is not a subject problem"
+        );
     }
 
     #[test]

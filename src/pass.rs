@@ -256,7 +256,7 @@ impl Pass<'_> {
                     }
                     continue;
                 }
-                if !row.unresolvable && report.error.is_none() {
+                if row.subject_problem.is_none() && report.error.is_none() {
                     report.error = Some(format!(
                         "{} {}: {} {}",
                         op.as_str(),
@@ -265,14 +265,11 @@ impl Pass<'_> {
                         row.message
                     ));
                 }
+                let code = row.reported_code().to_string();
                 report.failures.push(SubjectFailure {
                     operation: op.as_str().into(),
                     subject: row.subject,
-                    code: if row.unresolvable && row.code == "EXCEPTION" {
-                        "SUBJECT_NOT_FOUND".into()
-                    } else {
-                        row.code
-                    },
+                    code,
                     message: row.message,
                 });
             }

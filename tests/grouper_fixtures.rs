@@ -101,10 +101,13 @@ fn client_parses_every_batch_capture() {
         [true, true, false]
     );
     assert_eq!(rows[2].code, "EXCEPTION");
-    assert!(
-        rows[2].unresolvable,
+    assert_eq!(
+        rows[2].subject_problem,
+        Some("SUBJECT_NOT_FOUND"),
         "SUBJECT_NOT_FOUND inside an EXCEPTION row is an unresolvable subject"
     );
+    assert_eq!(rows[2].reported_code(), "SUBJECT_NOT_FOUND");
+    assert_eq!(rows[0].subject_problem, None);
     assert!(rows[2].message.len() <= 310 && !rows[2].message.contains('\n'));
 }
 
