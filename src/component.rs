@@ -144,6 +144,7 @@ fn to_wit(r: &Report) -> wit::Report {
                 removed: n(t.removed),
                 protected_kept: n(t.protected_kept),
                 unmanaged_kept: n(t.unmanaged_kept),
+                kept_by_mode: n(t.kept_by_mode),
                 withheld_removals: n(t.withheld_removals),
                 withheld_reason: t.withheld_reason.clone(),
                 failures: t

@@ -6,7 +6,7 @@ use crate::http::{self, send_with_retries, Outcome as HttpOutcome, Request, Tran
 use crate::hub::{self, ListedUser, UserError};
 use crate::log::Logger;
 use crate::mapping::{desired_members, HubUser, UserRecord};
-use crate::plan::{plan, Completeness};
+use crate::plan::plan;
 use crate::report::{Outcome, Report, Requests, SubjectFailure, TargetReport};
 use crate::settings::{Settings, SubjectFrom, Target};
 use std::collections::BTreeSet;
@@ -299,15 +299,18 @@ impl Pass<'_> {
             }
         };
         report.current_members = current.len();
-        let reads = Completeness {
-            hub: hub.incomplete.clone(),
-            grouper: None,
-        };
-        let p = plan(target, &desired.subjects, &current, &reads);
+        // A group that could not be read in full never gets this far.
+        let p = plan(
+            target,
+            &desired.subjects,
+            &current,
+            hub.incomplete.as_deref(),
+        );
         report.to_add = p.to_add.len();
         report.to_remove = p.to_remove.len();
         report.protected_kept = p.protected_kept;
         report.unmanaged_kept = p.unmanaged_kept;
+        report.kept_by_mode = p.kept_by_mode;
         if let Some(w) = &p.withheld {
             report.withheld_removals = w.count;
             report.withheld_reason = Some(w.reason.clone());

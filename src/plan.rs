@@ -32,15 +32,6 @@ pub struct Withheld {
     pub reason: String,
 }
 
-/// What the pass knows about the completeness of its reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Completeness {
-    /// `None` when every selected hub user was listed and read; else why not.
-    pub hub: Option<String>,
-    /// `None` when the whole group was read; else why not.
-    pub grouper: Option<String>,
-}
-
 fn is_managed(member: &Member, target: &Target) -> bool {
     if UNMANAGED_SOURCES.contains(&member.source_id.as_str()) || member.key.is_none() {
         return false;
@@ -51,11 +42,12 @@ fn is_managed(member: &Member, target: &Target) -> bool {
     }
 }
 
+/// `incomplete` says why a side was not read in full (then nobody is removed); `None` when both were.
 pub fn plan(
     target: &Target,
     desired: &BTreeSet<String>,
     current: &[Member],
-    reads: &Completeness,
+    incomplete: Option<&str>,
 ) -> Plan {
     let current_keys: BTreeSet<&str> = current.iter().filter_map(|m| m.key.as_deref()).collect();
     let to_add: Vec<String> = desired
@@ -101,7 +93,7 @@ pub fn plan(
         return plan;
     }
     let limits = &target.limits;
-    let withheld_reason = if let Some(why) = reads.hub.as_ref().or(reads.grouper.as_ref()) {
+    let withheld_reason = if let Some(why) = incomplete {
         Some(format!("incomplete read, so nobody is removed: {why}"))
     } else if n > limits.max_removals {
         Some(format!(
@@ -160,10 +152,7 @@ mod tests {
         items.iter().map(|s| s.to_string()).collect()
     }
 
-    const COMPLETE: Completeness = Completeness {
-        hub: None,
-        grouper: None,
-    };
+    const COMPLETE: Option<&str> = None;
 
     #[test]
     fn diff_adds_and_removes() {
@@ -172,7 +161,7 @@ mod tests {
             &target(Mode::Mirror, 10, 1.0, 0),
             &set(&["1", "2", "3"]),
             &cur,
-            &COMPLETE,
+            COMPLETE,
         );
         assert_eq!(p.to_add, ["3"]);
         assert_eq!(p.to_remove, [member("stale")]);
@@ -199,12 +188,7 @@ mod tests {
                 key: None,
             },
         ];
-        let p = plan(
-            &target(Mode::Mirror, 10, 1.0, 0),
-            &set(&[]),
-            &cur,
-            &COMPLETE,
-        );
+        let p = plan(&target(Mode::Mirror, 10, 1.0, 0), &set(&[]), &cur, COMPLETE);
         assert!(p.to_remove.is_empty());
         assert_eq!((p.protected_kept, p.unmanaged_kept), (1, 3));
     }
@@ -221,7 +205,7 @@ mod tests {
                 key: Some("y".into()),
             },
         ];
-        let p = plan(&t, &set(&[]), &cur, &COMPLETE);
+        let p = plan(&t, &set(&[]), &cur, COMPLETE);
         assert_eq!(p.to_remove, [member("x")]);
         assert_eq!(p.unmanaged_kept, 1);
     }
@@ -229,27 +213,18 @@ mod tests {
     #[test]
     fn incomplete_reads_remove_nobody_but_still_add() {
         let cur = vec![member("1"), member("stale")];
-        for reads in [
-            Completeness {
-                hub: Some("user x unread".into()),
-                grouper: None,
-            },
-            Completeness {
-                hub: None,
-                grouper: Some("page 2 failed".into()),
-            },
-        ] {
+        for why in ["user x unread", "the hub listed fewer users than its total"] {
             let p = plan(
                 &target(Mode::Mirror, 100, 1.0, 0),
                 &set(&["1", "new"]),
                 &cur,
-                &reads,
+                Some(why),
             );
             assert_eq!(p.to_add, ["new"]);
             assert!(p.to_remove.is_empty());
             let w = p.withheld.unwrap();
             assert_eq!(w.count, 1);
-            assert!(w.reason.contains("incomplete read"));
+            assert!(w.reason.contains("incomplete read") && w.reason.contains(why));
         }
     }
 
@@ -260,13 +235,13 @@ mod tests {
             &target(Mode::Mirror, 3, 1.0, 0),
             &set(&["new"]),
             &cur,
-            &COMPLETE,
+            COMPLETE,
         );
         assert!(p.to_remove.is_empty());
         assert_eq!(p.to_add, ["new"]);
         assert!(p.withheld.unwrap().reason.contains("max_removals=3"));
         // exactly at the limit goes ahead
-        let p = plan(&target(Mode::Mirror, 5, 1.0, 0), &set(&[]), &cur, &COMPLETE);
+        let p = plan(&target(Mode::Mirror, 5, 1.0, 0), &set(&[]), &cur, COMPLETE);
         assert_eq!(p.to_remove.len(), 5);
     }
 
@@ -275,7 +250,7 @@ mod tests {
         let cur: Vec<Member> = (0..100).map(|i| member(&i.to_string())).collect();
         let keep: BTreeSet<String> = (0..85).map(|i| i.to_string()).collect();
         // 15 of 100 is over 10 % and over the floor of 5
-        let p = plan(&target(Mode::Mirror, 1000, 0.10, 5), &keep, &cur, &COMPLETE);
+        let p = plan(&target(Mode::Mirror, 1000, 0.10, 5), &keep, &cur, COMPLETE);
         assert!(p.withheld.unwrap().reason.contains("max_removal_fraction"));
         // 3 of 4 is over the fraction but not over the floor: a small group can shed a stale member
         let small: Vec<Member> = (0..4).map(|i| member(&i.to_string())).collect();
@@ -283,7 +258,7 @@ mod tests {
             &target(Mode::Mirror, 1000, 0.10, 5),
             &set(&["0"]),
             &small,
-            &COMPLETE,
+            COMPLETE,
         );
         assert_eq!(p.to_remove.len(), 3);
     }
@@ -295,7 +270,7 @@ mod tests {
             &target(Mode::Additive, 10, 1.0, 0),
             &set(&["a"]),
             &cur,
-            &COMPLETE,
+            COMPLETE,
         );
         assert!(p.to_remove.is_empty() && p.withheld.is_none());
         assert_eq!(p.kept_by_mode, 1);
@@ -309,7 +284,7 @@ mod tests {
             &target(Mode::Mirror, 50, 0.10, 5),
             &set(&[]),
             &cur,
-            &COMPLETE,
+            COMPLETE,
         );
         assert!(p.to_remove.is_empty());
         assert_eq!(p.withheld.unwrap().count, 30);

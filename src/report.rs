@@ -46,6 +46,8 @@ pub struct TargetReport {
     pub removed: usize,
     pub protected_kept: usize,
     pub unmanaged_kept: usize,
+    /// Members not in the hub that a mirror pass would remove, kept because the mode is additive.
+    pub kept_by_mode: usize,
     pub withheld_removals: usize,
     pub withheld_reason: Option<String>,
     pub failures: Vec<SubjectFailure>,
@@ -70,6 +72,7 @@ impl TargetReport {
             removed: 0,
             protected_kept: 0,
             unmanaged_kept: 0,
+            kept_by_mode: 0,
             withheld_removals: 0,
             withheld_reason: None,
             failures: Vec::new(),

@@ -385,6 +385,11 @@ fn removal_limit_withholds_removals_and_keeps_adds() {
     );
     assert_eq!(run.report()["outcome"], "converged");
     assert_eq!(run.target()["removed"], 0);
+    assert_eq!(
+        run.target()["kept_by_mode"],
+        9,
+        "stale1 and old0..old7 stay, and are counted"
+    );
     let protect: String = (0..8).map(|i| format!("old{i},")).collect();
     let run = run_component(
         Entry::Typed,
