@@ -647,6 +647,59 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_shorter_than_the_hubs_total_withholds_removals() {
+        // The hub says 3 users but the pages held only 2 (someone was deleted mid-listing and the
+        // offsets shifted): the missing user might be skipped, not gone.
+        let mut fake = Fake {
+            answer: |r: &Request| {
+                if r.url.ends_with("/groups") {
+                    return members_page(&["a@x", "stale@x"]);
+                }
+                if r.method == http::Method::Put {
+                    return json(
+                        201,
+                        serde_json::json!({"WsAddMemberResults": {"resultMetadata": {"resultCode": "SUCCESS", "success": "T"},
+                        "results": [{"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}}]}}),
+                    );
+                }
+                json(
+                    200,
+                    serde_json::json!({"items": [{"kind": "user", "name": "a"}, {"kind": "user", "name": "b"}],
+                    "_pagination": {"offset": 0, "limit": 200, "total": 3, "next": null}}),
+                )
+            },
+            log: vec![],
+        };
+        let report = run(
+            &settings(&[
+                ("subject_from", "username"),
+                ("username_template", "{name}@x"),
+            ]),
+            &mut fake,
+        );
+        let t = &report.targets[0];
+        assert_eq!(
+            report.outcome,
+            Outcome::RemovalsWithheld,
+            "{:?}",
+            report.errors
+        );
+        assert_eq!((t.added, t.removed, t.withheld_removals), (1, 0, 1));
+        assert!(
+            report.errors[0].contains("reported 3 users"),
+            "{:?}",
+            report.errors
+        );
+        assert!(
+            !fake
+                .log
+                .iter()
+                .any(|l| l.starts_with("POST") && l.ends_with("/members")),
+            "no delete was sent"
+        );
+    }
+
+    #[test]
     fn page_bound_uses_the_limit_the_hub_applied() {
         // 7 users, the hub clamps every page to 2 although 200 were asked for.
         let mut fake = Fake {

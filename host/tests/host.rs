@@ -6,6 +6,8 @@
 #[allow(dead_code)]
 mod fake_hub;
 
+mod support;
+
 use fake_hub::FakeHub;
 use grouper_sim::{Config, Fault, FaultAction, Operation, Simulator, Subject};
 use grouper_sync_host::runner::{CallOutcome, Limits, Runner, EMBEDDED_COMPONENT};
@@ -15,6 +17,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use support::{wait_exit, wait_for};
 
 const GROUP: &str = "edu:example:app:hub:hub-users";
 const TOKEN: &str = "hubtoken-4d9f0e7a-DISTINCTIVE";
@@ -326,14 +329,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn service_runs_on_schedule_serves_metrics_and_stops_on_sigint() {
     let w = world();
@@ -425,8 +420,10 @@ fn a_failing_pass_does_not_stop_the_service() {
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success());
+    assert!(
+        wait_exit(&mut child, Duration::from_secs(1)).success(),
+        "SIGTERM stops the service within a second"
+    );
     let mut stderr = String::new();
     child
         .stderr
@@ -471,17 +468,6 @@ fn spawn_with_sigint_ignored(
     (child, log)
 }
 
-fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(start.elapsed() < within, "did not exit within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn sigint_stops_the_service_even_if_inherited_as_ignored_and_during_startup() {
     let w = world();
@@ -515,4 +501,58 @@ fn sigint_stops_the_service_even_if_inherited_as_ignored_and_during_startup() {
         .status()
         .unwrap();
     assert!(wait_exit(&mut child, Duration::from_secs(1)).success());
+}
+
+#[test]
+fn sigint_during_a_pass_abandons_it_and_sends_nothing_more() {
+    let w = world();
+    let dir = scratch("abandon");
+    // The group read takes 4 s; the signal arrives while the pass waits for it.
+    w.sim.push_fault(Fault {
+        operation: Some(Operation::GetMembers),
+        action: FaultAction::Delay(Duration::from_secs(4)),
+        times: 1,
+    });
+    let mut child = Command::new(BIN)
+        .args(["--GrouperSync.sync_every=10"])
+        .env_clear()
+        .envs(env(&w, &dir.join("pw")))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the pass to reach Grouper", Duration::from_secs(20), || {
+        !w.sim.requests().is_empty()
+    });
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        wait_exit(&mut child, Duration::from_secs(1)).success(),
+        "SIGINT stops it mid-pass within a second"
+    );
+    std::thread::sleep(Duration::from_secs(5)); // past the delayed answer
+    let ops: Vec<_> = w
+        .sim
+        .requests()
+        .iter()
+        .filter_map(|r| r.operation)
+        .collect();
+    assert_eq!(
+        ops,
+        [Operation::GetMembers],
+        "nothing was sent after the signal"
+    );
+    assert_eq!(w.sim.member_ids(GROUP), ["stale"]);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("abandoning the pass in progress"),
+        "{stderr}"
+    );
 }

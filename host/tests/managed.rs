@@ -8,20 +8,15 @@
 #[allow(dead_code)]
 mod real_hub;
 
+mod support;
+
 use grouper_sim::{Config, Simulator, Subject};
 use real_hub::RealHub;
 use serde_json::json;
 use std::time::{Duration, Instant};
+use support::wait_for;
 
 const GROUP: &str = "edu:example:app:datahub:datahub-users";
-
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
 
 #[test]
 fn the_hub_runs_grouper_sync_as_a_managed_service() {
