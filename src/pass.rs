@@ -520,6 +520,15 @@ mod tests {
         )
     }
 
+    /// Grouper's answer to an addMember batch of one subject that was added.
+    fn one_added() -> HttpOutcome {
+        json(
+            201,
+            serde_json::json!({"WsAddMemberResults": {"resultMetadata": {"resultCode": "SUCCESS", "success": "T"},
+                "results": [{"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}}]}}),
+        )
+    }
+
     fn hub_answer(r: &Request, users: &[(&str, Option<&str>)]) -> Option<HttpOutcome> {
         if r.url.contains("/users?") {
             let items: Vec<_> = users
@@ -583,11 +592,7 @@ mod tests {
                     return members_page(&["stale"]);
                 }
                 if r.method == http::Method::Put {
-                    return json(
-                        201,
-                        serde_json::json!({"WsAddMemberResults": {"resultMetadata": {"resultCode": "SUCCESS", "success": "T"},
-                        "results": [{"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}}]}}),
-                    );
+                    return one_added();
                 }
                 hub_answer(r, &users).expect("no other requests")
             },
@@ -656,11 +661,7 @@ mod tests {
                     return members_page(&["a@x", "stale@x"]);
                 }
                 if r.method == http::Method::Put {
-                    return json(
-                        201,
-                        serde_json::json!({"WsAddMemberResults": {"resultMetadata": {"resultCode": "SUCCESS", "success": "T"},
-                        "results": [{"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}}]}}),
-                    );
+                    return one_added();
                 }
                 json(
                     200,

@@ -329,19 +329,44 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Starts the service binary with the world's environment and nothing else; stderr is piped.
+fn spawn_service(w: &World, dir: &std::path::Path, args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env(w, &dir.join("pw")))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends SIGINT or SIGTERM, asserts a clean exit within `within`, returns what is left on stderr.
+fn stop(child: &mut std::process::Child, signal: &str, within: Duration) -> String {
+    Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        wait_exit(child, within).success(),
+        "SIG{signal} stops the service cleanly within {within:?}"
+    );
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut stderr).unwrap();
+    }
+    stderr
+}
+
 #[test]
 fn service_runs_on_schedule_serves_metrics_and_stops_on_sigint() {
     let w = world();
     let dir = scratch("service");
     let metrics = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(BIN)
-        .args(["--GrouperSync.sync_every=10", "--metrics-addr", &metrics])
-        .env_clear()
-        .envs(env(&w, &dir.join("pw")))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_service(
+        &w,
+        &dir,
+        &["--GrouperSync.sync_every=10", "--metrics-addr", &metrics],
+    );
     wait_for("the first pass", Duration::from_secs(30), || {
         w.sim.member_ids(GROUP) == ["100001", "100002"]
     });
@@ -377,21 +402,7 @@ fn service_runs_on_schedule_serves_metrics_and_stops_on_sigint() {
     );
     assert_no_secrets("metrics", &body);
 
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(
-        wait_exit(&mut child, Duration::from_secs(1)).success(),
-        "SIGINT stops the service within a second"
-    );
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stop(&mut child, "INT", Duration::from_secs(1));
     assert_no_secrets("service stderr", &stderr);
     assert!(stderr.contains("pass converged"), "{stderr}");
 }
@@ -401,13 +412,7 @@ fn a_failing_pass_does_not_stop_the_service() {
     let w = world();
     let dir = scratch("failing");
     w.hub.state.lock().unwrap().fail_page_at_offset = Some((0, 500));
-    let mut child = Command::new(BIN)
-        .args(["--GrouperSync.sync_every=10", "--retries", "0"])
-        .env_clear()
-        .envs(env(&w, &dir.join("pw")))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_service(&w, &dir, &["--GrouperSync.sync_every=10", "--retries", "0"]);
     wait_for("a failed pass", Duration::from_secs(20), || {
         !w.hub.state.lock().unwrap().requests.is_empty()
     });
@@ -416,21 +421,7 @@ fn a_failing_pass_does_not_stop_the_service() {
         child.try_wait().unwrap().is_none(),
         "the service is still running after a failed pass"
     );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(
-        wait_exit(&mut child, Duration::from_secs(1)).success(),
-        "SIGTERM stops the service within a second"
-    );
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stop(&mut child, "TERM", Duration::from_secs(1));
     assert!(
         stderr.contains("pass failed") && stderr.contains("carries on"),
         "{stderr}"
@@ -475,11 +466,7 @@ fn sigint_stops_the_service_even_if_inherited_as_ignored_and_during_startup() {
     // A SIGINT while the component is still being compiled is not lost.
     let (mut child, _) = spawn_with_sigint_ignored(&w, &dir, "--GrouperSync.sync_every=10");
     std::thread::sleep(Duration::from_millis(300));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
+    stop(&mut child, "INT", Duration::from_secs(20));
 
     // A disabled service stays alive and idle, and SIGINT stops it within a second.
     let (mut child, log) =
@@ -496,11 +483,7 @@ fn sigint_stops_the_service_even_if_inherited_as_ignored_and_during_startup() {
         w.hub.state.lock().unwrap().requests.is_empty(),
         "a disabled service sends nothing"
     );
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(wait_exit(&mut child, Duration::from_secs(1)).success());
+    stop(&mut child, "INT", Duration::from_secs(1));
 }
 
 #[test]
@@ -513,24 +496,11 @@ fn sigint_during_a_pass_abandons_it_and_sends_nothing_more() {
         action: FaultAction::Delay(Duration::from_secs(4)),
         times: 1,
     });
-    let mut child = Command::new(BIN)
-        .args(["--GrouperSync.sync_every=10"])
-        .env_clear()
-        .envs(env(&w, &dir.join("pw")))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_service(&w, &dir, &["--GrouperSync.sync_every=10"]);
     wait_for("the pass to reach Grouper", Duration::from_secs(20), || {
         !w.sim.requests().is_empty()
     });
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(
-        wait_exit(&mut child, Duration::from_secs(1)).success(),
-        "SIGINT stops it mid-pass within a second"
-    );
+    let stderr = stop(&mut child, "INT", Duration::from_secs(1));
     std::thread::sleep(Duration::from_secs(5)); // past the delayed answer
     let ops: Vec<_> = w
         .sim
@@ -544,13 +514,6 @@ fn sigint_during_a_pass_abandons_it_and_sends_nothing_more() {
         "nothing was sent after the signal"
     );
     assert_eq!(w.sim.member_ids(GROUP), ["stale"]);
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
     assert!(
         stderr.contains("abandoning the pass in progress"),
         "{stderr}"
