@@ -386,6 +386,16 @@ fn service_runs_on_schedule_serves_metrics_and_stops_on_sigint() {
     wait_for("the next pass", Duration::from_secs(20), || {
         w.sim.member_ids(GROUP).contains(&"100003".to_string())
     });
+    // The group changes before the pass ends and its metrics are recorded.
+    wait_for(
+        "the second pass to be counted",
+        Duration::from_secs(5),
+        || {
+            get(&metrics, "/metrics")
+                .1
+                .contains("result=\"converged\"} 2")
+        },
+    );
     let (status, body) = get(&metrics, "/metrics");
     assert_eq!(status, 200);
     assert!(
