@@ -422,11 +422,29 @@ fn a_failing_pass_does_not_stop_the_service() {
     let w = world();
     let dir = scratch("failing");
     w.hub.state.lock().unwrap().fail_page_at_offset = Some((0, 500));
-    let mut child = spawn_service(&w, &dir, &["--GrouperSync.sync_every=10", "--retries", "0"]);
-    wait_for("a failed pass", Duration::from_secs(20), || {
-        !w.hub.state.lock().unwrap().requests.is_empty()
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut child = spawn_service(
+        &w,
+        &dir,
+        &[
+            "--GrouperSync.sync_every=10",
+            "--retries",
+            "0",
+            "--metrics-addr",
+            &metrics,
+        ],
+    );
+    wait_for("a failed pass", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(&metrics).is_ok()
+            && get(&metrics, "/metrics")
+                .1
+                .contains("grouper_sync_passes_total{result=\"failed\"} 1")
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        get(&metrics, "/readyz").0,
+        503,
+        "never ready without a success"
+    );
     assert!(
         child.try_wait().unwrap().is_none(),
         "the service is still running after a failed pass"
