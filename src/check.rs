@@ -1,9 +1,12 @@
 //! A read-only check of a configuration: the hub token's identity and scopes, and that the
 //! Grouper credentials can read the target group. Writes nothing.
 
-use crate::grouper::{self, Connection};
-use crate::http::{send_with_retries, Method, Request, Transport};
+use crate::error::{ErrorKind, Service, SyncError};
+use crate::grouper;
+use crate::grouper_client;
+use crate::http::{Method, Request, Transport};
 use crate::hub;
+use crate::session::Session;
 use crate::settings::Settings;
 use serde::Serialize;
 use serde_json::Value;
@@ -17,7 +20,7 @@ pub struct CheckReport {
     pub missing_scopes: Vec<String>,
     /// The groups that could be read, with the number of members on the first page.
     pub groups_readable: Vec<(String, usize)>,
-    pub errors: Vec<String>,
+    pub errors: Vec<SyncError>,
 }
 
 impl CheckReport {
@@ -36,7 +39,7 @@ pub fn required_scopes(settings: &Settings) -> Vec<&'static str> {
 }
 
 pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
-    let h = &settings.http;
+    let mut s = Session::new(settings, transport);
     let mut report = CheckReport {
         hub_identity: None,
         hub_scopes: Vec::new(),
@@ -44,22 +47,21 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
         groups_readable: Vec::new(),
         errors: Vec::new(),
     };
+    const WHAT: &str = "JupyterHub /user";
     let whoami = Request::new(Method::Get, format!("{}/user", settings.hub_api_url))
         .header(
             "Authorization",
             format!("token {}", settings.hub_token.expose()),
         )
         .header("Accept", "application/json");
-    let (mut out, _) = send_with_retries(transport, &[whoami], 1, h.retries, h.backoff);
-    match out.remove(0) {
-        Err(e) => report.errors.push(format!("JupyterHub /user: {e}")),
-        Ok(resp) if resp.status != 200 => report
-            .errors
-            .push(hub::status_error("JupyterHub /user", &resp).0),
+    match s.send(Service::Hub, WHAT, &whoami) {
+        Err(e) => report.errors.push(e),
+        Ok(resp) if resp.status != 200 => report.errors.push(hub::status_error(WHAT, &resp)),
         Ok(resp) => match serde_json::from_slice::<Value>(&resp.body) {
-            Err(e) => report
-                .errors
-                .push(format!("JupyterHub /user: not JSON ({e})")),
+            Err(e) => report.errors.push(SyncError::new(
+                ErrorKind::HubBadAnswer,
+                format!("{WHAT}: not JSON ({e})"),
+            )),
             Ok(v) => {
                 let kind = v.get("kind").and_then(Value::as_str).unwrap_or("?");
                 let name = v.get("name").and_then(Value::as_str).unwrap_or("?");
@@ -81,12 +83,7 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
             }
         },
     }
-    let conn = Connection::new(
-        &settings.grouper_base_url,
-        &settings.grouper_user,
-        settings.grouper_password.expose(),
-        &settings.grouper_content_type,
-    );
+    let conn = grouper_client::connection(settings);
     for target in &settings.targets {
         let req = grouper::get_members_request(
             &conn,
@@ -96,14 +93,10 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
             10,
             1,
         );
-        let (mut out, _) = send_with_retries(transport, &[req], 1, h.retries, h.backoff);
-        let parsed = out
-            .remove(0)
-            .map_err(|e| format!("reading members of {}: {e}", target.group_path))
-            .and_then(|resp| {
-                grouper::parse_get_members(&target.group_path, &target.lookup, &resp)
-                    .map_err(|e| e.0)
-            });
+        let what = format!("reading members of {}", target.group_path);
+        let parsed = s.send(Service::Grouper, &what, &req).and_then(|resp| {
+            grouper::parse_get_members(&target.group_path, &target.lookup, &resp)
+        });
         match parsed {
             Ok(page) => report
                 .groups_readable

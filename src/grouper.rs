@@ -1,6 +1,7 @@
 //! Grouper WS REST/JSON: the requests the sync sends and a strict reading of the answers
 //! (HTTP status, `X-Grouper-*` headers, top-level result, and every per-subject row).
 
+use crate::error::{ErrorKind, SyncError};
 use crate::http::{base64, encode_segment, truncate, Method, Request, Response};
 use crate::settings::SubjectLookup;
 use serde_json::{json, Map, Value};
@@ -89,17 +90,17 @@ impl RowResult {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GrouperError(pub String);
-
-impl std::fmt::Display for GrouperError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+fn gerr<T>(kind: ErrorKind, msg: impl Into<String>) -> Result<T, SyncError> {
+    Err(SyncError::new(kind, msg))
 }
 
-fn gerr<T>(msg: impl Into<String>) -> Result<T, GrouperError> {
-    Err(GrouperError(msg.into()))
+/// The kind of a failed Grouper result code.
+pub fn code_kind(code: &str) -> ErrorKind {
+    match code {
+        "GROUP_NOT_FOUND" => ErrorKind::GroupNotFound,
+        "INSUFFICIENT_PRIVILEGES" => ErrorKind::GrouperForbidden,
+        _ => ErrorKind::GrouperBadAnswer,
+    }
 }
 
 /// The lookup for a subject being added, as the settings say to send it.
@@ -197,7 +198,7 @@ fn envelope<'a>(
     resp: &Response,
     body: &'a Value,
     root: &str,
-) -> Result<&'a Map<String, Value>, GrouperError> {
+) -> Result<&'a Map<String, Value>, SyncError> {
     let obj = body.as_object().and_then(|o| {
         if let Some(problem) = o.get("WsRestResultProblem") {
             return Some(Err(problem));
@@ -211,35 +212,35 @@ fn envelope<'a>(
                 .get("resultMetadata")
                 .cloned()
                 .unwrap_or(Value::Null);
-            gerr(format!(
+            gerr(code_kind(str_field(&meta, "resultCode")), format!(
                 "{what}: Grouper refused the request (HTTP {}, {}): {}",
                 resp.status,
                 str_field(&meta, "resultCode"),
                 short_message(&meta)
             ))
         }
-        None => gerr(format!(
+        None => gerr(ErrorKind::GrouperBadAnswer, format!(
             "{what}: HTTP {} with an answer that is not a {root} object",
             resp.status
         )),
     }
 }
 
-fn parse_body(what: &str, resp: &Response) -> Result<Value, GrouperError> {
+fn parse_body(what: &str, resp: &Response) -> Result<Value, SyncError> {
     let grouper_answered = resp.header("x-grouper-success").is_some();
     if !grouper_answered && matches!(resp.status, 401 | 403) {
-        return gerr(format!(
+        return gerr(ErrorKind::GrouperUnauthorized, format!(
             "{what}: Grouper rejected the credentials (HTTP {}): check grouper_user and grouper_password",
             resp.status
         ));
     }
     match serde_json::from_slice::<Value>(&resp.body) {
         Ok(v) => Ok(v),
-        Err(e) if (200..300).contains(&resp.status) || grouper_answered => gerr(format!(
+        Err(e) if (200..300).contains(&resp.status) || grouper_answered => gerr(ErrorKind::GrouperBadAnswer, format!(
             "{what}: HTTP {} with a body that is not valid JSON ({e})",
             resp.status
         )),
-        Err(_) => gerr(format!(
+        Err(_) => gerr(if resp.status == 429 || resp.status >= 500 { ErrorKind::GrouperUnavailable } else { ErrorKind::GrouperBadAnswer }, format!(
             "{what}: HTTP {} without a Grouper answer: {}",
             resp.status,
             truncate(String::from_utf8_lossy(&resp.body).trim(), 200)
@@ -252,7 +253,7 @@ pub fn parse_get_members(
     group: &str,
     lookup_kind: &SubjectLookup,
     resp: &Response,
-) -> Result<MembersPage, GrouperError> {
+) -> Result<MembersPage, SyncError> {
     let what = format!("reading members of {group}");
     let body = parse_body(&what, resp)?;
     let env = envelope(&what, resp, &body, "WsGetMembersResults")?;
@@ -263,7 +264,7 @@ pub fn parse_get_members(
         .map(Vec::as_slice)
         .unwrap_or(&[]);
     let [result] = results else {
-        return gerr(format!(
+        return gerr(ErrorKind::GrouperBadAnswer, format!(
             "{what}: HTTP {}, {} {}: expected one group result, got {}",
             resp.status,
             str_field(&top, "resultCode"),
@@ -278,11 +279,11 @@ pub fn parse_get_members(
         // Members whose source cannot resolve them are still listed, with their ids.
         "PROBLEM_GETTING_MEMBERS" if result.get("wsSubjects").is_some() => {}
         "GROUP_NOT_FOUND" => {
-            return gerr(format!(
+            return gerr(ErrorKind::GroupNotFound, format!(
                 "{what}: GROUP_NOT_FOUND: the group does not exist or the Grouper user cannot view it (check grouper_id_path)"
             ))
         }
-        code => return gerr(format!("{what}: HTTP {}, {code}: {}", resp.status, short_message(&meta))),
+        code => return gerr(code_kind(code), format!("{what}: HTTP {}, {code}: {}", resp.status, short_message(&meta))),
     }
     if let Some(name) = result
         .get("wsGroup")
@@ -290,7 +291,7 @@ pub fn parse_get_members(
         .and_then(Value::as_str)
     {
         if name != group {
-            return gerr(format!(
+            return gerr(ErrorKind::GrouperBadAnswer, format!(
                 "{what}: Grouper answered for a different group ({name})"
             ));
         }
@@ -302,7 +303,7 @@ pub fn parse_get_members(
             let index = names.and_then(|n| n.iter().position(|a| a.as_str() == Some(attribute)));
             // An empty page has neither wsSubjects nor subjectAttributeNames.
             if index.is_none() && result.get("wsSubjects").is_some() {
-                return gerr(format!(
+                return gerr(ErrorKind::GrouperBadAnswer, format!(
                     "{what}: Grouper did not return the subject attribute {attribute}"
                 ));
             }
@@ -321,7 +322,7 @@ pub fn parse_get_members(
     {
         let id = str_field(s, "id");
         if id.is_empty() {
-            return gerr(format!(
+            return gerr(ErrorKind::GrouperBadAnswer, format!(
                 "{what}: a member without an id: {}",
                 truncate(&s.to_string(), 200)
             ));
@@ -354,7 +355,7 @@ pub fn parse_write(
     group: &str,
     subjects: &[String],
     resp: &Response,
-) -> Result<Vec<RowResult>, GrouperError> {
+) -> Result<Vec<RowResult>, SyncError> {
     let what = format!(
         "{} members of {group}",
         if op == WriteOp::Add {
@@ -370,14 +371,14 @@ pub fn parse_write(
     let rows = match env.get("results").and_then(Value::as_array) {
         Some(rows) => rows,
         None if top_code == "GROUP_NOT_FOUND" => {
-            return gerr(format!(
+            return gerr(ErrorKind::GroupNotFound, format!(
                 "{what}: GROUP_NOT_FOUND: the group does not exist or the Grouper user cannot view it (check grouper_id_path)"
             ))
         }
-        None => return gerr(format!("{what}: HTTP {}, {top_code}: {}", resp.status, short_message(&top))),
+        None => return gerr(code_kind(top_code), format!("{what}: HTTP {}, {top_code}: {}", resp.status, short_message(&top))),
     };
     if rows.len() != subjects.len() {
-        return gerr(format!(
+        return gerr(ErrorKind::GrouperBadAnswer, format!(
             "{what}: sent {} subjects but Grouper answered {} rows",
             subjects.len(),
             rows.len()
@@ -404,7 +405,7 @@ pub fn parse_write(
         })
         .collect();
     if top_ok && out.iter().any(|r| !r.success) {
-        return gerr(format!(
+        return gerr(ErrorKind::GrouperBadAnswer, format!(
             "{what}: Grouper reported success but some rows failed"
         ));
     }
@@ -517,7 +518,8 @@ mod tests {
             "results":[{"resultMetadata":{"resultCode":"GROUP_NOT_FOUND","success":"F","resultMessage":"Invalid group"}}]}}"#;
         let e = parse_get_members("a:b", &SubjectLookup::SubjectId, &resp(500, body, true))
             .unwrap_err();
-        assert!(e.0.contains("GROUP_NOT_FOUND"), "{e}");
+        assert!(e.message.contains("GROUP_NOT_FOUND"), "{e}");
+        assert_eq!(e.kind, ErrorKind::GroupNotFound);
     }
 
     #[test]
@@ -528,21 +530,24 @@ mod tests {
             &resp(401, "<html>Unauthorized</html>", false),
         )
         .unwrap_err();
-        assert!(e.0.contains("credentials"), "{e}");
+        assert!(e.message.contains("credentials"), "{e}");
+        assert_eq!(e.kind, ErrorKind::GrouperUnauthorized);
         let e = parse_get_members(
             "a:b",
             &SubjectLookup::SubjectId,
             &resp(500, "<html>boom</html>", false),
         )
         .unwrap_err();
-        assert!(e.0.contains("without a Grouper answer"), "{e}");
+        assert!(e.message.contains("without a Grouper answer"), "{e}");
+        assert_eq!(e.kind, ErrorKind::GrouperUnavailable);
         let e = parse_get_members(
             "a:b",
             &SubjectLookup::SubjectId,
             &resp(200, "{\"WsGetMembersRes", true),
         )
         .unwrap_err();
-        assert!(e.0.contains("not valid JSON"), "{e}");
+        assert!(e.message.contains("not valid JSON"), "{e}");
+        assert_eq!(e.kind, ErrorKind::GrouperBadAnswer);
     }
 
     #[test]
@@ -594,7 +599,7 @@ mod tests {
             &resp(201, body, true),
         )
         .unwrap_err();
-        assert!(e.0.contains("2 subjects"), "{e}");
+        assert!(e.message.contains("2 subjects"), "{e}");
     }
 
     #[test]
@@ -608,7 +613,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.0.contains("INVALID_QUERY") && e.0.contains("bad version") && !e.0.contains("stack"),
+            e.message.contains("INVALID_QUERY") && e.message.contains("bad version") && !e.message.contains("stack"),
             "{e}"
         );
     }

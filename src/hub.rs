@@ -1,5 +1,6 @@
 //! JupyterHub REST API: the requests the sync sends and the parsing of their answers.
 
+use crate::error::{ErrorKind, SyncError};
 use crate::http::{encode_segment, truncate, Method, Request, Response};
 use serde_json::Value;
 
@@ -31,13 +32,8 @@ pub struct UsersPage {
     pub next: Option<(u64, u64)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubError(pub String);
-
-impl std::fmt::Display for HubError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+fn bad_answer(message: String) -> SyncError {
+    SyncError::new(ErrorKind::HubBadAnswer, message)
 }
 
 fn auth(req: Request, token: &str) -> Request {
@@ -54,39 +50,60 @@ pub fn user_request(api_url: &str, token: &str, name: &str) -> Request {
     auth(Request::new(Method::Get, url), token).header("Accept", "application/json")
 }
 
-/// Turns a non-2xx hub answer into a message an admin can act on.
-pub fn status_error(what: &str, resp: &Response) -> HubError {
+/// Turns a non-2xx hub answer into a typed error with a message an admin can act on.
+pub fn status_error(what: &str, resp: &Response) -> SyncError {
     let message = serde_json::from_slice::<Value>(&resp.body)
         .ok()
         .and_then(|v| v.get("message").and_then(Value::as_str).map(String::from));
-    let hint = match (resp.status, message.as_deref()) {
+    match (resp.status, message.as_deref()) {
         (403, Some(m)) if m.contains("requires any of") => {
             let scopes = m.split("requires any of").nth(1).unwrap_or("").trim();
-            format!(
-                "the JupyterHub token lacks a needed scope: the hub requires any of {scopes}; \
-                 give the service's role list:users, read:users and admin:auth_state"
+            SyncError::new(
+                ErrorKind::HubForbidden,
+                format!(
+                    "{what}: the JupyterHub token lacks a needed scope: the hub requires any of {scopes}; \
+                     give the service's role list:users, read:users and admin:auth_state"
+                ),
             )
+            .with_scope(scopes.trim_matches(['[', ']']).to_string())
         }
-        (403, _) => "JupyterHub rejected the token (403 Missing or invalid credentials): check jupyterhub_api_token".into(),
-        (404, _) => "not found (404): check jupyterhub_api_url, which should end in /hub/api".into(),
-        (status, Some(m)) => format!("HTTP {status}: {}", truncate(m, 200)),
-        (status, None) => format!("HTTP {status}: {}", truncate(&String::from_utf8_lossy(&resp.body), 200)),
-    };
-    HubError(format!("{what}: {hint}"))
+        (401 | 403, _) => SyncError::new(
+            ErrorKind::HubUnauthorized,
+            format!(
+                "{what}: JupyterHub rejected the token (HTTP {} Missing or invalid credentials): check jupyterhub_api_token",
+                resp.status
+            ),
+        ),
+        (404, _) => bad_answer(format!(
+            "{what}: not found (404): check jupyterhub_api_url, which should end in /hub/api"
+        )),
+        (status, m) => {
+            let kind = if status == 429 || status >= 500 {
+                ErrorKind::HubUnavailable
+            } else {
+                ErrorKind::HubBadAnswer
+            };
+            let detail = match m {
+                Some(m) => truncate(m, 200),
+                None => truncate(&String::from_utf8_lossy(&resp.body), 200),
+            };
+            SyncError::new(kind, format!("{what}: HTTP {status}: {detail}"))
+        }
+    }
 }
 
-fn parse_json(what: &str, body: &[u8]) -> Result<Value, HubError> {
+fn parse_json(what: &str, body: &[u8]) -> Result<Value, SyncError> {
     serde_json::from_slice(body)
-        .map_err(|e| HubError(format!("{what}: the hub's answer is not valid JSON ({e})")))
+        .map_err(|e| bad_answer(format!("{what}: the hub's answer is not valid JSON ({e})")))
 }
 
-fn parse_user_entry(item: &Value) -> Result<ListedUser, HubError> {
+fn parse_user_entry(item: &Value) -> Result<ListedUser, SyncError> {
     let name = item
         .get("name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| {
-            HubError(format!(
+            bad_answer(format!(
                 "user list entry without a name: {}",
                 truncate(&item.to_string(), 120)
             ))
@@ -94,7 +111,7 @@ fn parse_user_entry(item: &Value) -> Result<ListedUser, HubError> {
     // `kind` is "user" in JupyterHub >= 2; anything else in /users would be a surprise.
     if let Some(kind) = item.get("kind").and_then(Value::as_str) {
         if kind != "user" {
-            return Err(HubError(format!(
+            return Err(bad_answer(format!(
                 "user list entry {name:?} has kind {kind:?}"
             )));
         }
@@ -103,7 +120,7 @@ fn parse_user_entry(item: &Value) -> Result<ListedUser, HubError> {
         Some(Value::Bool(b)) => *b,
         None | Some(Value::Null) => false,
         Some(other) => {
-            return Err(HubError(format!(
+            return Err(bad_answer(format!(
                 "user {name:?} has a non-boolean admin field: {other}"
             )))
         }
@@ -115,14 +132,14 @@ fn parse_user_entry(item: &Value) -> Result<ListedUser, HubError> {
 }
 
 /// Parses one answer of `GET /users` sent with the pagination Accept header.
-pub fn parse_users_page(resp: &Response) -> Result<UsersPage, HubError> {
+pub fn parse_users_page(resp: &Response) -> Result<UsersPage, SyncError> {
     const WHAT: &str = "listing hub users";
     if resp.status != 200 {
         return Err(status_error(WHAT, resp));
     }
     let v = parse_json(WHAT, &resp.body)?;
     let Some(obj) = v.as_object() else {
-        return Err(HubError(format!(
+        return Err(bad_answer(format!(
             "{WHAT}: the hub answered without pagination (JupyterHub older than 2.0, or a proxy dropped the Accept header); \
              such a list can be silently truncated, so the pass stops"
         )));
@@ -130,7 +147,7 @@ pub fn parse_users_page(resp: &Response) -> Result<UsersPage, HubError> {
     let items = obj
         .get("items")
         .and_then(Value::as_array)
-        .ok_or_else(|| HubError(format!("{WHAT}: answer has no items list")))?;
+        .ok_or_else(|| bad_answer(format!("{WHAT}: answer has no items list")))?;
     let users = items
         .iter()
         .map(parse_user_entry)
@@ -150,7 +167,7 @@ pub fn parse_users_page(resp: &Response) -> Result<UsersPage, HubError> {
             match (offset, limit) {
                 (Some(o), Some(l)) if l > 0 => Some((o, l)),
                 _ => {
-                    return Err(HubError(format!(
+                    return Err(bad_answer(format!(
                         "{WHAT}: malformed _pagination.next: {}",
                         truncate(&n.to_string(), 200)
                     )))
@@ -170,9 +187,9 @@ pub fn parse_users_page(resp: &Response) -> Result<UsersPage, HubError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserError {
     /// The token may not read users or auth_state: every user would fail the same way.
-    Permission(HubError),
+    Permission(SyncError),
     /// This user's record could not be read; the user counts as unread.
-    Unreadable(HubError),
+    Unreadable(SyncError),
 }
 
 /// Parses `GET /users/{name}`. `Ok(None)`: the user no longer exists (404).
@@ -190,13 +207,13 @@ pub fn parse_user(name: &str, resp: &Response) -> Result<Option<AuthState>, User
     let v = parse_json(&what, &resp.body).map_err(UserError::Unreadable)?;
     match v.get("auth_state") {
         // The key is left out entirely when the token may not read auth_state.
-        None => Err(UserError::Permission(HubError(format!(
+        None => Err(UserError::Permission(SyncError::new(ErrorKind::HubForbidden, format!(
             "{what}: the answer has no auth_state field, so the token lacks the admin:auth_state scope \
              (or the hub does not enable auth_state)"
-        )))),
+        )).with_scope("admin:auth_state"))),
         Some(Value::Null) => Ok(Some(AuthState::Null)),
         Some(state @ Value::Object(_)) => Ok(Some(AuthState::Present(state.clone()))),
-        Some(_) => Err(UserError::Unreadable(HubError(format!("{what}: auth_state is neither an object nor null")))),
+        Some(_) => Err(UserError::Unreadable(bad_answer(format!("{what}: auth_state is neither an object nor null")))),
     }
 }
 
@@ -247,7 +264,7 @@ mod tests {
     #[test]
     fn plain_array_is_refused() {
         let e = parse_users_page(&ok(r#"[{"name": "a"}]"#)).unwrap_err();
-        assert!(e.0.contains("without pagination"), "{e}");
+        assert!(e.message.contains("without pagination"), "{e}");
     }
 
     #[test]
@@ -257,24 +274,28 @@ mod tests {
             headers: vec![],
             body: br#"{"status": 403, "message": "Action is not authorized with current scopes; requires any of [list:users]"}"#.to_vec(),
         };
-        let e = parse_users_page(&r).unwrap_err().0;
-        assert!(e.contains("[list:users]") && e.contains("scope"), "{e}");
+        let e = parse_users_page(&r).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::HubForbidden);
+        assert_eq!(e.missing_scope.as_deref(), Some("list:users"));
+        assert!(
+            e.message.contains("[list:users]") && e.message.contains("scope"),
+            "{e}"
+        );
         let bad = Response {
             status: 403,
             headers: vec![],
             body: br#"{"status": 403, "message": "Missing or invalid credentials."}"#.to_vec(),
         };
-        assert!(parse_users_page(&bad)
-            .unwrap_err()
-            .0
-            .contains("jupyterhub_api_token"));
+        let e = parse_users_page(&bad).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::HubUnauthorized);
+        assert!(e.message.contains("jupyterhub_api_token"), "{e}");
     }
 
     #[test]
     fn truncated_or_bad_json_is_an_error() {
         assert!(parse_users_page(&ok(r#"{"items": [{"name": "a"#))
             .unwrap_err()
-            .0
+            .message
             .contains("not valid JSON"));
         assert!(parse_users_page(&ok(r#"{"items": [{"admin": false}]}"#)).is_err());
         assert!(parse_users_page(&ok(
@@ -299,7 +320,8 @@ mod tests {
         else {
             panic!("a missing auth_state key is a permission problem")
         };
-        assert!(missing.0.contains("admin:auth_state"), "{missing}");
+        assert!(missing.message.contains("admin:auth_state"), "{missing}");
+        assert_eq!(missing.kind, ErrorKind::HubForbidden);
         let broken = Response {
             status: 500,
             headers: vec![],

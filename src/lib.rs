@@ -4,14 +4,19 @@
 //! The WASI adapters (`component`) exist only in the `wasm32` build.
 
 pub mod check;
+pub mod error;
 pub mod grouper;
+pub mod grouper_client;
 pub mod http;
+pub mod http_entry;
 pub mod hub;
+pub mod hub_reader;
 pub mod log;
 pub mod mapping;
 pub mod pass;
 pub mod plan;
 pub mod report;
+pub mod session;
 pub mod settings;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,12 +1,15 @@
 //! The structured report of one pass. Holds counts and per-subject failures; never secrets,
 //! tokens or auth_state, and no member lists (those go to the debug log only).
 
+use crate::error::{ErrorKind, SyncError};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Converged,
+    /// Everything planned was safe, but `max_changes_per_pass` left some changes for the next pass.
+    ChangesRemaining,
     RemovalsWithheld,
     Failed,
 }
@@ -15,6 +18,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Converged => "converged",
+            Outcome::ChangesRemaining => "changes_remaining",
             Outcome::RemovalsWithheld => "removals_withheld",
             Outcome::Failed => "failed",
         }
@@ -50,8 +54,10 @@ pub struct TargetReport {
     pub kept_by_mode: usize,
     pub withheld_removals: usize,
     pub withheld_reason: Option<String>,
+    /// Planned changes not made because of `max_changes_per_pass`.
+    pub changes_remaining: usize,
     pub failures: Vec<SubjectFailure>,
-    pub error: Option<String>,
+    pub error: Option<SyncError>,
 }
 
 impl TargetReport {
@@ -75,6 +81,7 @@ impl TargetReport {
             kept_by_mode: 0,
             withheld_removals: 0,
             withheld_reason: None,
+            changes_remaining: 0,
             failures: Vec::new(),
             error: None,
         }
@@ -95,15 +102,46 @@ pub struct Report {
     pub users_unread: usize,
     pub users_vanished: usize,
     pub targets: Vec<TargetReport>,
-    pub errors: Vec<String>,
+    pub errors: Vec<SyncError>,
+    pub changes_remaining: usize,
     pub duration_ms: u64,
     pub requests: Requests,
 }
 
 impl Report {
+    /// A report with nothing done yet (outcome failed until the pass says otherwise).
+    pub fn new(dry_run: bool) -> Report {
+        Report {
+            outcome: Outcome::Failed,
+            dry_run,
+            users_seen: 0,
+            users_unread: 0,
+            users_vanished: 0,
+            targets: Vec::new(),
+            errors: Vec::new(),
+            changes_remaining: 0,
+            duration_ms: 0,
+            requests: Requests::default(),
+        }
+    }
+
+    /// The report of a pass that could not start (its settings were rejected).
+    pub fn not_started(error: SyncError) -> Report {
+        let mut report = Report::new(false);
+        report.errors.push(error);
+        report
+    }
+
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self)
-            .unwrap_or_else(|e| format!("{{\"outcome\":\"failed\",\"errors\":[\"report: {e}\"]}}"))
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            serde_json::json!({"outcome": "failed", "errors": [{"kind": "internal", "message": format!("report: {e}")}]})
+                .to_string()
+        })
+    }
+
+    /// The kind of the first error, which decides between "upstream failed" and "other failure".
+    pub fn first_error_kind(&self) -> Option<ErrorKind> {
+        self.errors.first().map(|e| e.kind)
     }
 
     /// Process exit status for `wasi:cli/run`: 0 only for a converged pass.

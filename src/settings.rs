@@ -3,6 +3,7 @@
 //! Values come from a lookup function (in the component: `wasi:config/store`, then the
 //! environment variable named in [`KEYS`]). Parsing is pure so that it is unit-tested natively.
 
+use crate::error::SyncError;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
@@ -71,7 +72,58 @@ pub const KEYS: &[Key] = &[
     key("retries", "GROUPER_SYNC_RETRIES"),
     key("retry_backoff_ms", "GROUPER_SYNC_RETRY_BACKOFF_MS"),
     key("log_level", "GROUPER_SYNC_LOG_LEVEL"),
+    key("max_changes_per_pass", "GROUPER_SYNC_MAX_CHANGES_PER_PASS"),
+    Key {
+        name: "sync_auth_token",
+        env: "GROUPER_SYNC_AUTH_TOKEN",
+        secret: true,
+    },
+    key("sync_every_seconds", "GROUPER_SYNC_EVERY_SECONDS"),
 ];
+
+/// The environment variable that stands in for a config key, if the key is known.
+pub fn env_name(key: &str) -> Option<&'static str> {
+    KEYS.iter().find(|k| k.name == key).map(|k| k.env)
+}
+
+/// The one reading of a boolean setting, used by the component and the host alike.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `host:port` (lower-case, default port filled in) of an `http://` or `https://` URL; the one
+/// reading of a URL's authority, used for the egress allow-list and for validation.
+pub fn url_authority(url: &str) -> Option<String> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // userinfo is not allowed: credentials go in their own settings
+    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace)
+    {
+        return None;
+    }
+    let authority = authority.to_ascii_lowercase();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !authority.ends_with(']') => (h, Some(p)),
+        _ => (authority.as_str(), None),
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0)?,
+    };
+    Some(format!("{host}:{port}"))
+}
 
 /// A secret string: never printed by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -183,6 +235,8 @@ pub struct Settings {
     pub log_level: LogLevel,
     pub http: HttpSettings,
     pub targets: Vec<Target>,
+    /// At most this many adds and removes per pass (the rest wait for the next pass).
+    pub max_changes_per_pass: Option<usize>,
 }
 
 impl Settings {
@@ -196,20 +250,11 @@ impl Settings {
 
 pub const DEFAULT_AUTH_STATE_PATHS: &str = "canvas_user.login_id,oauth_user.login_id";
 
-/// A configuration problem; the message names the key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+/// A configuration problem (kind `config`); the message names the key.
+pub type ConfigError = SyncError;
 
 fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
-    Err(ConfigError(msg.into()))
+    Err(SyncError::config(msg))
 }
 
 /// Rejects config keys this component does not know (a typo must not silently become a default).
@@ -261,10 +306,7 @@ impl<F: Fn(&str) -> Result<Option<String>, String>> Reader<F> {
     }
 
     fn env_of(name: &str) -> &'static str {
-        KEYS.iter()
-            .find(|k| k.name == name)
-            .map(|k| k.env)
-            .unwrap_or("")
+        env_name(name).unwrap_or("")
     }
 
     fn required(&self, name: &str) -> Result<String, ConfigError> {
@@ -291,10 +333,9 @@ impl<F: Fn(&str) -> Result<Option<String>, String>> Reader<F> {
     fn bool(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
         match self.raw(name)? {
             None => Ok(default),
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => Ok(true),
-                "false" | "0" | "no" | "off" => Ok(false),
-                _ => err(format!("{name} must be true or false, not {:?}", v.trim())),
+            Some(v) => match parse_bool(&v) {
+                Some(b) => Ok(b),
+                None => err(format!("{name} must be true or false, not {:?}", v.trim())),
             },
         }
     }
@@ -349,16 +390,13 @@ impl<F: Fn(&str) -> Result<Option<String>, String>> Reader<F> {
 
 fn http_url(name: &str, value: &str) -> Result<String, ConfigError> {
     let v = value.trim().trim_end_matches('/');
-    let rest = v
-        .strip_prefix("http://")
-        .or_else(|| v.strip_prefix("https://"));
-    match rest {
-        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(['?', '#', ' ']) => {
-            Ok(v.to_string())
-        }
-        _ => err(format!(
-            "{name} must be an http:// or https:// URL without query, got {value:?}"
-        )),
+    let lowercase_scheme = v.starts_with("http://") || v.starts_with("https://");
+    if lowercase_scheme && url_authority(v).is_some() && !v.contains(['?', '#', ' ']) {
+        Ok(v.to_string())
+    } else {
+        err(format!(
+            "{name} must be an http:// or https:// URL with a host, no credentials and no query, got {value:?}"
+        ))
     }
 }
 
@@ -444,10 +482,9 @@ pub fn parse(
     let lookup = match r.choice("subject_lookup", "subject_id", &["subject_id", "subject_identifier"])?.as_str() {
         "subject_identifier" => SubjectLookup::SubjectIdentifier {
             attribute: attribute.ok_or_else(|| {
-                ConfigError(
+                SyncError::config(
                     "subject_lookup=subject_identifier needs identifier_attribute: the Grouper subject attribute \
                      (e.g. uid) whose value equals the identifier, so current members can be matched"
-                        .into(),
                 )
             })?,
         },
@@ -527,6 +564,10 @@ pub fn parse(
             backoff: Duration::from_millis(r.uint("retry_backoff_ms", 500, 0, 60_000)? as u64),
         },
         targets: vec![target],
+        max_changes_per_pass: match r.uint("max_changes_per_pass", 0, 0, usize::MAX)? {
+            0 => None,
+            n => Some(n),
+        },
     })
 }
 
@@ -577,7 +618,7 @@ mod tests {
     fn missing_required_key_names_key_and_env() {
         let mut m = base();
         m.remove("grouper_password");
-        let e = parse_map(&m).unwrap_err().0;
+        let e = parse_map(&m).unwrap_err().message;
         assert!(
             e.contains("grouper_password") && e.contains("GROUPER_PASSWORD"),
             "{e}"
@@ -599,7 +640,7 @@ mod tests {
         ] {
             let mut m = base();
             m.insert(k, v);
-            let e = parse_map(&m).unwrap_err().0;
+            let e = parse_map(&m).unwrap_err().message;
             assert!(e.contains(k), "{k}: {e}");
         }
     }
@@ -610,7 +651,7 @@ mod tests {
         m.insert("subject_lookup", "subject_identifier");
         assert!(parse_map(&m)
             .unwrap_err()
-            .0
+            .message
             .contains("identifier_attribute"));
         m.insert("identifier_attribute", "uid");
         let s = parse_map(&m).unwrap();
@@ -636,17 +677,17 @@ mod tests {
         );
         assert!(!s.needs_auth_state());
         m.insert("username_template", "{user}@x");
-        assert!(parse_map(&m).unwrap_err().0.contains("username_template"));
+        assert!(parse_map(&m).unwrap_err().message.contains("username_template"));
     }
 
     #[test]
     fn unknown_keys_and_env_are_named() {
-        let e = check_known_keys(["grouper_user", "dryrun"]).unwrap_err().0;
+        let e = check_known_keys(["grouper_user", "dryrun"]).unwrap_err().message;
         assert!(e.contains("dryrun") && !e.contains("grouper_user"));
         assert!(check_known_keys(KEYS.iter().map(|k| k.name)).is_ok());
         let e = check_known_env(["PATH", "GROUPER_SYNC_DRYRUN", "GROUPER_SYNC_DRY_RUN"])
             .unwrap_err()
-            .0;
+            .message;
         assert!(e.contains("GROUPER_SYNC_DRYRUN") && !e.contains("GROUPER_SYNC_DRY_RUN,"));
     }
 
@@ -658,6 +699,32 @@ mod tests {
             !dump.contains("tok-secret") && !dump.contains("pw-secret"),
             "{dump}"
         );
+    }
+
+    #[test]
+    fn one_reading_of_booleans_and_authorities() {
+        for t in ["true", "TRUE", " yes", "On", "1"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for f in ["false", "False", "no", "OFF", "0"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+        }
+        assert_eq!(parse_bool("maybe"), None);
+        for (url, authority) in [
+            ("https://CalGroups.Berkeley.edu/gws", Some("calgroups.berkeley.edu:443")),
+            ("http://127.0.0.1:8081/hub/api", Some("127.0.0.1:8081")),
+            ("http://[::1]:9/x", Some("[::1]:9")),
+            ("http://[::1]/x", Some("[::1]:80")),
+            ("http://h:0/", None),
+            ("http://h:99999/", None),
+            ("http://user:pw@h/", None),
+            ("ftp://h/", None),
+            ("http:///x", None),
+        ] {
+            assert_eq!(url_authority(url).as_deref(), authority, "{url}");
+        }
+        assert_eq!(env_name("dry_run"), Some("GROUPER_SYNC_DRY_RUN"));
+        assert_eq!(env_name("nope"), None);
     }
 
     #[test]

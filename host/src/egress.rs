@@ -11,23 +11,16 @@ use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 type IoFuture = Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
 
 pub struct EgressPolicy {
-    /// Lower-case `host:port` entries.
-    pub allowed: Arc<Vec<String>>,
+    /// Lower-case `host:port` entries; `None` allows every host (used by tests only).
+    pub allowed: Option<Arc<Vec<String>>>,
     pub timeout_cap: Duration,
     /// Requests refused in this pass.
     pub denied: Arc<AtomicU32>,
 }
 
-/// `host:port` of a request URI (default ports 80/443).
+/// `host:port` of a request URI, read the same way as the configured URLs.
 pub fn authority_of(uri: &http::Uri) -> String {
-    let port = uri
-        .port_u16()
-        .unwrap_or(if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
-            443
-        } else {
-            80
-        });
-    format!("{}:{port}", uri.host().unwrap_or("").to_ascii_lowercase())
+    jupyterhub_grouper_sync::settings::url_authority(&uri.to_string()).unwrap_or_default()
 }
 
 pub fn clamp(options: Option<RequestOptions>, cap: Duration) -> RequestOptions {
@@ -51,7 +44,11 @@ impl WasiHttpHooks for EgressPolicy {
             + Send,
     > {
         let authority = authority_of(request.uri());
-        if !self.allowed.contains(&authority) {
+        let allowed = self
+            .allowed
+            .as_ref()
+            .is_none_or(|hosts| hosts.contains(&authority));
+        if !allowed {
             self.denied.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(host = %authority, "outgoing request denied: not the hub's or Grouper's host");
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });

@@ -1,8 +1,10 @@
 //! The `grouper-sync` host: runs the jupyterhub-grouper-sync component under wasmtime with
 //! an egress allow-list, deadlines and memory limits, on a schedule, with metrics.
 
+pub mod bindings;
 pub mod egress;
 pub mod metrics;
 pub mod options;
+pub mod outcome;
 pub mod runner;
 pub mod schedule;

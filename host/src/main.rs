@@ -1,11 +1,12 @@
 //! `grouper-sync`: runs the jupyterhub-grouper-sync component as a long-lived JupyterHub
 //! service (or once, or as a read-only check), with the component sandboxed by wasmtime.
 
+use grouper_sync_host::bindings::core_kind;
 use grouper_sync_host::metrics::{self, Metrics};
 use grouper_sync_host::options::{self, Command, LogFormat, Options};
-use grouper_sync_host::runner::{self, Call, CallOutcome, Limits, Runner};
+use grouper_sync_host::outcome::PassSummary;
+use grouper_sync_host::runner::{self, Inputs, Limits, Runner};
 use grouper_sync_host::schedule;
-use serde_json::Value;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,6 @@ use tokio::time::Instant;
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
-const EXIT_WITHHELD: u8 = 3;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -91,7 +91,7 @@ fn load_runner(opts: &Options) -> anyhow::Result<Runner> {
 
 fn limits(opts: &Options) -> Limits {
     Limits {
-        allowed_hosts: opts.allowed_hosts.clone(),
+        allowed_hosts: Some(opts.allowed_hosts.clone()),
         http_timeout_cap: opts.http_timeout_cap,
         deadline: opts.pass_deadline,
         memory_bytes: opts.memory_limit_bytes,
@@ -136,154 +136,65 @@ struct StopSignals {
     term: tokio::signal::unix::Signal,
 }
 
-/// What a pass amounted to, for logs, metrics and exit codes.
-fn classify(call: &Call) -> (&'static str, Option<&Value>) {
-    match &call.outcome {
-        CallOutcome::Report(r) => match r["outcome"].as_str() {
-            Some("converged") => ("converged", Some(r)),
-            Some("removals_withheld") => ("removals_withheld", Some(r)),
-            _ => ("failed", Some(r)),
-        },
-        CallOutcome::ConfigError(_) | CallOutcome::Trapped(_) => ("failed", None),
-    }
-}
-
-fn log_pass(call: &Call, dry_run: bool) {
-    let (result, report) = classify(call);
-    let ms = call.duration.as_millis() as u64;
-    match (&call.outcome, report) {
-        (CallOutcome::ConfigError(e), _) => tracing::error!(result, "configuration error: {e}"),
-        (CallOutcome::Trapped(e), _) => {
-            tracing::error!(result, duration_ms = ms, "pass stopped: {e}")
-        }
-        (_, Some(r)) => {
-            let total = |f: &str| {
-                r["targets"]
-                    .as_array()
-                    .map(|t| t.iter().filter_map(|t| t[f].as_u64()).sum::<u64>())
-                    .unwrap_or(0)
-            };
-            let errors: Vec<&str> = r["errors"]
-                .as_array()
-                .map(|e| e.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let line = format!(
-                "pass {result}{}: users={} to_add={} to_remove={} added={} removed={} unmapped={} withheld={} failures={} duration_ms={ms}",
-                if dry_run { " (dry run)" } else { "" },
-                r["users_seen"],
-                total("to_add"),
-                total("to_remove"),
-                total("added"),
-                total("removed"),
-                total("users_unmapped"),
-                total("withheld_removals"),
-                r["targets"].as_array().map(|t| t.iter().map(|t| t["failures"].as_array().map_or(0, Vec::len)).sum::<usize>()).unwrap_or(0),
-            );
-            match result {
-                "failed" => tracing::error!(result, "{line}; errors: {}", errors.join("; ")),
-                "removals_withheld" => tracing::warn!(result, "{line}"),
-                _ => tracing::info!(result, "{line}"),
-            }
-        }
-        (_, None) => {}
-    }
-    if call.denied_requests > 0 {
-        tracing::warn!(
-            denied = call.denied_requests,
-            "the egress policy refused requests during the pass"
-        );
-    }
-}
-
-fn dry_run(opts: &Options) -> bool {
-    opts.component_config
-        .get("dry_run")
-        .is_some_and(|v| matches!(v.as_str(), "true" | "1" | "yes" | "on"))
+/// One pass through the typed export, logged.
+async fn pass(opts: &Options, runner: &Runner, limits: &Limits) -> PassSummary {
+    let call = runner
+        .run(&Inputs::config(&opts.component_config), limits)
+        .await;
+    runner::relog(&call.stderr);
+    let summary = PassSummary::from_call(&call);
+    summary.log();
+    summary
 }
 
 async fn once(opts: &Options, runner: &Runner) -> ExitCode {
-    let call = runner
-        .call("run", &opts.component_config, &limits(opts))
-        .await;
-    log_pass(&call, dry_run(opts));
-    if let CallOutcome::Report(r) = &call.outcome {
-        println!("{r}");
+    let summary = pass(opts, runner, &limits(opts)).await;
+    if let Some(json) = &summary.json {
+        println!("{json}");
     }
-    match (&call.outcome, classify(&call).0) {
-        (CallOutcome::ConfigError(_), _) => ExitCode::from(EXIT_CONFIG),
-        (_, "converged") => ExitCode::SUCCESS,
-        (_, "removals_withheld") => ExitCode::from(EXIT_WITHHELD),
-        _ => ExitCode::from(EXIT_FAILED),
-    }
+    ExitCode::from(summary.exit_code())
 }
 
 async fn check(opts: &Options, runner: &Runner) -> ExitCode {
     let call = runner
-        .call("check", &opts.component_config, &limits(opts))
+        .check(&Inputs::config(&opts.component_config), &limits(opts))
         .await;
-    let report = match call.outcome {
-        CallOutcome::Report(r) => r,
-        CallOutcome::ConfigError(e) => {
-            eprintln!("configuration: {e}");
+    runner::relog(&call.stderr);
+    let report = match call.result {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            eprintln!("configuration: {}", e.message);
             return ExitCode::from(EXIT_CONFIG);
         }
-        CallOutcome::Trapped(e) => {
-            eprintln!("check failed: {e}");
+        Err(stopped) => {
+            eprintln!("check failed: {}", stopped.message());
             return ExitCode::from(EXIT_FAILED);
         }
     };
     println!("configuration: valid");
     println!("egress allowed to: {}", opts.allowed_hosts.join(", "));
-    match report["hub_identity"].as_str() {
-        Some(who) => println!(
-            "hub token: {who}; scopes: {}",
-            report["hub_scopes"]
-                .as_array()
-                .map(|s| s
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
-        ),
+    match &report.hub_identity {
+        Some(who) => println!("hub token: {who}; scopes: {}", report.hub_scopes.join(", ")),
         None => println!("hub token: could not be checked"),
     }
-    for s in report["missing_scopes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for s in &report.missing_scopes {
         println!("MISSING scope: {s} (add it to the service's role in c.JupyterHub.load_roles)");
     }
-    for g in report["groups_readable"].as_array().into_iter().flatten() {
-        println!(
-            "grouper group {}: readable ({} member(s) on the first page)",
-            g[0].as_str().unwrap_or("?"),
-            g[1]
-        );
+    for (group, members) in &report.groups_readable {
+        println!("grouper group {group}: readable ({members} member(s) on the first page)");
     }
-    for e in report["errors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        println!("ERROR: {e}");
+    for e in &report.errors {
+        println!("ERROR [{}]: {}", core_kind(e.kind), e.message);
     }
-    let ok = report["errors"].as_array().is_some_and(Vec::is_empty)
-        && report["missing_scopes"]
-            .as_array()
-            .is_some_and(Vec::is_empty);
     println!(
         "{}",
-        if ok {
+        if report.ok {
             "check passed; nothing was written"
         } else {
             "check FAILED; nothing was written"
         }
     );
-    if ok {
+    if report.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILED)
@@ -316,7 +227,7 @@ async fn service(opts: &Options, runner: &Runner, stop: StopSignals) -> ExitCode
     tracing::info!(
         sync_every_s = opts.sync_every.as_secs(),
         enabled = opts.enabled,
-        dry_run = dry_run(opts),
+        dry_run = opts.dry_run,
         egress = %opts.allowed_hosts.join(","),
         "grouper-sync service started"
     );
@@ -352,15 +263,13 @@ async fn service(opts: &Options, runner: &Runner, stop: StopSignals) -> ExitCode
             }
             continue;
         }
-        let call = tokio::select! {
-            call = runner.call("run", &opts.component_config, &limits) => call,
+        let summary = tokio::select! {
+            summary = pass(opts, runner, &limits) => summary,
             _ = sigint.recv() => { tracing::warn!("stopping: abandoning the pass in progress"); break }
             _ = sigterm.recv() => { tracing::warn!("stopping: abandoning the pass in progress"); break }
         };
-        log_pass(&call, dry_run(opts));
-        let (result, report) = classify(&call);
-        metrics.record(result, report, call.duration, call.denied_requests);
-        if result == "failed" {
+        metrics.record(&summary);
+        if !summary.succeeded() {
             failures += 1;
             let delay = schedule::failure_delay(failures, opts.sync_every);
             tracing::info!(

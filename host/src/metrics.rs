@@ -1,7 +1,9 @@
 //! Pass metrics in Prometheus text format, and a small HTTP endpoint serving `/metrics`,
 //! `/healthz` (the process is alive) and `/readyz` (the last success is younger than two intervals).
 
-use serde_json::Value;
+use crate::outcome::PassSummary;
+use jupyterhub_grouper_sync::error::ErrorKind;
+use jupyterhub_grouper_sync::report::Outcome;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -9,11 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub const RESULTS: &[&str] = &["converged", "removals_withheld", "failed"];
+pub const RESULTS: &[Outcome] = &[
+    Outcome::Converged,
+    Outcome::ChangesRemaining,
+    Outcome::RemovalsWithheld,
+    Outcome::Failed,
+];
 
 #[derive(Default)]
 struct State {
-    passes: BTreeMap<String, u64>,
+    passes: BTreeMap<Outcome, u64>,
+    errors: BTreeMap<ErrorKind, u64>,
     last_attempt: Option<f64>,
     last_success: Option<f64>,
     last_duration: Option<f64>,
@@ -37,41 +45,31 @@ fn now_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn sum(report: Option<&Value>, field: &str) -> u64 {
-    report
-        .and_then(|r| r["targets"].as_array())
-        .map(|ts| ts.iter().filter_map(|t| t[field].as_u64()).sum())
-        .unwrap_or(0)
-}
-
 impl Metrics {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records one pass. `result` is one of [`RESULTS`]; a pass that withheld removals still
-    /// brought the group up to date otherwise, so it counts as a success for readiness.
-    pub fn record(
-        &self,
-        result: &str,
-        report: Option<&Value>,
-        duration: Duration,
-        egress_denied: u32,
-    ) {
+    /// Records one pass. A pass that withheld removals (or left changes for the next pass) still
+    /// brought the group as far as safety allows, so it counts as a success for readiness.
+    pub fn record(&self, pass: &PassSummary) {
         let mut s = self.lock();
         let now = now_seconds();
-        *s.passes.entry(result.to_string()).or_default() += 1;
+        *s.passes.entry(pass.outcome).or_default() += 1;
+        for kind in &pass.error_kinds {
+            *s.errors.entry(*kind).or_default() += 1;
+        }
         s.last_attempt = Some(now);
-        if result != "failed" {
+        if pass.succeeded() {
             s.last_success = Some(now);
         }
-        s.last_duration = Some(duration.as_secs_f64());
-        s.duration_sum += duration.as_secs_f64();
-        s.added += sum(report, "added");
-        s.removed += sum(report, "removed");
-        s.skipped += sum(report, "users_unmapped");
-        s.withheld += sum(report, "withheld_removals");
-        s.egress_denied += egress_denied as u64;
+        s.last_duration = Some(pass.duration.as_secs_f64());
+        s.duration_sum += pass.duration.as_secs_f64();
+        s.added += pass.added as u64;
+        s.removed += pass.removed as u64;
+        s.skipped += pass.unmapped as u64;
+        s.withheld += pass.withheld as u64;
+        s.egress_denied += pass.denied_requests as u64;
     }
 
     pub fn ready(&self, sync_every: Duration) -> bool {
@@ -87,8 +85,18 @@ impl Metrics {
         for r in RESULTS {
             let _ = writeln!(
                 out,
-                "grouper_sync_passes_total{{result=\"{r}\"}} {}",
-                s.passes.get(*r).copied().unwrap_or(0)
+                "grouper_sync_passes_total{{result=\"{}\"}} {}",
+                r.as_str(),
+                s.passes.get(r).copied().unwrap_or(0)
+            );
+        }
+        let _ = writeln!(out, "# HELP grouper_sync_pass_errors_total Errors of passes, by kind.\n# TYPE grouper_sync_pass_errors_total counter");
+        for kind in ErrorKind::ALL {
+            let _ = writeln!(
+                out,
+                "grouper_sync_pass_errors_total{{kind=\"{}\"}} {}",
+                kind.as_str(),
+                s.errors.get(kind).copied().unwrap_or(0)
             );
         }
         let gauge = |out: &mut String, name: &str, help: &str, v: Option<f64>| {
@@ -208,19 +216,38 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn pass(outcome: Outcome, kinds: &[ErrorKind]) -> PassSummary {
+        let call = crate::runner::Call {
+            result: Err(crate::runner::Stopped::Trapped("x".into())),
+            denied_requests: 0,
+            duration: Duration::from_millis(500),
+            stdout: String::new(),
+            stderr: String::new(),
+        };
+        let mut p = PassSummary::from_call(&call);
+        p.outcome = outcome;
+        p.error_kinds = kinds.to_vec();
+        p
+    }
 
     #[test]
     fn records_and_renders() {
         let m = Metrics::default();
         assert!(!m.ready(Duration::from_secs(60)));
-        let report = json!({"targets": [{"added": 3, "removed": 1, "users_unmapped": 2, "withheld_removals": 0}]});
-        m.record("converged", Some(&report), Duration::from_millis(1500), 0);
-        m.record("failed", None, Duration::from_millis(500), 2);
+        let mut ok = pass(Outcome::Converged, &[]);
+        (ok.added, ok.removed, ok.unmapped) = (3, 1, 2);
+        m.record(&ok);
+        let mut failed = pass(Outcome::Failed, &[ErrorKind::GrouperUnavailable, ErrorKind::EgressDenied]);
+        failed.denied_requests = 2;
+        m.record(&failed);
         let text = m.render();
         assert!(text.contains("grouper_sync_passes_total{result=\"converged\"} 1"));
         assert!(text.contains("grouper_sync_passes_total{result=\"failed\"} 1"));
         assert!(text.contains("grouper_sync_passes_total{result=\"removals_withheld\"} 0"));
+        assert!(text.contains("grouper_sync_pass_errors_total{kind=\"grouper-unavailable\"} 1"));
+        assert!(text.contains("grouper_sync_pass_errors_total{kind=\"egress-denied\"} 1"));
+        assert!(text.contains("grouper_sync_pass_errors_total{kind=\"config\"} 0"));
         assert!(text.contains("grouper_sync_members_added_total 3"));
         assert!(text.contains("grouper_sync_users_skipped_total 2"));
         assert!(text.contains("grouper_sync_egress_denied_total 2"));

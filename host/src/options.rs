@@ -5,7 +5,7 @@
 //! environment or from files (`*_FILE`, for Kubernetes secrets), never from the command line.
 
 use anyhow::{anyhow, bail, Context, Result};
-use jupyterhub_grouper_sync::settings::KEYS;
+use jupyterhub_grouper_sync::settings::{self, KEYS};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +35,8 @@ pub struct Options {
     pub component: Option<PathBuf>,
     /// What the component gets through `wasi:config` (secrets included: never print this).
     pub component_config: BTreeMap<String, String>,
+    /// Whether passes are dry runs (read with the same parser as the component's).
+    pub dry_run: bool,
     pub sync_every: Duration,
     pub enabled: bool,
     pub windows: Windows,
@@ -120,6 +122,8 @@ const FLAG_ALIASES: &[(&str, &str)] = &[
     ("url", "jupyterhub_api_url"),
     ("api-page-size", "api_page_size"),
     ("GrouperSync.sync_every", "sync_every"),
+    ("sync-every-seconds", "sync_every"),
+    ("sync_every_seconds", "sync_every"),
     ("sync-every", "sync_every"),
     ("metrics-addr", "metrics_addr"),
     ("log-format", "log_format"),
@@ -134,8 +138,12 @@ const REFUSED_FLAGS: &[&str] = &[
     "api_token",
 ];
 
+/// Component keys the host handles itself instead of forwarding: the component's own loop
+/// interval is the host's schedule.
+const HOST_HANDLED_KEYS: &[(&str, &str)] = &[("sync_every_seconds", "sync_every")];
+
 fn is_component_key(k: &str) -> bool {
-    KEYS.iter().any(|key| key.name == k)
+    KEYS.iter().any(|key| key.name == k) && !HOST_HANDLED_KEYS.iter().any(|(c, _)| *c == k)
 }
 
 fn is_host_key(k: &str) -> bool {
@@ -166,30 +174,8 @@ fn toml_to_string(key: &str, v: &toml::Value) -> Result<String> {
 }
 
 fn url_authority(key: &str, url: &str) -> Result<String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| anyhow!("{key} must be an http(s) URL, got {url:?}"))?;
-    let default_port = match scheme {
-        "http" => 80,
-        "https" => 443,
-        _ => bail!("{key} must be an http(s) URL, got {url:?}"),
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let authority = authority
-        .rsplit('@')
-        .next()
-        .unwrap_or(authority)
-        .to_ascii_lowercase();
-    if authority.is_empty() {
-        bail!("{key} has no host: {url:?}");
-    }
-    let has_port = authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()) && !authority.ends_with(']'));
-    Ok(if has_port {
-        authority
-    } else {
-        format!("{authority}:{default_port}")
+    settings::url_authority(url).ok_or_else(|| {
+        anyhow!("{key} must be an http:// or https:// URL with a host and no credentials, got {url:?}")
     })
 }
 
@@ -263,7 +249,11 @@ pub fn parse(
     let mut values: BTreeMap<String, String> = BTreeMap::new();
     for key in KEYS {
         if let Some(v) = env(key.env).filter(|v| !v.is_empty()) {
-            values.insert(key.name.into(), v);
+            let name = HOST_HANDLED_KEYS
+                .iter()
+                .find(|(c, _)| *c == key.name)
+                .map_or(key.name, |(_, h)| h);
+            values.insert(name.into(), v);
         }
     }
     for (key, var) in SECRET_FILE_ENVS {
@@ -292,6 +282,9 @@ pub fn parse(
                 }
                 _ if is_component_key(k) || is_host_key(k) => {
                     values.insert(k.clone(), value);
+                }
+                "sync_every_seconds" => {
+                    values.insert("sync_every".into(), value);
                 }
                 _ => bail!("config file {path}: unknown setting {k:?} (see --help)"),
             }
@@ -331,13 +324,12 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
         seconds(10, 31 * 86_400),
     )
     .context("sync_every must be whole seconds from 10 to 2678400")?;
-    let enabled = take(&values, "enabled", true, |v| {
-        match v.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => Some(true),
-            "false" | "0" | "no" => Some(false),
-            _ => None,
-        }
-    })?;
+    let enabled = take(&values, "enabled", true, settings::parse_bool)?;
+    let dry_run = match values.get("dry_run") {
+        None => false,
+        Some(v) => settings::parse_bool(v)
+            .ok_or_else(|| anyhow!("dry_run must be true or false, not {v:?}"))?,
+    };
     let timezone = values.get("timezone").map(String::as_str).unwrap_or("UTC");
     let tz = jiff::tz::TimeZone::get(timezone)
         .map_err(|e| anyhow!("invalid timezone {timezone:?}: {e}"))?;
@@ -408,6 +400,7 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
         command,
         component: values.get("component").map(PathBuf::from),
         component_config,
+        dry_run,
         sync_every,
         enabled,
         windows: Windows { dates, weekly, tz },

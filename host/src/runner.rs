@@ -1,32 +1,35 @@
-//! Runs the component: one engine and one compiled component per process, a fresh store per
-//! pass with its own config, egress policy, memory limit and deadline.
+//! Runs the component: one engine and one pre-linked component (`InstancePre`) per process, a
+//! fresh store per call with its own config, environment, egress policy, memory limit and
+//! deadline. The exports are called through the typed bindings generated from `wit/world.wit`.
 
+use crate::bindings::{self, CheckReport, ConfigValues, SyncHostPre, Report, SyncError};
 use crate::egress::EgressPolicy;
 use anyhow::{anyhow, Result};
-use serde_json::Value;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, Linker, ResourceTable, Val};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-const SYNC_INTERFACE: &str = "jupyterhub-grouper-sync:sync/sync@0.1.0";
 const EPOCH_TICK: Duration = Duration::from_millis(50);
 
 /// The embedded release component (built by build.rs).
 pub static EMBEDDED_COMPONENT: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/jupyterhub_grouper_sync.wasm"));
 
-struct HostState {
+pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    config: WasiConfigVariables,
+    config: ConfigValues,
     egress: EgressPolicy,
     limits: StoreLimits,
 }
@@ -53,38 +56,89 @@ impl WasiHttpView for HostState {
 /// Limits for one call into the component.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    pub allowed_hosts: Vec<String>,
+    /// `host:port` pairs the component may reach; `None` allows any host (tests only).
+    pub allowed_hosts: Option<Vec<String>>,
     pub http_timeout_cap: Duration,
     pub deadline: Duration,
     pub memory_bytes: usize,
 }
 
-/// What one call produced.
-#[derive(Debug)]
-pub enum CallOutcome {
-    /// The export returned a report (its JSON).
-    Report(Value),
-    /// The settings were rejected before anything ran.
-    ConfigError(String),
-    /// The component trapped (deadline, memory limit, bug) or could not be instantiated.
+/// What one call is given: `wasi:config` values and (for tests of the env fallback) environment
+/// variables. The host itself never passes environment variables.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub config: BTreeMap<String, String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Inputs {
+    pub fn config(config: &BTreeMap<String, String>) -> Inputs {
+        Inputs {
+            config: config.clone(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// Why a call produced no answer of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// The call ran past its deadline (kind `deadline`).
+    Deadline(String),
+    /// The component trapped or could not be instantiated (kind `internal`).
     Trapped(String),
 }
 
+impl Stopped {
+    pub fn kind(&self) -> jupyterhub_grouper_sync::error::ErrorKind {
+        use jupyterhub_grouper_sync::error::ErrorKind;
+        match self {
+            Stopped::Deadline(_) => ErrorKind::Deadline,
+            Stopped::Trapped(_) => ErrorKind::Internal,
+        }
+    }
+    pub fn message(&self) -> &str {
+        match self {
+            Stopped::Deadline(m) | Stopped::Trapped(m) => m,
+        }
+    }
+}
+
+/// One call: its typed result, what the sandbox saw, and the component's output.
 #[derive(Debug)]
-pub struct Call {
-    pub outcome: CallOutcome,
+pub struct Call<T> {
+    pub result: Result<T, Stopped>,
     pub denied_requests: u32,
     pub duration: Duration,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The answer of the HTTP entry.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 pub struct Runner {
     engine: Engine,
-    component: Component,
-    linker: Linker<HostState>,
+    pre: SyncHostPre<HostState>,
+    /// The same pre-linked component, seen through the standard `wasi:http/proxy` bindings.
+    proxy: ProxyPre<HostState>,
+}
+
+struct Prepared {
+    store: Store<HostState>,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    denied: Arc<AtomicU32>,
+    started: Instant,
 }
 
 impl Runner {
-    /// Compiles the component once.
+    /// Compiles and links the component once.
     pub fn new(wasm: &[u8]) -> Result<Runner> {
         let mut config = Config::new();
         config.epoch_interruption(true);
@@ -102,36 +156,41 @@ impl Runner {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        wasmtime_wasi_config::add_to_linker(&mut linker, |h: &mut HostState| {
-            WasiConfig::from(&h.config)
-        })?;
-        Ok(Runner {
-            engine,
-            component,
-            linker,
-        })
+        bindings::add_config_to_linker(&mut linker, |h: &mut HostState| &mut h.config)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow!("linking the component: {e}"))?;
+        let proxy = ProxyPre::new(pre.clone())
+            .map_err(|e| anyhow!("the component exports no wasi:http/incoming-handler: {e}"))?;
+        let pre = SyncHostPre::new(pre)
+            .map_err(|e| anyhow!("the component does not match wit/world.wit: {e}"))?;
+        Ok(Runner { engine, pre, proxy })
     }
 
-    /// Calls `run` or `check` with these `wasi:config` values. The component gets no environment
-    /// variables, no arguments, no files; its stderr is re-logged line by line.
-    pub async fn call(
-        &self,
-        export: &str,
-        config: &BTreeMap<String, String>,
-        limits: &Limits,
-    ) -> Call {
+    pub fn component_type(&self) -> wasmtime::component::types::Component {
+        self.pre.instance_pre().component().component_type()
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn prepare(&self, inputs: &Inputs, limits: &Limits) -> Prepared {
         let started = Instant::now();
-        let stderr = MemoryOutputPipe::new(1 << 20);
+        let stdout = MemoryOutputPipe::new(1 << 22);
+        let stderr = MemoryOutputPipe::new(1 << 22);
         let denied = Arc::new(AtomicU32::new(0));
         let state = HostState {
-            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+            wasi: WasiCtx::builder()
+                .stdout(stdout.clone())
+                .stderr(stderr.clone())
+                .envs(&inputs.env)
+                .build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            config: WasiConfigVariables::from_iter(
-                config.iter().map(|(k, v)| (k.clone(), v.clone())),
-            ),
+            config: ConfigValues(inputs.config.clone()),
             egress: EgressPolicy {
-                allowed: Arc::new(limits.allowed_hosts.clone()),
+                allowed: limits.allowed_hosts.clone().map(Arc::new),
                 timeout_cap: limits.http_timeout_cap,
                 denied: denied.clone(),
             },
@@ -152,98 +211,151 @@ impl Runner {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        // The epoch deadline stops running wasm; the timeout also stops a guest waiting on I/O.
-        let result = tokio::time::timeout(
-            limits.deadline + EPOCH_TICK * 4,
-            self.invoke(&mut store, export),
-        )
-        .await;
-        let outcome = match result {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(e)) => {
-                let text = match e.downcast_ref::<Trap>() {
-                    Some(Trap::Interrupt) => format!(
-                        "the pass exceeded its deadline of {} s and was stopped",
-                        limits.deadline.as_secs()
-                    ),
-                    _ => format!("the component trapped: {e:#}"),
-                };
-                CallOutcome::Trapped(text)
-            }
-            Err(_) => CallOutcome::Trapped(format!(
-                "the pass exceeded its deadline of {} s and was stopped",
-                limits.deadline.as_secs()
-            )),
-        };
-        relog(&String::from_utf8_lossy(&stderr.contents()));
-        Call {
-            outcome,
-            denied_requests: denied.load(Ordering::Relaxed),
-            duration: started.elapsed(),
+        Prepared {
+            store,
+            stdout,
+            stderr,
+            denied,
+            started,
         }
     }
 
-    async fn invoke(
-        &self,
-        store: &mut Store<HostState>,
-        export: &str,
-    ) -> wasmtime::Result<CallOutcome> {
-        let instance = self
-            .linker
-            .instantiate_async(&mut *store, &self.component)
-            .await?;
-        let iface = instance
-            .get_export_index(&mut *store, None, SYNC_INTERFACE)
-            .ok_or_else(|| {
-                wasmtime::format_err!("the component does not export {SYNC_INTERFACE}")
-            })?;
-        let index = instance
-            .get_export_index(&mut *store, Some(&iface), export)
-            .ok_or_else(|| wasmtime::format_err!("the component does not export {export}"))?;
-        let func = instance
-            .get_func(&mut *store, index)
-            .ok_or_else(|| wasmtime::format_err!("{export} is not a function"))?;
-        let mut results = [Val::Bool(false)];
-        func.call_async(&mut *store, &[], &mut results).await?;
-        Ok(match &results[0] {
-            Val::Result(Ok(Some(record))) => match record_json(record) {
-                Some(json) => CallOutcome::Report(json),
-                None => CallOutcome::Trapped("the component's answer has no json field".into()),
-            },
-            Val::Result(Err(Some(err))) => CallOutcome::ConfigError(variant_text(err)),
-            other => {
-                CallOutcome::Trapped(format!("unexpected answer from the component: {other:?}"))
-            }
-        })
+    /// Runs `body` against a fresh instance under the deadline, and collects what it left.
+    async fn call<T, F, Fut>(&self, inputs: &Inputs, limits: &Limits, body: F) -> Call<T>
+    where
+        F: FnOnce(Store<HostState>) -> Fut,
+        Fut: Future<Output = wasmtime::Result<T>>,
+    {
+        let p = self.prepare(inputs, limits);
+        let deadline_text = format!(
+            "the call exceeded its deadline of {} s and was stopped",
+            limits.deadline.as_secs()
+        );
+        // The epoch deadline stops running wasm; the timeout also stops a guest waiting on I/O.
+        let result = tokio::time::timeout(
+            limits.deadline + EPOCH_TICK * 4,
+            body(p.store),
+        )
+        .await;
+        let result = match result {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(match e.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => Stopped::Deadline(deadline_text),
+                _ => Stopped::Trapped(format!("the component trapped: {e:#}")),
+            }),
+            Err(_) => Err(Stopped::Deadline(deadline_text)),
+        };
+        Call {
+            result,
+            denied_requests: p.denied.load(Ordering::Relaxed),
+            duration: p.started.elapsed(),
+            stdout: String::from_utf8_lossy(&p.stdout.contents()).into_owned(),
+            stderr: String::from_utf8_lossy(&p.stderr.contents()).into_owned(),
+        }
     }
-}
 
-/// The `json` field of the report / check-report record.
-fn record_json(record: &Val) -> Option<Value> {
-    let Val::Record(fields) = record else {
-        return None;
-    };
-    fields
-        .iter()
-        .find(|(n, _)| n == "json")
-        .and_then(|(_, v)| match v {
-            Val::String(s) => serde_json::from_str(s).ok(),
-            _ => None,
+    /// `sync.run`: one pass. `Err(SyncError)` inside means the settings were rejected.
+    pub async fn run(&self, inputs: &Inputs, limits: &Limits) -> Call<Result<Report, SyncError>> {
+        let pre = self.pre.clone();
+        self.call(inputs, limits, |mut store| async move {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .jupyterhub_grouper_sync_sync_sync()
+                .call_run(&mut store)
+                .await
         })
-}
+        .await
+    }
 
-fn variant_text(v: &Val) -> String {
-    match v {
-        Val::Variant(_, Some(payload)) => match payload.as_ref() {
-            Val::String(s) => s.clone(),
-            other => format!("{other:?}"),
-        },
-        other => format!("{other:?}"),
+    /// `sync.check`: read-only.
+    pub async fn check(
+        &self,
+        inputs: &Inputs,
+        limits: &Limits,
+    ) -> Call<Result<CheckReport, SyncError>> {
+        let pre = self.pre.clone();
+        self.call(inputs, limits, |mut store| async move {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .jupyterhub_grouper_sync_sync_sync()
+                .call_check(&mut store)
+                .await
+        })
+        .await
+    }
+
+    /// `wasi:cli/run`: `Ok(true)` for exit status 0. Its report lines are in `stdout`.
+    pub async fn cli_run(&self, inputs: &Inputs, limits: &Limits) -> Call<bool> {
+        let pre = self.pre.clone();
+        self.call(inputs, limits, |mut store| async move {
+            let instance = pre.instantiate_async(&mut store).await?;
+            let exit = instance.wasi_cli_run().call_run(&mut store).await?;
+            Ok(exit.is_ok())
+        })
+        .await
+    }
+
+    /// `wasi:http/incoming-handler`: one request, answered in full.
+    pub async fn handle_http(
+        &self,
+        inputs: &Inputs,
+        limits: &Limits,
+        request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+    ) -> Call<HttpAnswer> {
+        use http_body_util::BodyExt;
+        let pre = self.proxy.clone();
+        self.call(inputs, limits, |mut store| async move {
+            let (sender, receiver) = tokio::sync::oneshot::channel();
+            let request = request.map(|b| {
+                b.map_err(|never: std::convert::Infallible| -> wasmtime_wasi_http::Error {
+                    match never {}
+                })
+            });
+            let req = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+            let out = store.data_mut().http().new_response_outparam(sender)?;
+            let instance = pre.instantiate_async(&mut store).await?;
+            let task = async {
+                instance
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            let (handled, response) = tokio::join!(task, async {
+                let response: hyper::Response<HyperOutgoingBody> = match receiver.await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(code)) => return Err(anyhow!("the handler answered with an error: {code:?}")),
+                    Err(_) => return Err(anyhow!("the handler never set a response")),
+                };
+                let (parts, body) = response.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map_err(|e| anyhow!("reading the handler's body: {e:?}"))?
+                    .to_bytes();
+                Ok(HttpAnswer {
+                    status: parts.status.as_u16(),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.as_str().to_string(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect(),
+                    body: body.to_vec(),
+                })
+            });
+            handled?;
+            response.map_err(|e| wasmtime::format_err!("{e:#}"))
+        })
+        .await
     }
 }
 
 /// Re-emits the component's `grouper-sync LEVEL: message` lines through tracing.
-fn relog(stderr: &str) {
+pub fn relog(stderr: &str) {
     for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
         let rest = line.strip_prefix("grouper-sync ").unwrap_or(line);
         match rest.split_once(": ") {

@@ -1,12 +1,8 @@
-//! The WASI adapters: exports (`sync.run`, `wasi:cli/run`), settings from `wasi:config/store`
-//! with the environment as fallback, and HTTP over `wasi:http/outgoing-handler`.
-
-wit_bindgen::generate!({ path: "wit", world: "grouper-sync", generate_all });
+//! `Transport` over `wasi:http/outgoing-handler`: all three timeouts set, and bounded fan-out by
+//! polling several response pollables with `wasi:io/poll`.
 
 use crate::http::{Method, Outcome as HttpOutcome, Request, Response, Transport, TransportError};
-use crate::report::{Outcome, Report};
-use crate::settings::{self, ConfigError, Settings};
-use exports::jupyterhub_grouper_sync::sync::sync as wit;
+use crate::settings::Settings;
 use std::time::Duration;
 use waki::bindings::wasi::http::outgoing_handler;
 use waki::bindings::wasi::http::types::{
@@ -14,180 +10,38 @@ use waki::bindings::wasi::http::types::{
     OutgoingRequest, RequestOptions, Scheme,
 };
 use waki::bindings::wasi::io::poll;
-use wasi::config::store;
-
-struct Component;
-
-/// Settings from `wasi:config/store`; a key absent there falls back to its environment variable.
-fn load_settings() -> Result<Settings, ConfigError> {
-    let all =
-        store::get_all().map_err(|e| ConfigError(format!("wasi:config get-all failed: {e:?}")))?;
-    settings::check_known_keys(all.iter().map(|(k, _)| k.as_str()))?;
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    settings::check_known_env(env.iter().map(|(k, _)| k.as_str()))?;
-    settings::parse(|key| {
-        if let Some((_, v)) = all.iter().find(|(k, _)| k == key) {
-            return Ok(Some(v.clone()));
-        }
-        let env_name = settings::KEYS
-            .iter()
-            .find(|k| k.name == key)
-            .map(|k| k.env)
-            .unwrap_or_default();
-        Ok(env
-            .iter()
-            .find(|(k, _)| k == env_name)
-            .map(|(_, v)| v.clone()))
-    })
-}
-
-fn run_pass() -> Result<Report, ConfigError> {
-    let settings = load_settings()?;
-    Ok(crate::pass::run(
-        &settings,
-        &mut WasiTransport {
-            settings: &settings,
-        },
-    ))
-}
-
-impl wit::Guest for Component {
-    fn run() -> Result<wit::Report, wit::SyncError> {
-        match run_pass() {
-            Ok(report) => Ok(to_wit(&report)),
-            Err(e) => Err(wit::SyncError::Config(e.0)),
-        }
-    }
-
-    fn check() -> Result<wit::CheckReport, wit::SyncError> {
-        let settings = load_settings().map_err(|e| wit::SyncError::Config(e.0))?;
-        let r = crate::check::run(
-            &settings,
-            &mut WasiTransport {
-                settings: &settings,
-            },
-        );
-        Ok(wit::CheckReport {
-            ok: r.ok(),
-            hub_identity: r.hub_identity.clone(),
-            hub_scopes: r.hub_scopes.clone(),
-            missing_scopes: r.missing_scopes.clone(),
-            groups_readable: r
-                .groups_readable
-                .iter()
-                .map(|(g, n)| (g.clone(), (*n).min(u32::MAX as usize) as u32))
-                .collect(),
-            errors: r.errors.clone(),
-            json: serde_json::to_string(&r).unwrap_or_default(),
-        })
-    }
-}
-
-impl exports::wasi::cli::run::Guest for Component {
-    /// Prints the report as one JSON line; exits 0 only for a converged pass.
-    fn run() -> Result<(), ()> {
-        match run_pass() {
-            Ok(report) => {
-                println!("{}", report.to_json());
-                if report.exit_ok() {
-                    Ok(())
-                } else {
-                    Err(())
-                }
-            }
-            Err(e) => {
-                eprintln!("grouper-sync error: configuration: {e}");
-                println!(
-                    "{}",
-                    serde_json::json!({"outcome": "failed", "errors": [format!("configuration: {e}")]})
-                );
-                Err(())
-            }
-        }
-    }
-}
-
-export!(Component);
-
-fn outcome(o: Outcome) -> wit::Outcome {
-    match o {
-        Outcome::Converged => wit::Outcome::Converged,
-        Outcome::RemovalsWithheld => wit::Outcome::RemovalsWithheld,
-        Outcome::Failed => wit::Outcome::Failed,
-    }
-}
-
-fn to_wit(r: &Report) -> wit::Report {
-    let n = |x: usize| x.min(u32::MAX as usize) as u32;
-    wit::Report {
-        outcome: outcome(r.outcome),
-        dry_run: r.dry_run,
-        users_seen: n(r.users_seen),
-        users_unread: n(r.users_unread),
-        users_vanished: n(r.users_vanished),
-        targets: r
-            .targets
-            .iter()
-            .map(|t| wit::TargetReport {
-                group: t.group.clone(),
-                outcome: outcome(t.outcome),
-                mode: t.mode.clone(),
-                users_selected: n(t.users_selected),
-                admins_skipped: n(t.admins_skipped),
-                users_mapped: n(t.users_mapped),
-                users_unmapped: n(t.users_unmapped),
-                duplicates_collapsed: n(t.duplicates_collapsed),
-                current_members: n(t.current_members),
-                to_add: n(t.to_add),
-                to_remove: n(t.to_remove),
-                added: n(t.added),
-                removed: n(t.removed),
-                protected_kept: n(t.protected_kept),
-                unmanaged_kept: n(t.unmanaged_kept),
-                kept_by_mode: n(t.kept_by_mode),
-                withheld_removals: n(t.withheld_removals),
-                withheld_reason: t.withheld_reason.clone(),
-                failures: t
-                    .failures
-                    .iter()
-                    .map(|f| wit::SubjectFailure {
-                        operation: f.operation.clone(),
-                        subject: f.subject.clone(),
-                        code: f.code.clone(),
-                        message: f.message.clone(),
-                    })
-                    .collect(),
-                error: t.error.clone(),
-            })
-            .collect(),
-        errors: r.errors.clone(),
-        duration_ms: r.duration_ms,
-        jupyterhub_requests: r.requests.jupyterhub,
-        grouper_requests: r.requests.grouper,
-        json: r.to_json(),
-    }
-}
 
 /// HTTP over `wasi:http`, through waki's bindings and body handling.
-struct WasiTransport<'a> {
-    settings: &'a Settings,
+pub struct WasiTransport<'a> {
+    pub settings: &'a Settings,
 }
 
 fn classify(code: &ErrorCode) -> TransportError {
+    use ErrorCode as E;
     let text = format!("{code:?}");
     match code {
-        ErrorCode::HttpRequestDenied => TransportError::Denied(text),
-        _ if text.contains("Timeout") => TransportError::Timeout(text),
-        ErrorCode::HttpProtocolError | ErrorCode::HttpResponseIncomplete => {
-            TransportError::Body(text)
-        }
-        _ if text.contains("Connection")
-            || text.contains("Dns")
-            || text.contains("Destination")
-            || text.contains("Tls") =>
-        {
-            TransportError::Connect(text)
-        }
+        E::HttpRequestDenied => TransportError::Denied(text),
+        E::DnsTimeout
+        | E::ConnectionTimeout
+        | E::ConnectionReadTimeout
+        | E::ConnectionWriteTimeout
+        | E::HttpResponseTimeout => TransportError::Timeout(text),
+        E::HttpProtocolError
+        | E::HttpResponseIncomplete
+        | E::ConnectionTerminated
+        | E::HttpResponseBodySize(_)
+        | E::HttpResponseTransferCoding(_)
+        | E::HttpResponseContentCoding(_) => TransportError::Body(text),
+        E::DnsError(_)
+        | E::DestinationNotFound
+        | E::DestinationUnavailable
+        | E::DestinationIpProhibited
+        | E::DestinationIpUnroutable
+        | E::ConnectionRefused
+        | E::ConnectionLimitReached
+        | E::TlsProtocolError
+        | E::TlsCertificateError
+        | E::TlsAlertReceived(_) => TransportError::Connect(text),
         _ => TransportError::Other(text),
     }
 }

@@ -1,0 +1,93 @@
+//! The host's side of the contract, generated from the same `wit/world.wit` as the component.
+//! Every WASI interface maps to the wasmtime-wasi(-http) implementations; `wasi:config/store` is
+//! implemented here, in both versions a build may import (rc.1 and Spin's draft-2024-09-27), so
+//! every build of the component runs under this host.
+
+use std::collections::BTreeMap;
+use wasmtime::component::HasData;
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "sync-host",
+    imports: { default: trappable },
+    exports: { default: async },
+});
+
+pub use exports::jupyterhub_grouper_sync::sync::sync::{
+    CheckReport, ErrorKind, Outcome, Report, SyncError, TargetReport,
+};
+
+use wasi::config0_2_0_draft_2024_09_27::store as draft_store;
+use wasi::config0_2_0_rc_1::store as rc1_store;
+
+/// The config values one call sees.
+pub struct ConfigValues(pub BTreeMap<String, String>);
+
+impl rc1_store::Host for ConfigValues {
+    fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, rc1_store::Error>> {
+        Ok(Ok(self.0.get(&key).cloned()))
+    }
+    fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, rc1_store::Error>> {
+        Ok(Ok(self.0.clone().into_iter().collect()))
+    }
+}
+
+impl draft_store::Host for ConfigValues {
+    fn get(
+        &mut self,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<String>, draft_store::Error>> {
+        Ok(Ok(self.0.get(&key).cloned()))
+    }
+    fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, draft_store::Error>> {
+        Ok(Ok(self.0.clone().into_iter().collect()))
+    }
+}
+
+struct Config;
+
+impl HasData for Config {
+    type Data<'a> = &'a mut ConfigValues;
+}
+
+/// Adds both `wasi:config/store` versions, reading the values through `get`.
+pub fn add_config_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    get: fn(&mut T) -> &mut ConfigValues,
+) -> wasmtime::Result<()> {
+    rc1_store::add_to_linker::<T, Config>(linker, get)?;
+    draft_store::add_to_linker::<T, Config>(linker, get)?;
+    Ok(())
+}
+
+/// The core's kind for a kind the component reported; the core owns the names logs and metrics use.
+pub fn core_kind(k: ErrorKind) -> jupyterhub_grouper_sync::error::ErrorKind {
+    use jupyterhub_grouper_sync::error::ErrorKind as K;
+    match k {
+        ErrorKind::Config => K::Config,
+        ErrorKind::HubUnauthorized => K::HubUnauthorized,
+        ErrorKind::HubForbidden => K::HubForbidden,
+        ErrorKind::HubUnavailable => K::HubUnavailable,
+        ErrorKind::HubBadAnswer => K::HubBadAnswer,
+        ErrorKind::HubIncomplete => K::HubIncomplete,
+        ErrorKind::GrouperUnauthorized => K::GrouperUnauthorized,
+        ErrorKind::GrouperForbidden => K::GrouperForbidden,
+        ErrorKind::GrouperUnavailable => K::GrouperUnavailable,
+        ErrorKind::GrouperBadAnswer => K::GrouperBadAnswer,
+        ErrorKind::GroupNotFound => K::GroupNotFound,
+        ErrorKind::Timeout => K::Timeout,
+        ErrorKind::EgressDenied => K::EgressDenied,
+        ErrorKind::Deadline => K::Deadline,
+        ErrorKind::Internal => K::Internal,
+    }
+}
+
+pub fn core_outcome(o: Outcome) -> jupyterhub_grouper_sync::report::Outcome {
+    use jupyterhub_grouper_sync::report::Outcome as O;
+    match o {
+        Outcome::Converged => O::Converged,
+        Outcome::ChangesRemaining => O::ChangesRemaining,
+        Outcome::RemovalsWithheld => O::RemovalsWithheld,
+        Outcome::Failed => O::Failed,
+    }
+}

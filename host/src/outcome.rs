@@ -1,0 +1,152 @@
+//! What one call of `sync.run` amounted to, read from the typed report: the result that logs,
+//! metrics, exit codes and the schedule use, and the kinds of its errors.
+
+use crate::bindings::{core_kind, core_outcome, Report, SyncError};
+use crate::runner::Call;
+use jupyterhub_grouper_sync::error::ErrorKind;
+use jupyterhub_grouper_sync::report::Outcome;
+use std::time::Duration;
+
+/// A pass as the host accounts for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassSummary {
+    pub outcome: Outcome,
+    /// The kind of every error of the pass (the pass's own, and the host's when it stopped it).
+    pub error_kinds: Vec<ErrorKind>,
+    pub messages: Vec<String>,
+    pub users_seen: u32,
+    pub to_add: u32,
+    pub to_remove: u32,
+    pub added: u32,
+    pub removed: u32,
+    pub unmapped: u32,
+    pub withheld: u32,
+    pub failures: u32,
+    pub changes_remaining: u32,
+    pub denied_requests: u32,
+    pub duration: Duration,
+    pub dry_run: bool,
+    /// The component's JSON report, when it produced one.
+    pub json: Option<String>,
+    /// The settings were rejected before anything ran.
+    pub config_error: bool,
+}
+
+fn error_line(e: &SyncError) -> String {
+    format!("[{}] {}", core_kind(e.kind), e.message)
+}
+
+impl PassSummary {
+    fn empty(call_duration: Duration, denied: u32) -> PassSummary {
+        PassSummary {
+            outcome: Outcome::Failed,
+            error_kinds: Vec::new(),
+            messages: Vec::new(),
+            users_seen: 0,
+            to_add: 0,
+            to_remove: 0,
+            added: 0,
+            removed: 0,
+            unmapped: 0,
+            withheld: 0,
+            failures: 0,
+            changes_remaining: 0,
+            denied_requests: denied,
+            duration: call_duration,
+            dry_run: false,
+            json: None,
+            config_error: false,
+        }
+    }
+
+    pub fn from_call(call: &Call<Result<Report, SyncError>>) -> PassSummary {
+        let mut s = PassSummary::empty(call.duration, call.denied_requests);
+        match &call.result {
+            Err(stopped) => {
+                s.error_kinds.push(stopped.kind());
+                s.messages.push(format!("[{}] {}", stopped.kind(), stopped.message()));
+            }
+            Ok(Err(config)) => {
+                s.config_error = true;
+                s.error_kinds.push(core_kind(config.kind));
+                s.messages.push(error_line(config));
+            }
+            Ok(Ok(r)) => {
+                s.outcome = core_outcome(r.outcome);
+                s.error_kinds = r.errors.iter().map(|e| core_kind(e.kind)).collect();
+                s.messages = r.errors.iter().map(error_line).collect();
+                s.users_seen = r.users_seen;
+                let sum = |f: fn(&crate::bindings::TargetReport) -> u32| {
+                    r.targets.iter().map(f).sum::<u32>()
+                };
+                s.to_add = sum(|t| t.to_add);
+                s.to_remove = sum(|t| t.to_remove);
+                s.added = sum(|t| t.added);
+                s.removed = sum(|t| t.removed);
+                s.unmapped = sum(|t| t.users_unmapped);
+                s.withheld = sum(|t| t.withheld_removals);
+                s.failures = sum(|t| t.failures.len() as u32);
+                s.changes_remaining = r.changes_remaining;
+                s.dry_run = r.dry_run;
+                s.json = Some(r.json.clone());
+            }
+        }
+        if s.denied_requests > 0 && !s.error_kinds.contains(&ErrorKind::EgressDenied) {
+            s.error_kinds.push(ErrorKind::EgressDenied);
+        }
+        s
+    }
+
+    /// Counts as a success for readiness and the schedule: the group is as up to date as safety allows.
+    pub fn succeeded(&self) -> bool {
+        self.outcome != Outcome::Failed
+    }
+
+    /// Exit status of `once`.
+    pub fn exit_code(&self) -> u8 {
+        match self.outcome {
+            _ if self.config_error => 2,
+            Outcome::Converged => 0,
+            Outcome::Failed => 1,
+            Outcome::RemovalsWithheld => 3,
+            Outcome::ChangesRemaining => 4,
+        }
+    }
+
+    pub fn log(&self) {
+        let result = self.outcome.as_str();
+        let ms = self.duration.as_millis() as u64;
+        let kinds: Vec<&str> = self.error_kinds.iter().map(|k| k.as_str()).collect();
+        let line = format!(
+            "pass {result}{}: users={} to_add={} to_remove={} added={} removed={} unmapped={} withheld={} remaining={} failures={} duration_ms={ms}",
+            if self.dry_run { " (dry run)" } else { "" },
+            self.users_seen,
+            self.to_add,
+            self.to_remove,
+            self.added,
+            self.removed,
+            self.unmapped,
+            self.withheld,
+            self.changes_remaining,
+            self.failures,
+        );
+        match self.outcome {
+            Outcome::Failed => tracing::error!(
+                result,
+                error_kinds = %kinds.join(","),
+                "{line}; errors: {}",
+                self.messages.join("; ")
+            ),
+            Outcome::RemovalsWithheld | Outcome::ChangesRemaining => {
+                tracing::warn!(result, "{line}")
+            }
+            Outcome::Converged => tracing::info!(result, "{line}"),
+        }
+        if self.denied_requests > 0 {
+            tracing::warn!(
+                denied = self.denied_requests,
+                "the egress policy refused requests during the pass"
+            );
+        }
+    }
+}

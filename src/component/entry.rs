@@ -1,0 +1,286 @@
+//! The three entry points, each a thin shell over the core: the typed `sync` interface, the
+//! `wasi:cli/run` command (one pass, or a loop with `sync_every_seconds`), and the HTTP handler.
+
+use super::config::Config;
+use super::exports::jupyterhub_grouper_sync::sync::sync as wit;
+use super::exports::wasi::cli::run::Guest as RunGuest;
+use super::exports::wasi::http::incoming_handler::Guest as HttpGuest;
+use super::transport::WasiTransport;
+use super::Component;
+use crate::check::{self, CheckReport};
+use crate::error::{ErrorKind, SyncError};
+use crate::http_entry::{self, Action, Decision, Reply};
+use crate::report::{Outcome, Report, TargetReport};
+use crate::settings::Settings;
+use std::io::Write as _;
+use std::time::Duration;
+use waki::bindings::wasi::http::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+
+fn run_pass(settings: &Settings) -> Report {
+    crate::pass::run(settings, &mut WasiTransport { settings })
+}
+
+fn run_check(settings: &Settings) -> CheckReport {
+    check::run(settings, &mut WasiTransport { settings })
+}
+
+fn load_settings() -> Result<Settings, SyncError> {
+    Config::load()?.settings()
+}
+
+impl wit::Guest for Component {
+    fn run() -> Result<wit::Report, wit::SyncError> {
+        let settings = load_settings().map_err(|e| to_wit_error(&e))?;
+        Ok(to_wit_report(&run_pass(&settings)))
+    }
+
+    fn check() -> Result<wit::CheckReport, wit::SyncError> {
+        let settings = load_settings().map_err(|e| to_wit_error(&e))?;
+        let r = run_check(&settings);
+        Ok(wit::CheckReport {
+            ok: r.ok(),
+            hub_identity: r.hub_identity.clone(),
+            hub_scopes: r.hub_scopes.clone(),
+            missing_scopes: r.missing_scopes.clone(),
+            groups_readable: r
+                .groups_readable
+                .iter()
+                .map(|(g, n)| (g.clone(), count(*n)))
+                .collect(),
+            errors: r.errors.iter().map(to_wit_error).collect(),
+            json: serde_json::to_string(&r).unwrap_or_default(),
+        })
+    }
+}
+
+/// `sync_every_seconds`, when set: the command loops instead of running one pass.
+fn loop_interval(config: &Config) -> Result<Option<Duration>, SyncError> {
+    let Some(v) = config.get("sync_every_seconds") else {
+        return Ok(None);
+    };
+    match v.trim().parse::<u64>() {
+        Ok(n) if (1..=31 * 86_400).contains(&n) => Ok(Some(Duration::from_secs(n))),
+        _ => Err(SyncError::config(format!(
+            "sync_every_seconds must be a whole number of seconds from 1 to 2678400, not {:?}",
+            v.trim()
+        ))),
+    }
+}
+
+/// One pass with fresh settings, its report printed as one JSON line.
+fn print_one_pass() -> Report {
+    let report = match load_settings() {
+        Ok(settings) => run_pass(&settings),
+        Err(e) => {
+            eprintln!("grouper-sync error: {e}");
+            Report::not_started(e)
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", report.to_json());
+    let _ = out.flush();
+    report
+}
+
+impl RunGuest for Component {
+    /// One pass (exit 0 only when converged); with `sync_every_seconds`, a pass every interval
+    /// until the platform stops the component. A loop that cannot read its own interval exits 1.
+    fn run() -> Result<(), ()> {
+        let interval = match Config::load().and_then(|c| loop_interval(&c)) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("grouper-sync error: {e}");
+                println!("{}", Report::not_started(e).to_json());
+                return Err(());
+            }
+        };
+        let Some(every) = interval else {
+            return match print_one_pass().outcome {
+                Outcome::Converged => Ok(()),
+                _ => Err(()),
+            };
+        };
+        eprintln!(
+            "grouper-sync info: loop mode: a pass every {} s",
+            every.as_secs()
+        );
+        loop {
+            print_one_pass();
+            std::thread::sleep(every);
+        }
+    }
+}
+
+fn method_name(m: &Method) -> &str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::Other(s) => s.as_str(),
+    }
+}
+
+fn answer(out: ResponseOutparam, reply: Reply) {
+    let fields: Vec<(String, Vec<u8>)> = reply
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .chain([(
+            "content-length".to_string(),
+            reply.body.len().to_string().into_bytes(),
+        )])
+        .collect();
+    let headers = Fields::from_list(&fields).unwrap_or_else(|_| Fields::new());
+    let response = OutgoingResponse::new(headers);
+    let _ = response.set_status_code(reply.status);
+    let Ok(body) = response.body() else {
+        return;
+    };
+    ResponseOutparam::set(out, Ok(response));
+    if let Ok(stream) = body.write() {
+        for chunk in reply.body.chunks(4096) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                break;
+            }
+        }
+        drop(stream);
+    }
+    let _ = OutgoingBody::finish(body, None);
+}
+
+impl HttpGuest for Component {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let method = request.method();
+        let path = request.path_with_query().unwrap_or_else(|| "/".into());
+        let authorization = request
+            .headers()
+            .get(&"authorization".to_string())
+            .into_iter()
+            .next()
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        drop(request);
+        let config = Config::load();
+        let token = || match &config {
+            Ok(c) => Ok(c.get("sync_auth_token")),
+            Err(e) => Err(e.clone()),
+        };
+        let reply = match http_entry::route(method_name(&method), &path, authorization.as_deref(), token) {
+            Decision::Answer(reply) => reply,
+            Decision::Run(action) => {
+                match config.and_then(|c| c.settings()) {
+                    Err(e) => http_entry::config_error_reply(e),
+                    Ok(mut settings) => match action {
+                        Action::Sync { dry_run } => {
+                            settings.dry_run |= dry_run;
+                            http_entry::report_reply(&run_pass(&settings))
+                        }
+                        Action::Check => http_entry::check_reply(&run_check(&settings)),
+                    },
+                }
+            }
+        };
+        answer(out, reply);
+    }
+}
+
+fn count(n: usize) -> u32 {
+    n.min(u32::MAX as usize) as u32
+}
+
+fn to_wit_kind(k: ErrorKind) -> wit::ErrorKind {
+    use wit::ErrorKind as W;
+    match k {
+        ErrorKind::Config => W::Config,
+        ErrorKind::HubUnauthorized => W::HubUnauthorized,
+        ErrorKind::HubForbidden => W::HubForbidden,
+        ErrorKind::HubUnavailable => W::HubUnavailable,
+        ErrorKind::HubBadAnswer => W::HubBadAnswer,
+        ErrorKind::HubIncomplete => W::HubIncomplete,
+        ErrorKind::GrouperUnauthorized => W::GrouperUnauthorized,
+        ErrorKind::GrouperForbidden => W::GrouperForbidden,
+        ErrorKind::GrouperUnavailable => W::GrouperUnavailable,
+        ErrorKind::GrouperBadAnswer => W::GrouperBadAnswer,
+        ErrorKind::GroupNotFound => W::GroupNotFound,
+        ErrorKind::Timeout => W::Timeout,
+        ErrorKind::EgressDenied => W::EgressDenied,
+        ErrorKind::Deadline => W::Deadline,
+        ErrorKind::Internal => W::Internal,
+    }
+}
+
+fn to_wit_error(e: &SyncError) -> wit::SyncError {
+    wit::SyncError {
+        kind: to_wit_kind(e.kind),
+        message: e.message.clone(),
+        missing_scope: e.missing_scope.clone(),
+    }
+}
+
+fn to_wit_outcome(o: Outcome) -> wit::Outcome {
+    match o {
+        Outcome::Converged => wit::Outcome::Converged,
+        Outcome::ChangesRemaining => wit::Outcome::ChangesRemaining,
+        Outcome::RemovalsWithheld => wit::Outcome::RemovalsWithheld,
+        Outcome::Failed => wit::Outcome::Failed,
+    }
+}
+
+fn to_wit_target(t: &TargetReport) -> wit::TargetReport {
+    wit::TargetReport {
+        group: t.group.clone(),
+        outcome: to_wit_outcome(t.outcome),
+        mode: t.mode.clone(),
+        users_selected: count(t.users_selected),
+        admins_skipped: count(t.admins_skipped),
+        users_mapped: count(t.users_mapped),
+        users_unmapped: count(t.users_unmapped),
+        duplicates_collapsed: count(t.duplicates_collapsed),
+        current_members: count(t.current_members),
+        to_add: count(t.to_add),
+        to_remove: count(t.to_remove),
+        added: count(t.added),
+        removed: count(t.removed),
+        protected_kept: count(t.protected_kept),
+        unmanaged_kept: count(t.unmanaged_kept),
+        kept_by_mode: count(t.kept_by_mode),
+        withheld_removals: count(t.withheld_removals),
+        withheld_reason: t.withheld_reason.clone(),
+        changes_remaining: count(t.changes_remaining),
+        failures: t
+            .failures
+            .iter()
+            .map(|f| wit::SubjectFailure {
+                operation: f.operation.clone(),
+                subject: f.subject.clone(),
+                code: f.code.clone(),
+                message: f.message.clone(),
+            })
+            .collect(),
+        error: t.error.as_ref().map(to_wit_error),
+    }
+}
+
+fn to_wit_report(r: &Report) -> wit::Report {
+    wit::Report {
+        outcome: to_wit_outcome(r.outcome),
+        dry_run: r.dry_run,
+        users_seen: count(r.users_seen),
+        users_unread: count(r.users_unread),
+        users_vanished: count(r.users_vanished),
+        targets: r.targets.iter().map(to_wit_target).collect(),
+        errors: r.errors.iter().map(to_wit_error).collect(),
+        changes_remaining: count(r.changes_remaining),
+        duration_ms: r.duration_ms,
+        jupyterhub_requests: r.requests.jupyterhub,
+        grouper_requests: r.requests.grouper,
+        json: r.to_json(),
+    }
+}

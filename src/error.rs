@@ -1,0 +1,192 @@
+//! The one error type of the sync: a kind that logs, metrics and HTTP statuses use, and a message
+//! for people. The WIT mirrors it (`error-kind`, `sync-error`).
+
+use crate::http::TransportError;
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// A setting is missing or invalid.
+    Config,
+    /// The hub rejected the token itself.
+    HubUnauthorized,
+    /// The token is valid but lacks a scope (named in `missing_scope` when the hub says which).
+    HubForbidden,
+    /// The hub could not be reached or answered 5xx/429.
+    HubUnavailable,
+    /// The hub answered something that is not what its API promises.
+    HubBadAnswer,
+    /// The hub was read, but not completely (unread users, a listing shorter than its total).
+    HubIncomplete,
+    /// Grouper (or the container in front of it) rejected the credentials.
+    GrouperUnauthorized,
+    /// The Grouper user may not read or change the group.
+    GrouperForbidden,
+    /// Grouper could not be reached or answered without a Grouper answer (5xx, 429).
+    GrouperUnavailable,
+    /// Grouper answered something that cannot be trusted (malformed, a failed row, wrong group).
+    GrouperBadAnswer,
+    /// The target group does not exist, or the Grouper user cannot see it.
+    GroupNotFound,
+    /// A request timed out.
+    Timeout,
+    /// The host's egress policy refused a request.
+    EgressDenied,
+    /// The pass ran past the host's deadline and was stopped.
+    Deadline,
+    /// Anything else: a trap, a host failure, a bug.
+    Internal,
+}
+
+impl ErrorKind {
+    pub const ALL: &'static [ErrorKind] = &[
+        ErrorKind::Config,
+        ErrorKind::HubUnauthorized,
+        ErrorKind::HubForbidden,
+        ErrorKind::HubUnavailable,
+        ErrorKind::HubBadAnswer,
+        ErrorKind::HubIncomplete,
+        ErrorKind::GrouperUnauthorized,
+        ErrorKind::GrouperForbidden,
+        ErrorKind::GrouperUnavailable,
+        ErrorKind::GrouperBadAnswer,
+        ErrorKind::GroupNotFound,
+        ErrorKind::Timeout,
+        ErrorKind::EgressDenied,
+        ErrorKind::Deadline,
+        ErrorKind::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "config",
+            ErrorKind::HubUnauthorized => "hub-unauthorized",
+            ErrorKind::HubForbidden => "hub-forbidden",
+            ErrorKind::HubUnavailable => "hub-unavailable",
+            ErrorKind::HubBadAnswer => "hub-bad-answer",
+            ErrorKind::HubIncomplete => "hub-incomplete",
+            ErrorKind::GrouperUnauthorized => "grouper-unauthorized",
+            ErrorKind::GrouperForbidden => "grouper-forbidden",
+            ErrorKind::GrouperUnavailable => "grouper-unavailable",
+            ErrorKind::GrouperBadAnswer => "grouper-bad-answer",
+            ErrorKind::GroupNotFound => "group-not-found",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::EgressDenied => "egress-denied",
+            ErrorKind::Deadline => "deadline",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// Did the pass fail because the hub or Grouper (or the way to them) failed, rather than
+    /// because of its own settings or the runtime? The HTTP entry answers 502 for these.
+    pub fn is_upstream(self) -> bool {
+        !matches!(
+            self,
+            ErrorKind::Config | ErrorKind::Deadline | ErrorKind::Internal
+        )
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which service a request went to, for classifying transport failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Hub,
+    Grouper,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// For `hub-forbidden`: the scope(s) the hub said it needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_scope: Option<String>,
+}
+
+impl SyncError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        SyncError {
+            kind,
+            message: message.into(),
+            missing_scope: None,
+        }
+    }
+
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.missing_scope = Some(scope.into());
+        self
+    }
+
+    /// A request to `service` that produced no complete response.
+    pub fn transport(service: Service, what: &str, e: &TransportError) -> Self {
+        let kind = match (e, service) {
+            (TransportError::Timeout(_), _) => ErrorKind::Timeout,
+            (TransportError::Denied(_), _) => ErrorKind::EgressDenied,
+            (TransportError::Other(_), _) => ErrorKind::Internal,
+            (TransportError::Connect(_) | TransportError::Body(_), Service::Hub) => {
+                ErrorKind::HubUnavailable
+            }
+            (TransportError::Connect(_) | TransportError::Body(_), Service::Grouper) => {
+                ErrorKind::GrouperUnavailable
+            }
+        };
+        Self::new(kind, format!("{what}: {e}"))
+    }
+}
+
+impl fmt::Display for SyncError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.kind)
+    }
+}
+
+impl std::error::Error for SyncError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_have_unique_kebab_names_matching_serde() {
+        let mut names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        for k in ErrorKind::ALL {
+            assert_eq!(
+                serde_json::to_value(k).unwrap(),
+                serde_json::Value::String(k.as_str().into())
+            );
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+    }
+
+    #[test]
+    fn transport_failures_are_classified_by_service() {
+        let refused = TransportError::Connect("refused".into());
+        assert_eq!(
+            SyncError::transport(Service::Hub, "x", &refused).kind,
+            ErrorKind::HubUnavailable
+        );
+        assert_eq!(
+            SyncError::transport(Service::Grouper, "x", &refused).kind,
+            ErrorKind::GrouperUnavailable
+        );
+        let t = SyncError::transport(Service::Grouper, "x", &TransportError::Timeout("t".into()));
+        assert_eq!(t.kind, ErrorKind::Timeout);
+        let d = SyncError::transport(Service::Hub, "x", &TransportError::Denied("d".into()));
+        assert_eq!(d.kind, ErrorKind::EgressDenied);
+        assert!(d.kind.is_upstream() && !ErrorKind::Config.is_upstream());
+    }
+}

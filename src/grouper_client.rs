@@ -1,0 +1,130 @@
+//! The Grouper side of a pass: reads a group's immediate members page by page and sends
+//! add/delete batches, checking every row.
+
+use crate::error::{ErrorKind, Service, SyncError};
+use crate::grouper::{self, Connection, Member, WriteOp};
+use crate::hub_reader::MAX_PAGES;
+use crate::report::{SubjectFailure, TargetReport};
+use crate::session::Session;
+use crate::settings::{Settings, Target};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+pub fn connection(settings: &Settings) -> Connection {
+    Connection::new(
+        &settings.grouper_base_url,
+        &settings.grouper_user,
+        settings.grouper_password.expose(),
+        &settings.grouper_content_type,
+    )
+}
+
+/// Reads every immediate member of the target group, or fails: a partial read is never returned.
+pub fn read_group(
+    s: &mut Session,
+    conn: &Connection,
+    target: &Target,
+) -> Result<Vec<Member>, SyncError> {
+    let page_size = s.settings.grouper_page_size;
+    let what = format!("reading members of {}", target.group_path);
+    let mut members = Vec::new();
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut unresolvable = 0;
+    for page_number in 1..=MAX_PAGES {
+        let req = grouper::get_members_request(
+            conn,
+            &target.group_path,
+            &target.lookup,
+            target.source_id.as_deref(),
+            page_size,
+            page_number,
+        );
+        let resp = s.send(Service::Grouper, &what, &req)?;
+        let page = grouper::parse_get_members(&target.group_path, &target.lookup, &resp)?;
+        unresolvable += page.unresolvable;
+        let count = page.members.len();
+        let mut new = 0;
+        for m in page.members {
+            if seen.insert((m.source_id.clone(), m.id.clone())) {
+                new += 1;
+                members.push(m);
+            }
+        }
+        if count > page_size {
+            break; // the server ignored pageSize and sent everything
+        }
+        if count < page_size {
+            break;
+        }
+        if new == 0 {
+            return Err(SyncError::new(
+                ErrorKind::GrouperBadAnswer,
+                format!("{what}: page {page_number} repeated earlier members; the server does not page"),
+            ));
+        }
+    }
+    if unresolvable > 0 {
+        s.log.warn(&format!(
+            "{}: Grouper could not resolve {unresolvable} member(s)",
+            target.group_path
+        ));
+    }
+    Ok(members)
+}
+
+/// Sends one operation's batches, counting each row into the report. Returns false when a batch
+/// failed as a whole (its error is in the report and nothing more should be sent).
+pub fn write(
+    s: &mut Session,
+    conn: &Connection,
+    op: WriteOp,
+    target: &Target,
+    items: &[(String, Value)],
+    report: &mut TargetReport,
+) -> bool {
+    for batch in items.chunks(s.settings.grouper_batch_size) {
+        let labels: Vec<String> = batch.iter().map(|(label, _)| label.clone()).collect();
+        let lookups: Vec<Value> = batch.iter().map(|(_, l)| l.clone()).collect();
+        let req = grouper::write_request(conn, op, &target.group_path, &lookups);
+        let what = format!("{} members of {}", op.as_str(), target.group_path);
+        let rows = s
+            .send(Service::Grouper, &what, &req)
+            .and_then(|resp| grouper::parse_write(op, &target.group_path, &labels, &resp));
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                report.error = Some(e);
+                return false;
+            }
+        };
+        for row in rows {
+            if row.success {
+                match op {
+                    WriteOp::Add => report.added += 1,
+                    WriteOp::Delete => report.removed += 1,
+                }
+                continue;
+            }
+            if row.subject_problem.is_none() && report.error.is_none() {
+                report.error = Some(SyncError::new(
+                    grouper::code_kind(&row.code),
+                    format!(
+                        "{} {}: {} {}",
+                        op.as_str(),
+                        row.subject,
+                        row.code,
+                        row.message
+                    ),
+                ));
+            }
+            let code = row.reported_code().to_string();
+            report.failures.push(SubjectFailure {
+                operation: op.as_str().into(),
+                subject: row.subject,
+                code,
+                message: row.message,
+            });
+        }
+    }
+    true
+}

@@ -1,0 +1,60 @@
+//! The I/O context of one pass or check: the transport, the retry policy, and the count of
+//! requests sent to each service.
+
+use crate::error::{Service, SyncError};
+use crate::http::{send_with_retries, Outcome, Request, Response, Transport};
+use crate::log::Logger;
+use crate::report::Requests;
+use crate::settings::Settings;
+
+pub struct Session<'a> {
+    pub settings: &'a Settings,
+    transport: &'a mut dyn Transport,
+    pub log: Logger,
+    pub requests: Requests,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(settings: &'a Settings, transport: &'a mut dyn Transport) -> Self {
+        Session {
+            settings,
+            transport,
+            log: Logger {
+                level: settings.log_level,
+            },
+            requests: Requests::default(),
+        }
+    }
+
+    /// Sends requests to one service with up to `in_flight` outstanding, retrying transient
+    /// failures; one outcome per request, in order.
+    pub fn send_all(
+        &mut self,
+        service: Service,
+        requests: &[Request],
+        in_flight: usize,
+    ) -> Vec<Outcome> {
+        let h = &self.settings.http;
+        let (out, sent) =
+            send_with_retries(self.transport, requests, in_flight, h.retries, h.backoff);
+        match service {
+            Service::Hub => self.requests.jupyterhub += sent,
+            Service::Grouper => self.requests.grouper += sent,
+        }
+        out
+    }
+
+    /// Sends one request; a transport failure becomes a typed error saying `what` was attempted.
+    pub fn send(
+        &mut self,
+        service: Service,
+        what: &str,
+        request: &Request,
+    ) -> Result<Response, SyncError> {
+        let outcome = self
+            .send_all(service, std::slice::from_ref(request), 1)
+            .pop()
+            .expect("one outcome per request");
+        outcome.map_err(|e| SyncError::transport(service, what, &e))
+    }
+}
