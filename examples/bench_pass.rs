@@ -42,7 +42,7 @@ fn main() {
         "seeded {users} users with auth_state in {:.1} s",
         seed.elapsed().as_secs_f64()
     );
-    let _ = component(); // compile once, outside the timings
+    let _ = runner(); // compile once, outside the timings
 
     println!("concurrency | pass     | wall s | hub requests | grouper requests | outcome");
     for concurrency in ["1", "4", "16"] {

@@ -94,9 +94,9 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
             1,
         );
         let what = format!("reading members of {}", target.group_path);
-        let parsed = s.send(Service::Grouper, &what, &req).and_then(|resp| {
-            grouper::parse_get_members(&target.group_path, &target.lookup, &resp)
-        });
+        let parsed = s
+            .send(Service::Grouper, &what, &req)
+            .and_then(|resp| grouper::parse_get_members(&target.group_path, &target.lookup, &resp));
         match parsed {
             Ok(page) => report
                 .groups_readable

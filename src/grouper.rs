@@ -212,17 +212,23 @@ fn envelope<'a>(
                 .get("resultMetadata")
                 .cloned()
                 .unwrap_or(Value::Null);
-            gerr(code_kind(str_field(&meta, "resultCode")), format!(
-                "{what}: Grouper refused the request (HTTP {}, {}): {}",
-                resp.status,
-                str_field(&meta, "resultCode"),
-                short_message(&meta)
-            ))
+            gerr(
+                code_kind(str_field(&meta, "resultCode")),
+                format!(
+                    "{what}: Grouper refused the request (HTTP {}, {}): {}",
+                    resp.status,
+                    str_field(&meta, "resultCode"),
+                    short_message(&meta)
+                ),
+            )
         }
-        None => gerr(ErrorKind::GrouperBadAnswer, format!(
-            "{what}: HTTP {} with an answer that is not a {root} object",
-            resp.status
-        )),
+        None => gerr(
+            ErrorKind::GrouperBadAnswer,
+            format!(
+                "{what}: HTTP {} with an answer that is not a {root} object",
+                resp.status
+            ),
+        ),
     }
 }
 
@@ -236,15 +242,25 @@ fn parse_body(what: &str, resp: &Response) -> Result<Value, SyncError> {
     }
     match serde_json::from_slice::<Value>(&resp.body) {
         Ok(v) => Ok(v),
-        Err(e) if (200..300).contains(&resp.status) || grouper_answered => gerr(ErrorKind::GrouperBadAnswer, format!(
-            "{what}: HTTP {} with a body that is not valid JSON ({e})",
-            resp.status
-        )),
-        Err(_) => gerr(if resp.status == 429 || resp.status >= 500 { ErrorKind::GrouperUnavailable } else { ErrorKind::GrouperBadAnswer }, format!(
-            "{what}: HTTP {} without a Grouper answer: {}",
-            resp.status,
-            truncate(String::from_utf8_lossy(&resp.body).trim(), 200)
-        )),
+        Err(e) if (200..300).contains(&resp.status) || grouper_answered => gerr(
+            ErrorKind::GrouperBadAnswer,
+            format!(
+                "{what}: HTTP {} with a body that is not valid JSON ({e})",
+                resp.status
+            ),
+        ),
+        Err(_) => gerr(
+            if resp.status == 429 || resp.status >= 500 {
+                ErrorKind::GrouperUnavailable
+            } else {
+                ErrorKind::GrouperBadAnswer
+            },
+            format!(
+                "{what}: HTTP {} without a Grouper answer: {}",
+                resp.status,
+                truncate(String::from_utf8_lossy(&resp.body).trim(), 200)
+            ),
+        ),
     }
 }
 
@@ -264,13 +280,16 @@ pub fn parse_get_members(
         .map(Vec::as_slice)
         .unwrap_or(&[]);
     let [result] = results else {
-        return gerr(ErrorKind::GrouperBadAnswer, format!(
-            "{what}: HTTP {}, {} {}: expected one group result, got {}",
-            resp.status,
-            str_field(&top, "resultCode"),
-            short_message(&top),
-            results.len()
-        ));
+        return gerr(
+            ErrorKind::GrouperBadAnswer,
+            format!(
+                "{what}: HTTP {}, {} {}: expected one group result, got {}",
+                resp.status,
+                str_field(&top, "resultCode"),
+                short_message(&top),
+                results.len()
+            ),
+        );
     };
     let meta = result.get("resultMetadata").cloned().unwrap_or(Value::Null);
     let row_code = str_field(&meta, "resultCode");
@@ -291,9 +310,10 @@ pub fn parse_get_members(
         .and_then(Value::as_str)
     {
         if name != group {
-            return gerr(ErrorKind::GrouperBadAnswer, format!(
-                "{what}: Grouper answered for a different group ({name})"
-            ));
+            return gerr(
+                ErrorKind::GrouperBadAnswer,
+                format!("{what}: Grouper answered for a different group ({name})"),
+            );
         }
     }
     let attr_index = match lookup_kind {
@@ -303,9 +323,10 @@ pub fn parse_get_members(
             let index = names.and_then(|n| n.iter().position(|a| a.as_str() == Some(attribute)));
             // An empty page has neither wsSubjects nor subjectAttributeNames.
             if index.is_none() && result.get("wsSubjects").is_some() {
-                return gerr(ErrorKind::GrouperBadAnswer, format!(
-                    "{what}: Grouper did not return the subject attribute {attribute}"
-                ));
+                return gerr(
+                    ErrorKind::GrouperBadAnswer,
+                    format!("{what}: Grouper did not return the subject attribute {attribute}"),
+                );
             }
             index
         }
@@ -322,10 +343,13 @@ pub fn parse_get_members(
     {
         let id = str_field(s, "id");
         if id.is_empty() {
-            return gerr(ErrorKind::GrouperBadAnswer, format!(
-                "{what}: a member without an id: {}",
-                truncate(&s.to_string(), 200)
-            ));
+            return gerr(
+                ErrorKind::GrouperBadAnswer,
+                format!(
+                    "{what}: a member without an id: {}",
+                    truncate(&s.to_string(), 200)
+                ),
+            );
         }
         if !is_true(s) {
             page.unresolvable += 1;
@@ -378,11 +402,14 @@ pub fn parse_write(
         None => return gerr(code_kind(top_code), format!("{what}: HTTP {}, {top_code}: {}", resp.status, short_message(&top))),
     };
     if rows.len() != subjects.len() {
-        return gerr(ErrorKind::GrouperBadAnswer, format!(
-            "{what}: sent {} subjects but Grouper answered {} rows",
-            subjects.len(),
-            rows.len()
-        ));
+        return gerr(
+            ErrorKind::GrouperBadAnswer,
+            format!(
+                "{what}: sent {} subjects but Grouper answered {} rows",
+                subjects.len(),
+                rows.len()
+            ),
+        );
     }
     let top_ok = is_true(&top) && (200..300).contains(&resp.status);
     let out: Vec<RowResult> = subjects
@@ -405,9 +432,10 @@ pub fn parse_write(
         })
         .collect();
     if top_ok && out.iter().any(|r| !r.success) {
-        return gerr(ErrorKind::GrouperBadAnswer, format!(
-            "{what}: Grouper reported success but some rows failed"
-        ));
+        return gerr(
+            ErrorKind::GrouperBadAnswer,
+            format!("{what}: Grouper reported success but some rows failed"),
+        );
     }
     Ok(out)
 }
@@ -613,7 +641,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.message.contains("INVALID_QUERY") && e.message.contains("bad version") && !e.message.contains("stack"),
+            e.message.contains("INVALID_QUERY")
+                && e.message.contains("bad version")
+                && !e.message.contains("stack"),
             "{e}"
         );
     }

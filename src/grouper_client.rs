@@ -59,7 +59,9 @@ pub fn read_group(
         if new == 0 {
             return Err(SyncError::new(
                 ErrorKind::GrouperBadAnswer,
-                format!("{what}: page {page_number} repeated earlier members; the server does not page"),
+                format!(
+                    "{what}: page {page_number} repeated earlier members; the server does not page"
+                ),
             ));
         }
     }

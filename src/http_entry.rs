@@ -77,11 +77,14 @@ fn sync_query(query: &str) -> Result<bool, String> {
         let (name, value) = pair.split_once('=').unwrap_or((pair, "true"));
         match name {
             "dry_run" => {
-                dry_run = parse_bool(value).ok_or_else(|| {
-                    format!("dry_run must be true or false, not {value:?}")
-                })?
+                dry_run = parse_bool(value)
+                    .ok_or_else(|| format!("dry_run must be true or false, not {value:?}"))?
             }
-            other => return Err(format!("unknown query parameter {other:?}; only dry_run is accepted")),
+            other => {
+                return Err(format!(
+                    "unknown query parameter {other:?}; only dry_run is accepted"
+                ))
+            }
         }
     }
     Ok(dry_run)
@@ -101,12 +104,22 @@ pub fn route(
     let allow = match path {
         "/healthz" => "GET, HEAD",
         "/sync" | "/check" => "POST",
-        _ => return Decision::Answer(Reply::error(404, "not-found", "no such route; the routes are POST /sync, POST /check and GET /healthz")),
+        _ => {
+            return Decision::Answer(Reply::error(
+                404,
+                "not-found",
+                "no such route; the routes are POST /sync, POST /check and GET /healthz",
+            ))
+        }
     };
     if !allow.split(", ").any(|m| m == method) {
         return Decision::Answer(
-            Reply::error(405, "method-not-allowed", &format!("{path} accepts {allow}"))
-                .header("allow", allow),
+            Reply::error(
+                405,
+                "method-not-allowed",
+                &format!("{path} accepts {allow}"),
+            )
+            .header("allow", allow),
         );
     }
     if path == "/healthz" {
@@ -127,8 +140,12 @@ pub fn route(
         .is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()));
     if !authorized {
         return Decision::Answer(
-            Reply::error(401, "unauthorized", "a valid Authorization: Bearer token is required")
-                .header("www-authenticate", "Bearer realm=\"grouper-sync\""),
+            Reply::error(
+                401,
+                "unauthorized",
+                "a valid Authorization: Bearer token is required",
+            )
+            .header("www-authenticate", "Bearer realm=\"grouper-sync\""),
         );
     }
     match path {
@@ -196,15 +213,34 @@ mod tests {
             Decision::Run(Action::Sync { dry_run: false })
         );
         assert_eq!(
-            route("POST", "/sync?dry_run=true", Some("bearer s3cret-token"), token),
+            route(
+                "POST",
+                "/sync?dry_run=true",
+                Some("bearer s3cret-token"),
+                token
+            ),
             Decision::Run(Action::Sync { dry_run: true })
         );
-        assert_eq!(route("POST", "/check", ok, token), Decision::Run(Action::Check));
-        for auth in [None, Some("Bearer wrong"), Some("s3cret-token"), Some("Basic s3cret-token"), Some("Bearer s3cret-token2")] {
+        assert_eq!(
+            route("POST", "/check", ok, token),
+            Decision::Run(Action::Check)
+        );
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("s3cret-token"),
+            Some("Basic s3cret-token"),
+            Some("Bearer s3cret-token2"),
+        ] {
             let d = route("POST", "/sync", auth, token);
             assert_eq!(status(&d), 401, "{auth:?}");
-            let Decision::Answer(r) = d else { unreachable!() };
-            assert!(r.headers.iter().any(|(n, v)| n == "www-authenticate" && v.starts_with("Bearer")));
+            let Decision::Answer(r) = d else {
+                unreachable!()
+            };
+            assert!(r
+                .headers
+                .iter()
+                .any(|(n, v)| n == "www-authenticate" && v.starts_with("Bearer")));
             assert!(!String::from_utf8_lossy(&r.body).contains("s3cret"));
         }
     }
@@ -215,21 +251,29 @@ mod tests {
             let d = route("POST", "/sync", Some("Bearer x"), || Ok(configured.clone()));
             assert_eq!(status(&d), 503);
         }
-        let d = route("POST", "/check", None, || Err(SyncError::config("store down")));
+        let d = route("POST", "/check", None, || {
+            Err(SyncError::config("store down"))
+        });
         assert_eq!(status(&d), 503);
     }
 
     #[test]
     fn health_needs_no_config_and_bad_requests_are_named() {
-        let never = || -> Result<Option<String>, SyncError> { panic!("no config read for /healthz") };
+        let never =
+            || -> Result<Option<String>, SyncError> { panic!("no config read for /healthz") };
         assert_eq!(status(&route("GET", "/healthz", None, never)), 200);
         assert_eq!(status(&route("GET", "/nope", None, never)), 404);
         let d = route("GET", "/sync", None, never);
         assert_eq!(status(&d), 405);
-        let Decision::Answer(r) = d else { unreachable!() };
+        let Decision::Answer(r) = d else {
+            unreachable!()
+        };
         assert!(r.headers.contains(&("allow".into(), "POST".into())));
         let ok = Some("Bearer s3cret-token");
-        assert_eq!(status(&route("POST", "/sync?dry_run=maybe", ok, token)), 400);
+        assert_eq!(
+            status(&route("POST", "/sync?dry_run=maybe", ok, token)),
+            400
+        );
         assert_eq!(status(&route("POST", "/sync?force=1", ok, token)), 400);
     }
 
@@ -250,7 +294,10 @@ mod tests {
         assert_eq!(body["errors"][0]["kind"], "grouper-unavailable");
         r.errors = vec![SyncError::new(ErrorKind::Internal, "bug")];
         assert_eq!(report_reply(&r).status, 500);
-        assert_eq!(config_error_reply(SyncError::config("missing x")).status, 500);
+        assert_eq!(
+            config_error_reply(SyncError::config("missing x")).status,
+            500
+        );
     }
 
     #[test]

@@ -578,7 +578,10 @@ mod tests {
         let report = run(&settings(&[]), &mut fake);
         assert_eq!(report.outcome, Outcome::Failed);
         assert_eq!(report.errors[0].kind, ErrorKind::HubForbidden);
-        assert_eq!(report.errors[0].missing_scope.as_deref(), Some("list:users"));
+        assert_eq!(
+            report.errors[0].missing_scope.as_deref(),
+            Some("list:users")
+        );
         assert!(report.targets.is_empty());
     }
 }

@@ -106,8 +106,7 @@ pub fn url_authority(url: &str) -> Option<String> {
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     // userinfo is not allowed: credentials go in their own settings
-    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace)
-    {
+    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
         return None;
     }
     let authority = authority.to_ascii_lowercase();
@@ -677,12 +676,17 @@ mod tests {
         );
         assert!(!s.needs_auth_state());
         m.insert("username_template", "{user}@x");
-        assert!(parse_map(&m).unwrap_err().message.contains("username_template"));
+        assert!(parse_map(&m)
+            .unwrap_err()
+            .message
+            .contains("username_template"));
     }
 
     #[test]
     fn unknown_keys_and_env_are_named() {
-        let e = check_known_keys(["grouper_user", "dryrun"]).unwrap_err().message;
+        let e = check_known_keys(["grouper_user", "dryrun"])
+            .unwrap_err()
+            .message;
         assert!(e.contains("dryrun") && !e.contains("grouper_user"));
         assert!(check_known_keys(KEYS.iter().map(|k| k.name)).is_ok());
         let e = check_known_env(["PATH", "GROUPER_SYNC_DRYRUN", "GROUPER_SYNC_DRY_RUN"])
@@ -711,7 +715,10 @@ mod tests {
         }
         assert_eq!(parse_bool("maybe"), None);
         for (url, authority) in [
-            ("https://CalGroups.Berkeley.edu/gws", Some("calgroups.berkeley.edu:443")),
+            (
+                "https://CalGroups.Berkeley.edu/gws",
+                Some("calgroups.berkeley.edu:443"),
+            ),
             ("http://127.0.0.1:8081/hub/api", Some("127.0.0.1:8081")),
             ("http://[::1]:9/x", Some("[::1]:9")),
             ("http://[::1]/x", Some("[::1]:80")),

@@ -64,14 +64,27 @@ fn settings(w: &World) -> Vec<(String, String)> {
     ])
 }
 
+/// The kind and message of a typed error in the JSON report.
+fn error(v: &Value) -> (&str, &str) {
+    (
+        v["kind"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error kind in {v}")),
+        v["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message in {v}")),
+    )
+}
+
 fn ops(sim: &Simulator) -> Vec<Operation> {
     sim.requests().iter().filter_map(|r| r.operation).collect()
 }
 
 #[test]
 fn component_imports_only_what_it_may() {
-    let ty = component().component_type();
-    let imports: Vec<String> = ty.imports(engine()).map(|(n, _)| n.to_string()).collect();
+    let ty = runner().component_type();
+    let engine = runner().engine();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     for name in &imports {
         let allowed = [
             "wasi:http/types@0.2.",
@@ -94,7 +107,7 @@ fn component_imports_only_what_it_may() {
         .iter()
         .any(|n| n.starts_with("wasi:http/outgoing-handler@0.2.")));
     assert!(imports.iter().any(|n| n == "wasi:config/store@0.2.0-rc.1"));
-    let exports: Vec<String> = ty.exports(engine()).map(|(n, _)| n.to_string()).collect();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
     assert!(exports.contains(&SYNC_INTERFACE.to_string()), "{exports:?}");
     assert!(
         exports.iter().any(|e| e.starts_with("wasi:cli/run@0.2.")),
@@ -219,7 +232,8 @@ fn hub_page_failure_removes_nobody() {
     w.hub.state.lock().unwrap().fail_page_at_offset = Some((2, 500));
     let run = run_component(Entry::Typed, &settings(&w), &[]);
     assert_eq!(run.report()["outcome"], "failed");
-    let err = run.report()["errors"][0].as_str().unwrap();
+    let (kind, err) = error(&run.report()["errors"][0]);
+    assert_eq!(kind, "hub-unavailable");
     assert!(
         err.contains("listing hub users") && err.contains("500"),
         "{err}"
@@ -260,11 +274,9 @@ fn grouper_read_failure_writes_nothing() {
     });
     let run = run_component(Entry::Typed, &settings(&w), &[]);
     assert_eq!(run.report()["outcome"], "failed");
-    assert!(
-        run.target()["error"].as_str().unwrap().contains("HTTP 500"),
-        "{}",
-        run.target()
-    );
+    let (kind, err) = error(&run.target()["error"]);
+    assert_eq!(kind, "grouper-unavailable");
+    assert!(err.contains("HTTP 500"), "{}", run.target());
     assert_eq!(ops(&w.sim), [Operation::GetMembers]);
     assert_eq!(w.sim.member_ids(GROUP), ["edu:example:staff", "stale1"]);
 }
@@ -280,10 +292,14 @@ fn truncated_and_malformed_bodies_fail_safely() {
         });
         let run = run_component(Entry::Typed, &with(settings(&w), &[("retries", "1")]), &[]);
         assert_eq!(run.report()["outcome"], "failed", "{action:?}");
-        let err = run.target()["error"].as_str().unwrap().to_string();
+        let (kind, err) = error(&run.target()["error"]);
         assert!(
             err.contains("body") || err.contains("JSON"),
             "{action:?}: {err}"
+        );
+        assert!(
+            matches!(kind, "grouper-unavailable" | "grouper-bad-answer"),
+            "{action:?}: {kind}"
         );
         assert!(
             ops(&w.sim).iter().all(|o| *o == Operation::GetMembers),
@@ -411,34 +427,23 @@ fn grouper_errors_are_clear() {
         &with(settings(&w), &[("grouper_password", "wrong")]),
         &[],
     );
-    assert!(
-        run.target()["error"]
-            .as_str()
-            .unwrap()
-            .contains("rejected the credentials"),
-        "{}",
-        run.target()
-    );
+    let (kind, err) = error(&run.target()["error"]);
+    assert_eq!(kind, "grouper-unauthorized");
+    assert!(err.contains("rejected the credentials"), "{}", run.target());
     let run = run_component(
         Entry::Typed,
         &with(settings(&w), &[("grouper_id_path", "edu:example:nope")]),
         &[],
     );
-    assert!(run.target()["error"]
-        .as_str()
-        .unwrap()
-        .contains("GROUP_NOT_FOUND"));
+    let (kind, err) = error(&run.target()["error"]);
+    assert_eq!(kind, "group-not-found");
+    assert!(err.contains("GROUP_NOT_FOUND"), "{err}");
     w.sim.edit_group(GROUP, |g| g.update_denied = true);
     let run = run_component(Entry::Typed, &settings(&w), &[]);
     assert_eq!(run.report()["outcome"], "failed");
-    assert!(
-        run.target()["error"]
-            .as_str()
-            .unwrap()
-            .contains("INSUFFICIENT_PRIVILEGES"),
-        "{}",
-        run.target()
-    );
+    let (kind, err) = error(&run.target()["error"]);
+    assert_eq!(kind, "grouper-forbidden");
+    assert!(err.contains("INSUFFICIENT_PRIVILEGES"), "{}", run.target());
     assert_eq!(w.sim.member_ids(GROUP), ["edu:example:staff", "stale1"]);
 }
 
@@ -469,10 +474,9 @@ fn configuration_errors_name_the_key() {
     missing.retain(|(k, _)| k != "grouper_id_path");
     let run = run_component(Entry::Cli, &missing, &[]);
     assert_eq!(run.exit_ok, Some(false));
-    assert!(run.report()["errors"][0]
-        .as_str()
-        .unwrap()
-        .contains("GROUPER_ID_PATH"));
+    let (kind, err) = error(&run.report()["errors"][0]);
+    assert_eq!(kind, "config");
+    assert!(err.contains("GROUPER_ID_PATH"), "{err}");
     assert!(ops(&w.sim).is_empty());
 }
 
@@ -607,7 +611,7 @@ fn slow_grouper_answers_time_out_and_write_nothing() {
         action: FaultAction::Delay(std::time::Duration::from_secs(3)),
         times: 1,
     });
-    let _ = common::component(); // compiled once per process; keep it out of the timing
+    let _ = common::runner(); // compiled once per process; keep it out of the timing
     let started = std::time::Instant::now();
     let cfg = with(
         settings(&w),
@@ -615,7 +619,8 @@ fn slow_grouper_answers_time_out_and_write_nothing() {
     );
     let run = run_component(Entry::Typed, &cfg, &[]);
     assert_eq!(run.report()["outcome"], "failed");
-    let err = run.target()["error"].as_str().unwrap();
+    let (kind, err) = error(&run.target()["error"]);
+    assert_eq!(kind, "timeout");
     assert!(err.contains("timed out"), "{err}");
     let pass_ms = run.report()["duration_ms"].as_u64().unwrap();
     assert!(

@@ -122,13 +122,14 @@ fn real_hub_pass_gives_exactly_the_expected_membership() {
         &[],
     );
     assert_eq!(run.report()["outcome"], "failed");
+    let error = &run.report()["errors"][0];
+    assert_eq!(error["kind"], "hub-forbidden", "{error}");
     assert!(
-        run.report()["errors"][0]
+        error["message"]
             .as_str()
             .unwrap()
             .contains("admin:auth_state"),
-        "{}",
-        run.report()
+        "{error}"
     );
     assert!(sim.member_ids(GROUP).contains(&"300005".to_string()));
     // a bad token: 403, named
@@ -137,12 +138,13 @@ fn real_hub_pass_gives_exactly_the_expected_membership() {
         &with(settings, &[("jupyterhub_api_token", "not-a-valid-token")]),
         &[],
     );
+    let error = &run.report()["errors"][0];
+    assert_eq!(error["kind"], "hub-unauthorized", "{error}");
     assert!(
-        run.report()["errors"][0]
+        error["message"]
             .as_str()
             .unwrap()
             .contains("rejected the token"),
-        "{}",
-        run.report()
+        "{error}"
     );
 }

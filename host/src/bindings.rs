@@ -1,7 +1,7 @@
-//! The host's side of the contract, generated from the same `wit/world.wit` as the component.
-//! Every WASI interface maps to the wasmtime-wasi(-http) implementations; `wasi:config/store` is
-//! implemented here, in both versions a build may import (rc.1 and Spin's draft-2024-09-27), so
-//! every build of the component runs under this host.
+//! The host's side of the contract, generated from the same `wit/world.wit` as the component
+//! (world `sync-host`): the typed exports, and `wasi:config/store` in both versions a build may
+//! import (rc.1 and Spin's draft-2024-09-27), so every build runs under this host. The other WASI
+//! imports are wasmtime-wasi's and wasmtime-wasi-http's.
 
 use std::collections::BTreeMap;
 use wasmtime::component::HasData;
@@ -33,10 +33,7 @@ impl rc1_store::Host for ConfigValues {
 }
 
 impl draft_store::Host for ConfigValues {
-    fn get(
-        &mut self,
-        key: String,
-    ) -> wasmtime::Result<Result<Option<String>, draft_store::Error>> {
+    fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, draft_store::Error>> {
         Ok(Ok(self.0.get(&key).cloned()))
     }
     fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, draft_store::Error>> {

@@ -238,7 +238,10 @@ mod tests {
         let mut ok = pass(Outcome::Converged, &[]);
         (ok.added, ok.removed, ok.unmapped) = (3, 1, 2);
         m.record(&ok);
-        let mut failed = pass(Outcome::Failed, &[ErrorKind::GrouperUnavailable, ErrorKind::EgressDenied]);
+        let mut failed = pass(
+            Outcome::Failed,
+            &[ErrorKind::GrouperUnavailable, ErrorKind::EgressDenied],
+        );
         failed.denied_requests = 2;
         m.record(&failed);
         let text = m.render();

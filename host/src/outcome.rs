@@ -64,7 +64,8 @@ impl PassSummary {
         match &call.result {
             Err(stopped) => {
                 s.error_kinds.push(stopped.kind());
-                s.messages.push(format!("[{}] {}", stopped.kind(), stopped.message()));
+                s.messages
+                    .push(format!("[{}] {}", stopped.kind(), stopped.message()));
             }
             Ok(Err(config)) => {
                 s.config_error = true;

@@ -2,7 +2,7 @@
 //! fresh store per call with its own config, environment, egress policy, memory limit and
 //! deadline. The exports are called through the typed bindings generated from `wit/world.wit`.
 
-use crate::bindings::{self, CheckReport, ConfigValues, SyncHostPre, Report, SyncError};
+use crate::bindings::{self, CheckReport, ConfigValues, Report, SyncError, SyncHostPre};
 use crate::egress::EgressPolicy;
 use anyhow::{anyhow, Result};
 use std::collections::BTreeMap;
@@ -232,11 +232,7 @@ impl Runner {
             limits.deadline.as_secs()
         );
         // The epoch deadline stops running wasm; the timeout also stops a guest waiting on I/O.
-        let result = tokio::time::timeout(
-            limits.deadline + EPOCH_TICK * 4,
-            body(p.store),
-        )
-        .await;
+        let result = tokio::time::timeout(limits.deadline + EPOCH_TICK * 4, body(p.store)).await;
         let result = match result {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(match e.downcast_ref::<Trap>() {
@@ -307,11 +303,16 @@ impl Runner {
         self.call(inputs, limits, |mut store| async move {
             let (sender, receiver) = tokio::sync::oneshot::channel();
             let request = request.map(|b| {
-                b.map_err(|never: std::convert::Infallible| -> wasmtime_wasi_http::Error {
-                    match never {}
-                })
+                b.map_err(
+                    |never: std::convert::Infallible| -> wasmtime_wasi_http::Error {
+                        match never {}
+                    },
+                )
             });
-            let req = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+            let req = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, request)?;
             let out = store.data_mut().http().new_response_outparam(sender)?;
             let instance = pre.instantiate_async(&mut store).await?;
             let task = async {
@@ -323,7 +324,9 @@ impl Runner {
             let (handled, response) = tokio::join!(task, async {
                 let response: hyper::Response<HyperOutgoingBody> = match receiver.await {
                     Ok(Ok(r)) => r,
-                    Ok(Err(code)) => return Err(anyhow!("the handler answered with an error: {code:?}")),
+                    Ok(Err(code)) => {
+                        return Err(anyhow!("the handler answered with an error: {code:?}"))
+                    }
                     Err(_) => return Err(anyhow!("the handler never set a response")),
                 };
                 let (parts, body) = response.into_parts();

@@ -10,7 +10,7 @@ mod support;
 
 use fake_hub::FakeHub;
 use grouper_sim::{Config, Fault, FaultAction, Operation, Simulator, Subject};
-use grouper_sync_host::runner::{CallOutcome, Limits, Runner, EMBEDDED_COMPONENT};
+use grouper_sync_host::runner::{Call, Inputs, Limits, Runner, Stopped, EMBEDDED_COMPONENT};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -91,7 +91,10 @@ fn authority(url: &str) -> String {
 
 fn limits(w: &World) -> Limits {
     Limits {
-        allowed_hosts: vec![authority(&w.hub.url), authority(&w.server.base_url("x"))],
+        allowed_hosts: Some(vec![
+            authority(&w.hub.url),
+            authority(&w.server.base_url("x")),
+        ]),
         http_timeout_cap: Duration::from_secs(30),
         deadline: Duration::from_secs(60),
         memory_bytes: 256 << 20,
@@ -103,24 +106,49 @@ fn runner() -> &'static Runner {
     RUNNER.get_or_init(|| Runner::new(EMBEDDED_COMPONENT).expect("embedded component compiles"))
 }
 
-fn call(
-    export: &str,
-    config: &BTreeMap<String, String>,
-    limits: &Limits,
-) -> grouper_sync_host::runner::Call {
+/// The typed result of one call, its report read back from the report's own `json` field.
+type Answer = Call<Result<Value, String>>;
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let c = rt.block_on(runner().call(export, config, limits));
+    let out = rt.block_on(f);
     rt.shutdown_background();
-    c
+    out
 }
 
-fn report(c: &grouper_sync_host::runner::Call) -> &Value {
-    match &c.outcome {
-        CallOutcome::Report(r) => r,
+/// Reads a typed call's report back through its `json` field.
+fn as_json<T>(
+    c: Call<Result<T, grouper_sync_host::bindings::SyncError>>,
+    json: fn(&T) -> &str,
+) -> Answer {
+    eprintln!("--- component stderr ---\n{}", c.stderr);
+    Call {
+        result: c.result.map(|r| {
+            r.map(|r| serde_json::from_str(json(&r)).unwrap())
+                .map_err(|e| e.message)
+        }),
+        denied_requests: c.denied_requests,
+        duration: c.duration,
+        stdout: c.stdout,
+        stderr: c.stderr,
+    }
+}
+
+fn call(export: &str, config: &BTreeMap<String, String>, limits: &Limits) -> Answer {
+    let inputs = Inputs::config(config);
+    match export {
+        "run" => as_json(block_on(runner().run(&inputs, limits)), |r| &r.json),
+        _ => as_json(block_on(runner().check(&inputs, limits)), |r| &r.json),
+    }
+}
+
+fn report(c: &Answer) -> &Value {
+    match &c.result {
+        Ok(Ok(r)) => r,
         other => panic!("expected a report, got {other:?}"),
     }
 }
@@ -129,12 +157,13 @@ fn report(c: &grouper_sync_host::runner::Call) -> &Value {
 fn egress_is_limited_to_the_configured_hosts() {
     let w = world();
     let mut only_hub = limits(&w);
-    only_hub.allowed_hosts.truncate(1);
+    only_hub.allowed_hosts.as_mut().unwrap().truncate(1);
     let c = call("run", &config(&w), &only_hub);
     let r = report(&c);
     assert_eq!(r["outcome"], "failed");
+    assert_eq!(r["targets"][0]["error"]["kind"], "egress-denied", "{r}");
     assert!(
-        r["targets"][0]["error"]
+        r["targets"][0]["error"]["message"]
             .as_str()
             .unwrap()
             .contains("denied by the host's egress policy"),
@@ -144,7 +173,7 @@ fn egress_is_limited_to_the_configured_hosts() {
     assert!(w.sim.requests().is_empty(), "nothing reached Grouper");
 
     let c = call("run", &config(&w), &limits(&w));
-    assert_eq!(report(&c)["outcome"], "converged", "{:?}", c.outcome);
+    assert_eq!(report(&c)["outcome"], "converged", "{:?}", c.result);
     assert_eq!(c.denied_requests, 0);
     assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002"]);
 }
@@ -162,8 +191,8 @@ fn a_pass_over_its_deadline_is_stopped_and_the_next_one_runs() {
     let _ = runner(); // compiled once per process; keep it out of the timing
     let started = Instant::now();
     let c = call("run", &config(&w), &short);
-    match &c.outcome {
-        CallOutcome::Trapped(e) => assert!(e.contains("deadline"), "{e}"),
+    match &c.result {
+        Err(Stopped::Deadline(e)) => assert!(e.contains("deadline"), "{e}"),
         other => panic!("expected a deadline stop, got {other:?}"),
     }
     assert!(
@@ -183,9 +212,9 @@ fn the_memory_limit_holds_and_the_next_pass_runs() {
     tiny.memory_bytes = 512 << 10;
     let c = call("run", &config(&w), &tiny);
     assert!(
-        matches!(c.outcome, CallOutcome::Trapped(_)),
+        matches!(c.result, Err(Stopped::Trapped(_))),
         "{:?}",
-        c.outcome
+        c.result
     );
     assert!(w.sim.requests().is_empty());
     let c = call("run", &config(&w), &limits(&w));

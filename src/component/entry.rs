@@ -172,10 +172,10 @@ impl HttpGuest for Component {
             Ok(c) => Ok(c.get("sync_auth_token")),
             Err(e) => Err(e.clone()),
         };
-        let reply = match http_entry::route(method_name(&method), &path, authorization.as_deref(), token) {
-            Decision::Answer(reply) => reply,
-            Decision::Run(action) => {
-                match config.and_then(|c| c.settings()) {
+        let reply =
+            match http_entry::route(method_name(&method), &path, authorization.as_deref(), token) {
+                Decision::Answer(reply) => reply,
+                Decision::Run(action) => match config.and_then(|c| c.settings()) {
                     Err(e) => http_entry::config_error_reply(e),
                     Ok(mut settings) => match action {
                         Action::Sync { dry_run } => {
@@ -184,9 +184,8 @@ impl HttpGuest for Component {
                         }
                         Action::Check => http_entry::check_reply(&run_check(&settings)),
                     },
-                }
-            }
-        };
+                },
+            };
         answer(out, reply);
     }
 }

@@ -46,10 +46,10 @@ wit_bindgen::generate!({
 });
 
 // The WIT holds two versions of wasi:config, so wit-bindgen puts the version in the module name.
-#[cfg(not(feature = "spin"))]
-use wasi::config0_2_0_rc_1::store as config_store;
 #[cfg(feature = "spin")]
 use wasi::config0_2_0_draft_2024_09_27::store as config_store;
+#[cfg(not(feature = "spin"))]
+use wasi::config0_2_0_rc_1::store as config_store;
 
 mod config;
 mod entry;

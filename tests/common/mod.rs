@@ -1,59 +1,80 @@
-//! Test harness: builds the release component once, instantiates it in-process with wasmtime 48
-//! (wasi, wasi-http, wasi-config), and runs either export. Also a small fake JupyterHub for fault
-//! injection (the real hub is used by tests/real_hub.rs).
+//! Test harness: builds the release component once and runs it through the same embedding as
+//! `grouper-sync` (`grouper_sync_host::runner::Runner`: typed exports, both wasi:config versions,
+//! wasi:http), with any export. Also a small fake JupyterHub for fault injection (the real hub is
+//! used by tests/real_hub.rs).
 #![allow(dead_code)]
 
+use grouper_sync_host::runner::{Call, HttpAnswer, Inputs, Limits, Runner};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use wasmtime::component::{Component, Val};
-use wasmtime::Store;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use std::time::Duration;
 
 pub mod fake_hub;
 pub mod real_hub;
-pub mod runtime;
 #[allow(unused_imports)]
 pub use fake_hub::FakeHub;
 #[allow(unused_imports)]
 pub use real_hub::{http, RealHub};
-pub use runtime::{engine, Host};
 
 pub const SYNC_INTERFACE: &str = "jupyterhub-grouper-sync:sync/sync@0.1.0";
 
-/// The component, compiled once per test process.
-pub fn component() -> &'static Component {
-    static COMPONENT: OnceLock<Component> = OnceLock::new();
-    COMPONENT.get_or_init(|| {
-        Component::from_file(engine(), component_path()).expect("compile component")
-    })
+/// The default build, compiled and linked once per test process.
+pub fn runner() -> &'static Runner {
+    static RUNNER: OnceLock<Runner> = OnceLock::new();
+    RUNNER.get_or_init(|| runner_for(component_path()))
+}
+
+/// A runner for a built `.wasm` file.
+pub fn runner_for(path: &Path) -> Runner {
+    let wasm = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    Runner::new(&wasm).expect("compile and link the component")
 }
 
 /// Builds `target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm` (a no-op when fresh).
-/// The wasm build uses its own lock directory, so this is safe inside `cargo test`.
 pub fn component_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .current_dir(&root)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
-                "jupyterhub-grouper-sync",
-            ])
-            .status()
-            .expect("run cargo to build the component");
-        assert!(
-            status.success(),
-            "building the component failed (is the wasm32-wasip2 target installed?)"
-        );
-        root.join("target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm")
-    })
+    PATH.get_or_init(|| build_component(&[], "release"))
+}
+
+/// Builds the component with these cargo features into its own target directory (so that a
+/// feature build never overwrites the default one) and returns the `.wasm` path.
+pub fn build_component(features: &[&str], dir: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(&root).args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "-p",
+        "jupyterhub-grouper-sync",
+    ]);
+    let target_dir = if features.is_empty() {
+        root.join("target")
+    } else {
+        cmd.args(["--features", &features.join(",")]);
+        root.join("target").join(dir)
+    };
+    cmd.env("CARGO_TARGET_DIR", &target_dir);
+    let status = cmd.status().expect("run cargo to build the component");
+    assert!(
+        status.success(),
+        "building the component failed (is the wasm32-wasip2 target installed?)"
+    );
+    target_dir.join("wasm32-wasip2/release/jupyterhub_grouper_sync.wasm")
+}
+
+/// Generous limits: any host, a deadline far beyond any test's need.
+pub fn open_limits() -> Limits {
+    Limits {
+        allowed_hosts: None,
+        http_timeout_cap: Duration::from_secs(120),
+        deadline: Duration::from_secs(600),
+        memory_bytes: 256 << 20,
+    }
 }
 
 /// What one run of the component produced.
@@ -89,96 +110,111 @@ pub enum Entry {
     Cli,
 }
 
-/// Runs the component once with these `wasi:config` values and environment variables.
-pub fn run_component(entry: Entry, config: &[(String, String)], env: &[(String, String)]) -> Run {
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let run = rt.block_on(async {
-        let stdout = MemoryOutputPipe::new(1 << 20);
-        let stderr = MemoryOutputPipe::new(1 << 20);
-        let wasi = wasmtime_wasi::WasiCtx::builder()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .envs(env)
-            .build();
-        let mut store = Store::new(engine(), Host::new(wasi, config));
-        let instance = runtime::linker()
-            .instantiate_async(&mut store, component())
-            .await
-            .expect("instantiate");
-        let (iface, func_name) = match entry {
-            Entry::Typed => (SYNC_INTERFACE, "run"),
-            Entry::Cli => ("wasi:cli/run@0.2.2", "run"),
-        };
-        let iface_idx = instance
-            .get_export_index(&mut store, None, iface)
-            .expect("interface export");
-        let func_idx = instance
-            .get_export_index(&mut store, Some(&iface_idx), func_name)
-            .expect("run export");
-        let func = instance.get_func(&mut store, func_idx).expect("func");
-        let mut results = [Val::Bool(false)];
-        func.call_async(&mut store, &[], &mut results)
-            .await
-            .expect("call run");
-        let (result, exit_ok) = match (&entry, &results[0]) {
-            (Entry::Typed, Val::Result(Ok(Some(report)))) => (Ok(typed_report(report)), None),
-            (Entry::Typed, Val::Result(Err(Some(err)))) => (Err(format!("{err:?}")), None),
-            (Entry::Cli, Val::Result(r)) => (Err("cli".into()), Some(r.is_ok())),
-            (_, other) => panic!("unexpected result {other:?}"),
-        };
-        let stdout = String::from_utf8_lossy(&stdout.contents()).into_owned();
-        let stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
-        let result = match entry {
-            Entry::Cli => serde_json::from_str(stdout.trim())
-                .map_err(|e| format!("stdout is not one JSON line ({e}): {stdout}")),
-            Entry::Typed => result,
-        };
-        eprintln!("--- component stderr ---\n{stderr}");
-        Run {
-            result,
-            exit_ok,
-            stdout,
-            stderr,
-        }
-    });
+    let out = rt.block_on(f);
     // Abandoned connections (a timed-out request) must not hold the test up.
     rt.shutdown_background();
+    out
+}
+
+pub fn inputs(config: &[(String, String)], env: &[(String, String)]) -> Inputs {
+    Inputs {
+        config: config.iter().cloned().collect::<BTreeMap<_, _>>(),
+        env: env.to_vec(),
+    }
+}
+
+/// Runs the default build once with these `wasi:config` values and environment variables.
+pub fn run_component(entry: Entry, config: &[(String, String)], env: &[(String, String)]) -> Run {
+    run_with(runner(), entry, config, env)
+}
+
+/// Runs a given build once.
+pub fn run_with(
+    runner: &Runner,
+    entry: Entry,
+    config: &[(String, String)],
+    env: &[(String, String)],
+) -> Run {
+    let inputs = inputs(config, env);
+    let run = match entry {
+        Entry::Typed => {
+            let call = block_on(runner.run(&inputs, &open_limits()));
+            let result = match call.result.expect("the call was not stopped") {
+                Ok(report) => Ok(typed_report(&report)),
+                Err(e) => Err(format!(
+                    "[{}] {}",
+                    grouper_sync_host::bindings::core_kind(e.kind),
+                    e.message
+                )),
+            };
+            Run {
+                result,
+                exit_ok: None,
+                stdout: call.stdout,
+                stderr: call.stderr,
+            }
+        }
+        Entry::Cli => {
+            let call = block_on(runner.cli_run(&inputs, &open_limits()));
+            let exit_ok = call.result.expect("the call was not stopped");
+            let result = serde_json::from_str(call.stdout.trim())
+                .map_err(|e| format!("stdout is not one JSON line ({e}): {}", call.stdout));
+            Run {
+                result,
+                exit_ok: Some(exit_ok),
+                stdout: call.stdout,
+                stderr: call.stderr,
+            }
+        }
+    };
+    eprintln!("--- component stderr ---\n{}", run.stderr);
     run
 }
 
-/// Reads the typed record: returns its `json` field parsed, after checking that the typed
-/// outcome and counts agree with it.
-fn typed_report(report: &Val) -> Value {
-    let Val::Record(fields) = report else {
-        panic!("report is not a record: {report:?}")
-    };
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
-            .unwrap_or_else(|| panic!("no field {name}"))
-    };
-    let Val::String(json) = field("json") else {
-        panic!("json field")
-    };
-    let parsed: Value = serde_json::from_str(json).expect("json field parses");
-    let Val::Enum(outcome) = field("outcome") else {
-        panic!("outcome field")
-    };
+/// Sends one request to the component's HTTP entry.
+pub fn http_request(
+    runner: &Runner,
+    config: &[(String, String)],
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> Call<HttpAnswer> {
+    let mut builder = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://grouper-sync.test{path}"));
+    if let Some(a) = authorization {
+        builder = builder.header("authorization", a);
+    }
+    let request = builder
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let call = block_on(runner.handle_http(&inputs(config, &[]), &open_limits(), request));
+    eprintln!("--- component stderr ---\n{}", call.stderr);
+    call
+}
+
+/// Checks that the typed record agrees with its own `json` field, and returns the JSON.
+fn typed_report(report: &grouper_sync_host::bindings::Report) -> Value {
+    let parsed: Value = serde_json::from_str(&report.json).expect("json field parses");
     assert_eq!(
-        outcome.replace('-', "_"),
+        grouper_sync_host::bindings::core_outcome(report.outcome).as_str(),
         parsed["outcome"].as_str().unwrap(),
         "typed outcome matches JSON"
     );
-    let Val::U32(seen) = field("users-seen") else {
-        panic!("users-seen")
-    };
-    assert_eq!(*seen as u64, parsed["users_seen"].as_u64().unwrap());
+    assert_eq!(
+        report.users_seen as u64,
+        parsed["users_seen"].as_u64().unwrap()
+    );
+    assert_eq!(
+        report.errors.len(),
+        parsed["errors"].as_array().unwrap().len()
+    );
     parsed
 }
 
