@@ -3,118 +3,79 @@
 
 mod common;
 
+use common::world::*;
 use common::*;
-use grouper_sim::{Config, Fault, FaultAction, Operation, Simulator, Subject};
-use serde_json::{json, Value};
-use std::sync::Arc;
+use grouper_sim::{Fault, FaultAction, Operation, Subject};
 
-const GROUP: &str = "edu:example:app:hub:hub-users";
-const TOKEN: &str = "hub-token-7f3e9c21-SECRET";
-const PASSWORD: &str = "grouper-pw-b81d44aa-SECRET";
+/// The interfaces `world runtime` in wit/world.wit imports (versions aside), plus wasi:config.
+const WORLD_IMPORTS: &[&str] = &[
+    "wasi:http/outgoing-handler",
+    "wasi:http/types",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:io/error",
+    "wasi:clocks/monotonic-clock",
+    "wasi:clocks/wall-clock",
+    "wasi:random/insecure-seed",
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+];
 
-struct World {
-    sim: Arc<Simulator>,
-    server: grouper_sim::ServerHandle,
-    hub: FakeHub,
-}
-
-fn canvas(login: &str) -> Value {
-    json!({"canvas_user": {"login_id": login}, "access_token": "oauth-access-token-SECRET"})
-}
-
-/// A hub with: canvas users, an oauth_user-only user, a user without auth_state, an admin,
-/// and a name that needs percent-encoding; a group holding one stale member and a manual group member.
-fn world() -> World {
-    let users = vec![
-        ("alice".to_string(), false, canvas("100001")),
-        (
-            "bob".to_string(),
-            false,
-            json!({"oauth_user": {"login_id": "100002"}}),
-        ),
-        ("carol".to_string(), false, Value::Null),
-        ("admin".to_string(), true, canvas("100009")),
-        ("dan@example.edu".to_string(), false, canvas("100004")),
-    ];
-    let hub = FakeHub::start(users, 2);
-    let sim = Simulator::new(Config {
-        user: "svc-sync".into(),
-        password: PASSWORD.into(),
-        ..Config::default()
-    });
-    for id in ["100001", "100002", "100004", "100009", "stale1"] {
-        sim.add_subject(Subject::new("ldap", id));
+fn check_contract(path: &std::path::Path, config_import: &str) {
+    let runner = runner_for(path);
+    let ty = runner.component_type();
+    let imports: Vec<String> = ty
+        .imports(runner.engine())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    for name in &imports {
+        let (interface, version) = name.split_once('@').unwrap_or((name, ""));
+        let allowed = (WORLD_IMPORTS.contains(&interface) && version.starts_with("0.2."))
+            || name == config_import;
+        assert!(
+            allowed,
+            "{}: unexpected import {name} (all: {imports:?})",
+            path.display()
+        );
     }
-    sim.add_group(GROUP);
-    sim.add_member(GROUP, "ldap", "stale1");
-    sim.add_member(GROUP, "g:gsa", "edu:example:staff");
-    let server = sim.serve("127.0.0.1:0").unwrap();
-    World { sim, server, hub }
-}
-
-fn settings(w: &World) -> Vec<(String, String)> {
-    config(&[
-        ("jupyterhub_api_url", &w.hub.url),
-        ("jupyterhub_api_token", TOKEN),
-        ("grouper_base_url", &w.server.base_url("v2_2_100")),
-        ("grouper_user", "svc-sync"),
-        ("grouper_password", PASSWORD),
-        ("grouper_id_path", GROUP),
-        ("retry_backoff_ms", "10"),
-    ])
-}
-
-/// The kind and message of a typed error in the JSON report.
-fn error(v: &Value) -> (&str, &str) {
-    (
-        v["kind"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error kind in {v}")),
-        v["message"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error message in {v}")),
-    )
-}
-
-fn ops(sim: &Simulator) -> Vec<Operation> {
-    sim.requests().iter().filter_map(|r| r.operation).collect()
+    for needed in [config_import, "wasi:http/outgoing-handler"] {
+        assert!(
+            imports.iter().any(|n| n.starts_with(needed)),
+            "{}: {needed} not imported: {imports:?}",
+            path.display()
+        );
+    }
+    let exports: Vec<String> = ty
+        .exports(runner.engine())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    assert!(exports.contains(&SYNC_INTERFACE.to_string()), "{exports:?}");
+    for e in ["wasi:cli/run@0.2.", "wasi:http/incoming-handler@0.2."] {
+        assert!(exports.iter().any(|x| x.starts_with(e)), "{e}: {exports:?}");
+    }
+    assert!(
+        !exports.iter().any(|x| x.contains("@0.3")),
+        "no p3 handler beside the p2 one (Spin refuses two kinds): {exports:?}"
+    );
+    let size = std::fs::metadata(path).unwrap().len();
+    assert!(size < 1_000_000, "{} is {size} bytes", path.display());
 }
 
 #[test]
-fn component_imports_only_what_it_may() {
-    let ty = runner().component_type();
-    let engine = runner().engine();
-    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
-    for name in &imports {
-        let allowed = [
-            "wasi:http/types@0.2.",
-            "wasi:http/outgoing-handler@0.2.",
-            "wasi:config/store@0.2.0-rc.1",
-            "wasi:cli/",
-            "wasi:io/",
-            "wasi:clocks/",
-            "wasi:random/",
-        ]
-        .iter()
-        .any(|p| name.starts_with(p));
-        assert!(allowed, "unexpected import {name} (all: {imports:?})");
-        assert!(
-            !name.contains("filesystem") && !name.contains("sockets"),
-            "{name}"
-        );
-    }
-    assert!(imports
-        .iter()
-        .any(|n| n.starts_with("wasi:http/outgoing-handler@0.2.")));
-    assert!(imports.iter().any(|n| n == "wasi:config/store@0.2.0-rc.1"));
-    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    assert!(exports.contains(&SYNC_INTERFACE.to_string()), "{exports:?}");
-    assert!(
-        exports.iter().any(|e| e.starts_with("wasi:cli/run@0.2.")),
-        "{exports:?}"
+fn both_builds_import_and_export_exactly_the_world() {
+    check_contract(component_path(), "wasi:config/store@0.2.0-rc.1");
+    check_contract(
+        &spin_component_path(),
+        "wasi:config/store@0.2.0-draft-2024-09-27",
     );
-    let size = std::fs::metadata(component_path()).unwrap().len();
-    assert!(size < 1_000_000, "component is {size} bytes");
 }
 
 #[test]

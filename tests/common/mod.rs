@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub mod fake_hub;
 pub mod real_hub;
+pub mod world;
 #[allow(unused_imports)]
 pub use fake_hub::FakeHub;
 #[allow(unused_imports)]
@@ -36,6 +37,13 @@ pub fn runner_for(path: &Path) -> Runner {
 pub fn component_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| build_component(&[], "release"))
+}
+
+/// The `--features spin` build (wasi:config draft-2024-09-27), in `target/spin`.
+pub fn spin_component_path() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| build_component(&["spin"], "spin"))
+        .clone()
 }
 
 /// Builds the component with these cargo features into its own target directory (so that a
