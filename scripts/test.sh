@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's whole test suite, as CI runs it: format, the release component build, lints (native
-# and wasm), then every test (unit, simulator, fixtures, component-in-wasmtime, real hub, host).
+# and wasm, both builds), then every test (unit, simulator, fixtures, component-in-wasmtime, HTTP
+# entry and the Spin build, real hub, real platforms, host). The platform tests need
+# `scripts/platforms.sh install` (outside CI they skip with a message if it was not run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTFLAGS="${RUSTFLAGS:--Dwarnings}"
@@ -11,4 +13,5 @@ ls -l target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm
 export GROUPER_SYNC_COMPONENT="$PWD/target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p jupyterhub-grouper-sync --target wasm32-wasip2 -- -D warnings
+cargo clippy -p jupyterhub-grouper-sync --target wasm32-wasip2 --features spin -- -D warnings
 cargo test --workspace

@@ -257,10 +257,12 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
 }
 
 /// Rejects config keys this component does not know (a typo must not silently become a default).
+/// A key may also be spelled as its environment variable: wasmCloud 2 hands a workload's
+/// environment and secrets to `wasi:config` under their variable names.
 pub fn check_known_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Result<(), ConfigError> {
     let mut unknown: Vec<&str> = keys
         .into_iter()
-        .filter(|k| !KEYS.iter().any(|known| known.name == *k))
+        .filter(|k| !KEYS.iter().any(|known| known.name == *k || known.env == *k))
         .collect();
     unknown.sort_unstable();
     unknown.dedup();

@@ -1,5 +1,7 @@
 //! Settings from `wasi:config/store` (the version the build selects), with the environment as
-//! fallback: a key absent from config is read from its environment variable (`settings::env_name`).
+//! fallback: a key absent from config is read under its environment variable's name
+//! (`settings::env_name`), first from config (wasmCloud 2 puts a workload's environment and
+//! secrets there under those names), then from the environment.
 
 use super::config_store as store;
 use crate::error::SyncError;
@@ -21,17 +23,20 @@ impl Config {
         })
     }
 
-    /// One key, from config or else from its environment variable. Empty counts as absent.
+    /// One key: from config, else from config or the environment under its variable's name.
+    /// Empty counts as absent.
     pub fn get(&self, key: &str) -> Option<String> {
-        let from_store = self.store.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-        let from_env = || {
-            let name = settings::env_name(key)?;
-            self.env.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        let find = |pairs: &[(String, String)], name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.trim().is_empty())
         };
-        from_store
-            .or_else(from_env)
-            .filter(|v| !v.trim().is_empty())
-            .cloned()
+        let env_name = settings::env_name(key);
+        find(&self.store, key)
+            .or_else(|| env_name.and_then(|n| find(&self.store, n)))
+            .or_else(|| env_name.and_then(|n| find(&self.env, n)))
     }
 
     /// All sync settings; unknown config keys and unknown `GROUPER_SYNC_*` variables are errors.

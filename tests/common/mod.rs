@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 pub mod fake_hub;
+pub mod platform;
 pub mod real_hub;
 pub mod world;
 #[allow(unused_imports)]

@@ -18,14 +18,28 @@ pub fn repo_root() -> PathBuf {
 
 /// A minimal HTTP/1.1 client for seeding the real hub (loopback, no TLS).
 pub fn http(method: &str, url: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+    let (status, _, body) = request(method, url, Some(&format!("token {token}")), body);
+    (status, body)
+}
+
+/// One loopback HTTP/1.1 request: status, response head (lower-cased) and JSON body (or null).
+pub fn request(
+    method: &str,
+    url: &str,
+    authorization: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, String, Value) {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut stream = std::net::TcpStream::connect(authority).expect("connect to hub");
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect");
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: token {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
         payload.len()
     )
     .unwrap();
@@ -46,7 +60,11 @@ pub fn http(method: &str, url: &str, token: &str, body: Option<&Value>) -> (u16,
     } else {
         body.to_string()
     };
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    (
+        status,
+        head.to_ascii_lowercase(),
+        serde_json::from_str(&body).unwrap_or(Value::Null),
+    )
 }
 
 fn dechunk(mut s: &str) -> String {
