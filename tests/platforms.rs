@@ -115,26 +115,23 @@ fn assert_no_secrets(what: &str, text: &str, hub: &RealHub) {
     }
 }
 
-/// `wasmtime serve` with settings as `-S config-var` and secrets passed through `--env NAME`.
-fn wasmtime_serve(
-    wasmtime: &Path,
-    dir: &Path,
-    name: &str,
-    config: &[(&str, String)],
-    env: &[(&str, String)],
-) -> (Platform, String) {
+/// PATH with the platform binary's directory first, as an installed CLI would be.
+fn path_with(bin: &Path) -> String {
+    format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// `wasmtime serve` with no configuration at all.
+fn wasmtime_serve(wasmtime: &Path, dir: &Path, name: &str) -> (Platform, String) {
     let port = free_port();
     let mut cmd = Command::new(wasmtime);
     cmd.args(["serve", "-Scli", "-Shttp", "-Sconfig", "--addr"])
         .arg(format!("127.0.0.1:{port}"))
+        .arg(component_path())
         .env_clear();
-    for (k, v) in config {
-        cmd.arg(format!("-Sconfig-var={k}={v}"));
-    }
-    for (k, v) in env {
-        cmd.args(["--env", k]).env(k, v);
-    }
-    cmd.arg(component_path());
     let mut serve = Platform::spawn(cmd, &dir.join(format!("{name}.log")));
     let base = format!("http://127.0.0.1:{port}");
     serve.wait_for("wasmtime serve to answer /healthz", |_| healthy(&base));
@@ -162,12 +159,26 @@ fn wasmtime_serve_and_run_against_the_real_hub() {
     ];
 
     // no configuration at all: health answers, the sync route is closed
-    let (bare, base) = wasmtime_serve(&wasmtime, &dir, "bare", &[], &[]);
+    let (bare, base) = wasmtime_serve(&wasmtime, &dir, "bare");
     let (status, _, body) = post(&base, "/sync", Some(SYNC_TOKEN));
     assert_eq!(status, 503, "{body}");
     drop(bare);
 
-    let (serve, base) = wasmtime_serve(&wasmtime, &dir, "serve", &config, &secrets);
+    // the README's command: examples/wasmtime/serve.sh
+    let port = free_port();
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo_root().join("examples/wasmtime/serve.sh"))
+        .env_clear()
+        .env("PATH", path_with(&wasmtime))
+        .env("WASM", component_path())
+        .env("ADDR", format!("127.0.0.1:{port}"))
+        .envs(config.iter().map(|(k, v)| (k.to_ascii_uppercase(), v)))
+        .envs(secrets.iter().map(|(k, v)| (k, v)));
+    let mut serve = Platform::spawn(cmd, &dir.join("serve.log"));
+    let base = format!("http://127.0.0.1:{port}");
+    serve.wait_for("examples/wasmtime/serve.sh to answer /healthz", |_| {
+        healthy(&base)
+    });
     let (status, head, _) = post(&base, "/sync", Some("not-the-token"));
     assert_eq!(status, 401);
     assert!(head.contains("www-authenticate: bearer"), "{head}");
@@ -193,7 +204,7 @@ fn wasmtime_serve_and_run_against_the_real_hub() {
     assert_no_secrets("wasmtime serve output", &serve.output(), &hub);
     drop(serve);
 
-    // `wasmtime run` with only the original tool's six environment variables
+    // `wasmtime run` with only the original tool's six environment variables (examples/wasmtime/run.sh)
     grouper.sim.add_member(GROUP, "ldap", "199999");
     let six = [
         ("JUPYTERHUB_API_URL", hub.api_url.clone()),
@@ -203,12 +214,14 @@ fn wasmtime_serve_and_run_against_the_real_hub() {
         ("GROUPER_PASSWORD", PASSWORD.to_string()),
         ("GROUPER_ID_PATH", GROUP.to_string()),
     ];
-    let mut cmd = Command::new(&wasmtime);
-    cmd.args(["run", "-Shttp", "-Sconfig"]).env_clear();
-    for (k, v) in &six {
-        cmd.args(["--env", k]).env(k, v);
-    }
-    let out = cmd.arg(component_path()).output().unwrap();
+    let out = Command::new("bash")
+        .arg(repo_root().join("examples/wasmtime/run.sh"))
+        .env_clear()
+        .env("PATH", path_with(&wasmtime))
+        .env("WASM", component_path())
+        .envs(six.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "wasmtime run: {stdout}\n{stderr}");

@@ -568,6 +568,34 @@ mod tests {
     }
 
     #[test]
+    fn dry_run_is_read_like_the_component_reads_it() {
+        for (value, expected) in [("TRUE", true), ("yes", true), ("On", true), ("0", false)] {
+            let env = [ENV, &[("GROUPER_SYNC_DRY_RUN", value)]].concat();
+            let o = run(&[], &env, &[]).unwrap();
+            assert_eq!(o.dry_run, expected, "{value}");
+            assert_eq!(
+                jupyterhub_grouper_sync::settings::parse_bool(&o.component_config["dry_run"]),
+                Some(expected)
+            );
+        }
+        let env = [ENV, &[("GROUPER_SYNC_DRY_RUN", "maybe")]].concat();
+        assert!(run(&[], &env, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("dry_run"));
+    }
+
+    #[test]
+    fn the_components_loop_interval_is_the_hosts_schedule() {
+        let env = [ENV, &[("GROUPER_SYNC_EVERY_SECONDS", "600")]].concat();
+        let o = run(&[], &env, &[]).unwrap();
+        assert_eq!(o.sync_every, Duration::from_secs(600));
+        assert!(!o.component_config.contains_key("sync_every_seconds"));
+        let o = run(&["--sync_every_seconds", "120"], ENV, &[]).unwrap();
+        assert_eq!(o.sync_every, Duration::from_secs(120));
+    }
+
+    #[test]
     fn passwords_on_the_command_line_are_refused() {
         for flag in [
             "--grouper_pass=x",
