@@ -146,13 +146,13 @@ fn wasmtime_serve_and_run_against_the_real_hub() {
     let hub = seeded_hub("wasmtime");
     let grouper = Grouper::start();
     let dir = scratch("wasmtime");
-    let config = vec![
+    let config = [
         ("jupyterhub_api_url", hub.api_url.clone()),
         ("grouper_base_url", grouper.url()),
         ("grouper_user", "sync".to_string()),
         ("grouper_id_path", GROUP.to_string()),
     ];
-    let secrets = vec![
+    let secrets = [
         ("JUPYTERHUB_API_TOKEN", hub.sync_token.clone()),
         ("GROUPER_PASSWORD", PASSWORD.to_string()),
         ("GROUPER_SYNC_AUTH_TOKEN", SYNC_TOKEN.to_string()),
