@@ -85,6 +85,16 @@ impl Grouper {
     }
 }
 
+/// The non-secret settings of a pass from this hub into this Grouper.
+fn settings(hub: &RealHub, grouper: &Grouper) -> Vec<(&'static str, String)> {
+    vec![
+        ("jupyterhub_api_url", hub.api_url.clone()),
+        ("grouper_base_url", grouper.url()),
+        ("grouper_user", "sync".to_string()),
+        ("grouper_id_path", GROUP.to_string()),
+    ]
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = repo_root()
         .join("target")
@@ -146,12 +156,7 @@ fn wasmtime_serve_and_run_against_the_real_hub() {
     let hub = seeded_hub("wasmtime");
     let grouper = Grouper::start();
     let dir = scratch("wasmtime");
-    let config = [
-        ("jupyterhub_api_url", hub.api_url.clone()),
-        ("grouper_base_url", grouper.url()),
-        ("grouper_user", "sync".to_string()),
-        ("grouper_id_path", GROUP.to_string()),
-    ];
+    let config = settings(&hub, &grouper);
     let secrets = [
         ("JUPYTERHUB_API_TOKEN", hub.sync_token.clone()),
         ("GROUPER_PASSWORD", PASSWORD.to_string()),
@@ -291,12 +296,7 @@ fn wasmcloud_wash_dev_serves_passes_limits_egress_and_runs_the_service_loop() {
     let dir = scratch("wash");
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let config = vec![
-        ("jupyterhub_api_url", hub.api_url.clone()),
-        ("grouper_base_url", grouper.url()),
-        ("grouper_user", "sync".to_string()),
-        ("grouper_id_path", GROUP.to_string()),
-    ];
+    let config = settings(&hub, &grouper);
     let allowed = vec![authority(&hub.api_url), authority(&grouper.url())];
 
     // the HTTP component: a pass through wash's HTTP address
@@ -319,12 +319,7 @@ fn wasmcloud_wash_dev_serves_passes_limits_egress_and_runs_the_service_loop() {
 
     // a third host (a Grouper on another port) is not in allowedHosts: denied, said so, no write
     let other = Grouper::start();
-    let elsewhere = vec![
-        ("jupyterhub_api_url", hub.api_url.clone()),
-        ("grouper_base_url", other.url()),
-        ("grouper_user", "sync".to_string()),
-        ("grouper_id_path", GROUP.to_string()),
-    ];
+    let elsewhere = settings(&hub, &other);
     let address = format!("127.0.0.1:{}", free_port());
     let project = wash_project(&dir, &address, false, &elsewhere, &allowed);
     let mut dev = wash_dev(&wash, &project, &home, &hub, "denied.log");

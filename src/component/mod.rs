@@ -2,46 +2,38 @@
 //! from `wasi:config`, and HTTP over `wasi:http`. The rules live in the core; this only moves data.
 
 // Every WASI interface maps to waki's bindings, so that one set of wasi:http/io types serves both
-// the client (waki) and our own exports; only wasi:config and our interface are generated here.
-#[cfg(not(feature = "spin"))]
-wit_bindgen::generate!({
-    path: "wit",
-    world: "grouper-sync",
-    with: {
-        "wasi:http/types@0.2.2": waki::bindings::wasi::http::types,
-        "wasi:http/outgoing-handler@0.2.2": waki::bindings::wasi::http::outgoing_handler,
-        "wasi:io/poll@0.2.2": waki::bindings::wasi::io::poll,
-        "wasi:io/streams@0.2.2": waki::bindings::wasi::io::streams,
-        "wasi:io/error@0.2.2": waki::bindings::wasi::io::error,
-        "wasi:clocks/monotonic-clock@0.2.2": waki::bindings::wasi::clocks::monotonic_clock,
-        "wasi:clocks/wall-clock@0.2.2": waki::bindings::wasi::clocks::wall_clock,
-        "wasi:cli/stdin@0.2.2": waki::bindings::wasi::cli::stdin,
-        "wasi:cli/stdout@0.2.2": waki::bindings::wasi::cli::stdout,
-        "wasi:cli/stderr@0.2.2": waki::bindings::wasi::cli::stderr,
-        "wasi:config/store@0.2.0-rc.1": generate,
-    },
-    generate_all,
-});
+// the client (waki) and our own exports; only wasi:config, std's extra cli imports and our
+// interface are generated here. The two builds differ only in the world (and so the config version).
+macro_rules! bindings {
+    ($world:literal, $config:literal) => {
+        wit_bindgen::generate!({
+            path: "wit",
+            world: $world,
+            with: {
+                "wasi:http/types@0.2.2": waki::bindings::wasi::http::types,
+                "wasi:http/outgoing-handler@0.2.2": waki::bindings::wasi::http::outgoing_handler,
+                "wasi:io/poll@0.2.2": waki::bindings::wasi::io::poll,
+                "wasi:io/streams@0.2.2": waki::bindings::wasi::io::streams,
+                "wasi:io/error@0.2.2": waki::bindings::wasi::io::error,
+                "wasi:clocks/monotonic-clock@0.2.2": waki::bindings::wasi::clocks::monotonic_clock,
+                "wasi:clocks/wall-clock@0.2.2": waki::bindings::wasi::clocks::wall_clock,
+                "wasi:cli/stdin@0.2.2": waki::bindings::wasi::cli::stdin,
+                "wasi:cli/stdout@0.2.2": waki::bindings::wasi::cli::stdout,
+                "wasi:cli/stderr@0.2.2": waki::bindings::wasi::cli::stderr,
+                $config: generate,
+            },
+            generate_all,
+        });
+    };
+}
 
+#[cfg(not(feature = "spin"))]
+bindings!("grouper-sync", "wasi:config/store@0.2.0-rc.1");
 #[cfg(feature = "spin")]
-wit_bindgen::generate!({
-    path: "wit",
-    world: "grouper-sync-spin",
-    with: {
-        "wasi:http/types@0.2.2": waki::bindings::wasi::http::types,
-        "wasi:http/outgoing-handler@0.2.2": waki::bindings::wasi::http::outgoing_handler,
-        "wasi:io/poll@0.2.2": waki::bindings::wasi::io::poll,
-        "wasi:io/streams@0.2.2": waki::bindings::wasi::io::streams,
-        "wasi:io/error@0.2.2": waki::bindings::wasi::io::error,
-        "wasi:clocks/monotonic-clock@0.2.2": waki::bindings::wasi::clocks::monotonic_clock,
-        "wasi:clocks/wall-clock@0.2.2": waki::bindings::wasi::clocks::wall_clock,
-        "wasi:cli/stdin@0.2.2": waki::bindings::wasi::cli::stdin,
-        "wasi:cli/stdout@0.2.2": waki::bindings::wasi::cli::stdout,
-        "wasi:cli/stderr@0.2.2": waki::bindings::wasi::cli::stderr,
-        "wasi:config/store@0.2.0-draft-2024-09-27": generate,
-    },
-    generate_all,
-});
+bindings!(
+    "grouper-sync-spin",
+    "wasi:config/store@0.2.0-draft-2024-09-27"
+);
 
 // The WIT holds two versions of wasi:config, so wit-bindgen puts the version in the module name.
 #[cfg(feature = "spin")]
