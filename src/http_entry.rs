@@ -102,7 +102,7 @@ pub fn route(
         .split_once('?')
         .unwrap_or((path_with_query, ""));
     let allow = match path {
-        "/healthz" => "GET, HEAD",
+        "/healthz" => "GET",
         "/sync" | "/check" => "POST",
         _ => {
             return Decision::Answer(Reply::error(
