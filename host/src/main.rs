@@ -215,11 +215,18 @@ async fn service(opts: &Options, runner: &Runner, stop: StopSignals) -> ExitCode
         term: mut sigterm,
     } = stop;
     let metrics = Arc::new(Metrics::default());
+    let (stop_serving, serving_stopped) = tokio::sync::watch::channel(false);
+    let mut server = None;
     if let Some(addr) = opts.metrics_addr {
         match metrics::bind(addr).await {
             Ok(listener) => {
                 tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-                tokio::spawn(metrics::serve(listener, metrics.clone(), opts.sync_every));
+                server = Some(tokio::spawn(metrics::serve(
+                    listener,
+                    metrics.clone(),
+                    opts.sync_every,
+                    serving_stopped,
+                )));
             }
             Err(e) => tracing::error!(%addr, "cannot serve metrics: {e}"),
         }
@@ -282,6 +289,11 @@ async fn service(opts: &Options, runner: &Runner, stop: StopSignals) -> ExitCode
             failures = 0;
             next = Instant::now() + schedule::jittered(opts.sync_every, seed());
         }
+    }
+    // Graceful: stop accepting, let a scrape in progress finish, but never hold up the exit.
+    let _ = stop_serving.send(true);
+    if let Some(server) = server {
+        let _ = tokio::time::timeout(Duration::from_millis(300), server).await;
     }
     tracing::info!("grouper-sync stopped");
     ExitCode::SUCCESS

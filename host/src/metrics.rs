@@ -1,15 +1,24 @@
-//! Pass metrics in Prometheus text format, and a small HTTP endpoint serving `/metrics`,
-//! `/healthz` (the process is alive) and `/readyz` (the last success is younger than two intervals).
+//! Pass metrics through `prometheus-client` (OpenMetrics text), and the HTTP endpoint on hyper:
+//! `/metrics`, `/healthz` (the process is alive) and `/readyz` (the last pass that did not fail
+//! is younger than two intervals), with graceful shutdown.
 
 use crate::outcome::PassSummary;
+use bytes::Bytes;
+use http_body_util::Full;
 use jupyterhub_grouper_sync::error::ErrorKind;
 use jupyterhub_grouper_sync::report::Outcome;
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
 
 pub const RESULTS: &[Outcome] = &[
     Outcome::Converged,
@@ -18,24 +27,140 @@ pub const RESULTS: &[Outcome] = &[
     Outcome::Failed,
 ];
 
-#[derive(Default)]
-struct State {
-    passes: BTreeMap<Outcome, u64>,
-    errors: BTreeMap<ErrorKind, u64>,
-    last_attempt: Option<f64>,
-    last_success: Option<f64>,
-    last_duration: Option<f64>,
-    duration_sum: f64,
-    added: u64,
-    removed: u64,
-    skipped: u64,
-    withheld: u64,
-    egress_denied: u64,
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
 }
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabel {
+    group: String,
+}
+
+type GaugeF64 = Gauge<f64, AtomicU64>;
+
 pub struct Metrics {
-    state: Mutex<State>,
+    registry: Registry,
+    passes: Family<ResultLabel, Counter>,
+    errors: Family<KindLabel, Counter>,
+    duration: Histogram,
+    last_attempt: GaugeF64,
+    last_success: GaugeF64,
+    last_duration: GaugeF64,
+    added: Family<GroupLabel, Counter>,
+    removed: Family<GroupLabel, Counter>,
+    skipped: Family<GroupLabel, Counter>,
+    withheld: Family<GroupLabel, Counter>,
+    egress_denied: Counter,
+    /// Monotonic time of the last pass that did not fail, for readiness.
+    succeeded_at: Mutex<Option<Instant>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let passes = Family::<ResultLabel, Counter>::default();
+        let errors = Family::<KindLabel, Counter>::default();
+        // 50 ms … ~27 min: a pass against a large hub can take many minutes.
+        let duration = Histogram::new(exponential_buckets(0.05, 2.0, 16));
+        let (last_attempt, last_success, last_duration) = (
+            GaugeF64::default(),
+            GaugeF64::default(),
+            GaugeF64::default(),
+        );
+        let group_counter = Family::<GroupLabel, Counter>::default;
+        let (added, removed, skipped, withheld) = (
+            group_counter(),
+            group_counter(),
+            group_counter(),
+            group_counter(),
+        );
+        let egress_denied = Counter::default();
+        // Every result and kind is present from the start, so rates and alerts see zeros.
+        for r in RESULTS {
+            let _ = passes.get_or_create(&ResultLabel { result: r.as_str() });
+        }
+        for k in ErrorKind::ALL {
+            let _ = errors.get_or_create(&KindLabel { kind: k.as_str() });
+        }
+        registry.register(
+            "grouper_sync_passes",
+            "Sync passes by result",
+            passes.clone(),
+        );
+        registry.register(
+            "grouper_sync_pass_errors",
+            "Errors of passes, by kind",
+            errors.clone(),
+        );
+        registry.register(
+            "grouper_sync_pass_duration_seconds",
+            "Duration of passes",
+            duration.clone(),
+        );
+        registry.register(
+            "grouper_sync_last_attempt_timestamp_seconds",
+            "When the last pass finished",
+            last_attempt.clone(),
+        );
+        registry.register(
+            "grouper_sync_last_success_timestamp_seconds",
+            "When the last pass that did not fail finished",
+            last_success.clone(),
+        );
+        registry.register(
+            "grouper_sync_last_pass_duration_seconds",
+            "Duration of the last pass",
+            last_duration.clone(),
+        );
+        registry.register(
+            "grouper_sync_members_added",
+            "Members added to a Grouper group",
+            added.clone(),
+        );
+        registry.register(
+            "grouper_sync_members_removed",
+            "Members removed from a Grouper group",
+            removed.clone(),
+        );
+        registry.register(
+            "grouper_sync_users_skipped",
+            "Selected hub users without a usable subject",
+            skipped.clone(),
+        );
+        registry.register(
+            "grouper_sync_removals_withheld",
+            "Removals held back by the safety rules",
+            withheld.clone(),
+        );
+        registry.register(
+            "grouper_sync_egress_denied",
+            "Outgoing requests refused by the egress policy",
+            egress_denied.clone(),
+        );
+        Metrics {
+            registry,
+            passes,
+            errors,
+            duration,
+            last_attempt,
+            last_success,
+            last_duration,
+            added,
+            removed,
+            skipped,
+            withheld,
+            egress_denied,
+            succeeded_at: Mutex::new(None),
+        }
+    }
 }
 
 fn now_seconds() -> f64 {
@@ -46,165 +171,117 @@ fn now_seconds() -> f64 {
 }
 
 impl Metrics {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Records one pass. A pass that withheld removals (or left changes for the next pass) still
     /// brought the group as far as safety allows, so it counts as a success for readiness.
     pub fn record(&self, pass: &PassSummary) {
-        let mut s = self.lock();
-        let now = now_seconds();
-        *s.passes.entry(pass.outcome).or_default() += 1;
+        self.passes
+            .get_or_create(&ResultLabel {
+                result: pass.outcome.as_str(),
+            })
+            .inc();
         for kind in &pass.error_kinds {
-            *s.errors.entry(*kind).or_default() += 1;
+            self.errors
+                .get_or_create(&KindLabel {
+                    kind: kind.as_str(),
+                })
+                .inc();
         }
-        s.last_attempt = Some(now);
+        let seconds = pass.duration.as_secs_f64();
+        self.duration.observe(seconds);
+        self.last_duration.set(seconds);
+        self.last_attempt.set(now_seconds());
         if pass.succeeded() {
-            s.last_success = Some(now);
+            self.last_success.set(now_seconds());
+            *self.succeeded_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         }
-        s.last_duration = Some(pass.duration.as_secs_f64());
-        s.duration_sum += pass.duration.as_secs_f64();
-        s.added += pass.added as u64;
-        s.removed += pass.removed as u64;
-        s.skipped += pass.unmapped as u64;
-        s.withheld += pass.withheld as u64;
-        s.egress_denied += pass.denied_requests as u64;
+        for t in &pass.targets {
+            let group = GroupLabel {
+                group: t.group.clone(),
+            };
+            self.added.get_or_create(&group).inc_by(t.added.into());
+            self.removed.get_or_create(&group).inc_by(t.removed.into());
+            self.skipped.get_or_create(&group).inc_by(t.unmapped.into());
+            self.withheld
+                .get_or_create(&group)
+                .inc_by(t.withheld.into());
+        }
+        self.egress_denied.inc_by(pass.denied_requests.into());
     }
 
     pub fn ready(&self, sync_every: Duration) -> bool {
-        self.lock()
-            .last_success
-            .is_some_and(|t| now_seconds() - t < 2.0 * sync_every.as_secs_f64())
+        self.succeeded_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < sync_every * 2)
     }
 
+    /// The OpenMetrics text of every metric.
     pub fn render(&self) -> String {
-        let s = self.lock();
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP grouper_sync_passes_total Sync passes by result.\n# TYPE grouper_sync_passes_total counter");
-        for r in RESULTS {
-            let _ = writeln!(
-                out,
-                "grouper_sync_passes_total{{result=\"{}\"}} {}",
-                r.as_str(),
-                s.passes.get(r).copied().unwrap_or(0)
-            );
-        }
-        let _ = writeln!(out, "# HELP grouper_sync_pass_errors_total Errors of passes, by kind.\n# TYPE grouper_sync_pass_errors_total counter");
-        for kind in ErrorKind::ALL {
-            let _ = writeln!(
-                out,
-                "grouper_sync_pass_errors_total{{kind=\"{}\"}} {}",
-                kind.as_str(),
-                s.errors.get(kind).copied().unwrap_or(0)
-            );
-        }
-        let gauge = |out: &mut String, name: &str, help: &str, v: Option<f64>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            if let Some(v) = v {
-                let _ = writeln!(out, "{name} {v}");
-            }
-        };
-        gauge(
-            &mut out,
-            "grouper_sync_last_attempt_timestamp_seconds",
-            "When the last pass finished.",
-            s.last_attempt,
-        );
-        gauge(
-            &mut out,
-            "grouper_sync_last_success_timestamp_seconds",
-            "When the last pass that did not fail finished.",
-            s.last_success,
-        );
-        gauge(
-            &mut out,
-            "grouper_sync_last_pass_duration_seconds",
-            "Duration of the last pass.",
-            s.last_duration,
-        );
-        let total: u64 = s.passes.values().sum();
-        let _ = writeln!(
-            out,
-            "# HELP grouper_sync_pass_duration_seconds Pass durations.\n# TYPE grouper_sync_pass_duration_seconds summary\n\
-             grouper_sync_pass_duration_seconds_sum {}\ngrouper_sync_pass_duration_seconds_count {total}",
-            s.duration_sum
-        );
-        for (name, help, v) in [
-            (
-                "grouper_sync_members_added_total",
-                "Members added to Grouper groups.",
-                s.added,
-            ),
-            (
-                "grouper_sync_members_removed_total",
-                "Members removed from Grouper groups.",
-                s.removed,
-            ),
-            (
-                "grouper_sync_users_skipped_total",
-                "Selected hub users without a usable subject.",
-                s.skipped,
-            ),
-            (
-                "grouper_sync_removals_withheld_total",
-                "Removals held back by the safety rules.",
-                s.withheld,
-            ),
-            (
-                "grouper_sync_egress_denied_total",
-                "Outgoing requests refused by the egress policy.",
-                s.egress_denied,
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        }
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
 }
 
-/// Serves the endpoints until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, sync_every: Duration) {
+fn reply(status: u16, content_type: &str, body: String) -> hyper::Response<Full<Bytes>> {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
+}
+
+fn route(metrics: &Metrics, sync_every: Duration, path: &str) -> hyper::Response<Full<Bytes>> {
+    match path {
+        "/metrics" => reply(200, OPENMETRICS, metrics.render()),
+        "/healthz" => reply(200, "text/plain", "ok\n".into()),
+        "/readyz" if metrics.ready(sync_every) => reply(200, "text/plain", "ready\n".into()),
+        "/readyz" => reply(
+            503,
+            "text/plain",
+            "no successful pass in the last two intervals\n".into(),
+        ),
+        _ => reply(404, "text/plain", "not found\n".into()),
+    }
+}
+
+/// Serves the endpoints until `shutdown` turns true; connections in progress then finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    sync_every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use wasmtime_wasi_http::io::TokioIo;
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+            _ = shutdown.changed() => break,
         };
         let metrics = metrics.clone();
+        let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let mut read = 0;
-            while read < buf.len() {
-                match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf[read..]))
-                    .await
-                {
-                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                    Ok(Ok(n)) => read += n,
-                }
-                if buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
+            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let response = route(&metrics, sync_every, req.uri().path());
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            // A client that never finishes its request does not hold a task for long.
+            let deadline = tokio::time::sleep(Duration::from_secs(30));
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = deadline => {}
+                _ = shutdown.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
                 }
             }
-            let request = String::from_utf8_lossy(&buf[..read]);
-            let path = request.split_whitespace().nth(1).unwrap_or("");
-            let (status, content_type, body) = match path {
-                "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-                "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
-                "/readyz" if metrics.ready(sync_every) => {
-                    ("200 OK", "text/plain", "ready\n".to_string())
-                }
-                "/readyz" => (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    "no successful pass in the last two intervals\n".to_string(),
-                ),
-                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
-            };
-            let head = format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.write_all(body.as_bytes()).await;
         });
     }
 }
@@ -216,6 +293,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::TargetSummary;
 
     fn pass(outcome: Outcome, kinds: &[ErrorKind]) -> PassSummary {
         let call = crate::runner::Call {
@@ -232,11 +310,17 @@ mod tests {
     }
 
     #[test]
-    fn records_and_renders() {
+    fn records_and_renders_openmetrics() {
         let m = Metrics::default();
         assert!(!m.ready(Duration::from_secs(60)));
         let mut ok = pass(Outcome::Converged, &[]);
-        (ok.added, ok.removed, ok.unmapped) = (3, 1, 2);
+        ok.targets = vec![TargetSummary {
+            group: "edu:x:users".into(),
+            added: 3,
+            removed: 1,
+            unmapped: 2,
+            withheld: 0,
+        }];
         m.record(&ok);
         let mut failed = pass(
             Outcome::Failed,
@@ -245,16 +329,22 @@ mod tests {
         failed.denied_requests = 2;
         m.record(&failed);
         let text = m.render();
-        assert!(text.contains("grouper_sync_passes_total{result=\"converged\"} 1"));
-        assert!(text.contains("grouper_sync_passes_total{result=\"failed\"} 1"));
-        assert!(text.contains("grouper_sync_passes_total{result=\"removals_withheld\"} 0"));
-        assert!(text.contains("grouper_sync_pass_errors_total{kind=\"grouper-unavailable\"} 1"));
-        assert!(text.contains("grouper_sync_pass_errors_total{kind=\"egress-denied\"} 1"));
-        assert!(text.contains("grouper_sync_pass_errors_total{kind=\"config\"} 0"));
-        assert!(text.contains("grouper_sync_members_added_total 3"));
-        assert!(text.contains("grouper_sync_users_skipped_total 2"));
-        assert!(text.contains("grouper_sync_egress_denied_total 2"));
-        assert!(text.contains("grouper_sync_pass_duration_seconds_count 2"));
+        for line in [
+            "grouper_sync_passes_total{result=\"converged\"} 1",
+            "grouper_sync_passes_total{result=\"failed\"} 1",
+            "grouper_sync_passes_total{result=\"removals_withheld\"} 0",
+            "grouper_sync_pass_errors_total{kind=\"grouper-unavailable\"} 1",
+            "grouper_sync_pass_errors_total{kind=\"egress-denied\"} 1",
+            "grouper_sync_pass_errors_total{kind=\"config\"} 0",
+            "grouper_sync_members_added_total{group=\"edu:x:users\"} 3",
+            "grouper_sync_users_skipped_total{group=\"edu:x:users\"} 2",
+            "grouper_sync_egress_denied_total 2",
+            "grouper_sync_pass_duration_seconds_count 2",
+            "# TYPE grouper_sync_pass_duration_seconds histogram",
+            "# EOF",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
         assert!(text.contains("grouper_sync_last_success_timestamp_seconds "));
         assert!(m.ready(Duration::from_secs(60)));
     }

@@ -7,6 +7,16 @@ use jupyterhub_grouper_sync::error::ErrorKind;
 use jupyterhub_grouper_sync::report::Outcome;
 use std::time::Duration;
 
+/// One target group's part of a pass, for per-group metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSummary {
+    pub group: String,
+    pub added: u32,
+    pub removed: u32,
+    pub unmapped: u32,
+    pub withheld: u32,
+}
+
 /// A pass as the host accounts for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PassSummary {
@@ -15,6 +25,7 @@ pub struct PassSummary {
     pub error_kinds: Vec<ErrorKind>,
     pub messages: Vec<String>,
     pub users_seen: u32,
+    pub targets: Vec<TargetSummary>,
     pub to_add: u32,
     pub to_remove: u32,
     pub added: u32,
@@ -43,6 +54,7 @@ impl PassSummary {
             error_kinds: Vec::new(),
             messages: Vec::new(),
             users_seen: 0,
+            targets: Vec::new(),
             to_add: 0,
             to_remove: 0,
             added: 0,
@@ -77,6 +89,17 @@ impl PassSummary {
                 s.error_kinds = r.errors.iter().map(|e| core_kind(e.kind)).collect();
                 s.messages = r.errors.iter().map(error_line).collect();
                 s.users_seen = r.users_seen;
+                s.targets = r
+                    .targets
+                    .iter()
+                    .map(|t| TargetSummary {
+                        group: t.group.clone(),
+                        added: t.added,
+                        removed: t.removed,
+                        unmapped: t.users_unmapped,
+                        withheld: t.withheld_removals,
+                    })
+                    .collect();
                 let sum = |f: fn(&crate::bindings::TargetReport) -> u32| {
                     r.targets.iter().map(f).sum::<u32>()
                 };

@@ -432,11 +432,15 @@ fn service_runs_on_schedule_serves_metrics_and_stops_on_sigint() {
         "{body}"
     );
     assert!(
-        body.contains("grouper_sync_members_added_total 3"),
+        body.contains(&format!(
+            "grouper_sync_members_added_total{{group=\"{GROUP}\"}} 3"
+        )),
         "{body}"
     );
     assert!(
-        body.contains("grouper_sync_members_removed_total 1"),
+        body.contains(&format!(
+            "grouper_sync_members_removed_total{{group=\"{GROUP}\"}} 1"
+        )),
         "{body}"
     );
     assert_no_secrets("metrics", &body);

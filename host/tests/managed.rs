@@ -2,7 +2,8 @@
 //! exactly as an admin would (`c.JupyterHub.services` with `command` and `environment`, and a role
 //! with list:users, read:users, admin:auth_state). The first pass brings the simulator's group to
 //! the hub's users, a user added later appears after the next pass, and stopping the hub stops the
-//! service cleanly.
+//! service cleanly. The command is the pip-installed one when `GROUPER_SYNC_BIN` names it (CI sets
+//! it after `scripts/wheel.sh`), and that command's `--help` and `check` are exercised too.
 
 #[path = "../../tests/common/real_hub.rs"]
 #[allow(dead_code)]
@@ -18,6 +19,26 @@ use support::wait_for;
 
 const GROUP: &str = "edu:example:app:datahub:datahub-users";
 
+/// The `grouper-sync` under test: the installed command in CI (required there), else this build's.
+fn grouper_sync_command() -> String {
+    match std::env::var("GROUPER_SYNC_BIN") {
+        Ok(bin) if !bin.is_empty() => {
+            assert!(
+                !bin.contains("/target/debug/") && !bin.contains("/target/release/"),
+                "GROUPER_SYNC_BIN must be an installed command, not a build output: {bin}"
+            );
+            bin
+        }
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI must run the pip-installed command: set GROUPER_SYNC_BIN after scripts/wheel.sh")
+        }
+        _ => {
+            eprintln!("GROUPER_SYNC_BIN is not set; testing this build's binary instead of an installed one (run scripts/wheel.sh to test the wheel)");
+            env!("CARGO_BIN_EXE_grouper-sync").to_string()
+        }
+    }
+}
+
 #[test]
 fn the_hub_runs_grouper_sync_as_a_managed_service() {
     let sim = Simulator::new(Config {
@@ -32,6 +53,14 @@ fn the_hub_runs_grouper_sync_as_a_managed_service() {
     sim.add_member(GROUP, "ldap", "stale7");
     let server = sim.serve("127.0.0.1:0").unwrap();
     let crypt_key = "7c2f0a9e4b1d8c3f6a5e2d9b0c7f4a1e8d3b6c9f2a5e0d7b4c1f8a3e6d9b2c5f";
+
+    let command = grouper_sync_command();
+    let help = std::process::Command::new(&command)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("grouper_id_path"));
 
     // Seed the hub first (users exist before the service's first pass), then restart it with the service.
     {
@@ -63,6 +92,27 @@ fn the_hub_runs_grouper_sync_as_a_managed_service() {
             .0,
             200
         );
+        let check = std::process::Command::new(&command)
+            .arg("check")
+            .env_clear()
+            .envs([
+                ("JUPYTERHUB_API_URL", hub.api_url.as_str()),
+                ("JUPYTERHUB_API_TOKEN", hub.sync_token.as_str()),
+                ("GROUPER_BASE_URL", &server.base_url("v2_2_100")),
+                ("GROUPER_USER", "sync"),
+                ("GROUPER_PASSWORD", "managed-pw-3c9a"),
+                ("GROUPER_ID_PATH", GROUP),
+            ])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            check.status.success(),
+            "check: {out}\n{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        assert!(out.contains("check passed; nothing was written"), "{out}");
+        assert_eq!(sim.member_ids(GROUP), ["stale7"], "check wrote nothing");
     }
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -71,7 +121,7 @@ fn the_hub_runs_grouper_sync_as_a_managed_service() {
         .port();
     let metrics = format!("127.0.0.1:{metrics_port}");
     let service = json!({
-        "command": [env!("CARGO_BIN_EXE_grouper-sync"), "--GrouperSync.sync_every=10", "--metrics-addr", metrics],
+        "command": [command, "--GrouperSync.sync_every=10", "--metrics-addr", metrics],
         "environment": {
             "GROUPER_BASE_URL": server.base_url("v2_2_100"),
             "GROUPER_USER": "sync",
