@@ -131,16 +131,26 @@ pub fn is_transient(outcome: &Outcome) -> bool {
     }
 }
 
+/// The longest `Retry-After` honoured, so that a pass cannot stall for hours.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+/// A `Retry-After` header in either form (RFC 9110 §10.2.3): delay-seconds, or an HTTP-date, which
+/// is measured against the same answer's `Date` header (the server's clock, not ours).
+fn retry_after(r: &Response) -> Option<Duration> {
+    let value = r.header("retry-after")?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let now = httpdate::parse_http_date(r.header("date")?.trim()).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 /// Delay before retry number `attempt` (1-based): exponential from `base`, capped at 30 s, or the
-/// server's `Retry-After` seconds when given (capped at 120 s so a pass cannot stall for hours).
+/// server's `Retry-After` when given (capped at 120 s).
 pub fn retry_delay(attempt: u32, base: Duration, outcome: &Outcome) -> Duration {
-    if let Ok(r) = outcome {
-        if let Some(secs) = r
-            .header("retry-after")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
-            return Duration::from_secs(secs.min(120));
-        }
+    if let Some(delay) = outcome.as_ref().ok().and_then(retry_after) {
+        return delay.min(MAX_RETRY_AFTER);
     }
     let factor = 1u32 << attempt.saturating_sub(1).min(10);
     (base * factor).min(Duration::from_secs(30))
@@ -273,6 +283,41 @@ mod tests {
             retry_delay(20, Duration::from_secs(1), &plain),
             Duration::from_secs(30)
         );
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date_counts_from_the_servers_date() {
+        let dated = |retry_after: &str, date: Option<&str>| {
+            let mut headers = vec![("retry-after".to_string(), retry_after.to_string())];
+            if let Some(d) = date {
+                headers.push(("date".into(), d.into()));
+            }
+            Ok(Response {
+                status: 503,
+                headers,
+                body: vec![],
+            })
+        };
+        let base = Duration::from_millis(100);
+        let r = dated(
+            "Mon, 30 Nov 2026 10:00:45 GMT",
+            Some("Mon, 30 Nov 2026 10:00:00 GMT"),
+        );
+        assert_eq!(retry_delay(1, base, &r), Duration::from_secs(45));
+        let far = dated(
+            "Tue, 01 Dec 2026 10:00:00 GMT",
+            Some("Mon, 30 Nov 2026 10:00:00 GMT"),
+        );
+        assert_eq!(retry_delay(1, base, &far), MAX_RETRY_AFTER);
+        let past = dated(
+            "Mon, 30 Nov 2026 09:00:00 GMT",
+            Some("Mon, 30 Nov 2026 10:00:00 GMT"),
+        );
+        assert_eq!(retry_delay(1, base, &past), Duration::ZERO);
+        // without the server's Date, or with a date that does not parse: the normal backoff
+        let undated = dated("Mon, 30 Nov 2026 10:00:45 GMT", None);
+        assert_eq!(retry_delay(1, base, &undated), base);
+        assert_eq!(retry_delay(1, base, &dated("soon", None)), base);
     }
 
     struct Scripted {
