@@ -18,22 +18,25 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{}", options::help());
-        return ExitCode::SUCCESS;
-    }
-    if args.iter().any(|a| a == "--version") {
-        println!("grouper-sync {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
-    }
     let opts = match options::parse(&args, &|k| std::env::var(k).ok(), &|p| {
         Ok(std::fs::read_to_string(p)?)
     }) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("grouper-sync: {e:#}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(e) => match e.downcast::<clap::Error>() {
+            // --help and --version print and succeed; a command-line mistake exits 2 with usage.
+            Ok(clap_error) => {
+                let _ = clap_error.print();
+                return ExitCode::from(if clap_error.use_stderr() {
+                    EXIT_CONFIG
+                } else {
+                    0
+                });
+            }
+            Err(e) => {
+                eprintln!("grouper-sync: {e:#}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
     };
     init_logging(&opts);
     let rt = match tokio::runtime::Builder::new_multi_thread()

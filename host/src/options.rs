@@ -5,6 +5,8 @@
 //! environment or from files (`*_FILE`, for Kubernetes secrets), never from the command line.
 
 use anyhow::{anyhow, bail, Context, Result};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use jupyterhub_grouper_sync::settings::{self, KEYS};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -117,27 +119,6 @@ const SECRET_FILE_ENVS: &[(&str, &str)] = &[
     ("grouper_password", "GROUPER_PASSWORD_FILE"),
 ];
 
-/// The original tool's flags, mapped to keys.
-const FLAG_ALIASES: &[(&str, &str)] = &[
-    ("url", "jupyterhub_api_url"),
-    ("api-page-size", "api_page_size"),
-    ("GrouperSync.sync_every", "sync_every"),
-    ("sync-every-seconds", "sync_every"),
-    ("sync_every_seconds", "sync_every"),
-    ("sync-every", "sync_every"),
-    ("metrics-addr", "metrics_addr"),
-    ("log-format", "log_format"),
-    ("log-level", "log_level"),
-];
-
-const REFUSED_FLAGS: &[&str] = &[
-    "grouper_pass",
-    "grouper_password",
-    "GrouperSync.grouper_pass",
-    "jupyterhub_api_token",
-    "api_token",
-];
-
 /// Component keys the host handles itself instead of forwarding: the component's own loop
 /// interval is the host's schedule.
 const HOST_HANDLED_KEYS: &[(&str, &str)] = &[("sync_every_seconds", "sync_every")];
@@ -181,71 +162,208 @@ fn url_authority(key: &str, url: &str) -> Result<String> {
     })
 }
 
-pub const USAGE: &str = "usage: grouper-sync [once|check] [options]";
+/// The command line: subcommands derived, every setting a global `--key VALUE` option generated
+/// from the same tables as the config file ([`KEYS`], [`HOST_KEYS`]), so flags work before or
+/// after the subcommand and `--help` lists every key with its environment variable.
+#[derive(Parser, Debug)]
+#[command(
+    name = "grouper-sync",
+    version,
+    about = "Keeps a Grouper group in step with the users of a JupyterHub.",
+    long_about = "Keeps a Grouper group in step with the users of a JupyterHub.\n\n\
+        Without a command it runs as a service: a pass at start, then every sync_every seconds.\n\
+        Precedence: command-line flags > config file (--config FILE or GROUPER_SYNC_CONFIG, TOML) > environment.\n\
+        Secrets come from the environment or from files (JUPYTERHUB_API_TOKEN_FILE, GROUPER_PASSWORD_FILE, or\n\
+        jupyterhub_api_token_file / grouper_password_file in the config file), never from flags.",
+    after_help = "Exit statuses of once: 0 converged, 1 failed, 2 configuration error, 3 removals withheld, 4 changes remaining."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    settings: SettingArgs,
+}
 
-/// Parses everything. `env` reads an environment variable; `read` reads a file.
+#[derive(Subcommand, Debug, Clone, Copy)]
+enum Sub {
+    /// One pass; the exit status tells the outcome
+    Once,
+    /// Validate the settings, show the hub token's scopes, read the group; write nothing
+    Check,
+}
+
+/// Every setting as a global option, generated from the key tables.
+#[derive(Debug, Default)]
+struct SettingArgs;
+
+/// The original tool's and our older flag spellings, as aliases of the keys they set.
+const FLAG_ALIASES: &[(&str, &str)] = &[
+    ("url", "jupyterhub_api_url"),
+    ("GrouperSync.sync_every", "sync_every"),
+    ("sync_every_seconds", "sync_every"),
+    ("sync-every-seconds", "sync_every"),
+];
+
+/// Flags that would put a secret on the command line: refused with the reason.
+const REFUSED_FLAGS: &[&str] = &[
+    "grouper_pass",
+    "grouper_password",
+    "grouper-password",
+    "GrouperSync.grouper_pass",
+    "jupyterhub_api_token",
+    "jupyterhub-api-token",
+    "api_token",
+    "sync_auth_token",
+    "sync-auth-token",
+];
+
+fn setting_arg(name: &'static str, help: String, env: Option<&'static str>) -> Arg {
+    let kebab: &'static str = Box::leak(name.replace('_', "-").into_boxed_str());
+    let mut arg = Arg::new(name)
+        .long(name)
+        .value_name("VALUE")
+        .global(true)
+        .action(ArgAction::Set)
+        .help(help);
+    if kebab != name {
+        arg = arg.visible_alias(kebab);
+    }
+    for (alias, key) in FLAG_ALIASES {
+        if *key == name {
+            arg = arg.visible_alias(*alias);
+        }
+    }
+    if let Some(env) = env {
+        // Shown in --help; the value itself is read through the same lookup as every other layer.
+        arg = arg.env(env).hide_env_values(true);
+    }
+    arg
+}
+
+impl clap::FromArgMatches for SettingArgs {
+    fn from_arg_matches(_: &ArgMatches) -> std::result::Result<Self, clap::Error> {
+        Ok(SettingArgs)
+    }
+    fn update_from_arg_matches(&mut self, _: &ArgMatches) -> std::result::Result<(), clap::Error> {
+        Ok(())
+    }
+}
+
+impl clap::Args for SettingArgs {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        cmd = cmd.arg(
+            Arg::new("config")
+                .long("config")
+                .value_name("FILE")
+                .global(true)
+                .help("TOML config file (keys as below)")
+                .env("GROUPER_SYNC_CONFIG"),
+        );
+        for key in KEYS
+            .iter()
+            .filter(|k| !k.secret && is_component_key(k.name))
+        {
+            let help = format!(
+                "sync setting {} (see the README's configuration table)",
+                key.name
+            );
+            let mut arg = setting_arg(key.name, help, Some(key.env));
+            if key.name == "dry_run" {
+                // `--dry-run` alone means true, as before
+                arg = arg.num_args(0..=1).default_missing_value("true");
+            }
+            cmd = cmd.arg(arg);
+        }
+        for (name, what) in HOST_KEYS.iter().filter(|(n, _)| !n.ends_with("_file")) {
+            let env = KEYS
+                .iter()
+                .find(|k| {
+                    HOST_HANDLED_KEYS
+                        .iter()
+                        .any(|(c, h)| *c == k.name && h == name)
+                })
+                .map(|k| k.env);
+            cmd = cmd.arg(setting_arg(name, what.to_string(), env));
+        }
+        cmd
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// The ids of the generated setting options.
+fn flag_ids() -> impl Iterator<Item = &'static str> {
+    KEYS.iter()
+        .filter(|k| !k.secret && is_component_key(k.name))
+        .map(|k| k.name)
+        .chain(
+            HOST_KEYS
+                .iter()
+                .map(|(n, _)| *n)
+                .filter(|n| !n.ends_with("_file")),
+        )
+}
+
+/// The clap command, with the secrets (which have no flags) listed after the options.
+fn command() -> clap::Command {
+    let mut secrets = String::from("Secrets (environment or file only, never flags):\n");
+    for key in KEYS.iter().filter(|k| k.secret) {
+        let file = SECRET_FILE_ENVS
+            .iter()
+            .find(|(k, _)| *k == key.name)
+            .map(|(_, f)| {
+                format!(
+                    ", or a file named by {f} / {}_file in the config file",
+                    key.name
+                )
+            })
+            .unwrap_or_default();
+        secrets.push_str(&format!("  {:<24} env {}{file}\n", key.name, key.env));
+    }
+    Cli::command().after_long_help(secrets)
+}
+
+/// Parses everything. `env` reads an environment variable; `read` reads a file. A `clap::Error`
+/// (inside the `anyhow::Error`) carries `--help`, `--version` and command-line mistakes.
 pub fn parse(
     args: &[String],
     env: &dyn Fn(&str) -> Option<String>,
     read: &dyn Fn(&Path) -> Result<String>,
 ) -> Result<Options> {
-    // 1. the command and the flags
-    let mut command = Command::Service;
+    // 1. the command and the flags; a secret flag is refused before anything else is looked at
+    let refused = args.iter().any(|a| {
+        a.strip_prefix("--")
+            .map(|f| f.split('=').next().unwrap_or(f))
+            .is_some_and(|name| REFUSED_FLAGS.contains(&name))
+    });
+    if refused {
+        bail!(
+            "refusing a secret on the command line, because JupyterHub logs every service's full command \
+             and it shows in `ps`. Put it in the service's environment (GROUPER_PASSWORD / \
+             JUPYTERHUB_API_TOKEN / GROUPER_SYNC_AUTH_TOKEN) or in a file named by GROUPER_PASSWORD_FILE / \
+             JUPYTERHUB_API_TOKEN_FILE"
+        );
+    }
+    let argv = std::iter::once("grouper-sync".to_string()).chain(args.iter().cloned());
+    let matches = command().try_get_matches_from(argv)?;
+    let command = match Cli::from_arg_matches(&matches)?.command {
+        None => Command::Service,
+        Some(Sub::Once) => Command::Once,
+        Some(Sub::Check) => Command::Check,
+    };
+    let from_flags = |id: &str| {
+        (matches.value_source(id) == Some(ValueSource::CommandLine))
+            .then(|| matches.get_one::<String>(id).cloned())
+            .flatten()
+    };
     let mut flags: BTreeMap<String, String> = BTreeMap::new();
-    let mut config_file: Option<String> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        i += 1;
-        match arg.as_str() {
-            "once" if flags.is_empty() && command == Command::Service => command = Command::Once,
-            "check" if flags.is_empty() && command == Command::Service => command = Command::Check,
-            "--dry-run" | "--dry_run" => {
-                flags.insert("dry_run".into(), "true".into());
-            }
-            _ => {
-                let Some(flag) = arg.strip_prefix("--") else {
-                    bail!("unexpected argument {arg:?}; {USAGE} (see --help)");
-                };
-                let (name, inline) = match flag.split_once('=') {
-                    Some((n, v)) => (n, Some(v.to_string())),
-                    None => (flag, None),
-                };
-                if REFUSED_FLAGS.contains(&name) {
-                    bail!(
-                        "refusing --{name}: secrets must not be on the command line, because JupyterHub logs every \
-                         service's full command and it shows in `ps`. Put it in the service's environment \
-                         (GROUPER_PASSWORD / JUPYTERHUB_API_TOKEN) or in a file named by GROUPER_PASSWORD_FILE / \
-                         JUPYTERHUB_API_TOKEN_FILE"
-                    );
-                }
-                let value = match inline {
-                    Some(v) => v,
-                    None => {
-                        let v = args
-                            .get(i)
-                            .ok_or_else(|| anyhow!("--{name} needs a value"))?
-                            .clone();
-                        i += 1;
-                        v
-                    }
-                };
-                let key = FLAG_ALIASES
-                    .iter()
-                    .find(|(a, _)| *a == name)
-                    .map(|(_, k)| k.to_string())
-                    .unwrap_or_else(|| name.replace('-', "_"));
-                if key == "config" {
-                    config_file = Some(value);
-                    continue;
-                }
-                if !(is_component_key(&key) || is_host_key(&key)) || key.ends_with("_file") {
-                    bail!("unknown option --{name} (see --help)");
-                }
-                flags.insert(key, value);
-            }
+    for id in flag_ids() {
+        if let Some(v) = from_flags(id) {
+            flags.insert(id.to_string(), v);
         }
     }
+    let config_file = from_flags("config");
 
     // 2. the environment
     let mut values: BTreeMap<String, String> = BTreeMap::new();
@@ -419,48 +537,9 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
     })
 }
 
-/// The `--help` text: every option, generated from the same tables the parser uses.
+/// The `--help` text, as clap renders it.
 pub fn help() -> String {
-    let mut s = String::from(
-        "grouper-sync: keeps a Grouper group in step with the users of a JupyterHub.\n\n\
-         usage: grouper-sync [options]          run as a service: a pass at start, then every sync_every seconds\n\
-         \x20      grouper-sync once [options]     one pass; exit 0 converged, 1 failed, 2 configuration error, 3 removals withheld\n\
-         \x20      grouper-sync check [options]    validate config, show the hub token's scopes, read the group; write nothing\n\n\
-         Precedence: command-line flags > config file (--config FILE or GROUPER_SYNC_CONFIG, TOML) > environment.\n\
-         Secrets come from the environment or from files, never from flags.\n\n\
-         The original tool's flags:\n\
-         \x20 --url URL                        jupyterhub_api_url (env JUPYTERHUB_API_URL)\n\
-         \x20 --grouper_base_url URL           grouper_base_url (env GROUPER_BASE_URL)\n\
-         \x20 --grouper_user USER              grouper_user (env GROUPER_USER)\n\
-         \x20 --grouper_id_path GROUP          grouper_id_path (env GROUPER_ID_PATH)\n\
-         \x20 --api-page-size N                api_page_size\n\
-         \x20 --concurrency N                  concurrency\n\
-         \x20 --GrouperSync.sync_every SECONDS sync_every (also --sync-every)\n\n\
-         Host options (flags --name VALUE, or keys in the config file):\n\
-         \x20 --config FILE                    TOML config file\n\
-         \x20 --dry-run                        plan and report, write nothing\n",
-    );
-    for (name, what) in HOST_KEYS {
-        if name.ends_with("_file") {
-            s.push_str(&format!("  {name:<32} (config file only) {what}\n"));
-        } else {
-            s.push_str(&format!("  --{:<30} {what}\n", name.replace('_', "-")));
-        }
-    }
-    s.push_str("\nSync settings (flag --KEY VALUE, config-file key, or environment variable):\n");
-    for key in KEYS {
-        let flag = if key.secret {
-            "(secret: environment or file only)".to_string()
-        } else {
-            format!("--{}", key.name)
-        };
-        s.push_str(&format!(
-            "  {:<34} {:<40} env {}\n",
-            key.name, flag, key.env
-        ));
-    }
-    s.push_str("\nSecret files: JUPYTERHUB_API_TOKEN_FILE, GROUPER_PASSWORD_FILE (or *_file keys in the config file).\n");
-    s
+    command().render_long_help().to_string()
 }
 
 #[cfg(test)]
