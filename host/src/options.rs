@@ -6,7 +6,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::parser::ValueSource;
-use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 use jupyterhub_grouper_sync::settings::{self, KEYS};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -180,8 +180,6 @@ fn url_authority(key: &str, url: &str) -> Result<String> {
 struct Cli {
     #[command(subcommand)]
     command: Option<Sub>,
-    #[command(flatten)]
-    settings: SettingArgs,
 }
 
 #[derive(Subcommand, Debug, Clone, Copy)]
@@ -191,10 +189,6 @@ enum Sub {
     /// Validate the settings, show the hub token's scopes, read the group; write nothing
     Check,
 }
-
-/// Every setting as a global option, generated from the key tables.
-#[derive(Debug, Default)]
-struct SettingArgs;
 
 /// The original tool's and our older flag spellings, as aliases of the keys they set.
 const FLAG_ALIASES: &[(&str, &str)] = &[
@@ -240,56 +234,41 @@ fn setting_arg(name: &'static str, help: String, env: Option<&'static str>) -> A
     arg
 }
 
-impl clap::FromArgMatches for SettingArgs {
-    fn from_arg_matches(_: &ArgMatches) -> std::result::Result<Self, clap::Error> {
-        Ok(SettingArgs)
-    }
-    fn update_from_arg_matches(&mut self, _: &ArgMatches) -> std::result::Result<(), clap::Error> {
-        Ok(())
-    }
-}
-
-impl clap::Args for SettingArgs {
-    fn augment_args(mut cmd: clap::Command) -> clap::Command {
-        cmd = cmd.arg(
-            Arg::new("config")
-                .long("config")
-                .value_name("FILE")
-                .global(true)
-                .help("TOML config file (keys as below)")
-                .env("GROUPER_SYNC_CONFIG"),
+/// Every setting as a global option, generated from the key tables.
+fn setting_args() -> Vec<Arg> {
+    let mut args = vec![Arg::new("config")
+        .long("config")
+        .value_name("FILE")
+        .global(true)
+        .help("TOML config file (keys as below)")
+        .env("GROUPER_SYNC_CONFIG")];
+    for key in KEYS
+        .iter()
+        .filter(|k| !k.secret && is_component_key(k.name))
+    {
+        let help = format!(
+            "sync setting {} (see the README's configuration table)",
+            key.name
         );
-        for key in KEYS
+        let mut arg = setting_arg(key.name, help, Some(key.env));
+        if key.name == "dry_run" {
+            // `--dry-run` alone means true, as before
+            arg = arg.num_args(0..=1).default_missing_value("true");
+        }
+        args.push(arg);
+    }
+    for (name, what) in HOST_KEYS.iter().filter(|(n, _)| !n.ends_with("_file")) {
+        let env = KEYS
             .iter()
-            .filter(|k| !k.secret && is_component_key(k.name))
-        {
-            let help = format!(
-                "sync setting {} (see the README's configuration table)",
-                key.name
-            );
-            let mut arg = setting_arg(key.name, help, Some(key.env));
-            if key.name == "dry_run" {
-                // `--dry-run` alone means true, as before
-                arg = arg.num_args(0..=1).default_missing_value("true");
-            }
-            cmd = cmd.arg(arg);
-        }
-        for (name, what) in HOST_KEYS.iter().filter(|(n, _)| !n.ends_with("_file")) {
-            let env = KEYS
-                .iter()
-                .find(|k| {
-                    HOST_HANDLED_KEYS
-                        .iter()
-                        .any(|(c, h)| *c == k.name && h == name)
-                })
-                .map(|k| k.env);
-            cmd = cmd.arg(setting_arg(name, what.to_string(), env));
-        }
-        cmd
+            .find(|k| {
+                HOST_HANDLED_KEYS
+                    .iter()
+                    .any(|(c, h)| *c == k.name && h == name)
+            })
+            .map(|k| k.env);
+        args.push(setting_arg(name, what.to_string(), env));
     }
-    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        Self::augment_args(cmd)
-    }
+    args
 }
 
 /// The ids of the generated setting options.
@@ -321,7 +300,7 @@ fn command() -> clap::Command {
             .unwrap_or_default();
         secrets.push_str(&format!("  {:<24} env {}{file}\n", key.name, key.env));
     }
-    Cli::command().after_long_help(secrets)
+    Cli::command().args(setting_args()).after_long_help(secrets)
 }
 
 /// Parses everything. `env` reads an environment variable; `read` reads a file. A `clap::Error`
