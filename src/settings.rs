@@ -13,72 +13,191 @@ pub struct Key {
     pub name: &'static str,
     pub env: &'static str,
     pub secret: bool,
+    /// One line for `--help`.
+    pub help: &'static str,
 }
 
-const fn key(name: &'static str, env: &'static str) -> Key {
+const fn key(name: &'static str, env: &'static str, help: &'static str) -> Key {
     Key {
         name,
         env,
         secret: false,
+        help,
+    }
+}
+
+const fn secret(name: &'static str, env: &'static str, help: &'static str) -> Key {
+    Key {
+        name,
+        env,
+        secret: true,
+        help,
     }
 }
 
 /// Every key the component understands. Anything else in `wasi:config` is rejected.
 pub const KEYS: &[Key] = &[
-    key("jupyterhub_api_url", "JUPYTERHUB_API_URL"),
-    Key {
-        name: "jupyterhub_api_token",
-        env: "JUPYTERHUB_API_TOKEN",
-        secret: true,
-    },
-    key("grouper_base_url", "GROUPER_BASE_URL"),
-    key("grouper_user", "GROUPER_USER"),
-    Key {
-        name: "grouper_password",
-        env: "GROUPER_PASSWORD",
-        secret: true,
-    },
-    key("grouper_id_path", "GROUPER_ID_PATH"),
-    key("dry_run", "GROUPER_SYNC_DRY_RUN"),
-    key("mode", "GROUPER_SYNC_MODE"),
-    key("max_removals", "GROUPER_SYNC_MAX_REMOVALS"),
-    key("max_removal_fraction", "GROUPER_SYNC_MAX_REMOVAL_FRACTION"),
+    key(
+        "jupyterhub_api_url",
+        "JUPYTERHUB_API_URL",
+        "hub API URL, e.g. http://127.0.0.1:8081/hub/api",
+    ),
+    secret(
+        "jupyterhub_api_token",
+        "JUPYTERHUB_API_TOKEN",
+        "hub token with list:users, read:users, admin:auth_state",
+    ),
+    key(
+        "grouper_base_url",
+        "GROUPER_BASE_URL",
+        "Grouper WS URL, e.g. https://calgroups.berkeley.edu/gws/servicesRest/json/v2_2_100",
+    ),
+    key("grouper_user", "GROUPER_USER", "Grouper HTTP Basic user"),
+    secret(
+        "grouper_password",
+        "GROUPER_PASSWORD",
+        "Grouper HTTP Basic password",
+    ),
+    key(
+        "grouper_id_path",
+        "GROUPER_ID_PATH",
+        "target group, e.g. edu:berkeley:app:datahub:datahub-users",
+    ),
+    key(
+        "dry_run",
+        "GROUPER_SYNC_DRY_RUN",
+        "plan and report, write nothing (default false)",
+    ),
+    key(
+        "mode",
+        "GROUPER_SYNC_MODE",
+        "mirror (add and remove) or additive (never remove) (default mirror)",
+    ),
+    key(
+        "max_removals",
+        "GROUPER_SYNC_MAX_REMOVALS",
+        "a pass that would remove more members removes none (default 50)",
+    ),
+    key(
+        "max_removal_fraction",
+        "GROUPER_SYNC_MAX_REMOVAL_FRACTION",
+        "... or more than this fraction of the group (default 0.10)",
+    ),
     key(
         "removal_fraction_floor",
         "GROUPER_SYNC_REMOVAL_FRACTION_FLOOR",
+        "... once more than this many removals are planned (default 5)",
     ),
-    key("protected_members", "GROUPER_SYNC_PROTECTED_MEMBERS"),
-    key("include_admins", "GROUPER_SYNC_INCLUDE_ADMINS"),
-    key("allow_empty_hub", "GROUPER_SYNC_ALLOW_EMPTY_HUB"),
-    key("subject_from", "GROUPER_SYNC_SUBJECT_FROM"),
-    key("auth_state_paths", "GROUPER_SYNC_AUTH_STATE_PATHS"),
-    key("username_template", "GROUPER_SYNC_USERNAME_TEMPLATE"),
-    key("subject_lookup", "GROUPER_SYNC_SUBJECT_LOOKUP"),
-    key("subject_source_id", "GROUPER_SYNC_SUBJECT_SOURCE_ID"),
-    key("identifier_attribute", "GROUPER_SYNC_IDENTIFIER_ATTRIBUTE"),
-    key("api_page_size", "GROUPER_SYNC_API_PAGE_SIZE"),
-    key("concurrency", "GROUPER_SYNC_CONCURRENCY"),
-    key("grouper_page_size", "GROUPER_SYNC_GROUPER_PAGE_SIZE"),
-    key("grouper_batch_size", "GROUPER_SYNC_GROUPER_BATCH_SIZE"),
-    key("grouper_content_type", "GROUPER_SYNC_GROUPER_CONTENT_TYPE"),
+    key(
+        "protected_members",
+        "GROUPER_SYNC_PROTECTED_MEMBERS",
+        "comma-separated subjects never removed",
+    ),
+    key(
+        "include_admins",
+        "GROUPER_SYNC_INCLUDE_ADMINS",
+        "also sync hub admins (default false)",
+    ),
+    key(
+        "allow_empty_hub",
+        "GROUPER_SYNC_ALLOW_EMPTY_HUB",
+        "accept a hub that lists no users (default false)",
+    ),
+    key(
+        "subject_from",
+        "GROUPER_SYNC_SUBJECT_FROM",
+        "auth_state or username (default auth_state)",
+    ),
+    key(
+        "auth_state_paths",
+        "GROUPER_SYNC_AUTH_STATE_PATHS",
+        "ordered dotted auth_state paths (default canvas_user.login_id,oauth_user.login_id)",
+    ),
+    key(
+        "username_template",
+        "GROUPER_SYNC_USERNAME_TEMPLATE",
+        "with subject_from=username, e.g. {name}@example.edu",
+    ),
+    key(
+        "subject_lookup",
+        "GROUPER_SYNC_SUBJECT_LOOKUP",
+        "subject_id or subject_identifier (default subject_id)",
+    ),
+    key(
+        "subject_source_id",
+        "GROUPER_SYNC_SUBJECT_SOURCE_ID",
+        "send subjectSourceId and manage only members of that source",
+    ),
+    key(
+        "identifier_attribute",
+        "GROUPER_SYNC_IDENTIFIER_ATTRIBUTE",
+        "with subject_identifier: the subject attribute to match members on",
+    ),
+    key(
+        "api_page_size",
+        "GROUPER_SYNC_API_PAGE_SIZE",
+        "hub users per list page (default 200)",
+    ),
+    key(
+        "concurrency",
+        "GROUPER_SYNC_CONCURRENCY",
+        "hub user records fetched at once, 1-64 (default 4)",
+    ),
+    key(
+        "grouper_page_size",
+        "GROUPER_SYNC_GROUPER_PAGE_SIZE",
+        "members per getMembers page (default 1000)",
+    ),
+    key(
+        "grouper_batch_size",
+        "GROUPER_SYNC_GROUPER_BATCH_SIZE",
+        "subjects per addMember/deleteMember call (default 100)",
+    ),
+    key(
+        "grouper_content_type",
+        "GROUPER_SYNC_GROUPER_CONTENT_TYPE",
+        "text/x-json or application/json (default text/x-json)",
+    ),
     key(
         "connect_timeout_seconds",
         "GROUPER_SYNC_CONNECT_TIMEOUT_SECONDS",
+        "per request (default 10)",
     ),
     key(
         "request_timeout_seconds",
         "GROUPER_SYNC_REQUEST_TIMEOUT_SECONDS",
+        "first-byte and between-bytes timeout per request (default 60)",
     ),
-    key("retries", "GROUPER_SYNC_RETRIES"),
-    key("retry_backoff_ms", "GROUPER_SYNC_RETRY_BACKOFF_MS"),
-    key("log_level", "GROUPER_SYNC_LOG_LEVEL"),
-    key("max_changes_per_pass", "GROUPER_SYNC_MAX_CHANGES_PER_PASS"),
-    Key {
-        name: "sync_auth_token",
-        env: "GROUPER_SYNC_AUTH_TOKEN",
-        secret: true,
-    },
-    key("sync_every_seconds", "GROUPER_SYNC_EVERY_SECONDS"),
+    key(
+        "retries",
+        "GROUPER_SYNC_RETRIES",
+        "extra attempts for transient failures (default 3)",
+    ),
+    key(
+        "retry_backoff_ms",
+        "GROUPER_SYNC_RETRY_BACKOFF_MS",
+        "first backoff, doubling, capped at 30 s (default 500)",
+    ),
+    key(
+        "log_level",
+        "GROUPER_SYNC_LOG_LEVEL",
+        "error, warn, info or debug (default info)",
+    ),
+    key(
+        "max_changes_per_pass",
+        "GROUPER_SYNC_MAX_CHANGES_PER_PASS",
+        "at most this many adds and removes per pass (default unlimited)",
+    ),
+    secret(
+        "sync_auth_token",
+        "GROUPER_SYNC_AUTH_TOKEN",
+        "bearer token of POST /sync and POST /check",
+    ),
+    key(
+        "sync_every_seconds",
+        "GROUPER_SYNC_EVERY_SECONDS",
+        "wasi:cli/run loops with a pass every this many seconds",
+    ),
 ];
 
 /// The environment variable that stands in for a config key, if the key is known.

@@ -246,11 +246,7 @@ fn setting_args() -> Vec<Arg> {
         .iter()
         .filter(|k| !k.secret && is_component_key(k.name))
     {
-        let help = format!(
-            "sync setting {} (see the README's configuration table)",
-            key.name
-        );
-        let mut arg = setting_arg(key.name, help, Some(key.env));
+        let mut arg = setting_arg(key.name, key.help.to_string(), Some(key.env));
         if key.name == "dry_run" {
             // `--dry-run` alone means true, as before
             arg = arg.num_args(0..=1).default_missing_value("true");
@@ -298,7 +294,10 @@ fn command() -> clap::Command {
                 )
             })
             .unwrap_or_default();
-        secrets.push_str(&format!("  {:<24} env {}{file}\n", key.name, key.env));
+        secrets.push_str(&format!(
+            "  {:<24} {}; env {}{file}\n",
+            key.name, key.help, key.env
+        ));
     }
     Cli::command().args(setting_args()).after_long_help(secrets)
 }
