@@ -316,10 +316,13 @@ mod tests {
         let mut ok = pass(Outcome::Converged, &[]);
         ok.targets = vec![TargetSummary {
             group: "edu:x:users".into(),
+            to_add: 3,
+            to_remove: 1,
             added: 3,
             removed: 1,
             unmapped: 2,
             withheld: 0,
+            failures: 0,
         }];
         m.record(&ok);
         let mut failed = pass(

@@ -127,6 +127,14 @@ fn is_component_key(k: &str) -> bool {
     KEYS.iter().any(|key| key.name == k) && !HOST_HANDLED_KEYS.iter().any(|(c, _)| *c == k)
 }
 
+/// The key a setting is stored under: a host-handled component key becomes the host's own.
+fn host_name(k: &str) -> &str {
+    HOST_HANDLED_KEYS
+        .iter()
+        .find(|(c, _)| *c == k)
+        .map_or(k, |(_, h)| h)
+}
+
 fn is_host_key(k: &str) -> bool {
     HOST_KEYS.iter().any(|(name, _)| *name == k)
 }
@@ -347,11 +355,7 @@ pub fn parse(
     let mut values: BTreeMap<String, String> = BTreeMap::new();
     for key in KEYS {
         if let Some(v) = env(key.env).filter(|v| !v.is_empty()) {
-            let name = HOST_HANDLED_KEYS
-                .iter()
-                .find(|(c, _)| *c == key.name)
-                .map_or(key.name, |(_, h)| h);
-            values.insert(name.into(), v);
+            values.insert(host_name(key.name).into(), v);
         }
     }
     for (key, var) in SECRET_FILE_ENVS {
@@ -378,11 +382,8 @@ pub fn parse(
                 "grouper_password_file" => {
                     values.insert("grouper_password".into(), read_secret_file(&value, read)?);
                 }
-                _ if is_component_key(k) || is_host_key(k) => {
-                    values.insert(k.clone(), value);
-                }
-                "sync_every_seconds" => {
-                    values.insert("sync_every".into(), value);
+                _ if is_component_key(k) || is_host_key(host_name(k)) => {
+                    values.insert(host_name(k).into(), value);
                 }
                 _ => bail!("config file {path}: unknown setting {k:?} (see --help)"),
             }
@@ -650,6 +651,10 @@ mod tests {
         assert!(!o.component_config.contains_key("sync_every_seconds"));
         let o = run(&["--sync_every_seconds", "120"], ENV, &[]).unwrap();
         assert_eq!(o.sync_every, Duration::from_secs(120));
+        let file = ("/c.toml", "sync_every_seconds = 900\n");
+        let o = run(&["--config", "/c.toml"], ENV, &[file]).unwrap();
+        assert_eq!(o.sync_every, Duration::from_secs(900));
+        assert!(!o.component_config.contains_key("sync_every_seconds"));
     }
 
     #[test]

@@ -11,10 +11,13 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSummary {
     pub group: String,
+    pub to_add: u32,
+    pub to_remove: u32,
     pub added: u32,
     pub removed: u32,
     pub unmapped: u32,
     pub withheld: u32,
+    pub failures: u32,
 }
 
 /// A pass as the host accounts for it.
@@ -26,13 +29,6 @@ pub struct PassSummary {
     pub messages: Vec<String>,
     pub users_seen: u32,
     pub targets: Vec<TargetSummary>,
-    pub to_add: u32,
-    pub to_remove: u32,
-    pub added: u32,
-    pub removed: u32,
-    pub unmapped: u32,
-    pub withheld: u32,
-    pub failures: u32,
     pub changes_remaining: u32,
     pub denied_requests: u32,
     pub duration: Duration,
@@ -55,13 +51,6 @@ impl PassSummary {
             messages: Vec::new(),
             users_seen: 0,
             targets: Vec::new(),
-            to_add: 0,
-            to_remove: 0,
-            added: 0,
-            removed: 0,
-            unmapped: 0,
-            withheld: 0,
-            failures: 0,
             changes_remaining: 0,
             denied_requests: denied,
             duration: call_duration,
@@ -94,22 +83,15 @@ impl PassSummary {
                     .iter()
                     .map(|t| TargetSummary {
                         group: t.group.clone(),
+                        to_add: t.to_add,
+                        to_remove: t.to_remove,
                         added: t.added,
                         removed: t.removed,
                         unmapped: t.users_unmapped,
                         withheld: t.withheld_removals,
+                        failures: t.failures.len() as u32,
                     })
                     .collect();
-                let sum = |f: fn(&crate::bindings::TargetReport) -> u32| {
-                    r.targets.iter().map(f).sum::<u32>()
-                };
-                s.to_add = sum(|t| t.to_add);
-                s.to_remove = sum(|t| t.to_remove);
-                s.added = sum(|t| t.added);
-                s.removed = sum(|t| t.removed);
-                s.unmapped = sum(|t| t.users_unmapped);
-                s.withheld = sum(|t| t.withheld_removals);
-                s.failures = sum(|t| t.failures.len() as u32);
                 s.changes_remaining = r.changes_remaining;
                 s.dry_run = r.dry_run;
                 s.json = Some(r.json.clone());
@@ -119,6 +101,11 @@ impl PassSummary {
             s.error_kinds.push(ErrorKind::EgressDenied);
         }
         s
+    }
+
+    /// One count summed over the pass's targets.
+    pub fn total(&self, count: fn(&TargetSummary) -> u32) -> u32 {
+        self.targets.iter().map(count).sum()
     }
 
     /// Counts as a success for readiness and the schedule: the group is as up to date as safety allows.
@@ -145,14 +132,14 @@ impl PassSummary {
             "pass {result}{}: users={} to_add={} to_remove={} added={} removed={} unmapped={} withheld={} remaining={} failures={} duration_ms={ms}",
             if self.dry_run { " (dry run)" } else { "" },
             self.users_seen,
-            self.to_add,
-            self.to_remove,
-            self.added,
-            self.removed,
-            self.unmapped,
-            self.withheld,
+            self.total(|t| t.to_add),
+            self.total(|t| t.to_remove),
+            self.total(|t| t.added),
+            self.total(|t| t.removed),
+            self.total(|t| t.unmapped),
+            self.total(|t| t.withheld),
             self.changes_remaining,
-            self.failures,
+            self.total(|t| t.failures),
         );
         match self.outcome {
             Outcome::Failed => tracing::error!(

@@ -167,15 +167,23 @@ impl HttpGuest for Component {
             .next()
             .map(|v| String::from_utf8_lossy(&v).into_owned());
         drop(request);
-        let config = Config::load();
-        let token = || match &config {
-            Ok(c) => Ok(c.get("sync_auth_token")),
-            Err(e) => Err(e.clone()),
+        // Read only by the routes that need it: /healthz and refusals never touch the config.
+        let config = std::cell::OnceCell::new();
+        let load = || config.get_or_init(Config::load);
+        let token = || {
+            load()
+                .as_ref()
+                .map(|c| c.get("sync_auth_token"))
+                .map_err(Clone::clone)
         };
         let reply =
             match http_entry::route(method_name(&method), &path, authorization.as_deref(), token) {
                 Decision::Answer(reply) => reply,
-                Decision::Run(action) => match config.and_then(|c| c.settings()) {
+                Decision::Run(action) => match load()
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(Config::settings)
+                {
                     Err(e) => http_entry::config_error_reply(e),
                     Ok(mut settings) => match action {
                         Action::Sync { dry_run } => {
