@@ -7,10 +7,16 @@ use serde_json::Value;
 pub const PAGINATION_ACCEPT: &str = "application/jupyterhub-pagination+json";
 
 /// A user as listed by `GET /users`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListedUser {
     pub name: String,
     pub admin: bool,
+    /// `created`, in microseconds since the epoch; `None` when absent or unreadable.
+    pub created: Option<i64>,
+    /// `last_activity`, in microseconds since the epoch; `None` when never active (or unreadable).
+    pub last_activity: Option<i64>,
+    /// `user_info` (JupyterHub >= 6), kept only when a target maps subjects from it.
+    pub user_info: Option<Value>,
 }
 
 /// What `GET /users/{name}` told us about a user's `auth_state`.
@@ -97,7 +103,13 @@ fn parse_json(what: &str, body: &[u8]) -> Result<Value, SyncError> {
         .map_err(|e| bad_answer(format!("{what}: the hub's answer is not valid JSON ({e})")))
 }
 
-fn parse_user_entry(item: &Value) -> Result<ListedUser, SyncError> {
+fn timestamp_field(item: &Value, key: &str) -> Option<i64> {
+    item.get(key)
+        .and_then(Value::as_str)
+        .and_then(crate::timestamp::parse_iso8601_micros)
+}
+
+fn parse_user_entry(item: &Value, keep_user_info: bool) -> Result<ListedUser, SyncError> {
     let name = item
         .get("name")
         .and_then(Value::as_str)
@@ -128,11 +140,16 @@ fn parse_user_entry(item: &Value) -> Result<ListedUser, SyncError> {
     Ok(ListedUser {
         name: name.to_string(),
         admin,
+        created: timestamp_field(item, "created"),
+        last_activity: timestamp_field(item, "last_activity"),
+        user_info: keep_user_info
+            .then(|| item.get("user_info").filter(|v| v.is_object()).cloned())
+            .flatten(),
     })
 }
 
 /// Parses one answer of `GET /users` sent with the pagination Accept header.
-pub fn parse_users_page(resp: &Response) -> Result<UsersPage, SyncError> {
+pub fn parse_users_page(resp: &Response, keep_user_info: bool) -> Result<UsersPage, SyncError> {
     const WHAT: &str = "listing hub users";
     if resp.status != 200 {
         return Err(status_error(WHAT, resp));
@@ -150,7 +167,7 @@ pub fn parse_users_page(resp: &Response) -> Result<UsersPage, SyncError> {
         .ok_or_else(|| bad_answer(format!("{WHAT}: answer has no items list")))?;
     let users = items
         .iter()
-        .map(parse_user_entry)
+        .map(|item| parse_user_entry(item, keep_user_info))
         .collect::<Result<Vec<_>, _>>()?;
     let pagination = obj.get("_pagination").and_then(Value::as_object);
     let total = pagination
@@ -243,6 +260,35 @@ mod tests {
         assert_eq!(u.url, "http://h/hub/api/users/a%20b%40c%2Fd");
     }
 
+    fn parse_users_page_plain(resp: &Response) -> Result<UsersPage, SyncError> {
+        parse_users_page(resp, false)
+    }
+
+    #[test]
+    fn list_items_carry_times_and_user_info_when_asked() {
+        let body = r#"{"items": [
+            {"kind": "user", "name": "a", "created": "2026-11-29T12:34:56.000001Z",
+             "last_activity": null, "user_info": {"login_id": "111"}},
+            {"kind": "user", "name": "b", "created": "garbage", "last_activity": "2026-11-29T12:34:57Z",
+             "user_info": null}],
+          "_pagination": {"offset": 0, "limit": 200, "total": 2, "next": null}}"#;
+        let p = parse_users_page(&ok(body), true).unwrap();
+        assert_eq!(p.users[0].created, Some(1_795_955_696_000_001));
+        assert_eq!(p.users[0].last_activity, None);
+        assert_eq!(
+            p.users[0].user_info,
+            Some(serde_json::json!({"login_id": "111"}))
+        );
+        assert_eq!(p.users[1].created, None, "unreadable times read as unknown");
+        assert_eq!(p.users[1].last_activity, Some(1_795_955_697_000_000));
+        assert_eq!(p.users[1].user_info, None);
+        let lean = parse_users_page(&ok(body), false).unwrap();
+        assert_eq!(
+            lean.users[0].user_info, None,
+            "dropped unless a target needs it"
+        );
+    }
+
     #[test]
     fn parses_a_real_page_shape() {
         let body = r#"{"items": [
@@ -250,7 +296,7 @@ mod tests {
             {"kind": "user", "name": "user00000", "admin": false, "auth_state": null, "user_info": null}],
           "_pagination": {"offset": 0, "limit": 2, "total": 5,
              "next": {"offset": 2, "limit": 2, "url": "http://127.0.0.1:8081/hub/api/users?offset=2&limit=2"}}}"#;
-        let p = parse_users_page(&ok(body)).unwrap();
+        let p = parse_users_page_plain(&ok(body)).unwrap();
         assert_eq!(p.users.len(), 2);
         assert!(p.users[0].admin);
         assert_eq!(p.total, Some(5));
@@ -258,12 +304,12 @@ mod tests {
         assert_eq!(p.next, Some((2, 2)));
         let last =
             r#"{"items": [], "_pagination": {"offset": 9, "limit": 2, "total": 5, "next": null}}"#;
-        assert_eq!(parse_users_page(&ok(last)).unwrap().next, None);
+        assert_eq!(parse_users_page_plain(&ok(last)).unwrap().next, None);
     }
 
     #[test]
     fn plain_array_is_refused() {
-        let e = parse_users_page(&ok(r#"[{"name": "a"}]"#)).unwrap_err();
+        let e = parse_users_page_plain(&ok(r#"[{"name": "a"}]"#)).unwrap_err();
         assert!(e.message.contains("without pagination"), "{e}");
     }
 
@@ -274,7 +320,7 @@ mod tests {
             headers: vec![],
             body: br#"{"status": 403, "message": "Action is not authorized with current scopes; requires any of [list:users]"}"#.to_vec(),
         };
-        let e = parse_users_page(&r).unwrap_err();
+        let e = parse_users_page(&r, false).unwrap_err();
         assert_eq!(e.kind, ErrorKind::HubForbidden);
         assert_eq!(e.missing_scope.as_deref(), Some("list:users"));
         assert!(
@@ -286,19 +332,19 @@ mod tests {
             headers: vec![],
             body: br#"{"status": 403, "message": "Missing or invalid credentials."}"#.to_vec(),
         };
-        let e = parse_users_page(&bad).unwrap_err();
+        let e = parse_users_page(&bad, false).unwrap_err();
         assert_eq!(e.kind, ErrorKind::HubUnauthorized);
         assert!(e.message.contains("jupyterhub_api_token"), "{e}");
     }
 
     #[test]
     fn truncated_or_bad_json_is_an_error() {
-        assert!(parse_users_page(&ok(r#"{"items": [{"name": "a"#))
+        assert!(parse_users_page_plain(&ok(r#"{"items": [{"name": "a"#))
             .unwrap_err()
             .message
             .contains("not valid JSON"));
-        assert!(parse_users_page(&ok(r#"{"items": [{"admin": false}]}"#)).is_err());
-        assert!(parse_users_page(&ok(
+        assert!(parse_users_page_plain(&ok(r#"{"items": [{"admin": false}]}"#)).is_err());
+        assert!(parse_users_page_plain(&ok(
             r#"{"items": [], "_pagination": {"next": {"offset": "x"}}}"#
         ))
         .is_err());

@@ -3,9 +3,10 @@
 
 use crate::error::{ErrorKind, Service, SyncError};
 use crate::hub::{self, ListedUser, UserError};
-use crate::mapping::{HubUser, UserRecord};
+use crate::mapping::{map_auth_state, needs_record, HubUser, UserRecord};
 use crate::session::Session;
-use crate::settings::SubjectFrom;
+use crate::timestamp::response_date_seconds;
+use crate::user_state::{Next, Prior, ReadReason, ReadReasons, StateStatus};
 use std::collections::BTreeSet;
 
 /// Upper bound on pages of any listing, whatever the server says.
@@ -16,9 +17,23 @@ pub struct HubView {
     pub users: Vec<HubUser>,
     /// Why some selected user could not be read, when that happened (then nobody is removed).
     pub incomplete: Option<SyncError>,
+    /// Why each user record read in this pass was read.
+    pub reads: ReadReasons,
+    /// Users whose subjects came from the user state instead of a read.
+    pub from_state: usize,
+    pub state_status: StateStatus,
+    /// The user state for the next pass (`None` when the hub's clock is unknown).
+    pub next_state: Option<Vec<u8>>,
 }
 
-fn list_users(s: &mut Session) -> Result<(Vec<ListedUser>, Option<SyncError>), SyncError> {
+/// The listing: users in the hub's order, why it may be short, and the hub's clock.
+struct Listing {
+    users: Vec<ListedUser>,
+    incomplete: Option<SyncError>,
+    hub_time: Option<i64>,
+}
+
+fn list_users(s: &mut Session) -> Result<Listing, SyncError> {
     const WHAT: &str = "listing hub users";
     let settings = s.settings;
     let (mut offset, mut limit) = (0u64, settings.api_page_size as u64);
@@ -26,6 +41,8 @@ fn list_users(s: &mut Session) -> Result<(Vec<ListedUser>, Option<SyncError>), S
     let mut seen = BTreeSet::new();
     let mut last_total = None;
     let mut max_pages = MAX_PAGES;
+    let mut hub_time = None;
+    let keep_user_info = settings.needs_user_info();
     for page_no in 1.. {
         if page_no > max_pages {
             return Err(SyncError::new(
@@ -40,7 +57,10 @@ fn list_users(s: &mut Session) -> Result<(Vec<ListedUser>, Option<SyncError>), S
             limit,
         );
         let resp = s.send(Service::Hub, WHAT, &req)?;
-        let page = hub::parse_users_page(&resp)?;
+        let page = hub::parse_users_page(&resp, keep_user_info)?;
+        if page_no == 1 {
+            hub_time = response_date_seconds(&resp);
+        }
         for u in page.users {
             if seen.insert(u.name.clone()) {
                 users.push(u);
@@ -81,13 +101,37 @@ fn list_users(s: &mut Session) -> Result<(Vec<ListedUser>, Option<SyncError>), S
         )),
         _ => None,
     };
-    Ok((users, incomplete))
+    Ok(Listing {
+        users,
+        incomplete,
+        hub_time,
+    })
 }
 
-/// Lists the hub's users and reads the records the targets need.
-pub fn read(s: &mut Session) -> Result<HubView, SyncError> {
+fn log_state(s: &Session, prior: &Prior) {
+    match (prior.status, &prior.reason) {
+        (status, Some(reason)) if status.is_warning() => s.log.warn(&format!(
+            "{reason}; this pass reads every user's record and writes a new user state"
+        )),
+        (StateStatus::None, _) => s
+            .log
+            .info("no user state: this pass reads every user's record"),
+        (StateStatus::FullRequested, _) => s
+            .log
+            .info("full pass requested: reading every user's record"),
+        _ => {}
+    }
+}
+
+/// Lists the hub's users and reads the records the targets need: all of them, or with a usable
+/// user state only those that are new, changed, recently active or due for refresh.
+pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
     let settings = s.settings;
-    let (listed, mut incomplete) = list_users(s)?;
+    let Listing {
+        users: listed,
+        mut incomplete,
+        hub_time,
+    } = list_users(s)?;
     s.log.info(&format!("listed {} hub users", listed.len()));
     if listed.is_empty() && !settings.allow_empty_hub {
         return Err(SyncError::new(
@@ -95,15 +139,52 @@ pub fn read(s: &mut Session) -> Result<HubView, SyncError> {
             "the hub listed no users; refusing to treat that as an empty group (set allow_empty_hub=true if it is real)",
         ));
     }
-    let needs_record = |u: &ListedUser| {
-        settings.targets.iter().any(|t| {
-            matches!(t.subject_from, SubjectFrom::AuthState(_)) && (t.include_admins || !u.admin)
-        })
-    };
-    let wanted: Vec<usize> = (0..listed.len())
-        .filter(|&i| needs_record(&listed[i]))
-        .collect();
+    prior.at_hub_time(hub_time);
+    log_state(s, &prior);
+    let mappings = settings.auth_state_mappings();
+    let mut next = hub_time.map(Next::new);
     let mut records: Vec<UserRecord> = vec![UserRecord::Listed; listed.len()];
+    let mut reads = ReadReasons::default();
+    let mut from_state = 0;
+    let mut wanted: Vec<usize> = Vec::new();
+    for (i, u) in listed.iter().enumerate() {
+        let needed = settings
+            .targets
+            .iter()
+            .any(|t| needs_record(t, u.admin, u.user_info.as_ref()));
+        if !needed {
+            continue;
+        }
+        let decision = match hub_time {
+            Some(now) => prior.decide(u, now, &settings.refresh),
+            None => Err(ReadReason::Full),
+        };
+        match decision {
+            Ok(entry) => {
+                from_state += 1;
+                records[i] = UserRecord::Remembered(entry.subjects.clone());
+                if let Some(next) = &mut next {
+                    next.remember(entry);
+                }
+            }
+            Err(reason) => {
+                reads.count(reason);
+                wanted.push(i);
+            }
+        }
+    }
+    if prior.status == StateStatus::Used {
+        s.log.info(&format!(
+            "user state: {from_state} remembered; reading {} (new {}, changed {}, recently active {}, refresh {})",
+            wanted.len(),
+            reads.new,
+            reads.changed,
+            reads.margin,
+            reads.refresh
+        ));
+    }
+    let state_status = prior.status;
+    drop(prior);
     if !wanted.is_empty() {
         let reqs: Vec<_> = wanted
             .iter()
@@ -129,7 +210,13 @@ pub fn read(s: &mut Session) -> Result<HubView, SyncError> {
                     UserRecord::Unread
                 }
                 Ok(resp) => match hub::parse_user(name, &resp) {
-                    Ok(Some(state)) => UserRecord::Read(state),
+                    Ok(Some(state)) => {
+                        let subjects = map_auth_state(&state, &mappings);
+                        if let Some(next) = &mut next {
+                            next.read(&listed[i], subjects.clone());
+                        }
+                        UserRecord::Read(subjects)
+                    }
                     Ok(None) => UserRecord::Vanished,
                     Err(UserError::Permission(e)) => return Err(e),
                     Err(UserError::Unreadable(e)) => {
@@ -156,8 +243,16 @@ pub fn read(s: &mut Session) -> Result<HubView, SyncError> {
         .map(|(u, record)| HubUser {
             name: u.name,
             admin: u.admin,
+            user_info: u.user_info,
             record,
         })
         .collect();
-    Ok(HubView { users, incomplete })
+    Ok(HubView {
+        users,
+        incomplete,
+        reads,
+        from_state,
+        state_status,
+        next_state: next.map(|n| n.encode(settings)),
+    })
 }

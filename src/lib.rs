@@ -18,6 +18,8 @@ pub mod plan;
 pub mod report;
 pub mod session;
 pub mod settings;
+pub mod timestamp;
+pub mod user_state;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

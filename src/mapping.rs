@@ -14,13 +14,19 @@ pub enum Unmapped {
     InvalidValue,
 }
 
+/// One subject per `auth_state` mapping (`Settings::auth_state_mappings` order); `None`: the
+/// record holds no usable subject for that mapping. The auth_state itself is never kept.
+pub type MappedSubjects = Vec<Option<String>>;
+
 /// One user's information as far as the pass could read it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UserRecord {
-    /// Only the list entry was needed (username mapping).
+    /// Only the list entry was needed (username or user_info mapping).
     Listed,
-    /// `GET /users/{name}` answered.
-    Read(AuthState),
+    /// `GET /users/{name}` answered in this pass.
+    Read(MappedSubjects),
+    /// Taken from the user state: read in an earlier pass, and nothing since says it changed.
+    Remembered(MappedSubjects),
     /// The user was deleted between the list and the read.
     Vanished,
     /// The user's record could not be read (after retries).
@@ -31,6 +37,8 @@ pub enum UserRecord {
 pub struct HubUser {
     pub name: String,
     pub admin: bool,
+    /// The listed `user_info`, when a target maps from it.
+    pub user_info: Option<Value>,
     pub record: UserRecord,
 }
 
@@ -52,49 +60,109 @@ fn valid_subject(s: &str) -> Option<String> {
     (!t.is_empty() && t.len() <= 1024 && !t.chars().any(char::is_control)).then(|| t.to_string())
 }
 
-fn lookup_path<'a>(state: &'a Value, path: &[String]) -> Option<&'a Value> {
+fn lookup_path<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter()
-        .try_fold(state, |v, key| v.as_object()?.get(key))
+        .try_fold(value, |v, key| v.as_object()?.get(key))
+}
+
+/// The first path of `paths` that holds a usable string in `value`.
+pub fn subject_in(value: &Value, paths: &[Vec<String>]) -> Result<String, Unmapped> {
+    // Only strings count: the original once sent Canvas's numeric user id, the wrong identity.
+    let mut found_invalid = false;
+    for path in paths {
+        match lookup_path(value, path) {
+            Some(Value::String(s)) => match valid_subject(s) {
+                Some(v) => return Ok(v),
+                None => found_invalid = true,
+            },
+            Some(Value::Null) | None => {}
+            Some(_) => found_invalid = true,
+        }
+    }
+    Err(if found_invalid {
+        Unmapped::InvalidValue
+    } else {
+        Unmapped::NoPathMatched
+    })
+}
+
+/// Maps a freshly read `auth_state` for every mapping in use, so that it need not be kept.
+pub fn map_auth_state(state: &AuthState, mappings: &[&Vec<Vec<String>>]) -> MappedSubjects {
+    mappings
+        .iter()
+        .map(|paths| match state {
+            AuthState::Present(v) => subject_in(v, paths).ok(),
+            AuthState::Null => None,
+        })
+        .collect()
+}
+
+fn from_record(
+    paths: &Vec<Vec<String>>,
+    record: &UserRecord,
+    mappings: &[&Vec<Vec<String>>],
+) -> Result<String, Unmapped> {
+    let subjects = match record {
+        UserRecord::Read(s) | UserRecord::Remembered(s) => s,
+        _ => return Err(Unmapped::NoAuthState),
+    };
+    let index = mappings
+        .iter()
+        .position(|m| *m == paths)
+        .ok_or(Unmapped::NoAuthState)?;
+    subjects
+        .get(index)
+        .cloned()
+        .flatten()
+        .ok_or(Unmapped::NoPathMatched)
+}
+
+/// The subject a target's mapping finds in the listed `user_info` alone, if any.
+fn from_user_info(from: &SubjectFrom, user: &HubUser) -> Option<String> {
+    match (from, &user.user_info) {
+        (SubjectFrom::UserInfo { paths, .. }, Some(info)) => subject_in(info, paths).ok(),
+        _ => None,
+    }
+}
+
+/// Does this target need the user's record (one `GET /users/{name}`) to map them?
+pub fn needs_record(target: &Target, admin: bool, user_info: Option<&Value>) -> bool {
+    if admin && !target.include_admins {
+        return false;
+    }
+    match &target.subject_from {
+        SubjectFrom::Username { .. } => false,
+        SubjectFrom::AuthState(_) => true,
+        SubjectFrom::UserInfo { paths, .. } => {
+            user_info.is_none_or(|info| subject_in(info, paths).is_err())
+        }
+    }
 }
 
 /// Maps one user to a subject value.
 pub fn subject_for(
     from: &SubjectFrom,
-    name: &str,
-    record: &UserRecord,
+    user: &HubUser,
+    mappings: &[&Vec<Vec<String>>],
 ) -> Result<String, Unmapped> {
     match from {
         SubjectFrom::Username { template } => {
-            valid_subject(&template.replace("{name}", name)).ok_or(Unmapped::InvalidValue)
+            valid_subject(&template.replace("{name}", &user.name)).ok_or(Unmapped::InvalidValue)
         }
-        SubjectFrom::AuthState(paths) => {
-            let state = match record {
-                UserRecord::Read(AuthState::Present(v)) => v,
-                _ => return Err(Unmapped::NoAuthState),
-            };
-            // Only strings count: the original once sent Canvas's numeric user id, the wrong identity.
-            let mut found_invalid = false;
-            for path in paths {
-                match lookup_path(state, path) {
-                    Some(Value::String(s)) => match valid_subject(s) {
-                        Some(v) => return Ok(v),
-                        None => found_invalid = true,
-                    },
-                    Some(Value::Null) | None => {}
-                    Some(_) => found_invalid = true,
-                }
-            }
-            Err(if found_invalid {
-                Unmapped::InvalidValue
-            } else {
-                Unmapped::NoPathMatched
-            })
-        }
+        SubjectFrom::AuthState(paths) => from_record(paths, &user.record, mappings),
+        SubjectFrom::UserInfo { fallback, .. } => match from_user_info(from, user) {
+            Some(subject) => Ok(subject),
+            None => from_record(fallback, &user.record, mappings),
+        },
     }
 }
 
 /// Selects a target's users and maps them; duplicates collapse into one subject.
-pub fn desired_members(target: &Target, users: &[HubUser]) -> Desired {
+pub fn desired_members(
+    target: &Target,
+    users: &[HubUser],
+    mappings: &[&Vec<Vec<String>>],
+) -> Desired {
     let mut d = Desired::default();
     for user in users {
         if user.admin && !target.include_admins {
@@ -110,7 +178,7 @@ pub fn desired_members(target: &Target, users: &[HubUser]) -> Desired {
             }
             _ => d.selected += 1,
         }
-        match subject_for(&target.subject_from, &user.name, &user.record) {
+        match subject_for(&target.subject_from, user, mappings) {
             Ok(subject) => {
                 d.mapped += 1;
                 if !d.subjects.insert(subject) {
@@ -129,15 +197,33 @@ mod tests {
     use crate::settings::{Mode, RemovalLimits, SubjectLookup};
     use serde_json::json;
 
-    fn default_paths() -> SubjectFrom {
-        SubjectFrom::AuthState(vec![
-            vec!["canvas_user".into(), "login_id".into()],
-            vec!["oauth_user".into(), "login_id".into()],
-        ])
+    fn paths(text: &str) -> Vec<Vec<String>> {
+        text.split(',')
+            .map(|p| p.split('.').map(String::from).collect())
+            .collect()
     }
 
-    fn read(v: Value) -> UserRecord {
-        UserRecord::Read(AuthState::Present(v))
+    fn default_paths() -> Vec<Vec<String>> {
+        paths("canvas_user.login_id,oauth_user.login_id")
+    }
+
+    fn user(name: &str, admin: bool, record: UserRecord) -> HubUser {
+        HubUser {
+            name: name.into(),
+            admin,
+            user_info: None,
+            record,
+        }
+    }
+
+    /// A user whose auth_state was read in this pass, mapped with the default paths.
+    fn read(name: &str, admin: bool, state: Value) -> HubUser {
+        let p = default_paths();
+        user(
+            name,
+            admin,
+            UserRecord::Read(map_auth_state(&AuthState::Present(state), &[&p])),
+        )
     }
 
     fn target(from: SubjectFrom, include_admins: bool) -> Target {
@@ -159,52 +245,73 @@ mod tests {
 
     #[test]
     fn canvas_first_then_oauth() {
-        let from = default_paths();
-        let both =
-            read(json!({"canvas_user": {"login_id": "111"}, "oauth_user": {"login_id": "222"}}));
-        assert_eq!(subject_for(&from, "u", &both), Ok("111".into()));
-        let oauth = read(json!({"oauth_user": {"login_id": " 222 "}, "access_token": "x"}));
-        assert_eq!(subject_for(&from, "u", &oauth), Ok("222".into()));
+        let p = default_paths();
+        let both = json!({"canvas_user": {"login_id": "111"}, "oauth_user": {"login_id": "222"}});
+        assert_eq!(subject_in(&both, &p), Ok("111".into()));
+        let oauth = json!({"oauth_user": {"login_id": " 222 "}, "access_token": "x"});
+        assert_eq!(subject_in(&oauth, &p), Ok("222".into()));
         let canvas_null =
-            read(json!({"canvas_user": {"login_id": null}, "oauth_user": {"login_id": "333"}}));
-        assert_eq!(subject_for(&from, "u", &canvas_null), Ok("333".into()));
+            json!({"canvas_user": {"login_id": null}, "oauth_user": {"login_id": "333"}});
+        assert_eq!(subject_in(&canvas_null, &p), Ok("333".into()));
     }
 
     #[test]
-    fn unmappable_users_are_classified() {
-        let from = default_paths();
+    fn unmappable_values_are_classified() {
+        let p = default_paths();
+        assert_eq!(subject_in(&json!({}), &p), Err(Unmapped::NoPathMatched));
         assert_eq!(
-            subject_for(&from, "u", &UserRecord::Read(AuthState::Null)),
-            Err(Unmapped::NoAuthState)
-        );
-        assert_eq!(
-            subject_for(&from, "u", &read(json!({}))),
-            Err(Unmapped::NoPathMatched)
-        );
-        assert_eq!(
-            subject_for(&from, "u", &read(json!({"canvas_user": "flat"}))),
+            subject_in(&json!({"canvas_user": "flat"}), &p),
             Err(Unmapped::NoPathMatched)
         );
         // A numeric id is not a login id: refuse rather than send the wrong identity.
-        assert_eq!(
-            subject_for(&from, "u", &read(json!({"canvas_user": {"login_id": 42}}))),
-            Err(Unmapped::InvalidValue)
+        for bad in [json!(42), json!("  "), json!("a\nb")] {
+            assert_eq!(
+                subject_in(&json!({"canvas_user": {"login_id": bad}}), &p),
+                Err(Unmapped::InvalidValue)
+            );
+        }
+        let from = SubjectFrom::AuthState(p.clone());
+        let null = user(
+            "u",
+            false,
+            UserRecord::Read(map_auth_state(&AuthState::Null, &[&p])),
         );
         assert_eq!(
-            subject_for(
-                &from,
-                "u",
-                &read(json!({"canvas_user": {"login_id": "  "}}))
-            ),
-            Err(Unmapped::InvalidValue)
+            subject_for(&from, &null, &[&p]),
+            Err(Unmapped::NoPathMatched)
+        );
+        let unread = user("u", false, UserRecord::Unread);
+        assert_eq!(
+            subject_for(&from, &unread, &[&p]),
+            Err(Unmapped::NoAuthState)
+        );
+    }
+
+    #[test]
+    fn each_mapping_in_use_is_mapped_once_per_read() {
+        let (a, b) = (paths("x.id"), paths("y.id"));
+        let state = AuthState::Present(json!({"x": {"id": "1"}, "y": {"id": "2"}}));
+        let u = user(
+            "u",
+            false,
+            UserRecord::Read(map_auth_state(&state, &[&a, &b])),
         );
         assert_eq!(
-            subject_for(
-                &from,
-                "u",
-                &read(json!({"canvas_user": {"login_id": "a\nb"}}))
-            ),
-            Err(Unmapped::InvalidValue)
+            subject_for(&SubjectFrom::AuthState(b.clone()), &u, &[&a, &b]),
+            Ok("2".into())
+        );
+        let remembered = user(
+            "u",
+            false,
+            UserRecord::Remembered(vec![Some("1".into()), None]),
+        );
+        assert_eq!(
+            subject_for(&SubjectFrom::AuthState(a.clone()), &remembered, &[&a, &b]),
+            Ok("1".into())
+        );
+        assert_eq!(
+            subject_for(&SubjectFrom::AuthState(b.clone()), &remembered, &[&a, &b]),
+            Err(Unmapped::NoPathMatched)
         );
     }
 
@@ -214,46 +321,51 @@ mod tests {
             template: "{name}@example.edu".into(),
         };
         assert_eq!(
-            subject_for(&from, "ana", &UserRecord::Listed),
+            subject_for(&from, &user("ana", false, UserRecord::Listed), &[]),
             Ok("ana@example.edu".into())
         );
     }
 
     #[test]
+    fn user_info_first_then_the_auth_state_read() {
+        let fallback = default_paths();
+        let from = SubjectFrom::UserInfo {
+            paths: paths("login_id"),
+            fallback: fallback.clone(),
+        };
+        let t = target(from.clone(), false);
+        let mut listed = user("a", false, UserRecord::Listed);
+        listed.user_info = Some(json!({"login_id": "111"}));
+        let needs = |u: &HubUser, t: &Target| needs_record(t, u.admin, u.user_info.as_ref());
+        assert!(!needs(&listed, &t), "the list alone is enough");
+        assert_eq!(subject_for(&from, &listed, &[&fallback]), Ok("111".into()));
+        let mut without = read("b", false, json!({"canvas_user": {"login_id": "222"}}));
+        without.user_info = Some(json!({"name": "b"}));
+        assert!(needs(&without, &t), "no login id in user_info yet");
+        assert_eq!(subject_for(&from, &without, &[&fallback]), Ok("222".into()));
+        let admin = user("root", true, UserRecord::Listed);
+        assert!(!needs(&admin, &t), "admins are not selected");
+        let auth_state = target(SubjectFrom::AuthState(fallback), false);
+        assert!(needs(&without, &auth_state));
+    }
+
+    #[test]
     fn selection_counts_and_dedup() {
+        let p = default_paths();
         let users = vec![
-            HubUser {
-                name: "admin".into(),
-                admin: true,
-                record: read(json!({"canvas_user": {"login_id": "9"}})),
-            },
-            HubUser {
-                name: "a".into(),
-                admin: false,
-                record: read(json!({"canvas_user": {"login_id": "1"}})),
-            },
-            HubUser {
-                name: "a2".into(),
-                admin: false,
-                record: read(json!({"oauth_user": {"login_id": "1"}})),
-            },
-            HubUser {
-                name: "b".into(),
-                admin: false,
-                record: UserRecord::Read(AuthState::Null),
-            },
-            HubUser {
-                name: "c".into(),
-                admin: false,
-                record: UserRecord::Unread,
-            },
-            HubUser {
-                name: "d".into(),
-                admin: false,
-                record: UserRecord::Vanished,
-            },
+            read("admin", true, json!({"canvas_user": {"login_id": "9"}})),
+            read("a", false, json!({"canvas_user": {"login_id": "1"}})),
+            read("a2", false, json!({"oauth_user": {"login_id": "1"}})),
+            user(
+                "b",
+                false,
+                UserRecord::Read(map_auth_state(&AuthState::Null, &[&p])),
+            ),
+            user("c", false, UserRecord::Unread),
+            user("d", false, UserRecord::Vanished),
         ];
-        let d = desired_members(&target(default_paths(), false), &users);
+        let from = SubjectFrom::AuthState(p.clone());
+        let d = desired_members(&target(from.clone(), false), &users, &[&p]);
         assert_eq!(d.subjects.iter().collect::<Vec<_>>(), ["1"]);
         assert_eq!(
             (
@@ -266,7 +378,7 @@ mod tests {
             ),
             (4, 1, 2, 1, 1, 1)
         );
-        let with_admins = desired_members(&target(default_paths(), true), &users);
+        let with_admins = desired_members(&target(from, true), &users, &[&p]);
         assert!(with_admins.subjects.contains("9"));
         assert_eq!(with_admins.admins_skipped, 0);
     }

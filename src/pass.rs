@@ -10,6 +10,7 @@ use crate::plan::{plan, Plan};
 use crate::report::{Outcome, Report, TargetReport};
 use crate::session::Session;
 use crate::settings::{LogLevel, Settings, Target};
+use crate::user_state::Prior;
 use serde_json::Value;
 use std::time::Instant;
 
@@ -67,7 +68,7 @@ fn sync_target(
     budget: &mut ChangeBudget,
 ) -> TargetReport {
     let mut report = TargetReport::new(&target.group_path, target.mode.as_str());
-    let desired = desired_members(target, &hub.users);
+    let desired = desired_members(target, &hub.users, &s.settings.auth_state_mappings());
     report.users_selected = desired.selected;
     report.admins_skipped = desired.admins_skipped;
     report.users_mapped = desired.mapped;
@@ -156,15 +157,31 @@ fn log_summary(s: &Session, report: &Report) {
     }
 }
 
+/// What a pass is given besides its settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions<'a> {
+    /// The user state the previous pass returned (`None`: read every user's record).
+    pub user_state: Option<&'a [u8]>,
+    /// Read every user's record even with a usable user state.
+    pub full: bool,
+}
+
 /// Runs one complete pass and reports it. Never panics on bad input; errors end up in the report.
-pub fn run(settings: &Settings, transport: &mut dyn Transport) -> Report {
+pub fn run(settings: &Settings, transport: &mut dyn Transport, options: RunOptions) -> Report {
     let started = Instant::now();
     let mut s = Session::new(settings, transport);
     let conn = grouper_client::connection(settings);
     let mut report = Report::new(settings.dry_run);
-    match hub_reader::read(&mut s) {
+    let prior = Prior::load(options.user_state, options.full, settings);
+    report.user_state = prior.status;
+    match hub_reader::read(&mut s, prior) {
         Err(e) => report.errors.push(e),
-        Ok(hub) => {
+        Ok(mut hub) => {
+            report.users_fetched = hub.reads.total();
+            report.users_from_state = hub.from_state;
+            report.read_reasons = hub.reads;
+            report.user_state = hub.state_status;
+            report.next_user_state = hub.next_state.take();
             report.users_seen = hub.users.len();
             report.users_unread = hub
                 .users
@@ -227,6 +244,10 @@ mod tests {
                 .collect()
         }
         fn sleep(&mut self, _: Duration) {}
+    }
+
+    fn run_full(settings: &Settings, transport: &mut dyn Transport) -> Report {
+        run(settings, transport, RunOptions::default())
     }
 
     fn settings(extra: &[(&str, &str)]) -> Settings {
@@ -318,7 +339,7 @@ mod tests {
             },
             log: vec![],
         };
-        let report = run(&settings(&[]), &mut fake);
+        let report = run_full(&settings(&[]), &mut fake);
         assert_eq!(report.outcome, Outcome::Failed);
         assert_eq!(report.errors[0].kind, ErrorKind::GrouperUnavailable);
         assert_eq!(
@@ -358,7 +379,7 @@ mod tests {
             },
             log: vec![],
         };
-        let report = run(&settings(&[("retries", "2")]), &mut fake);
+        let report = run_full(&settings(&[("retries", "2")]), &mut fake);
         let t = &report.targets[0];
         assert_eq!(report.users_unread, 1);
         assert_eq!((t.added, t.removed, t.withheld_removals), (1, 0, 1));
@@ -380,14 +401,14 @@ mod tests {
             answer: |r: &Request| hub_answer(r, &[]).unwrap_or_else(|| members_page(&["x"])),
             log: vec![],
         };
-        let report = run(&settings(&[]), &mut fake);
+        let report = run_full(&settings(&[]), &mut fake);
         assert_eq!(report.outcome, Outcome::Failed);
         assert!(report.errors[0].message.contains("allow_empty_hub"));
         let mut fake = Fake {
             answer: |r: &Request| hub_answer(r, &[]).unwrap_or_else(|| members_page(&[])),
             log: vec![],
         };
-        let report = run(&settings(&[("allow_empty_hub", "true")]), &mut fake);
+        let report = run_full(&settings(&[("allow_empty_hub", "true")]), &mut fake);
         assert_eq!(report.outcome, Outcome::Converged);
     }
 
@@ -403,7 +424,7 @@ mod tests {
             },
             log: vec![],
         };
-        let report = run(&settings(&[]), &mut fake);
+        let report = run_full(&settings(&[]), &mut fake);
         assert!(
             report.errors[0].message.contains("refusing to loop"),
             "{:?}",
@@ -431,7 +452,7 @@ mod tests {
             },
             log: vec![],
         };
-        let report = run(
+        let report = run_full(
             &settings(&[
                 ("subject_from", "username"),
                 ("username_template", "{name}@x"),
@@ -493,7 +514,7 @@ mod tests {
             },
             log: vec![],
         };
-        let report = run(
+        let report = run_full(
             &settings(&[("subject_from", "username"), ("dry_run", "true")]),
             &mut fake,
         );
@@ -516,7 +537,7 @@ mod tests {
             },
             log: vec![],
         };
-        let report = run(
+        let report = run_full(
             &settings(&[("grouper_page_size", "2"), ("dry_run", "true")]),
             &mut fake,
         );
@@ -553,7 +574,7 @@ mod tests {
             ("max_changes_per_pass", "1"),
             ("grouper_batch_size", "1"),
         ]);
-        let report = run(&s, &mut fake);
+        let report = run_full(&s, &mut fake);
         let t = &report.targets[0];
         assert_eq!((t.to_add, t.to_remove), (2, 2));
         assert_eq!((t.added, t.removed), (1, 0));
@@ -575,7 +596,7 @@ mod tests {
             },
             log: vec![],
         };
-        let report = run(&settings(&[]), &mut fake);
+        let report = run_full(&settings(&[]), &mut fake);
         assert_eq!(report.outcome, Outcome::Failed);
         assert_eq!(report.errors[0].kind, ErrorKind::HubForbidden);
         assert_eq!(
@@ -583,5 +604,192 @@ mod tests {
             Some("list:users")
         );
         assert!(report.targets.is_empty());
+    }
+
+    /// A hub whose list carries `created`/`last_activity` and a `Date`, as JupyterHub's does.
+    struct DatedHub {
+        /// name, created, last_activity, login id
+        users: Vec<(String, &'static str, Option<&'static str>, Option<String>)>,
+        date: &'static str,
+        fail_reads_of: Option<String>,
+    }
+
+    impl DatedHub {
+        fn answer(&self, r: &Request) -> Option<HttpOutcome> {
+            let dated = |body: serde_json::Value| -> HttpOutcome {
+                Ok(Response {
+                    status: 200,
+                    headers: vec![("date".into(), self.date.into())],
+                    body: body.to_string().into_bytes(),
+                })
+            };
+            if r.url.contains("/users?") {
+                let items: Vec<_> = self
+                    .users
+                    .iter()
+                    .map(|(n, created, active, _)| {
+                        serde_json::json!({"kind": "user", "name": n, "admin": false,
+                            "created": created, "last_activity": active})
+                    })
+                    .collect();
+                return Some(dated(
+                    serde_json::json!({"items": items, "_pagination": {"offset": 0, "limit": 200, "total": self.users.len(), "next": null}}),
+                ));
+            }
+            let name = r.url.strip_prefix("http://hub/hub/api/users/")?;
+            if self.fail_reads_of.as_deref() == Some(name) {
+                return Some(Err(http::TransportError::Connect("reset".into())));
+            }
+            let (_, _, _, login) = self.users.iter().find(|(n, ..)| n == name)?;
+            Some(dated(
+                serde_json::json!({"name": name, "auth_state": {"canvas_user": {"login_id": login}}}),
+            ))
+        }
+    }
+
+    fn incremental_pass(
+        hub: &DatedHub,
+        group: &[&str],
+        state: Option<&[u8]>,
+    ) -> (Report, Vec<String>) {
+        let mut fake = Fake {
+            answer: |r: &Request| {
+                if r.url.ends_with("/groups") {
+                    return members_page(group);
+                }
+                if r.method == http::Method::Put {
+                    return one_added();
+                }
+                if r.method == http::Method::Post {
+                    return json(
+                        200,
+                        serde_json::json!({"WsDeleteMemberResults": {"resultMetadata": {"resultCode": "SUCCESS", "success": "T"},
+                            "results": [{"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}}]}}),
+                    );
+                }
+                hub.answer(r).expect("no other requests")
+            },
+            log: vec![],
+        };
+        let options = RunOptions {
+            user_state: state,
+            full: false,
+        };
+        let report = run(&settings(&[("retries", "0")]), &mut fake, options);
+        let reads = fake
+            .log
+            .into_iter()
+            .filter(|l| l.starts_with("GET http://hub/hub/api/users/"))
+            .collect();
+        (report, reads)
+    }
+
+    fn hub_user(
+        name: &str,
+        active: Option<&'static str>,
+    ) -> (String, &'static str, Option<&'static str>, Option<String>) {
+        (
+            name.to_string(),
+            "2026-01-01T00:00:00.000000Z",
+            active,
+            Some(format!("{name}-id")),
+        )
+    }
+
+    #[test]
+    fn a_warm_pass_reads_only_what_changed_and_removes_as_a_full_pass_would() {
+        let old = Some("2026-06-01T00:00:00.000000Z");
+        let mut hub = DatedHub {
+            users: vec![hub_user("a", old), hub_user("b", old), hub_user("c", None)],
+            date: "Sun, 29 Nov 2026 12:00:00 GMT",
+            fail_reads_of: None,
+        };
+        let (cold, reads) = incremental_pass(&hub, &["a-id", "b-id", "c-id"], None);
+        assert_eq!(cold.outcome, Outcome::Converged, "{:?}", cold.errors);
+        assert_eq!((cold.users_fetched, cold.read_reasons.full), (3, 3));
+        assert_eq!(reads.len(), 3);
+        let state = cold
+            .next_user_state
+            .clone()
+            .expect("a state for the next pass");
+        assert!(!String::from_utf8_lossy(&state).contains("auth_state"));
+
+        // an hour later: nothing changed, so only the list is read
+        hub.date = "Sun, 29 Nov 2026 13:00:00 GMT";
+        let (warm, reads) = incremental_pass(&hub, &["a-id", "b-id", "c-id"], Some(&state));
+        assert_eq!(warm.user_state, crate::user_state::StateStatus::Used);
+        assert_eq!((warm.users_fetched, warm.users_from_state), (0, 3));
+        assert!(reads.is_empty(), "{reads:?}");
+        assert_eq!(warm.targets[0].to_add + warm.targets[0].to_remove, 0);
+        let state = warm.next_user_state.clone().unwrap();
+
+        // b was deleted, d is new, a logged in again: read d and a; remove b; add d
+        hub.users.retain(|u| u.0 != "b");
+        hub.users.push(hub_user("d", None));
+        hub.users[0].2 = Some("2026-11-29T13:30:00.000000Z");
+        hub.date = "Sun, 29 Nov 2026 14:00:00 GMT";
+        let (changed, reads) = incremental_pass(&hub, &["a-id", "b-id", "c-id"], Some(&state));
+        assert_eq!(
+            reads,
+            [
+                "GET http://hub/hub/api/users/a",
+                "GET http://hub/hub/api/users/d"
+            ]
+        );
+        assert_eq!(
+            (changed.read_reasons.changed, changed.read_reasons.new),
+            (1, 1)
+        );
+        let t = &changed.targets[0];
+        assert_eq!((t.added, t.removed), (1, 1), "{:?}", changed.errors);
+        assert_eq!(changed.outcome, Outcome::Converged);
+    }
+
+    #[test]
+    fn a_failed_read_is_unread_as_in_a_full_pass_and_read_again_next_time() {
+        let old = Some("2026-06-01T00:00:00.000000Z");
+        let mut hub = DatedHub {
+            users: vec![hub_user("a", old), hub_user("b", old)],
+            date: "Sun, 29 Nov 2026 12:00:00 GMT",
+            fail_reads_of: Some("b".into()),
+        };
+        let (first, _) = incremental_pass(&hub, &["a-id", "b-id", "stale"], None);
+        let t = &first.targets[0];
+        assert_eq!(first.users_unread, 1);
+        assert_eq!(t.removed, 0, "an unread user withholds every removal");
+        assert_eq!(first.outcome, Outcome::RemovalsWithheld);
+        let state = first.next_user_state.clone().unwrap();
+        hub.fail_reads_of = None;
+        hub.date = "Sun, 29 Nov 2026 13:00:00 GMT";
+        let (second, reads) = incremental_pass(&hub, &["a-id", "b-id", "stale"], Some(&state));
+        assert_eq!(
+            reads,
+            ["GET http://hub/hub/api/users/b"],
+            "only the unread user"
+        );
+        assert_eq!(second.read_reasons.new, 1);
+        assert_eq!(second.targets[0].removed, 1, "now complete: stale goes");
+        assert_eq!(second.outcome, Outcome::Converged);
+    }
+
+    #[test]
+    fn a_failed_listing_leaves_the_previous_state_in_place() {
+        let mut fake = Fake {
+            answer: |_: &Request| {
+                Ok(Response {
+                    status: 503,
+                    headers: vec![],
+                    body: vec![],
+                })
+            },
+            log: vec![],
+        };
+        let options = RunOptions {
+            user_state: Some(b"{}"),
+            full: false,
+        };
+        let report = run(&settings(&[("retries", "0")]), &mut fake, options);
+        assert_eq!(report.outcome, Outcome::Failed);
+        assert_eq!(report.next_user_state, None, "the host keeps what it has");
     }
 }

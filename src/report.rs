@@ -2,6 +2,7 @@
 //! tokens or auth_state, and no member lists (those go to the debug log only).
 
 use crate::error::{ErrorKind, SyncError};
+use crate::user_state::{ReadReasons, StateStatus};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -101,11 +102,21 @@ pub struct Report {
     pub users_seen: usize,
     pub users_unread: usize,
     pub users_vanished: usize,
+    /// User records read from the hub (`GET /users/{name}`) in this pass.
+    pub users_fetched: usize,
+    /// Users whose subjects came from the user state instead.
+    pub users_from_state: usize,
+    pub read_reasons: ReadReasons,
+    /// What became of the user state handed in.
+    pub user_state: StateStatus,
     pub targets: Vec<TargetReport>,
     pub errors: Vec<SyncError>,
     pub changes_remaining: usize,
     pub duration_ms: u64,
     pub requests: Requests,
+    /// The user state for the next pass; never part of the JSON report.
+    #[serde(skip)]
+    pub next_user_state: Option<Vec<u8>>,
 }
 
 impl Report {
@@ -117,11 +128,16 @@ impl Report {
             users_seen: 0,
             users_unread: 0,
             users_vanished: 0,
+            users_fetched: 0,
+            users_from_state: 0,
+            read_reasons: ReadReasons::default(),
+            user_state: StateStatus::None,
             targets: Vec::new(),
             errors: Vec::new(),
             changes_remaining: 0,
             duration_ms: 0,
             requests: Requests::default(),
+            next_user_state: None,
         }
     }
 

@@ -106,7 +106,12 @@ pub const KEYS: &[Key] = &[
     key(
         "subject_from",
         "GROUPER_SYNC_SUBJECT_FROM",
-        "auth_state or username (default auth_state)",
+        "auth_state, user_info or username (default auth_state)",
+    ),
+    key(
+        "user_info_paths",
+        "GROUPER_SYNC_USER_INFO_PATHS",
+        "with subject_from=user_info: ordered dotted user_info paths (default login_id)",
     ),
     key(
         "auth_state_paths",
@@ -182,6 +187,16 @@ pub const KEYS: &[Key] = &[
         "log_level",
         "GROUPER_SYNC_LOG_LEVEL",
         "error, warn, info or debug (default info)",
+    ),
+    key(
+        "full_refresh_hours",
+        "GROUPER_SYNC_FULL_REFRESH_HOURS",
+        "incremental passes re-read every user's auth_state at least this often (default 24)",
+    ),
+    key(
+        "activity_margin_seconds",
+        "GROUPER_SYNC_ACTIVITY_MARGIN_SECONDS",
+        "re-read users active this close to their last read (default 900)",
     ),
     key(
         "max_changes_per_pass",
@@ -286,6 +301,32 @@ pub enum SubjectFrom {
     AuthState(Vec<Vec<String>>),
     /// The hub username put through a template containing `{name}`.
     Username { template: String },
+    /// The first `user_info` path (listed with every user, JupyterHub >= 6) that holds a
+    /// non-empty string; users whose `user_info` lacks it fall back to these `auth_state` paths.
+    UserInfo {
+        paths: Vec<Vec<String>>,
+        fallback: Vec<Vec<String>>,
+    },
+}
+
+impl SubjectFrom {
+    /// The `auth_state` paths this mapping may need a user's record for.
+    pub fn auth_state_paths(&self) -> Option<&Vec<Vec<String>>> {
+        match self {
+            SubjectFrom::AuthState(paths) => Some(paths),
+            SubjectFrom::UserInfo { fallback, .. } => Some(fallback),
+            SubjectFrom::Username { .. } => None,
+        }
+    }
+}
+
+/// How incremental passes decide whose `auth_state` to read again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refresh {
+    /// Every user is re-read at least this often (seconds).
+    pub full_refresh_seconds: i64,
+    /// Users active within this many seconds of their last read are read again.
+    pub activity_margin_seconds: i64,
 }
 
 /// How the subject value is sent to Grouper, and so how current members are matched.
@@ -355,18 +396,50 @@ pub struct Settings {
     pub targets: Vec<Target>,
     /// At most this many adds and removes per pass (the rest wait for the next pass).
     pub max_changes_per_pass: Option<usize>,
+    pub refresh: Refresh,
 }
 
 impl Settings {
     /// Does any target need `auth_state` (and so one `GET /users/{name}` per selected user)?
     pub fn needs_auth_state(&self) -> bool {
+        !self.auth_state_mappings().is_empty()
+    }
+
+    /// The distinct `auth_state` path lists the targets map with, in a stable order: a user's
+    /// record is mapped once per entry, and the user state stores one subject per entry.
+    pub fn auth_state_mappings(&self) -> Vec<&Vec<Vec<String>>> {
+        let mut out: Vec<&Vec<Vec<String>>> = Vec::new();
+        for paths in self
+            .targets
+            .iter()
+            .filter_map(|t| t.subject_from.auth_state_paths())
+        {
+            if !out.contains(&paths) {
+                out.push(paths);
+            }
+        }
+        out
+    }
+
+    /// Does any target map subjects from the listed `user_info`?
+    pub fn needs_user_info(&self) -> bool {
         self.targets
             .iter()
-            .any(|t| matches!(t.subject_from, SubjectFrom::AuthState(_)))
+            .any(|t| matches!(t.subject_from, SubjectFrom::UserInfo { .. }))
     }
 }
 
 pub const DEFAULT_AUTH_STATE_PATHS: &str = "canvas_user.login_id,oauth_user.login_id";
+pub const DEFAULT_USER_INFO_PATHS: &str = "login_id";
+
+/// A path list as written in the settings (`a.b,c.d`).
+pub fn paths_text(paths: &[Vec<String>]) -> String {
+    paths
+        .iter()
+        .map(|p| p.join("."))
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// A configuration problem (kind `config`); the message names the key.
 pub type ConfigError = SyncError;
@@ -520,7 +593,7 @@ fn http_url(name: &str, value: &str) -> Result<String, ConfigError> {
     }
 }
 
-fn parse_auth_state_paths(value: &str) -> Result<Vec<Vec<String>>, ConfigError> {
+fn parse_paths(key: &str, default: &str, value: &str) -> Result<Vec<Vec<String>>, ConfigError> {
     let paths: Vec<Vec<String>> = value
         .split(',')
         .map(str::trim)
@@ -533,7 +606,7 @@ fn parse_auth_state_paths(value: &str) -> Result<Vec<Vec<String>>, ConfigError> 
         .collect();
     if paths.is_empty() || paths.iter().any(|p| p.iter().any(String::is_empty)) {
         return err(format!(
-            "auth_state_paths must be a comma-separated list of dotted paths such as {DEFAULT_AUTH_STATE_PATHS}, got {value:?}"
+            "{key} must be a comma-separated list of dotted paths such as {default}, got {value:?}"
         ));
     }
     Ok(paths)
@@ -580,8 +653,20 @@ pub fn parse(
         "additive" => Mode::Additive,
         _ => Mode::Mirror,
     };
+    let auth_state_paths = || -> Result<Vec<Vec<String>>, ConfigError> {
+        parse_paths(
+            "auth_state_paths",
+            DEFAULT_AUTH_STATE_PATHS,
+            &r.raw("auth_state_paths")?
+                .unwrap_or_else(|| DEFAULT_AUTH_STATE_PATHS.into()),
+        )
+    };
     let subject_from = match r
-        .choice("subject_from", "auth_state", &["auth_state", "username"])?
+        .choice(
+            "subject_from",
+            "auth_state",
+            &["auth_state", "user_info", "username"],
+        )?
         .as_str()
     {
         "username" => SubjectFrom::Username {
@@ -590,13 +675,25 @@ pub fn parse(
                     .unwrap_or_else(|| "{name}".into()),
             )?,
         },
-        _ => SubjectFrom::AuthState(parse_auth_state_paths(
-            &r.raw("auth_state_paths")?
-                .unwrap_or_else(|| DEFAULT_AUTH_STATE_PATHS.into()),
-        )?),
+        "user_info" => SubjectFrom::UserInfo {
+            paths: parse_paths(
+                "user_info_paths",
+                DEFAULT_USER_INFO_PATHS,
+                &r.raw("user_info_paths")?
+                    .unwrap_or_else(|| DEFAULT_USER_INFO_PATHS.into()),
+            )?,
+            fallback: auth_state_paths()?,
+        },
+        _ => SubjectFrom::AuthState(auth_state_paths()?),
     };
-    if matches!(subject_from, SubjectFrom::AuthState(_)) && r.raw("username_template")?.is_some() {
-        return err("username_template is set but subject_from is auth_state; set subject_from=username to use it");
+    if !matches!(subject_from, SubjectFrom::Username { .. })
+        && r.raw("username_template")?.is_some()
+    {
+        return err("username_template is set but subject_from is not username; set subject_from=username to use it");
+    }
+    if !matches!(subject_from, SubjectFrom::UserInfo { .. }) && r.raw("user_info_paths")?.is_some()
+    {
+        return err("user_info_paths is set but subject_from is not user_info; set subject_from=user_info to use it");
     }
     let attribute = r.raw("identifier_attribute")?.map(|a| a.trim().to_string());
     let lookup = match r.choice("subject_lookup", "subject_id", &["subject_id", "subject_identifier"])?.as_str() {
@@ -688,6 +785,10 @@ pub fn parse(
             0 => None,
             n => Some(n),
         },
+        refresh: Refresh {
+            full_refresh_seconds: r.uint("full_refresh_hours", 24, 1, 24 * 366)? as i64 * 3600,
+            activity_margin_seconds: r.uint("activity_margin_seconds", 900, 0, 7 * 86_400)? as i64,
+        },
     })
 }
 
@@ -757,6 +858,9 @@ mod tests {
             ("grouper_id_path", "a/b"),
             ("subject_lookup", "guess"),
             ("log_level", "trace"),
+            ("full_refresh_hours", "0"),
+            ("activity_margin_seconds", "-5"),
+            ("subject_from", "email"),
         ] {
             let mut m = base();
             m.insert(k, v);
@@ -801,6 +905,45 @@ mod tests {
             .unwrap_err()
             .message
             .contains("username_template"));
+    }
+
+    #[test]
+    fn user_info_with_auth_state_fallback_and_refresh_settings() {
+        let s = parse_map(&base()).unwrap();
+        assert_eq!(
+            s.refresh,
+            Refresh {
+                full_refresh_seconds: 24 * 3600,
+                activity_margin_seconds: 900
+            }
+        );
+        let mut m = base();
+        m.insert("subject_from", "user_info");
+        m.insert("user_info_paths", "campus.uid, login_id");
+        m.insert("full_refresh_hours", "6");
+        m.insert("activity_margin_seconds", "0");
+        let s = parse_map(&m).unwrap();
+        let SubjectFrom::UserInfo { paths, fallback } = &s.targets[0].subject_from else {
+            panic!("{:?}", s.targets[0].subject_from)
+        };
+        assert_eq!(paths_text(paths), "campus.uid,login_id");
+        assert_eq!(paths_text(fallback), DEFAULT_AUTH_STATE_PATHS);
+        assert!(s.needs_user_info() && s.needs_auth_state());
+        assert_eq!(s.auth_state_mappings(), [fallback]);
+        assert_eq!(s.refresh.full_refresh_seconds, 6 * 3600);
+        assert_eq!(s.refresh.activity_margin_seconds, 0);
+        let mut m = base();
+        m.insert("user_info_paths", "login_id");
+        assert!(parse_map(&m)
+            .unwrap_err()
+            .message
+            .contains("subject_from=user_info"));
+        m.insert("subject_from", "user_info");
+        m.insert("user_info_paths", "a..b");
+        assert!(parse_map(&m)
+            .unwrap_err()
+            .message
+            .contains("user_info_paths"));
     }
 
     #[test]

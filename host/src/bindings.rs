@@ -14,7 +14,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::jupyterhub_grouper_sync::sync::sync::{
-    CheckReport, ErrorKind, Outcome, Report, SyncError, TargetReport,
+    CheckReport, ErrorKind, Outcome, ReadReasons, Report, RunOptions, SyncError, TargetReport,
+    UserStateStatus,
 };
 
 use wasi::config0_2_0_draft_2024_09_27::store as draft_store;

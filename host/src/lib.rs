@@ -8,3 +8,4 @@ pub mod options;
 pub mod outcome;
 pub mod runner;
 pub mod schedule;
+pub mod state_store;

@@ -1,12 +1,13 @@
 //! `grouper-sync`: runs the jupyterhub-grouper-sync component as a long-lived JupyterHub
 //! service (or once, or as a read-only check), with the component sandboxed by wasmtime.
 
-use grouper_sync_host::bindings::core_kind;
+use grouper_sync_host::bindings::{core_kind, RunOptions};
 use grouper_sync_host::metrics::{self, Metrics};
 use grouper_sync_host::options::{self, Command, LogFormat, Options};
 use grouper_sync_host::outcome::PassSummary;
 use grouper_sync_host::runner::{self, Inputs, Limits, Runner};
 use grouper_sync_host::schedule;
+use grouper_sync_host::state_store::StateStore;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,19 +140,33 @@ struct StopSignals {
     term: tokio::signal::unix::Signal,
 }
 
-/// One pass through the typed export, logged.
-async fn pass(opts: &Options, runner: &Runner, limits: &Limits) -> PassSummary {
+/// One pass through the typed export, given the stored user state and storing the next; logged.
+async fn pass(opts: &Options, runner: &Runner, limits: &Limits, full: bool) -> PassSummary {
+    let store = StateStore::new(&opts.state_dir);
+    let options = RunOptions {
+        user_state: store.load(),
+        full,
+    };
     let call = runner
-        .run(&Inputs::config(&opts.component_config), limits)
+        .run(&Inputs::config(&opts.component_config), limits, options)
         .await;
     runner::relog(&call.stderr);
+    if let Ok(Ok(report)) = &call.result {
+        if let Some(next) = &report.next_user_state {
+            if let Err(e) = store.save(next) {
+                tracing::warn!(
+                    "cannot store the user state ({e:#}); the next pass reads every user's record"
+                );
+            }
+        }
+    }
     let summary = PassSummary::from_call(&call);
     summary.log();
     summary
 }
 
 async fn once(opts: &Options, runner: &Runner) -> ExitCode {
-    let summary = pass(opts, runner, &limits(opts)).await;
+    let summary = pass(opts, runner, &limits(opts), opts.full).await;
     if let Some(json) = &summary.json {
         println!("{json}");
     }
@@ -244,6 +259,7 @@ async fn service(opts: &Options, runner: &Runner, stop: StopSignals) -> ExitCode
     let limits = limits(opts);
     let mut failures = 0u32;
     let mut next = Instant::now();
+    let mut full = opts.full;
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
@@ -274,11 +290,12 @@ async fn service(opts: &Options, runner: &Runner, stop: StopSignals) -> ExitCode
             continue;
         }
         let summary = tokio::select! {
-            summary = pass(opts, runner, &limits) => summary,
+            summary = pass(opts, runner, &limits, full) => summary,
             _ = sigint.recv() => { tracing::warn!("stopping: abandoning the pass in progress"); break }
             _ = sigterm.recv() => { tracing::warn!("stopping: abandoning the pass in progress"); break }
         };
         metrics.record(&summary);
+        full = false;
         if !summary.succeeded() {
             failures += 1;
             let delay = schedule::failure_delay(failures, opts.sync_every);

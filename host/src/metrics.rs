@@ -40,6 +40,11 @@ struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabel {
     group: String,
 }
@@ -59,6 +64,9 @@ pub struct Metrics {
     skipped: Family<GroupLabel, Counter>,
     withheld: Family<GroupLabel, Counter>,
     egress_denied: Counter,
+    records_read: Family<ReasonLabel, Counter>,
+    users_from_state: Gauge,
+    component_memory: Gauge,
     /// Monotonic time of the last pass that did not fail, for readiness.
     succeeded_at: Mutex<Option<Instant>>,
 }
@@ -83,6 +91,8 @@ impl Default for Metrics {
             group_counter(),
         );
         let egress_denied = Counter::default();
+        let records_read = Family::<ReasonLabel, Counter>::default();
+        let (users_from_state, component_memory) = (Gauge::default(), Gauge::default());
         // Every result and kind is present from the start, so rates and alerts see zeros.
         for r in RESULTS {
             let _ = passes.get_or_create(&ResultLabel { result: r.as_str() });
@@ -145,6 +155,21 @@ impl Default for Metrics {
             "Outgoing requests refused by the egress policy",
             egress_denied.clone(),
         );
+        registry.register(
+            "grouper_sync_user_records_read",
+            "Hub user records read (GET /users/{name}), by why they were read",
+            records_read.clone(),
+        );
+        registry.register(
+            "grouper_sync_users_from_state",
+            "Users of the last pass whose subjects came from the user state",
+            users_from_state.clone(),
+        );
+        registry.register(
+            "grouper_sync_component_memory_bytes",
+            "The component's largest linear memory in the last pass",
+            component_memory.clone(),
+        );
         Metrics {
             registry,
             passes,
@@ -158,6 +183,9 @@ impl Default for Metrics {
             skipped,
             withheld,
             egress_denied,
+            records_read,
+            users_from_state,
+            component_memory,
             succeeded_at: Mutex::new(None),
         }
     }
@@ -206,6 +234,14 @@ impl Metrics {
                 .inc_by(t.withheld.into());
         }
         self.egress_denied.inc_by(pass.denied_requests.into());
+        for (reason, n) in pass.records_read {
+            self.records_read
+                .get_or_create(&ReasonLabel { reason })
+                .inc_by(n.into());
+        }
+        self.users_from_state.set(pass.users_from_state.into());
+        self.component_memory
+            .set(i64::try_from(pass.peak_memory_bytes).unwrap_or(i64::MAX));
     }
 
     pub fn ready(&self, sync_every: Duration) -> bool {
@@ -300,6 +336,7 @@ mod tests {
             result: Err(crate::runner::Stopped::Trapped("x".into())),
             denied_requests: 0,
             duration: Duration::from_millis(500),
+            peak_memory_bytes: 0,
             stdout: String::new(),
             stderr: String::new(),
         };
@@ -324,13 +361,17 @@ mod tests {
             withheld: 0,
             failures: 0,
         }];
-        m.record(&ok);
+        ok.records_read[0].1 = 5;
+        ok.records_read[3].1 = 7;
+        ok.users_from_state = 988;
+        ok.peak_memory_bytes = 3 << 20;
         let mut failed = pass(
             Outcome::Failed,
             &[ErrorKind::GrouperUnavailable, ErrorKind::EgressDenied],
         );
         failed.denied_requests = 2;
         m.record(&failed);
+        m.record(&ok);
         let text = m.render();
         for line in [
             "grouper_sync_passes_total{result=\"converged\"} 1",
@@ -342,6 +383,11 @@ mod tests {
             "grouper_sync_members_added_total{group=\"edu:x:users\"} 3",
             "grouper_sync_users_skipped_total{group=\"edu:x:users\"} 2",
             "grouper_sync_egress_denied_total 2",
+            "grouper_sync_user_records_read_total{reason=\"new\"} 5",
+            "grouper_sync_user_records_read_total{reason=\"refresh\"} 7",
+            "grouper_sync_user_records_read_total{reason=\"full\"} 0",
+            "grouper_sync_users_from_state 988",
+            "grouper_sync_component_memory_bytes 3145728",
             "grouper_sync_pass_duration_seconds_count 2",
             "# TYPE grouper_sync_pass_duration_seconds histogram",
             "# EOF",

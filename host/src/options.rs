@@ -50,6 +50,10 @@ pub struct Options {
     pub http_timeout_cap: Duration,
     /// `host:port` pairs the component may reach: those of the hub and Grouper URLs.
     pub allowed_hosts: Vec<String>,
+    /// Where the user state of incremental passes is kept.
+    pub state_dir: PathBuf,
+    /// The first pass reads every user's record whatever the user state says.
+    pub full: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -101,6 +105,10 @@ pub const HOST_KEYS: &[(&str, &str)] = &[
     ),
     ("log_format", "text or json (default text)"),
     (
+        "state_dir",
+        "keep the user state of incremental passes here (default ./grouper-sync-state)",
+    ),
+    (
         "component",
         "run this .wasm instead of the embedded component",
     ),
@@ -118,6 +126,9 @@ const SECRET_FILE_ENVS: &[(&str, &str)] = &[
     ("jupyterhub_api_token", "JUPYTERHUB_API_TOKEN_FILE"),
     ("grouper_password", "GROUPER_PASSWORD_FILE"),
 ];
+
+/// Host settings that may also come from the environment.
+const HOST_KEY_ENVS: &[(&str, &str)] = &[("state_dir", "GROUPER_SYNC_STATE_DIR")];
 
 /// Component keys the host handles itself instead of forwarding: the component's own loop
 /// interval is the host's schedule.
@@ -188,6 +199,10 @@ fn url_authority(key: &str, url: &str) -> Result<String> {
 struct Cli {
     #[command(subcommand)]
     command: Option<Sub>,
+    /// Read every user's record in the (first) pass, whatever the user state says; a new user
+    /// state is written as usual
+    #[arg(long, global = true)]
+    full: bool,
 }
 
 #[derive(Subcommand, Debug, Clone, Copy)]
@@ -269,7 +284,13 @@ fn setting_args() -> Vec<Arg> {
                     .iter()
                     .any(|(c, h)| *c == k.name && h == name)
             })
-            .map(|k| k.env);
+            .map(|k| k.env)
+            .or_else(|| {
+                HOST_KEY_ENVS
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, e)| *e)
+            });
         args.push(setting_arg(name, what.to_string(), env));
     }
     args
@@ -333,7 +354,8 @@ pub fn parse(
     }
     let argv = std::iter::once("grouper-sync".to_string()).chain(args.iter().cloned());
     let matches = command().try_get_matches_from(argv)?;
-    let command = match Cli::from_arg_matches(&matches)?.command {
+    let cli = Cli::from_arg_matches(&matches)?;
+    let command = match cli.command {
         None => Command::Service,
         Some(Sub::Once) => Command::Once,
         Some(Sub::Check) => Command::Check,
@@ -356,6 +378,11 @@ pub fn parse(
     for key in KEYS {
         if let Some(v) = env(key.env).filter(|v| !v.is_empty()) {
             values.insert(host_name(key.name).into(), v);
+        }
+    }
+    for (key, var) in HOST_KEY_ENVS {
+        if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+            values.insert((*key).into(), v);
         }
     }
     for (key, var) in SECRET_FILE_ENVS {
@@ -392,7 +419,9 @@ pub fn parse(
 
     // 4. the flags win
     values.extend(flags);
-    build(command, values)
+    let mut options = build(command, values)?;
+    options.full = cli.full;
+    Ok(options)
 }
 
 fn take<T>(
@@ -513,6 +542,12 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
         memory_limit_bytes: memory_mb << 20,
         http_timeout_cap,
         allowed_hosts,
+        state_dir: match values.get("state_dir").map(|d| d.trim()) {
+            None => PathBuf::from(crate::state_store::DEFAULT_DIR),
+            Some("") => bail!("state_dir must name a directory"),
+            Some(d) => PathBuf::from(d),
+        },
+        full: false,
     })
 }
 
@@ -623,6 +658,33 @@ mod tests {
             "true"
         );
         assert_eq!(run(&["check"], ENV, &[]).unwrap().command, Command::Check);
+    }
+
+    #[test]
+    fn state_dir_from_flag_file_or_env_and_full() {
+        let o = run(&["once"], ENV, &[]).unwrap();
+        assert_eq!(o.state_dir, PathBuf::from("grouper-sync-state"));
+        assert!(!o.full);
+        assert!(
+            !o.component_config.contains_key("state_dir"),
+            "a host setting"
+        );
+        let env = [ENV, &[("GROUPER_SYNC_STATE_DIR", "/var/lib/gs")]].concat();
+        assert_eq!(
+            run(&[], &env, &[]).unwrap().state_dir,
+            PathBuf::from("/var/lib/gs")
+        );
+        let file = ("/c.toml", "state_dir = \"/srv/state\"\n");
+        let o = run(&["--config", "/c.toml", "once", "--full"], &env, &[file]).unwrap();
+        assert_eq!(
+            o.state_dir,
+            PathBuf::from("/srv/state"),
+            "the file beats the environment"
+        );
+        assert!(o.full);
+        let o = run(&["--state-dir", "/x", "--config", "/c.toml"], &env, &[file]).unwrap();
+        assert_eq!(o.state_dir, PathBuf::from("/x"), "a flag beats both");
+        assert!(run(&["--state_dir", " "], ENV, &[]).is_err());
     }
 
     #[test]

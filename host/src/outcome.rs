@@ -28,10 +28,16 @@ pub struct PassSummary {
     pub error_kinds: Vec<ErrorKind>,
     pub messages: Vec<String>,
     pub users_seen: u32,
+    /// User records read from the hub, by reason: new, changed, margin, refresh, full.
+    pub records_read: [(&'static str, u32); 5],
+    /// Users whose subjects came from the user state.
+    pub users_from_state: u32,
     pub targets: Vec<TargetSummary>,
     pub changes_remaining: u32,
     pub denied_requests: u32,
     pub duration: Duration,
+    /// The largest linear memory the component grew to.
+    pub peak_memory_bytes: usize,
     pub dry_run: bool,
     /// The component's JSON report, when it produced one.
     pub json: Option<String>,
@@ -50,10 +56,19 @@ impl PassSummary {
             error_kinds: Vec::new(),
             messages: Vec::new(),
             users_seen: 0,
+            records_read: [
+                ("new", 0),
+                ("changed", 0),
+                ("margin", 0),
+                ("refresh", 0),
+                ("full", 0),
+            ],
+            users_from_state: 0,
             targets: Vec::new(),
             changes_remaining: 0,
             denied_requests: denied,
             duration: call_duration,
+            peak_memory_bytes: 0,
             dry_run: false,
             json: None,
             config_error: false,
@@ -62,6 +77,7 @@ impl PassSummary {
 
     pub fn from_call(call: &Call<Result<Report, SyncError>>) -> PassSummary {
         let mut s = PassSummary::empty(call.duration, call.denied_requests);
+        s.peak_memory_bytes = call.peak_memory_bytes;
         match &call.result {
             Err(stopped) => {
                 s.error_kinds.push(stopped.kind());
@@ -78,6 +94,15 @@ impl PassSummary {
                 s.error_kinds = r.errors.iter().map(|e| core_kind(e.kind)).collect();
                 s.messages = r.errors.iter().map(error_line).collect();
                 s.users_seen = r.users_seen;
+                let why = &r.read_reasons;
+                s.records_read = [
+                    ("new", why.new_users),
+                    ("changed", why.changed),
+                    ("margin", why.margin),
+                    ("refresh", why.refresh),
+                    ("full", why.full),
+                ];
+                s.users_from_state = r.users_from_state;
                 s.targets = r
                     .targets
                     .iter()
@@ -101,6 +126,11 @@ impl PassSummary {
             s.error_kinds.push(ErrorKind::EgressDenied);
         }
         s
+    }
+
+    /// User records read from the hub, whatever the reason.
+    pub fn users_fetched(&self) -> u32 {
+        self.records_read.iter().map(|(_, n)| n).sum()
     }
 
     /// One count summed over the pass's targets.
@@ -129,9 +159,11 @@ impl PassSummary {
         let ms = self.duration.as_millis() as u64;
         let kinds: Vec<&str> = self.error_kinds.iter().map(|k| k.as_str()).collect();
         let line = format!(
-            "pass {result}{}: users={} to_add={} to_remove={} added={} removed={} unmapped={} withheld={} remaining={} failures={} duration_ms={ms}",
+            "pass {result}{}: users={} fetched={} from_state={} to_add={} to_remove={} added={} removed={} unmapped={} withheld={} remaining={} failures={} duration_ms={ms}",
             if self.dry_run { " (dry run)" } else { "" },
             self.users_seen,
+            self.users_fetched(),
+            self.users_from_state,
             self.total(|t| t.to_add),
             self.total(|t| t.to_remove),
             self.total(|t| t.added),

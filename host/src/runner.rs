@@ -2,16 +2,20 @@
 //! fresh store per call with its own config, environment, egress policy, memory limit and
 //! deadline. The exports are called through the typed bindings generated from `wit/world.wit`.
 
-use crate::bindings::{self, CheckReport, ConfigValues, Report, SyncError, SyncHostPre};
+use crate::bindings::{
+    self, CheckReport, ConfigValues, Report, RunOptions, SyncError, SyncHostPre,
+};
 use crate::egress::EgressPolicy;
 use anyhow::{anyhow, Result};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -31,7 +35,49 @@ pub struct HostState {
     table: ResourceTable,
     config: ConfigValues,
     egress: EgressPolicy,
+    limits: MemoryLimiter,
+}
+
+/// The store's limits, noting the largest linear memory the component grew to.
+struct MemoryLimiter {
     limits: StoreLimits,
+    peak: Arc<AtomicUsize>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.peak.fetch_max(desired, Ordering::Relaxed);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 impl WasiView for HostState {
@@ -110,6 +156,8 @@ pub struct Call<T> {
     pub result: Result<T, Stopped>,
     pub denied_requests: u32,
     pub duration: Duration,
+    /// The largest linear memory the component grew to, in bytes.
+    pub peak_memory_bytes: usize,
     pub stdout: String,
     pub stderr: String,
 }
@@ -134,6 +182,7 @@ struct Prepared {
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
     denied: Arc<AtomicU32>,
+    peak_memory: Arc<AtomicUsize>,
     started: Instant,
 }
 
@@ -180,6 +229,7 @@ impl Runner {
         let stdout = MemoryOutputPipe::new(1 << 22);
         let stderr = MemoryOutputPipe::new(1 << 22);
         let denied = Arc::new(AtomicU32::new(0));
+        let peak_memory = Arc::new(AtomicUsize::new(0));
         let state = HostState {
             wasi: WasiCtx::builder()
                 .stdout(stdout.clone())
@@ -194,11 +244,14 @@ impl Runner {
                 timeout_cap: limits.http_timeout_cap,
                 denied: denied.clone(),
             },
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .instances(32)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: MemoryLimiter {
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(limits.memory_bytes)
+                    .instances(32)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                peak: peak_memory.clone(),
+            },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -216,6 +269,7 @@ impl Runner {
             stdout,
             stderr,
             denied,
+            peak_memory,
             started,
         }
     }
@@ -245,19 +299,26 @@ impl Runner {
             result,
             denied_requests: p.denied.load(Ordering::Relaxed),
             duration: p.started.elapsed(),
+            peak_memory_bytes: p.peak_memory.load(Ordering::Relaxed),
             stdout: String::from_utf8_lossy(&p.stdout.contents()).into_owned(),
             stderr: String::from_utf8_lossy(&p.stderr.contents()).into_owned(),
         }
     }
 
-    /// `sync.run`: one pass. `Err(SyncError)` inside means the settings were rejected.
-    pub async fn run(&self, inputs: &Inputs, limits: &Limits) -> Call<Result<Report, SyncError>> {
+    /// `sync.run`: one pass, given the previous pass's user state. `Err(SyncError)` inside
+    /// means the settings were rejected.
+    pub async fn run(
+        &self,
+        inputs: &Inputs,
+        limits: &Limits,
+        options: RunOptions,
+    ) -> Call<Result<Report, SyncError>> {
         let pre = self.pre.clone();
         self.call(inputs, limits, |mut store| async move {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
                 .jupyterhub_grouper_sync_sync_sync()
-                .call_run(&mut store)
+                .call_run(&mut store, &options)
                 .await
         })
         .await

@@ -133,6 +133,7 @@ fn as_json<T>(
         }),
         denied_requests: c.denied_requests,
         duration: c.duration,
+        peak_memory_bytes: c.peak_memory_bytes,
         stdout: c.stdout,
         stderr: c.stderr,
     }
@@ -141,7 +142,15 @@ fn as_json<T>(
 fn call(export: &str, config: &BTreeMap<String, String>, limits: &Limits) -> Answer {
     let inputs = Inputs::config(config);
     match export {
-        "run" => as_json(block_on(runner().run(&inputs, limits)), |r| &r.json),
+        "run" => {
+            let full_pass = grouper_sync_host::bindings::RunOptions {
+                user_state: None,
+                full: false,
+            };
+            as_json(block_on(runner().run(&inputs, limits, full_pass)), |r| {
+                &r.json
+            })
+        }
         _ => as_json(block_on(runner().check(&inputs, limits)), |r| &r.json),
     }
 }

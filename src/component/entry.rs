@@ -10,16 +10,23 @@ use super::Component;
 use crate::check::{self, CheckReport};
 use crate::error::{ErrorKind, SyncError};
 use crate::http_entry::{self, Action, Decision, Reply};
+use crate::pass::RunOptions;
 use crate::report::{Outcome, Report, TargetReport};
 use crate::settings::Settings;
+use crate::user_state::StateStatus;
 use std::io::Write as _;
 use std::time::Duration;
 use waki::bindings::wasi::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 
+/// A pass of the stateless entries (`wasi:cli/run`, HTTP): every user's record is read.
 fn run_pass(settings: &Settings) -> Report {
-    crate::pass::run(settings, &mut WasiTransport { settings })
+    crate::pass::run(
+        settings,
+        &mut WasiTransport { settings },
+        RunOptions::default(),
+    )
 }
 
 fn run_check(settings: &Settings) -> CheckReport {
@@ -31,9 +38,23 @@ fn load_settings() -> Result<Settings, SyncError> {
 }
 
 impl wit::Guest for Component {
-    fn run() -> Result<wit::Report, wit::SyncError> {
+    fn run(options: wit::RunOptions) -> Result<wit::Report, wit::SyncError> {
         let settings = load_settings().map_err(|e| to_wit_error(&e))?;
-        Ok(to_wit_report(&run_pass(&settings)))
+        let mut report = crate::pass::run(
+            &settings,
+            &mut WasiTransport {
+                settings: &settings,
+            },
+            RunOptions {
+                user_state: options.user_state.as_deref(),
+                full: options.full,
+            },
+        );
+        let next_user_state = report.next_user_state.take();
+        Ok(wit::Report {
+            next_user_state,
+            ..to_wit_report(&report)
+        })
     }
 
     fn check() -> Result<wit::CheckReport, wit::SyncError> {
@@ -282,6 +303,24 @@ fn to_wit_report(r: &Report) -> wit::Report {
         users_seen: count(r.users_seen),
         users_unread: count(r.users_unread),
         users_vanished: count(r.users_vanished),
+        users_fetched: count(r.users_fetched),
+        users_from_state: count(r.users_from_state),
+        read_reasons: wit::ReadReasons {
+            new_users: count(r.read_reasons.new),
+            changed: count(r.read_reasons.changed),
+            margin: count(r.read_reasons.margin),
+            refresh: count(r.read_reasons.refresh),
+            full: count(r.read_reasons.full),
+        },
+        user_state: match r.user_state {
+            StateStatus::None => wit::UserStateStatus::None,
+            StateStatus::Used => wit::UserStateStatus::Used,
+            StateStatus::FullRequested => wit::UserStateStatus::FullRequested,
+            StateStatus::Unreadable => wit::UserStateStatus::Unreadable,
+            StateStatus::Foreign => wit::UserStateStatus::Foreign,
+            StateStatus::Outdated => wit::UserStateStatus::Outdated,
+            StateStatus::NoHubTime => wit::UserStateStatus::NoHubTime,
+        },
         targets: r.targets.iter().map(to_wit_target).collect(),
         errors: r.errors.iter().map(to_wit_error).collect(),
         changes_remaining: count(r.changes_remaining),
@@ -289,5 +328,6 @@ fn to_wit_report(r: &Report) -> wit::Report {
         jupyterhub_requests: r.requests.jupyterhub,
         grouper_requests: r.requests.grouper,
         json: r.to_json(),
+        next_user_state: None,
     }
 }

@@ -138,6 +138,14 @@ pub fn inputs(config: &[(String, String)], env: &[(String, String)]) -> Inputs {
     }
 }
 
+/// Run options of a pass without a user state (a full pass).
+pub fn no_state() -> grouper_sync_host::bindings::RunOptions {
+    grouper_sync_host::bindings::RunOptions {
+        user_state: None,
+        full: false,
+    }
+}
+
 /// Runs the default build once with these `wasi:config` values and environment variables.
 pub fn run_component(entry: Entry, config: &[(String, String)], env: &[(String, String)]) -> Run {
     run_with(runner(), entry, config, env)
@@ -153,7 +161,7 @@ pub fn run_with(
     let inputs = inputs(config, env);
     let run = match entry {
         Entry::Typed => {
-            let call = block_on(runner.run(&inputs, &open_limits()));
+            let call = block_on(runner.run(&inputs, &open_limits(), no_state()));
             let result = match call.result.expect("the call was not stopped") {
                 Ok(report) => Ok(typed_report(&report)),
                 Err(e) => Err(format!(
