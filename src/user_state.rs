@@ -188,21 +188,23 @@ impl Prior {
         }
         let file: StateFile = match serde_json::from_slice(bytes) {
             Ok(f) => f,
-            Err(e) => return match serde_json::from_slice::<Header>(bytes) {
-                Ok(Header {
-                    format: Some(format),
-                    version: Some(version),
-                }) if format == FORMAT && version != VERSION => Prior::unusable(
-                    StateStatus::Outdated,
-                    format!(
+            Err(e) => {
+                return match serde_json::from_slice::<Header>(bytes) {
+                    Ok(Header {
+                        format: Some(format),
+                        version: Some(version),
+                    }) if format == FORMAT && version != VERSION => Prior::unusable(
+                        StateStatus::Outdated,
+                        format!(
                         "the user state is format version {version}; this build reads {VERSION}"
                     ),
-                ),
-                _ => Prior::unusable(
-                    StateStatus::Unreadable,
-                    format!("the user state is not readable ({e})"),
-                ),
-            },
+                    ),
+                    _ => Prior::unusable(
+                        StateStatus::Unreadable,
+                        format!("the user state is not readable ({e})"),
+                    ),
+                }
+            }
         };
         if file.format != FORMAT {
             return Prior::unusable(

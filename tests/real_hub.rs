@@ -3,8 +3,9 @@
 
 mod common;
 
+use common::world::{canvas, ops};
 use common::*;
-use grouper_sim::{Config, Simulator, Subject};
+use grouper_sim::{Config, Operation, Simulator, Subject};
 use jupyterhub_grouper_sync::http::encode_segment;
 use serde_json::json;
 
@@ -147,4 +148,132 @@ fn real_hub_pass_gives_exactly_the_expected_membership() {
             .contains("rejected the token"),
         "{error}"
     );
+}
+
+/// Incremental passes against the real hub: a warm pass reads only the listing, a pass after
+/// changes reads exactly the changed users, and removals follow the listing as in a full pass.
+#[test]
+fn real_hub_incremental_passes_read_only_what_changed() {
+    let hub = RealHub::start("incremental");
+    let names: Vec<String> = (0..250).map(|i| format!("inc{i:03}")).collect();
+    for chunk in names.chunks(100) {
+        let (status, _) = hub.admin("POST", "/users", Some(&json!({ "usernames": chunk })));
+        assert_eq!(status, 201, "creating users");
+    }
+    let set_state = |name: &str, login: &str| {
+        let (status, body) = hub.admin(
+            "PATCH",
+            &format!("/users/{name}"),
+            Some(&json!({ "auth_state": canvas(login) })),
+        );
+        assert_eq!(status, 200, "auth_state for {name}: {body}");
+    };
+    for (i, name) in names.iter().enumerate() {
+        set_state(name, &format!("5{i:05}"));
+    }
+    let sim = Simulator::new(Config {
+        user: "sync".into(),
+        password: "grouper-pw".into(),
+        ..Config::default()
+    });
+    for i in 0..260 {
+        sim.add_subject(Subject::new("ldap", &format!("5{i:05}")));
+    }
+    sim.add_group(GROUP);
+    let server = sim.serve("127.0.0.1:0").unwrap();
+    let settings = config(&[
+        ("jupyterhub_api_url", &hub.api_url),
+        ("jupyterhub_api_token", &hub.sync_token),
+        ("grouper_base_url", &server.base_url("v2_2_100")),
+        ("grouper_user", "sync"),
+        ("grouper_password", "grouper-pw"),
+        ("grouper_id_path", GROUP),
+    ]);
+    let hub_requests = |r: &serde_json::Value| r["requests"]["jupyterhub"].as_u64().unwrap();
+
+    // cold: no state, every record read
+    let (cold, state) = run_incremental(&settings, None, false);
+    assert_eq!(cold["outcome"], "converged", "{cold}");
+    assert_eq!(cold["user_state"], "none");
+    assert_eq!(
+        cold["users_fetched"], 250,
+        "the hub's admin user is not selected"
+    );
+    assert_eq!(sim.member_ids(GROUP).len(), 250);
+    let state = state.expect("a user state");
+    let text = String::from_utf8_lossy(&state);
+    assert!(!text.contains("access_token") && !text.contains(&hub.sync_token));
+
+    // warm: nothing changed, so the pass costs the listing (two pages of 200)
+    sim.clear_requests();
+    let (warm, state) = run_incremental(&settings, Some(state), false);
+    assert_eq!(warm["outcome"], "converged", "{warm}");
+    assert_eq!(warm["user_state"], "used");
+    assert_eq!(
+        (
+            warm["users_fetched"].as_u64(),
+            warm["users_from_state"].as_u64()
+        ),
+        (Some(0), Some(250))
+    );
+    assert_eq!(hub_requests(&warm), 2, "list pages only");
+    assert_eq!(
+        ops(&sim),
+        [Operation::GetMembers],
+        "Grouper: one read, no writes"
+    );
+
+    // changes: one user deleted, one created, one active through their own token
+    hub.admin("DELETE", "/users/inc007", None);
+    let (status, _) = hub.admin("POST", "/users/late", None);
+    assert_eq!(status, 201);
+    set_state("late", "500255");
+    let (status, token) = hub.admin(
+        "POST",
+        "/users/inc010/tokens",
+        Some(&json!({"expires_in": 600, "note": "activity"})),
+    );
+    assert_eq!(status, 201, "{token}");
+    let (status, me) = http(
+        "GET",
+        &format!("{}/user", hub.api_url),
+        token["token"].as_str().unwrap(),
+        None,
+    );
+    assert_eq!(status, 200, "{me}");
+    let (changed, state) = run_incremental(&settings, state, false);
+    assert_eq!(changed["outcome"], "converged", "{changed}");
+    let reasons = &changed["read_reasons"];
+    assert_eq!(
+        (reasons["new"].as_u64(), reasons["changed"].as_u64()),
+        (Some(1), Some(1)),
+        "late is new, inc010 was active: {reasons}"
+    );
+    assert_eq!(changed["users_fetched"], 2);
+    assert_eq!(hub_requests(&changed), 2 + 2);
+    let members = sim.member_ids(GROUP);
+    assert!(
+        !members.contains(&"500007".to_string()),
+        "the deleted user is removed"
+    );
+    assert!(
+        members.contains(&"500255".to_string()),
+        "the new user is added"
+    );
+    assert_eq!(members.len(), 250);
+
+    // an admin PATCH of auth_state leaves last_activity alone: only a refresh or --full sees it
+    set_state("inc020", "500256");
+    let (missed, state) = run_incremental(&settings, state, false);
+    assert_eq!(
+        missed["users_fetched"], 1,
+        "only inc010, active within the margin of its last read: {missed}"
+    );
+    assert_eq!(missed["read_reasons"]["margin"], 1);
+    assert!(sim.member_ids(GROUP).contains(&"500020".to_string()));
+    let (full, _) = run_incremental(&settings, state, true);
+    assert_eq!(full["user_state"], "full-requested");
+    assert_eq!(full["users_fetched"], 250);
+    let members = sim.member_ids(GROUP);
+    assert!(members.contains(&"500256".to_string()) && !members.contains(&"500020".to_string()));
 }

@@ -146,6 +146,32 @@ pub fn no_state() -> grouper_sync_host::bindings::RunOptions {
     }
 }
 
+/// One typed pass of the default build given a user state: the JSON report (checked against the
+/// typed fields) and the user state it returned.
+pub fn run_incremental(
+    config: &[(String, String)],
+    user_state: Option<Vec<u8>>,
+    full: bool,
+) -> (Value, Option<Vec<u8>>) {
+    let options = grouper_sync_host::bindings::RunOptions { user_state, full };
+    let call = block_on(runner().run(&inputs(config, &[]), &open_limits(), options));
+    eprintln!("--- component stderr ---\n{}", call.stderr);
+    let report = call
+        .result
+        .expect("the call was not stopped")
+        .expect("the settings are valid");
+    let parsed = typed_report(&report);
+    assert_eq!(
+        report.users_fetched as u64,
+        parsed["users_fetched"].as_u64().unwrap()
+    );
+    assert_eq!(
+        report.users_from_state as u64,
+        parsed["users_from_state"].as_u64().unwrap()
+    );
+    (parsed, report.next_user_state)
+}
+
 /// Runs the default build once with these `wasi:config` values and environment variables.
 pub fn run_component(entry: Entry, config: &[(String, String)], env: &[(String, String)]) -> Run {
     run_with(runner(), entry, config, env)
