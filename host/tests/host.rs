@@ -261,6 +261,10 @@ fn env(w: &World, password_file: &std::path::Path) -> Vec<(String, String)> {
             password_file.display().to_string(),
         ),
         ("GROUPER_ID_PATH".into(), GROUP.into()),
+        (
+            "GROUPER_SYNC_STATE_DIR".into(),
+            password_file.with_file_name("state").display().to_string(),
+        ),
     ]
 }
 
@@ -326,6 +330,49 @@ fn once_and_check_commands_exit_codes_and_no_secret_leaks() {
         "every log line is JSON:\n{stderr}"
     );
     assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002"]);
+
+    // the pass above stored a user state; the next one reads only the listing
+    let state_file = dir.join("state").join("user-state.json");
+    let mode = std::fs::metadata(&state_file).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    let (code, stdout, stderr) = run(&["once"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let r: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(r["user_state"], "used", "{r}");
+    assert_eq!(
+        (r["users_fetched"].as_u64(), r["users_from_state"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert!(stderr.contains("fetched=0 from_state=3"), "{stderr}");
+    let (code, stdout, _) = run(&["once", "--full"]);
+    assert_eq!(code, Some(0));
+    let r: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (r["user_state"].as_str(), r["users_fetched"].as_u64()),
+        (Some("full-requested"), Some(3))
+    );
+    // a damaged state costs one warning and a full pass, and is replaced
+    std::fs::write(&state_file, b"{\"format\": tru").unwrap();
+    let (code, stdout, stderr) = run(&["once"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let r: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (r["user_state"].as_str(), r["users_fetched"].as_u64()),
+        (Some("unreadable"), Some(3))
+    );
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("user state"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("user state is not readable"),
+        "{stderr}"
+    );
+    assert!(serde_json::from_slice::<Value>(&std::fs::read(&state_file).unwrap()).is_ok());
 
     let (code, _, stderr) = run(&["once", "--grouper_pass", "x"]);
     assert_eq!(code, Some(2));

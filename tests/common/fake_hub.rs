@@ -61,7 +61,13 @@ impl FakeHub {
                 }
                 grouper_sim::SimResponse {
                     status,
-                    headers: vec![("Content-Type".into(), "application/json".into())],
+                    headers: vec![
+                        ("Content-Type".into(), "application/json".into()),
+                        (
+                            "Date".into(),
+                            httpdate::fmt_http_date(std::time::SystemTime::now()),
+                        ),
+                    ],
                     body: body.to_string().into_bytes(),
                     delay: None,
                     truncate_at: None,
@@ -104,7 +110,10 @@ fn fake_hub_answer(state: &Mutex<FakeHubState>, url: &str) -> (u16, Value) {
             .iter()
             .skip(offset)
             .take(limit)
-            .map(|(n, admin, _)| json!({"kind": "user", "name": n, "admin": admin, "auth_state": null}))
+            .map(|(n, admin, _)| {
+                json!({"kind": "user", "name": n, "admin": admin, "auth_state": null,
+                    "created": "2026-01-01T00:00:00.000000Z", "last_activity": null})
+            })
             .collect();
         let next = if offset + limit < total {
             json!({"offset": offset + limit, "limit": limit, "url": "ignored"})
