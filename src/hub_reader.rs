@@ -12,6 +12,9 @@ use std::collections::BTreeSet;
 /// Upper bound on pages of any listing, whatever the server says.
 pub const MAX_PAGES: usize = 100_000;
 
+/// User records requested per slice of the fan-out.
+const READ_SLICE: usize = 256;
+
 /// The hub side as far as it could be read.
 pub struct HubView {
     pub users: Vec<HubUser>,
@@ -185,8 +188,10 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
     }
     let state_status = prior.status;
     drop(prior);
-    if !wanted.is_empty() {
-        let reqs: Vec<_> = wanted
+    let mut unread: Vec<SyncError> = Vec::new();
+    // In slices, so that memory holds one slice of requests and answers, not one per user.
+    for slice in wanted.chunks(READ_SLICE) {
+        let reqs: Vec<_> = slice
             .iter()
             .map(|&i| {
                 hub::user_request(
@@ -197,8 +202,7 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
             })
             .collect();
         let outcomes = s.send_all(Service::Hub, &reqs, settings.concurrency);
-        let mut unread: Vec<SyncError> = Vec::new();
-        for (&i, outcome) in wanted.iter().zip(outcomes) {
+        for (&i, outcome) in slice.iter().zip(outcomes) {
             let name = &listed[i].name;
             records[i] = match outcome {
                 Err(e) => {
@@ -226,16 +230,16 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
                 },
             };
         }
-        if let Some(first) = unread.first() {
-            let message = format!(
-                "{} hub user record(s) could not be read; first: {}",
-                unread.len(),
-                first.message
-            );
-            s.log.warn(&message);
-            // The kind says why (unavailable, timeout, …); the message says how many.
-            incomplete.get_or_insert(SyncError::new(first.kind, message));
-        }
+    }
+    if let Some(first) = unread.first() {
+        let message = format!(
+            "{} hub user record(s) could not be read; first: {}",
+            unread.len(),
+            first.message
+        );
+        s.log.warn(&message);
+        // The kind says why (unavailable, timeout, …); the message says how many.
+        incomplete.get_or_insert(SyncError::new(first.kind, message));
     }
     let users = listed
         .into_iter()

@@ -159,7 +159,7 @@ impl PassSummary {
         let ms = self.duration.as_millis() as u64;
         let kinds: Vec<&str> = self.error_kinds.iter().map(|k| k.as_str()).collect();
         let line = format!(
-            "pass {result}{}: users={} fetched={} from_state={} to_add={} to_remove={} added={} removed={} unmapped={} withheld={} remaining={} failures={} duration_ms={ms}",
+            "pass {result}{}: users={} fetched={} from_state={} to_add={} to_remove={} added={} removed={} unmapped={} withheld={} remaining={} failures={} duration_ms={ms} component_memory_mb={:.1}",
             if self.dry_run { " (dry run)" } else { "" },
             self.users_seen,
             self.users_fetched(),
@@ -172,6 +172,7 @@ impl PassSummary {
             self.total(|t| t.withheld),
             self.changes_remaining,
             self.total(|t| t.failures),
+            self.peak_memory_bytes as f64 / (1 << 20) as f64,
         );
         match self.outcome {
             Outcome::Failed => tracing::error!(
