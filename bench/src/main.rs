@@ -1,0 +1,636 @@
+//! grouper-sync-bench: incremental passes of `grouper-sync` (release build) against the original
+//! tool's strategy (serial per-user reads, one full-replace write), side by side on the same real
+//! JupyterHub 6.1.1 and the Grouper simulator; then a fast fake hub for memory and time growth.
+//! BENCHMARKS.md has the command and a recorded output.
+
+mod client;
+#[path = "../../tests/common/fake_hub.rs"]
+#[allow(dead_code)]
+mod fake_hub;
+mod proxy;
+#[path = "../../tests/common/real_hub.rs"]
+#[allow(dead_code)]
+mod real_hub;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use grouper_sim::{Config, Simulator, Subject};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const GROUP: &str = "edu:example:app:bench:hub-users";
+const GROUPER_PASSWORD: &str = "bench-grouper-pw";
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark grouper-sync against the original tool's strategy")]
+struct Args {
+    /// Real-hub sizes (users with auth_state)
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    sizes: Vec<usize>,
+    /// Fake-hub sizes, for memory and time growth
+    #[arg(long, value_delimiter = ',', default_value = "20000,100000")]
+    fake_sizes: Vec<usize>,
+    /// Runs per cheap scenario (list floor, warm, 1 % changed); the median is shown
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Runs of the expensive ones (cold passes and the baseline)
+    #[arg(long, default_value_t = 1)]
+    cold_runs: usize,
+    /// Latencies added to every hub request, in ms (0: loopback)
+    #[arg(long, value_delimiter = ',', default_value = "0,5")]
+    latency_ms: Vec<u64>,
+    /// Concurrencies of the cold pass
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    cold_concurrency: Vec<usize>,
+    /// The concurrency of warm and changed passes (grouper-sync's default)
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
+    /// The grouper-sync binary (cargo build --release -p grouper-sync-host)
+    #[arg(long, default_value = "target/release/grouper-sync")]
+    bin: PathBuf,
+    /// Fail unless every pass converged, and warm passes wrote nothing and read no user but
+    /// recently active ones (margin) and the refresh slice
+    #[arg(long)]
+    check: bool,
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    wall: f64,
+    pass: f64,
+    hub_requests: f64,
+    hub_side: f64,
+    grouper_requests: f64,
+    grouper_kb: f64,
+    subjects_sent: f64,
+    rss_mb: f64,
+    component_mb: f64,
+    fetched: f64,
+}
+
+fn median(samples: &[Sample], f: fn(&Sample) -> f64) -> f64 {
+    let mut v: Vec<f64> = samples.iter().map(f).collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+struct Row {
+    name: String,
+    samples: Vec<Sample>,
+}
+
+fn print_table(title: &str, rows: &[Row], baseline_wall: Option<f64>) {
+    println!("\n### {title}\n");
+    println!("| scenario | runs | wall s | pass s | hub req | hub-side s | users read | Grouper req | Grouper KB | subjects sent | host RSS MB | component MB | baseline ÷ this (wall) | (pass) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let m = |f: fn(&Sample) -> f64| median(&r.samples, f);
+        let opt = |v: f64| {
+            if v.is_nan() || v == 0.0 {
+                "–".to_string()
+            } else {
+                format!("{v:.1}")
+            }
+        };
+        let ratio = |t: f64| {
+            baseline_wall
+                .filter(|_| t > 0.0)
+                .map(|b| format!("{:.1}×", b / t))
+                .unwrap_or_else(|| "–".into())
+        };
+        println!(
+            "| {} | {} | {:.2} | {} | {:.0} | {:.2} | {:.0} | {:.0} | {:.1} | {:.0} | {} | {} | {} | {} |",
+            r.name,
+            r.samples.len(),
+            m(|s| s.wall),
+            if m(|s| s.pass) > 0.0 { format!("{:.2}", m(|s| s.pass)) } else { "–".into() },
+            m(|s| s.hub_requests),
+            m(|s| s.hub_side),
+            m(|s| s.fetched),
+            m(|s| s.grouper_requests),
+            m(|s| s.grouper_kb),
+            m(|s| s.subjects_sent),
+            opt(m(|s| s.rss_mb)),
+            opt(m(|s| s.component_mb)),
+            ratio(m(|s| s.wall)),
+            ratio(m(|s| s.pass)),
+        );
+    }
+}
+
+/// The hub's own account of the time it spent on `/hub/api/users` requests since `from`.
+fn hub_side_seconds(log: &Path, from: u64) -> (f64, u64) {
+    let text = std::fs::read(log).unwrap_or_default();
+    let new = &text[(from as usize).min(text.len())..];
+    let mut ms = 0.0;
+    for line in String::from_utf8_lossy(new).lines() {
+        if line.contains(" /hub/api/users") {
+            if let Some(v) = line
+                .split_whitespace()
+                .last()
+                .and_then(|t| t.strip_suffix("ms"))
+                .and_then(|t| t.parse::<f64>().ok())
+            {
+                ms += v;
+            }
+        }
+    }
+    (ms / 1000.0, text.len() as u64)
+}
+
+fn log_len(log: &Path) -> u64 {
+    std::fs::metadata(log).map(|m| m.len()).unwrap_or(0)
+}
+
+/// What the simulator received since it was last cleared.
+fn grouper_traffic(sim: &Simulator, s: &mut Sample) {
+    let requests = sim.requests();
+    s.grouper_requests = requests.len() as f64;
+    let mut bytes = 0usize;
+    let mut subjects = 0usize;
+    for r in &requests {
+        if let Some(body) = &r.body {
+            bytes += body.to_string().len();
+            if r.method != "GET" {
+                subjects += count_lookups(body);
+            }
+        }
+    }
+    s.grouper_kb = bytes as f64 / 1024.0;
+    s.subjects_sent = subjects as f64;
+}
+
+fn count_lookups(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| {
+                if k == "subjectLookups" {
+                    v.as_array().map_or(0, Vec::len)
+                } else {
+                    count_lookups(v)
+                }
+            })
+            .sum(),
+        Value::Array(a) => a.iter().map(count_lookups).sum(),
+        _ => 0,
+    }
+}
+
+struct Setup {
+    hub_url: String,
+    token: String,
+    grouper_url: String,
+    log: Option<PathBuf>,
+    sim: Arc<Simulator>,
+}
+
+/// Runs `grouper-sync once` and measures it (peak RSS from wait4).
+fn run_grouper_sync(
+    args: &Args,
+    setup: &Setup,
+    state_dir: &Path,
+    concurrency: usize,
+) -> Result<(Sample, Value)> {
+    setup.sim.clear_requests();
+    let from = setup.log.as_deref().map(log_len).unwrap_or(0);
+    let started = Instant::now();
+    let mut child = Command::new(&args.bin)
+        .arg("once")
+        .env_clear()
+        .envs([
+            ("JUPYTERHUB_API_URL", setup.hub_url.as_str()),
+            ("JUPYTERHUB_API_TOKEN", setup.token.as_str()),
+            ("GROUPER_BASE_URL", setup.grouper_url.as_str()),
+            ("GROUPER_USER", "sync"),
+            ("GROUPER_PASSWORD", GROUPER_PASSWORD),
+            ("GROUPER_ID_PATH", GROUP),
+            ("GROUPER_SYNC_STATE_DIR", &state_dir.display().to_string()),
+            ("GROUPER_SYNC_CONCURRENCY", &concurrency.to_string()),
+            ("GROUPER_SYNC_MAX_REMOVALS", "1000"),
+        ])
+        .env("GROUPER_SYNC_CONFIG", state_dir.join("host.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", args.bin.display()))?;
+    let pid = child.id() as libc::pid_t;
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = pipe.read_to_end(&mut out);
+            out
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    // reaped here, with its rusage; `child` is never waited on
+    let (rss_kb, _) = wait_rusage(pid);
+    let wall = started.elapsed().as_secs_f64();
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    let stdout = String::from_utf8_lossy(&stdout);
+    let stderr = String::from_utf8_lossy(&stderr);
+    let report: Value = serde_json::from_str(stdout.trim())
+        .with_context(|| format!("grouper-sync printed no report; stderr:\n{stderr}"))?;
+    let mut s = Sample {
+        wall,
+        pass: report["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+        hub_requests: report["requests"]["jupyterhub"].as_f64().unwrap_or(0.0),
+        rss_mb: rss_kb as f64 / 1024.0,
+        fetched: report["users_fetched"].as_f64().unwrap_or(0.0),
+        ..Sample::default()
+    };
+    s.component_mb = stderr
+        .split("component_memory_mb=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0.0);
+    if let Some(log) = &setup.log {
+        s.hub_side = hub_side_seconds(log, from).0;
+    }
+    grouper_traffic(&setup.sim, &mut s);
+    if args.check && report["outcome"] != "converged" {
+        bail!("a pass did not converge: {report}\n{stderr}");
+    }
+    Ok((s, report))
+}
+
+/// Waits for the child through wait4, for its own peak RSS (KB).
+fn wait_rusage(pid: libc::pid_t) -> (i64, i32) {
+    // SAFETY: plain syscall on our own child; rusage is a plain C struct.
+    unsafe {
+        let mut status = 0;
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::wait4(pid, &mut status, libc::__WALL, &mut usage);
+        (usage.ru_maxrss, status)
+    }
+}
+
+fn list_all(hub_url: &str, token: &str) -> Result<Vec<Value>> {
+    let auth = format!("token {token}");
+    let mut users = Vec::new();
+    let mut offset = 0;
+    loop {
+        let a = client::request(
+            "GET",
+            &format!("{hub_url}/users?offset={offset}&limit=200"),
+            &[
+                ("Authorization", &auth),
+                ("Accept", "application/jupyterhub-pagination+json"),
+            ],
+            None,
+        )?;
+        let v = a.json()?;
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        users.extend(items);
+        match v["_pagination"]["next"]["offset"].as_u64() {
+            Some(next) => offset = next,
+            None => return Ok(users),
+        }
+    }
+}
+
+/// The list alone, as both tools do it first: the floor of any pass.
+fn list_floor(setup: &Setup) -> Result<Sample> {
+    let from = setup.log.as_deref().map(log_len).unwrap_or(0);
+    let started = Instant::now();
+    let users = list_all(&setup.hub_url, &setup.token)?;
+    let mut s = Sample {
+        wall: started.elapsed().as_secs_f64(),
+        hub_requests: users.len().div_ceil(200) as f64,
+        ..Sample::default()
+    };
+    if let Some(log) = &setup.log {
+        s.hub_side = hub_side_seconds(log, from).0;
+    }
+    Ok(s)
+}
+
+/// The original tool's strategy: list, then one GET per non-admin user, one at a time, then one
+/// addMember with replaceAllExisting=T and every subject.
+fn baseline(setup: &Setup) -> Result<Sample> {
+    setup.sim.clear_requests();
+    let from = setup.log.as_deref().map(log_len).unwrap_or(0);
+    let started = Instant::now();
+    let auth = format!("token {}", setup.token);
+    let users = list_all(&setup.hub_url, &setup.token)?;
+    let mut requests = users.len().div_ceil(200);
+    let mut subjects = Vec::new();
+    for u in users.iter().filter(|u| u["admin"] != true) {
+        let name = u["name"].as_str().unwrap_or_default();
+        let a = client::request(
+            "GET",
+            &format!("{}/users/{name}", setup.hub_url),
+            &[("Authorization", &auth)],
+            None,
+        )?;
+        requests += 1;
+        let v = a.json()?;
+        let state = &v["auth_state"];
+        let login = state["canvas_user"]["login_id"]
+            .as_str()
+            .or(state["oauth_user"]["login_id"].as_str());
+        if let Some(login) = login {
+            subjects.push(json!({"subjectId": login}));
+        }
+    }
+    let body =
+        json!({"WsRestAddMemberRequest": {"replaceAllExisting": "T", "subjectLookups": subjects}});
+    let a = client::request(
+        "PUT",
+        &format!("{}/groups/{GROUP}/members", setup.grouper_url),
+        &[
+            (
+                "Authorization",
+                &client::basic_auth("sync", GROUPER_PASSWORD),
+            ),
+            ("Content-Type", "text/x-json"),
+        ],
+        Some(body.to_string().as_bytes()),
+    )?;
+    if a.status >= 300 {
+        bail!("the baseline's replace failed: HTTP {}", a.status);
+    }
+    let mut s = Sample {
+        wall: started.elapsed().as_secs_f64(),
+        hub_requests: requests as f64,
+        fetched: (requests - users.len().div_ceil(200)) as f64,
+        ..Sample::default()
+    };
+    if let Some(log) = &setup.log {
+        s.hub_side = hub_side_seconds(log, from).0;
+    }
+    grouper_traffic(&setup.sim, &mut s);
+    Ok(s)
+}
+
+fn simulator(ids: usize) -> Result<(Arc<Simulator>, grouper_sim::ServerHandle, String)> {
+    let sim = Simulator::new(Config {
+        user: "sync".into(),
+        password: GROUPER_PASSWORD.into(),
+        ..Config::default()
+    });
+    for i in 0..ids {
+        sim.add_subject(Subject::new("ldap", &login(i)));
+    }
+    sim.add_group(GROUP);
+    let server = sim.serve("127.0.0.1:0")?;
+    let url = server.base_url("v2_2_100");
+    Ok((sim, server, url))
+}
+
+fn login(i: usize) -> String {
+    format!("{:07}", 3_000_000 + i)
+}
+
+fn canvas(i: usize) -> Value {
+    json!({"canvas_user": {"login_id": login(i), "name": "Bench User"}, "access_token": "bench-token-not-a-secret"})
+}
+
+/// A real hub with `n` users carrying auth_state.
+fn seed_real_hub(n: usize) -> Result<real_hub::RealHub> {
+    let hub = real_hub::RealHub::start(&format!("bench-{n}"));
+    let names: Vec<String> = (0..n).map(|i| format!("user{i:06}")).collect();
+    let started = Instant::now();
+    for chunk in names.chunks(500) {
+        let (status, body) = hub.admin("POST", "/users", Some(&json!({ "usernames": chunk })));
+        if status != 201 {
+            bail!("creating users: {status} {body}");
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
+        let (status, body) = hub.admin(
+            "PATCH",
+            &format!("/users/{name}"),
+            Some(&json!({"auth_state": canvas(i)})),
+        );
+        if status != 200 {
+            bail!("auth_state of {name}: {status} {body}");
+        }
+    }
+    eprintln!(
+        "seeded {n} users with auth_state in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(hub)
+}
+
+/// About 1 % of the users change: 0.4 % new, 0.3 % deleted, 0.3 % log in (their token is
+/// used, so last_activity moves, and their auth_state is rewritten).
+fn apply_changes(hub: &real_hub::RealHub, live: &mut Vec<(String, usize)>, next_id: &mut usize) {
+    let n = live.len();
+    let (new, deleted, active) = (
+        (n * 4 / 1000).max(1),
+        (n * 3 / 1000).max(1),
+        (n * 3 / 1000).max(1),
+    );
+    for _ in 0..new {
+        let name = format!("new{:06}", *next_id);
+        hub.admin("POST", &format!("/users/{name}"), None);
+        hub.admin(
+            "PATCH",
+            &format!("/users/{name}"),
+            Some(&json!({"auth_state": canvas(*next_id)})),
+        );
+        live.push((name, *next_id));
+        *next_id += 1;
+    }
+    for _ in 0..deleted {
+        let (name, _) = live.remove(0);
+        hub.admin("DELETE", &format!("/users/{name}"), None);
+    }
+    for k in 0..active {
+        let (name, _) = live[(k * 97 + 13) % live.len()].clone();
+        hub.admin(
+            "PATCH",
+            &format!("/users/{name}"),
+            Some(&json!({"auth_state": canvas(*next_id)})),
+        );
+        *next_id += 1;
+        let (_, token) = hub.admin(
+            "POST",
+            &format!("/users/{name}/tokens"),
+            Some(&json!({"expires_in": 3600})),
+        );
+        if let Some(t) = token["token"].as_str() {
+            let _ = real_hub::http("GET", &format!("{}/user", hub.api_url), t, None);
+        }
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = real_hub::repo_root().join("target/bench").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("host.toml"), "pass_deadline_seconds = 7200\n").unwrap();
+    dir
+}
+
+fn real_hub_size(args: &Args, n: usize) -> Result<()> {
+    let hub = seed_real_hub(n)?;
+    let (sim, _server, grouper_url) = simulator(n * 2 + 1000)?;
+    let mut live: Vec<(String, usize)> = (0..n).map(|i| (format!("user{i:06}"), i)).collect();
+    let mut next_id = n;
+    let upstream: std::net::SocketAddr = hub
+        .api_url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()?;
+    for &latency in &args.latency_ms {
+        let hub_url = if latency == 0 {
+            hub.api_url.clone()
+        } else {
+            let p = proxy::start(upstream, Duration::from_millis(latency))?;
+            format!("http://{}/hub/api", p.addr)
+        };
+        let setup = Setup {
+            hub_url,
+            token: hub.sync_token.clone(),
+            grouper_url: grouper_url.clone(),
+            log: Some(hub.dir.join("jupyterhub.log")),
+            sim: sim.clone(),
+        };
+        let mut rows = Vec::new();
+        let floor: Vec<Sample> = (0..args.runs)
+            .map(|_| list_floor(&setup))
+            .collect::<Result<_>>()?;
+        rows.push(Row {
+            name: "list only (floor)".into(),
+            samples: floor,
+        });
+        let base: Vec<Sample> = (0..args.cold_runs)
+            .map(|_| baseline(&setup))
+            .collect::<Result<_>>()?;
+        let baseline_wall = median(&base, |s| s.wall);
+        rows.push(Row {
+            name: "baseline: original's strategy".into(),
+            samples: base,
+        });
+        let state = scratch(&format!("{n}-{latency}"));
+        for &c in &args.cold_concurrency {
+            let mut samples = Vec::new();
+            for _ in 0..args.cold_runs {
+                sim.edit_group(GROUP, |g| g.members.clear());
+                let _ = std::fs::remove_file(state.join("user-state.json"));
+                samples.push(run_grouper_sync(args, &setup, &state, c)?.0);
+            }
+            rows.push(Row {
+                name: format!("cold, concurrency {c}"),
+                samples,
+            });
+        }
+        // the state now comes from a cold pass at the last concurrency
+        let mut warm = Vec::new();
+        for _ in 0..args.runs {
+            let (s, report) = run_grouper_sync(args, &setup, &state, args.concurrency)?;
+            let why = &report["read_reasons"];
+            if args.check
+                && (why["new"] != 0
+                    || why["changed"] != 0
+                    || why["full"] != 0
+                    || s.subjects_sent != 0.0)
+            {
+                bail!("a warm pass with nothing changed read users or wrote: {report}");
+            }
+            warm.push(s);
+        }
+        rows.push(Row {
+            name: "warm, nothing changed".into(),
+            samples: warm,
+        });
+        let mut changed = Vec::new();
+        for _ in 0..args.runs {
+            apply_changes(&hub, &mut live, &mut next_id);
+            changed.push(run_grouper_sync(args, &setup, &state, args.concurrency)?.0);
+        }
+        rows.push(Row {
+            name: "warm, 1 % changed".into(),
+            samples: changed,
+        });
+        let base_changed: Vec<Sample> = (0..args.cold_runs)
+            .map(|_| baseline(&setup))
+            .collect::<Result<_>>()?;
+        rows.push(Row {
+            name: "baseline after the changes".into(),
+            samples: base_changed,
+        });
+        print_table(
+            &format!("real JupyterHub 6.1.1, {n} users, {latency} ms added per hub request"),
+            &rows,
+            Some(baseline_wall),
+        );
+    }
+    Ok(())
+}
+
+fn fake_hub_size(args: &Args, n: usize) -> Result<()> {
+    let users = (0..n)
+        .map(|i| (format!("user{i:06}"), false, canvas(i)))
+        .collect();
+    let hub = fake_hub::FakeHub::start(users, 200);
+    let (sim, _server, grouper_url) = simulator(n)?;
+    let setup = Setup {
+        hub_url: hub.url.clone(),
+        token: "fake".into(),
+        grouper_url,
+        log: None,
+        sim,
+    };
+    let state = scratch(&format!("fake-{n}"));
+    let mut rows = Vec::new();
+    let floor: Vec<Sample> = (0..args.runs)
+        .map(|_| list_floor(&setup))
+        .collect::<Result<_>>()?;
+    rows.push(Row {
+        name: "list only (floor)".into(),
+        samples: floor,
+    });
+    let cold = run_grouper_sync(args, &setup, &state, 4)?.0;
+    rows.push(Row {
+        name: "cold, concurrency 4".into(),
+        samples: vec![cold],
+    });
+    let warm: Vec<Sample> = (0..args.runs)
+        .map(|_| run_grouper_sync(args, &setup, &state, args.concurrency).map(|r| r.0))
+        .collect::<Result<_>>()?;
+    rows.push(Row {
+        name: "warm, nothing changed".into(),
+        samples: warm,
+    });
+    print_table(
+        &format!("fake hub, {n} users (memory and growth)"),
+        &rows,
+        None,
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if !args.bin.exists() {
+        bail!(
+            "{} not found: cargo build --release -p grouper-sync-host",
+            args.bin.display()
+        );
+    }
+    println!("## grouper-sync-bench\n");
+    println!("Medians; wall = the whole `grouper-sync once` process (start-up included), pass = the component's own duration_ms; hub-side = the hub's logged request time for /hub/api/users*. Baseline ÷ this compares wall times with the baseline measured in the same table.");
+    for &n in &args.sizes {
+        real_hub_size(&args, n)?;
+    }
+    for &n in &args.fake_sizes {
+        fake_hub_size(&args, n)?;
+    }
+    Ok(())
+}
