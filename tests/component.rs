@@ -6,6 +6,7 @@ mod common;
 use common::world::*;
 use common::*;
 use grouper_sim::{Fault, FaultAction, Operation, Subject};
+use serde_json::json;
 
 /// The interfaces `world runtime` in wit/world.wit imports (versions aside), plus wasi:config.
 const WORLD_IMPORTS: &[&str] = &[
@@ -157,6 +158,49 @@ fn full_pass_converges_and_is_idempotent() {
         ops(&w.sim),
         [Operation::GetMembers],
         "a converged group gets no writes"
+    );
+}
+
+#[test]
+fn user_info_mapping_reads_only_users_without_it() {
+    let w = world();
+    w.hub.state.lock().unwrap().user_info.extend([
+        ("alice".to_string(), json!({"login_id": "100001"})),
+        ("bob".to_string(), json!({"campus": {"uid": " 100002 "}})),
+    ]);
+    let config = with(
+        settings(&w),
+        &[
+            ("subject_from", "user_info"),
+            ("user_info_paths", "login_id,campus.uid"),
+        ],
+    );
+    let run = run_component(Entry::Typed, &config, &[]);
+    let r = run.report();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    assert_eq!(
+        w.sim.member_ids(GROUP),
+        ["100001", "100002", "100004", "edu:example:staff"]
+    );
+    assert_eq!(
+        r["users_fetched"], 2,
+        "carol and dan have no user_info: {r}"
+    );
+    let mut reads: Vec<String> = w
+        .hub
+        .state
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .filter(|r| r.starts_with("/hub/api/users/"))
+        .cloned()
+        .collect();
+    reads.sort();
+    assert_eq!(
+        reads,
+        ["/hub/api/users/carol", "/hub/api/users/dan%40example.edu"],
+        "alice and bob come from the list alone"
     );
 }
 

@@ -27,6 +27,8 @@ pub struct FakeHubState {
     pub max_in_flight: usize,
     /// What `GET /user` (whoami) reports for the token.
     pub scopes: Vec<String>,
+    /// `user_info` of listed users (JupyterHub >= 6), by name; `null` for the others.
+    pub user_info: std::collections::HashMap<String, Value>,
 }
 
 impl FakeHub {
@@ -112,7 +114,8 @@ fn fake_hub_answer(state: &Mutex<FakeHubState>, url: &str) -> (u16, Value) {
             .take(limit)
             .map(|(n, admin, _)| {
                 json!({"kind": "user", "name": n, "admin": admin, "auth_state": null,
-                    "created": "2026-01-01T00:00:00.000000Z", "last_activity": null})
+                    "created": "2026-01-01T00:00:00.000000Z", "last_activity": null,
+                    "user_info": st.user_info.get(n).cloned().unwrap_or(Value::Null)})
             })
             .collect();
         let next = if offset + limit < total {
