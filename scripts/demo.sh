@@ -64,6 +64,9 @@ echo "group before: $(members)"
 export JUPYTERHUB_API_TOKEN="$JHUB_SYNC_TOKEN"
 export GROUPER_BASE_URL="http://127.0.0.1:$port/grouper-ws/servicesRest/json/v2_2_100"
 export GROUPER_USER=sync GROUPER_ID_PATH="$group"
+# the user state of incremental passes: `once` reads every record, the service's pass only the list
+export GROUPER_SYNC_STATE_DIR="$state/sync-state"
+rm -rf "$GROUPER_SYNC_STATE_DIR"
 
 echo "== grouper-sync check (read-only)"
 target/debug/grouper-sync check
