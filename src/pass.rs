@@ -251,25 +251,7 @@ mod tests {
     }
 
     fn settings(extra: &[(&str, &str)]) -> Settings {
-        let mut m: std::collections::HashMap<String, String> = [
-            ("jupyterhub_api_url", "http://hub/hub/api"),
-            ("jupyterhub_api_token", "t"),
-            (
-                "grouper_base_url",
-                "http://g/gws/servicesRest/json/v2_2_100",
-            ),
-            ("grouper_user", "u"),
-            ("grouper_password", "p"),
-            ("grouper_id_path", "a:b"),
-            ("retry_backoff_ms", "0"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        for (k, v) in extra {
-            m.insert(k.to_string(), v.to_string());
-        }
-        settings::parse(|k| Ok(m.get(k).cloned())).unwrap()
+        settings::for_tests(extra)
     }
 
     fn json(status: u16, body: serde_json::Value) -> HttpOutcome {

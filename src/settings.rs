@@ -792,6 +792,31 @@ pub fn parse(
     })
 }
 
+/// Valid settings for unit tests (hub `http://hub/hub/api`, group `a:b`, no backoff), with
+/// `extra` keys added or replaced.
+#[cfg(test)]
+pub(crate) fn for_tests(extra: &[(&str, &str)]) -> Settings {
+    let mut m: std::collections::HashMap<String, String> = [
+        ("jupyterhub_api_url", "http://hub/hub/api"),
+        ("jupyterhub_api_token", "t"),
+        (
+            "grouper_base_url",
+            "http://g/gws/servicesRest/json/v2_2_100",
+        ),
+        ("grouper_user", "u"),
+        ("grouper_password", "p"),
+        ("grouper_id_path", "a:b"),
+        ("retry_backoff_ms", "0"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        m.insert(k.to_string(), v.to_string());
+    }
+    parse(|k| Ok(m.get(k).cloned())).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

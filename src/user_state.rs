@@ -170,6 +170,13 @@ impl Prior {
         }
     }
 
+    fn other_version(version: u32) -> Prior {
+        Prior::unusable(
+            StateStatus::Outdated,
+            format!("the user state is format version {version}; this build reads {VERSION}"),
+        )
+    }
+
     /// Reads the state handed in. Never fails: anything unusable means a full pass.
     pub fn load(bytes: Option<&[u8]>, full: bool, settings: &Settings) -> Prior {
         let Some(bytes) = bytes else {
@@ -193,12 +200,7 @@ impl Prior {
                     Ok(Header {
                         format: Some(format),
                         version: Some(version),
-                    }) if format == FORMAT && version != VERSION => Prior::unusable(
-                        StateStatus::Outdated,
-                        format!(
-                        "the user state is format version {version}; this build reads {VERSION}"
-                    ),
-                    ),
+                    }) if format == FORMAT && version != VERSION => Prior::other_version(version),
                     _ => Prior::unusable(
                         StateStatus::Unreadable,
                         format!("the user state is not readable ({e})"),
@@ -216,13 +218,7 @@ impl Prior {
             );
         }
         if file.version != VERSION {
-            return Prior::unusable(
-                StateStatus::Outdated,
-                format!(
-                    "the user state is format version {}; this build reads {VERSION}",
-                    file.version
-                ),
-            );
+            return Prior::other_version(file.version);
         }
         if file.hub != settings.hub_api_url {
             return Prior::unusable(
@@ -392,24 +388,7 @@ mod tests {
     const MICROS: i64 = 1_000_000;
 
     fn settings(extra: &[(&str, &str)]) -> Settings {
-        let mut m: HashMap<String, String> = [
-            ("jupyterhub_api_url", "http://hub/hub/api"),
-            ("jupyterhub_api_token", "t"),
-            (
-                "grouper_base_url",
-                "http://g/gws/servicesRest/json/v2_2_100",
-            ),
-            ("grouper_user", "u"),
-            ("grouper_password", "p"),
-            ("grouper_id_path", "a:b"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        for (k, v) in extra {
-            m.insert(k.to_string(), v.to_string());
-        }
-        settings::parse(|k| Ok(m.get(k).cloned())).unwrap()
+        settings::for_tests(extra)
     }
 
     fn listed(name: &str, created: i64, last_activity: Option<i64>) -> ListedUser {

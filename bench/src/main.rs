@@ -87,6 +87,20 @@ struct Row {
     samples: Vec<Sample>,
 }
 
+impl Row {
+    fn new(name: impl Into<String>, samples: Vec<Sample>) -> Row {
+        Row {
+            name: name.into(),
+            samples,
+        }
+    }
+}
+
+/// `n` measurements of `measure`.
+fn times(n: usize, mut measure: impl FnMut() -> Result<Sample>) -> Result<Vec<Sample>> {
+    (0..n).map(|_| measure()).collect()
+}
+
 fn print_table(title: &str, rows: &[Row], baseline_wall: Option<f64>) {
     println!("\n### {title}\n");
     println!("| scenario | runs | wall s | pass s | hub req | hub-side s | users read | Grouper req | Grouper KB | subjects sent | host RSS MB | component MB | baseline ÷ this (wall) | (pass) |");
@@ -501,38 +515,24 @@ fn real_hub_size(args: &Args, n: usize) -> Result<()> {
             log: Some(hub.dir.join("jupyterhub.log")),
             sim: sim.clone(),
         };
-        let mut rows = Vec::new();
-        let floor: Vec<Sample> = (0..args.runs)
-            .map(|_| list_floor(&setup))
-            .collect::<Result<_>>()?;
-        rows.push(Row {
-            name: "list only (floor)".into(),
-            samples: floor,
-        });
-        let base: Vec<Sample> = (0..args.cold_runs)
-            .map(|_| baseline(&setup))
-            .collect::<Result<_>>()?;
+        let mut rows = vec![Row::new(
+            "list only (floor)",
+            times(args.runs, || list_floor(&setup))?,
+        )];
+        let base = times(args.cold_runs, || baseline(&setup))?;
         let baseline_wall = median(&base, |s| s.wall);
-        rows.push(Row {
-            name: "baseline: original's strategy".into(),
-            samples: base,
-        });
+        rows.push(Row::new("baseline: original's strategy", base));
         let state = scratch(&format!("{n}-{latency}"));
         for &c in &args.cold_concurrency {
-            let mut samples = Vec::new();
-            for _ in 0..args.cold_runs {
+            let cold = times(args.cold_runs, || {
                 sim.edit_group(GROUP, |g| g.members.clear());
                 let _ = std::fs::remove_file(state.join("user-state.json"));
-                samples.push(run_grouper_sync(args, &setup, &state, c)?.0);
-            }
-            rows.push(Row {
-                name: format!("cold, concurrency {c}"),
-                samples,
-            });
+                Ok(run_grouper_sync(args, &setup, &state, c)?.0)
+            })?;
+            rows.push(Row::new(format!("cold, concurrency {c}"), cold));
         }
         // the state now comes from a cold pass at the last concurrency
-        let mut warm = Vec::new();
-        for _ in 0..args.runs {
+        let warm = times(args.runs, || {
             let (s, report) = run_grouper_sync(args, &setup, &state, args.concurrency)?;
             let why = &report["read_reasons"];
             if args.check
@@ -543,28 +543,18 @@ fn real_hub_size(args: &Args, n: usize) -> Result<()> {
             {
                 bail!("a warm pass with nothing changed read users or wrote: {report}");
             }
-            warm.push(s);
-        }
-        rows.push(Row {
-            name: "warm, nothing changed".into(),
-            samples: warm,
-        });
-        let mut changed = Vec::new();
-        for _ in 0..args.runs {
+            Ok(s)
+        })?;
+        rows.push(Row::new("warm, nothing changed", warm));
+        let changed = times(args.runs, || {
             apply_changes(&hub, &mut live, &mut next_id);
-            changed.push(run_grouper_sync(args, &setup, &state, args.concurrency)?.0);
-        }
-        rows.push(Row {
-            name: "warm, 1 % changed".into(),
-            samples: changed,
-        });
-        let base_changed: Vec<Sample> = (0..args.cold_runs)
-            .map(|_| baseline(&setup))
-            .collect::<Result<_>>()?;
-        rows.push(Row {
-            name: "baseline after the changes".into(),
-            samples: base_changed,
-        });
+            Ok(run_grouper_sync(args, &setup, &state, args.concurrency)?.0)
+        })?;
+        rows.push(Row::new("warm, 1 % changed", changed));
+        rows.push(Row::new(
+            "baseline after the changes",
+            times(args.cold_runs, || baseline(&setup))?,
+        ));
         print_table(
             &format!("real JupyterHub 6.1.1, {n} users, {latency} ms added per hub request"),
             &rows,
@@ -588,26 +578,22 @@ fn fake_hub_size(args: &Args, n: usize) -> Result<()> {
         sim,
     };
     let state = scratch(&format!("fake-{n}"));
-    let mut rows = Vec::new();
-    let floor: Vec<Sample> = (0..args.runs)
-        .map(|_| list_floor(&setup))
-        .collect::<Result<_>>()?;
-    rows.push(Row {
-        name: "list only (floor)".into(),
-        samples: floor,
-    });
-    let cold = run_grouper_sync(args, &setup, &state, 4)?.0;
-    rows.push(Row {
-        name: "cold, concurrency 4".into(),
-        samples: vec![cold],
-    });
-    let warm: Vec<Sample> = (0..args.runs)
-        .map(|_| run_grouper_sync(args, &setup, &state, args.concurrency).map(|r| r.0))
-        .collect::<Result<_>>()?;
-    rows.push(Row {
-        name: "warm, nothing changed".into(),
-        samples: warm,
-    });
+    let rows = vec![
+        Row::new(
+            "list only (floor)",
+            times(args.runs, || list_floor(&setup))?,
+        ),
+        Row::new(
+            "cold, concurrency 4",
+            times(1, || Ok(run_grouper_sync(args, &setup, &state, 4)?.0))?,
+        ),
+        Row::new(
+            "warm, nothing changed",
+            times(args.runs, || {
+                Ok(run_grouper_sync(args, &setup, &state, args.concurrency)?.0)
+            })?,
+        ),
+    ];
     print_table(
         &format!("fake hub, {n} users (memory and growth)"),
         &rows,
