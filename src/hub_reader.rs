@@ -144,13 +144,13 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
     }
     prior.at_hub_time(hub_time);
     log_state(s, &prior);
+    let mut users: Vec<HubUser> = listed.into_iter().map(HubUser::from).collect();
     let mappings = settings.auth_state_mappings();
-    let mut next = hub_time.map(Next::new);
-    let mut records: Vec<UserRecord> = vec![UserRecord::Listed; listed.len()];
+    let mut next = hub_time.map(|now| Next::new(now, users.len(), settings));
     let mut reads = ReadReasons::default();
     let mut from_state = 0;
     let mut wanted: Vec<usize> = Vec::new();
-    for (i, u) in listed.iter().enumerate() {
+    for (i, u) in users.iter_mut().enumerate() {
         let needed = settings
             .targets
             .iter()
@@ -165,10 +165,10 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
         match decision {
             Ok(entry) => {
                 from_state += 1;
-                records[i] = UserRecord::Remembered(entry.subjects.clone());
                 if let Some(next) = &mut next {
-                    next.remember(entry);
+                    next.remember(&entry);
                 }
+                u.record = UserRecord::Remembered(entry.subjects);
             }
             Err(reason) => {
                 reads.count(reason);
@@ -197,14 +197,15 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
                 hub::user_request(
                     &settings.hub_api_url,
                     settings.hub_token.expose(),
-                    &listed[i].name,
+                    &users[i].name,
                 )
             })
             .collect();
         let outcomes = s.send_all(Service::Hub, &reqs, settings.concurrency);
         for (&i, outcome) in slice.iter().zip(outcomes) {
-            let name = &listed[i].name;
-            records[i] = match outcome {
+            let user = &mut users[i];
+            let name = &user.name;
+            user.record = match outcome {
                 Err(e) => {
                     unread.push(SyncError::transport(
                         Service::Hub,
@@ -217,7 +218,7 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
                     Ok(Some(state)) => {
                         let subjects = map_auth_state(&state, &mappings);
                         if let Some(next) = &mut next {
-                            next.read(&listed[i], subjects.clone());
+                            next.read(user, &subjects);
                         }
                         UserRecord::Read(subjects)
                     }
@@ -241,22 +242,12 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
         // The kind says why (unavailable, timeout, …); the message says how many.
         incomplete.get_or_insert(SyncError::new(first.kind, message));
     }
-    let users = listed
-        .into_iter()
-        .zip(records)
-        .map(|(u, record)| HubUser {
-            name: u.name,
-            admin: u.admin,
-            user_info: u.user_info,
-            record,
-        })
-        .collect();
     Ok(HubView {
         users,
         incomplete,
         reads,
         from_state,
         state_status,
-        next_state: next.map(|n| n.encode(settings)),
+        next_state: next.map(Next::encode),
     })
 }

@@ -1,7 +1,7 @@
 //! From hub users to Grouper subject values: which users a target selects, and what subject
 //! each selected user maps to.
 
-use crate::hub::AuthState;
+use crate::hub::{AuthState, ListedUser};
 use crate::settings::{SubjectFrom, Target};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -33,13 +33,30 @@ pub enum UserRecord {
     Unread,
 }
 
+/// A listed user and what the pass learned of their record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HubUser {
     pub name: String,
     pub admin: bool,
+    /// `created` and `last_activity` as listed (µs since the epoch), for the user state.
+    pub created: Option<i64>,
+    pub last_activity: Option<i64>,
     /// The listed `user_info`, when a target maps from it.
     pub user_info: Option<Value>,
     pub record: UserRecord,
+}
+
+impl From<ListedUser> for HubUser {
+    fn from(u: ListedUser) -> HubUser {
+        HubUser {
+            name: u.name,
+            admin: u.admin,
+            created: u.created,
+            last_activity: u.last_activity,
+            user_info: u.user_info,
+            record: UserRecord::Listed,
+        }
+    }
 }
 
 /// The desired membership of one target, with the counts the report needs.
@@ -211,6 +228,8 @@ mod tests {
         HubUser {
             name: name.into(),
             admin,
+            created: None,
+            last_activity: None,
             user_info: None,
             record,
         }

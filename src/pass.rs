@@ -44,20 +44,30 @@ fn apply(
     let removes_allowed = budget.take(p.to_remove.len());
     report.changes_remaining =
         (p.to_add.len() - adds_allowed) + (p.to_remove.len() - removes_allowed);
-    let adds: Vec<(String, Value)> = p.to_add[..adds_allowed]
-        .iter()
-        .map(|subject| {
-            let lookup =
-                grouper::subject_lookup(subject, &target.lookup, target.source_id.as_deref());
-            (subject.clone(), lookup)
-        })
-        .collect();
-    let removes: Vec<(String, Value)> = p.to_remove[..removes_allowed]
-        .iter()
-        .map(|m| (m.id.clone(), grouper::member_lookup(m)))
-        .collect();
-    let _ = grouper_client::write(s, conn, WriteOp::Add, target, &adds, report)
-        && grouper_client::write(s, conn, WriteOp::Delete, target, &removes, report);
+    // Lookups are built one batch at a time: memory holds a batch, not the whole plan.
+    let batch = s.settings.grouper_batch_size;
+    for chunk in p.to_add[..adds_allowed].chunks(batch) {
+        let adds: Vec<(String, Value)> = chunk
+            .iter()
+            .map(|subject| {
+                let lookup =
+                    grouper::subject_lookup(subject, &target.lookup, target.source_id.as_deref());
+                (subject.clone(), lookup)
+            })
+            .collect();
+        if !grouper_client::write(s, conn, WriteOp::Add, target, &adds, report) {
+            return;
+        }
+    }
+    for chunk in p.to_remove[..removes_allowed].chunks(batch) {
+        let removes: Vec<(String, Value)> = chunk
+            .iter()
+            .map(|m| (m.id.clone(), grouper::member_lookup(m)))
+            .collect();
+        if !grouper_client::write(s, conn, WriteOp::Delete, target, &removes, report) {
+            return;
+        }
+    }
 }
 
 fn sync_target(
@@ -158,10 +168,10 @@ fn log_summary(s: &Session, report: &Report) {
 }
 
 /// What a pass is given besides its settings.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RunOptions<'a> {
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
     /// The user state the previous pass returned (`None`: read every user's record).
-    pub user_state: Option<&'a [u8]>,
+    pub user_state: Option<Vec<u8>>,
     /// Read every user's record even with a usable user state.
     pub full: bool,
 }
@@ -632,7 +642,7 @@ mod tests {
     fn incremental_pass(
         hub: &DatedHub,
         group: &[&str],
-        state: Option<&[u8]>,
+        state: Option<Vec<u8>>,
     ) -> (Report, Vec<String>) {
         let mut fake = Fake {
             answer: |r: &Request| {
@@ -698,7 +708,7 @@ mod tests {
 
         // an hour later: nothing changed, so only the list is read
         hub.date = "Sun, 29 Nov 2026 13:00:00 GMT";
-        let (warm, reads) = incremental_pass(&hub, &["a-id", "b-id", "c-id"], Some(&state));
+        let (warm, reads) = incremental_pass(&hub, &["a-id", "b-id", "c-id"], Some(state));
         assert_eq!(warm.user_state, crate::user_state::StateStatus::Used);
         assert_eq!((warm.users_fetched, warm.users_from_state), (0, 3));
         assert!(reads.is_empty(), "{reads:?}");
@@ -710,7 +720,7 @@ mod tests {
         hub.users.push(hub_user("d", None));
         hub.users[0].2 = Some("2026-11-29T13:30:00.000000Z");
         hub.date = "Sun, 29 Nov 2026 14:00:00 GMT";
-        let (changed, reads) = incremental_pass(&hub, &["a-id", "b-id", "c-id"], Some(&state));
+        let (changed, reads) = incremental_pass(&hub, &["a-id", "b-id", "c-id"], Some(state));
         assert_eq!(
             reads,
             [
@@ -743,7 +753,7 @@ mod tests {
         let state = first.next_user_state.clone().unwrap();
         hub.fail_reads_of = None;
         hub.date = "Sun, 29 Nov 2026 13:00:00 GMT";
-        let (second, reads) = incremental_pass(&hub, &["a-id", "b-id", "stale"], Some(&state));
+        let (second, reads) = incremental_pass(&hub, &["a-id", "b-id", "stale"], Some(state));
         assert_eq!(
             reads,
             ["GET http://hub/hub/api/users/b"],
@@ -767,7 +777,7 @@ mod tests {
             log: vec![],
         };
         let options = RunOptions {
-            user_state: Some(b"{}"),
+            user_state: Some(b"{}".to_vec()),
             full: false,
         };
         let report = run(&settings(&[("retries", "0")]), &mut fake, options);

@@ -6,8 +6,7 @@
 //! removal (only a user absent from a complete listing is removed, as in a full pass), and it
 //! holds subjects, never `auth_state`.
 
-use crate::hub::ListedUser;
-use crate::mapping::MappedSubjects;
+use crate::mapping::{HubUser, MappedSubjects};
 use crate::settings::{paths_text, Refresh, Settings};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -34,8 +33,19 @@ pub struct Entry {
     pub read_at: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct StateFile {
+/// An entry as written: the same fields as [`Entry`], borrowed from the pass.
+#[derive(Serialize)]
+struct EntryRef<'a> {
+    n: &'a str,
+    c: Option<i64>,
+    a: Option<i64>,
+    s: &'a [Option<String>],
+    r: i64,
+}
+
+/// Everything of a state file but its users (written first, then the entries as they come).
+#[derive(Debug, Serialize)]
+struct StateHead {
     format: String,
     version: u32,
     /// The hub API URL the users belong to.
@@ -43,6 +53,16 @@ struct StateFile {
     /// The auth_state path lists the subjects were mapped with.
     mappings: Vec<String>,
     /// The hub's clock (s, the `Date` of the first list page) when the writing pass began.
+    pass_hub_time: i64,
+}
+
+/// A state file as read (not `#[serde(flatten)]` over the head: that would buffer every entry).
+#[derive(Debug, Deserialize)]
+struct StateFile {
+    format: String,
+    version: u32,
+    hub: String,
+    mappings: Vec<String>,
     pass_hub_time: i64,
     users: Vec<Entry>,
 }
@@ -177,8 +197,9 @@ impl Prior {
         )
     }
 
-    /// Reads the state handed in. Never fails: anything unusable means a full pass.
-    pub fn load(bytes: Option<&[u8]>, full: bool, settings: &Settings) -> Prior {
+    /// Reads the state handed in, and lets go of the bytes. Never fails: anything unusable
+    /// means a full pass.
+    pub fn load(bytes: Option<Vec<u8>>, full: bool, settings: &Settings) -> Prior {
         let Some(bytes) = bytes else {
             return Prior {
                 status: StateStatus::None,
@@ -193,10 +214,14 @@ impl Prior {
                 known: None,
             };
         }
-        let file: StateFile = match serde_json::from_slice(bytes) {
-            Ok(f) => f,
+        let parsed = serde_json::from_slice::<StateFile>(&bytes);
+        let file = match parsed {
+            Ok(f) => {
+                drop(bytes);
+                f
+            }
             Err(e) => {
-                return match serde_json::from_slice::<Header>(bytes) {
+                return match serde_json::from_slice::<Header>(&bytes) {
                     Ok(Header {
                         format: Some(format),
                         version: Some(version),
@@ -208,40 +233,50 @@ impl Prior {
                 }
             }
         };
-        if file.format != FORMAT {
+        let (head, entries) = (
+            StateHead {
+                format: file.format,
+                version: file.version,
+                hub: file.hub,
+                mappings: file.mappings,
+                pass_hub_time: file.pass_hub_time,
+            },
+            file.users,
+        );
+        if head.format != FORMAT {
             return Prior::unusable(
                 StateStatus::Unreadable,
                 format!(
                     "the user state has format {:?}, not {FORMAT:?}",
-                    file.format
+                    head.format
                 ),
             );
         }
-        if file.version != VERSION {
-            return Prior::other_version(file.version);
+        if head.version != VERSION {
+            return Prior::other_version(head.version);
         }
-        if file.hub != settings.hub_api_url {
+        if head.hub != settings.hub_api_url {
             return Prior::unusable(
                 StateStatus::Foreign,
                 format!(
                     "the user state belongs to the hub at {}, not {}",
-                    file.hub, settings.hub_api_url
+                    head.hub, settings.hub_api_url
                 ),
             );
         }
         let keys = mapping_keys(settings);
-        if file.mappings != keys {
+        if head.mappings != keys {
             return Prior::unusable(
                 StateStatus::Outdated,
                 format!(
                     "the user state was mapped with auth_state paths {:?}; the settings now say {keys:?}",
-                    file.mappings
+                    head.mappings
                 ),
             );
         }
-        let mut users = HashMap::with_capacity(file.users.len());
-        for entry in file.users {
-            if entry.subjects.len() != keys.len() || entry.read_at > file.pass_hub_time {
+        let mut users = HashMap::with_capacity(entries.len());
+        for mut entry in entries {
+            if entry.subjects.len() != keys.len() || entry.read_at > head.pass_hub_time {
                 return Prior::unusable(
                     StateStatus::Unreadable,
                     format!(
@@ -250,13 +285,14 @@ impl Prior {
                     ),
                 );
             }
-            users.insert(entry.name.clone(), entry);
+            // the name lives on as the key only (decide puts it back)
+            users.insert(std::mem::take(&mut entry.name), entry);
         }
         Prior {
             status: StateStatus::Used,
             reason: None,
             known: Some(Known {
-                pass_hub_time: file.pass_hub_time,
+                pass_hub_time: head.pass_hub_time,
                 users,
             }),
         }
@@ -289,16 +325,17 @@ impl Prior {
     /// why it must be read. Takes the entry out of the state (each user is asked about once).
     pub fn decide(
         &mut self,
-        user: &ListedUser,
+        user: &HubUser,
         now: i64,
         refresh: &Refresh,
     ) -> Result<Entry, ReadReason> {
         let Some(known) = &mut self.known else {
             return Err(ReadReason::Full);
         };
-        let Some(entry) = known.users.remove(&user.name) else {
+        let Some((name, mut entry)) = known.users.remove_entry(&user.name) else {
             return Err(ReadReason::New);
         };
+        entry.name = name;
         if user.created.is_none()
             || user.created != entry.created
             || user.last_activity != entry.last_activity
@@ -330,52 +367,76 @@ pub fn refresh_phase(name: &str, period: i64) -> i64 {
 }
 
 /// The state a pass leaves for the next one: every user read successfully in it or remembered.
+/// Written as it comes, so memory holds the encoded state once, not a copy of each user.
 pub struct Next {
     pass_hub_time: i64,
-    users: Vec<Entry>,
+    /// The state's JSON so far: the head, then the entries, comma-separated.
+    json: Vec<u8>,
+    count: usize,
 }
 
 impl Next {
-    pub fn new(pass_hub_time: i64) -> Next {
-        Next {
-            pass_hub_time,
-            users: Vec::new(),
-        }
-    }
-
-    pub fn remember(&mut self, entry: Entry) {
-        self.users.push(entry);
-    }
-
-    /// A user read in this pass.
-    pub fn read(&mut self, user: &ListedUser, subjects: MappedSubjects) {
-        self.users.push(Entry {
-            name: user.name.clone(),
-            created: user.created,
-            last_activity: user.last_activity,
-            subjects,
-            read_at: self.pass_hub_time,
-        });
-    }
-
-    pub fn len(&self) -> usize {
-        self.users.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
-    }
-
-    pub fn encode(self, settings: &Settings) -> Vec<u8> {
-        let file = StateFile {
+    /// A state for about `users` users (room is reserved for them).
+    pub fn new(pass_hub_time: i64, users: usize, settings: &Settings) -> Next {
+        let head = StateHead {
             format: FORMAT.into(),
             version: VERSION,
             hub: settings.hub_api_url.clone(),
             mappings: mapping_keys(settings),
-            pass_hub_time: self.pass_hub_time,
-            users: self.users,
+            pass_hub_time,
         };
-        serde_json::to_vec(&file).expect("a user state always serializes")
+        let mut json = Vec::with_capacity(256 + users * 96);
+        serde_json::to_writer(&mut json, &head).expect("a state head always serializes");
+        json.pop(); // its closing brace: the entries follow
+        json.extend_from_slice(b",\"users\":[");
+        Next {
+            pass_hub_time,
+            json,
+            count: 0,
+        }
+    }
+
+    fn push(&mut self, entry: EntryRef) {
+        if self.count > 0 {
+            self.json.push(b',');
+        }
+        serde_json::to_writer(&mut self.json, &entry).expect("an entry always serializes");
+        self.count += 1;
+    }
+
+    /// A user served from the state: kept as it was read.
+    pub fn remember(&mut self, e: &Entry) {
+        self.push(EntryRef {
+            n: &e.name,
+            c: e.created,
+            a: e.last_activity,
+            s: &e.subjects,
+            r: e.read_at,
+        });
+    }
+
+    /// A user read in this pass.
+    pub fn read(&mut self, user: &HubUser, subjects: &[Option<String>]) {
+        self.push(EntryRef {
+            n: &user.name,
+            c: user.created,
+            a: user.last_activity,
+            s: subjects,
+            r: self.pass_hub_time,
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn encode(mut self) -> Vec<u8> {
+        self.json.extend_from_slice(b"]}");
+        self.json
     }
 }
 
@@ -391,27 +452,28 @@ mod tests {
         settings::for_tests(extra)
     }
 
-    fn listed(name: &str, created: i64, last_activity: Option<i64>) -> ListedUser {
-        ListedUser {
+    fn listed(name: &str, created: i64, last_activity: Option<i64>) -> HubUser {
+        HubUser {
             name: name.into(),
             admin: false,
             created: Some(created),
             last_activity,
             user_info: None,
+            record: crate::mapping::UserRecord::Listed,
         }
     }
 
     /// A state written by a pass at `t0` that read `users` then.
-    fn state_at(s: &Settings, t0: i64, users: &[&ListedUser]) -> Vec<u8> {
-        let mut next = Next::new(t0);
+    fn state_at(s: &Settings, t0: i64, users: &[&HubUser]) -> Vec<u8> {
+        let mut next = Next::new(t0, users.len(), s);
         for u in users {
-            next.read(u, vec![Some(format!("{}-id", u.name))]);
+            next.read(u, &[Some(format!("{}-id", u.name))]);
         }
-        next.encode(s)
+        next.encode()
     }
 
     fn loaded(s: &Settings, bytes: &[u8], now: i64) -> Prior {
-        let mut p = Prior::load(Some(bytes), false, s);
+        let mut p = Prior::load(Some(bytes.to_vec()), false, s);
         p.at_hub_time(Some(now));
         p
     }
@@ -445,7 +507,7 @@ mod tests {
         let active = listed("never", 1, Some((now - 60) * MICROS));
         assert_eq!(p.decide(&active, now, &s.refresh), Err(ReadReason::Changed));
         let mut p = loaded(&s, &bytes, now);
-        let unknown_created = ListedUser {
+        let unknown_created = HubUser {
             created: None,
             ..idle.clone()
         };
@@ -478,10 +540,10 @@ mod tests {
     fn rolling_refresh_reads_every_user_once_per_period_spread_over_it() {
         let s = settings(&[("full_refresh_hours", "24")]);
         let t0 = 1_800_000_000;
-        let users: Vec<ListedUser> = (0..2400)
+        let users: Vec<HubUser> = (0..2400)
             .map(|i| listed(&format!("user{i:05}"), 1, None))
             .collect();
-        let refs: Vec<&ListedUser> = users.iter().collect();
+        let refs: Vec<&HubUser> = users.iter().collect();
         let mut bytes = state_at(&s, t0, &refs);
         let mut reads_per_user: HashMap<String, usize> = HashMap::new();
         let mut per_pass = Vec::new();
@@ -489,21 +551,21 @@ mod tests {
         for pass in 1..=48 {
             let now = t0 + pass * HOUR;
             let mut p = loaded(&s, &bytes, now);
-            let mut next = Next::new(now);
+            let mut next = Next::new(now, users.len(), &s);
             let mut reads = 0;
             for u in &users {
                 match p.decide(u, now, &s.refresh) {
-                    Ok(e) => next.remember(e),
+                    Ok(e) => next.remember(&e),
                     Err(reason) => {
                         assert_eq!(reason, ReadReason::Refresh);
                         reads += 1;
                         *reads_per_user.entry(u.name.clone()).or_default() += 1;
-                        next.read(u, vec![Some("x".into())]);
+                        next.read(u, &[Some("x".into())]);
                     }
                 }
             }
             per_pass.push(reads);
-            bytes = next.encode(&s);
+            bytes = next.encode();
         }
         assert!(
             reads_per_user.len() == users.len() && reads_per_user.values().all(|&n| n == 2),
@@ -548,7 +610,7 @@ mod tests {
                 StateStatus::Outdated, "oauth_user.login_id"),
         ];
         for (bytes, settings, status, says) in cases {
-            let mut p = Prior::load(Some(&bytes), false, &settings);
+            let mut p = Prior::load(Some(bytes), false, &settings);
             p.at_hub_time(Some(t0 + HOUR));
             assert_eq!(p.status, status, "{says}");
             assert!(p.status.is_warning());
@@ -562,13 +624,13 @@ mod tests {
                 Err(ReadReason::Full)
             );
         }
-        let mut behind = Prior::load(Some(&good), false, &s);
+        let mut behind = Prior::load(Some(good.clone()), false, &s);
         behind.at_hub_time(Some(t0 - 1));
         assert_eq!(behind.status, StateStatus::Outdated);
-        let mut no_date = Prior::load(Some(&good), false, &s);
+        let mut no_date = Prior::load(Some(good.clone()), false, &s);
         no_date.at_hub_time(None);
         assert_eq!(no_date.status, StateStatus::NoHubTime);
-        let full = Prior::load(Some(&good), true, &s);
+        let full = Prior::load(Some(good), true, &s);
         assert_eq!(full.status, StateStatus::FullRequested);
         assert!(!full.status.is_warning());
         assert_eq!(Prior::load(None, false, &s).status, StateStatus::None);

@@ -246,8 +246,10 @@ fn run_grouper_sync(
     };
     let out = drain(Box::new(child.stdout.take().unwrap()));
     let err = drain(Box::new(child.stderr.take().unwrap()));
-    // reaped here, with its rusage; `child` is never waited on
-    let (rss_kb, _) = wait_rusage(pid);
+    let peak = peak_rss_watcher(pid);
+    // reaped here; `child` is never waited on
+    wait_pid(pid);
+    let rss_kb = peak.join().unwrap_or(0);
     let wall = started.elapsed().as_secs_f64();
     let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
     let stdout = String::from_utf8_lossy(&stdout);
@@ -278,14 +280,33 @@ fn run_grouper_sync(
     Ok((s, report))
 }
 
-/// Waits for the child through wait4, for its own peak RSS (KB).
-fn wait_rusage(pid: libc::pid_t) -> (i64, i32) {
-    // SAFETY: plain syscall on our own child; rusage is a plain C struct.
+/// The child's peak RSS (KB): its own `VmHWM`, read until it exits. (`wait4`'s `ru_maxrss` would
+/// not do: a child started with vfork+exec inherits its parent's high-water mark.)
+fn peak_rss_watcher(pid: libc::pid_t) -> std::thread::JoinHandle<i64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        loop {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                return peak;
+            };
+            match status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+            {
+                Some(kb) => peak = peak.max(kb),
+                None => return peak, // exited: a zombie has no memory left to report
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    })
+}
+
+fn wait_pid(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: waits for our own child.
     unsafe {
-        let mut status = 0;
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::wait4(pid, &mut status, libc::__WALL, &mut usage);
-        (usage.ru_maxrss, status)
+        libc::waitpid(pid, &mut status, 0);
     }
 }
 
@@ -612,10 +633,11 @@ fn main() -> Result<()> {
     }
     println!("## grouper-sync-bench\n");
     println!("Medians; wall = the whole `grouper-sync once` process (start-up included), pass = the component's own duration_ms; hub-side = the hub's logged request time for /hub/api/users*. Baseline ÷ this compares wall times with the baseline measured in the same table.");
-    for &n in &args.sizes {
+    // a size of 0 skips that kind (`--sizes 0`)
+    for &n in args.sizes.iter().filter(|&&n| n > 0) {
         real_hub_size(&args, n)?;
     }
-    for &n in &args.fake_sizes {
+    for &n in args.fake_sizes.iter().filter(|&&n| n > 0) {
         fake_hub_size(&args, n)?;
     }
     Ok(())

@@ -165,10 +165,23 @@ impl SimResponse {
     }
 }
 
+impl State {
+    /// The subjects with this id, in the order they were added.
+    pub(crate) fn subjects_with_id<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a Subject> {
+        self.subjects_by_id
+            .get(id)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.subjects[i])
+    }
+}
+
 pub(crate) struct State {
     pub config: Config,
     pub groups: BTreeMap<String, Group>,
     pub subjects: Vec<Subject>,
+    /// Positions in `subjects` by subject id, so that large groups resolve in linear time.
+    pub subjects_by_id: std::collections::HashMap<String, Vec<usize>>,
     pub faults: VecDeque<Fault>,
     pub log: Vec<LoggedRequest>,
 }
@@ -194,6 +207,7 @@ impl Simulator {
                 config,
                 groups: BTreeMap::new(),
                 subjects: Vec::new(),
+                subjects_by_id: std::collections::HashMap::new(),
                 faults: VecDeque::new(),
                 log: Vec::new(),
             }),
@@ -205,7 +219,13 @@ impl Simulator {
     }
 
     pub fn add_subject(&self, subject: Subject) {
-        self.lock().subjects.push(subject);
+        let mut st = self.lock();
+        let at = st.subjects.len();
+        st.subjects_by_id
+            .entry(subject.id.clone())
+            .or_default()
+            .push(at);
+        st.subjects.push(subject);
     }
 
     /// Creates a group (name `stem:...:extension`) with no members.

@@ -518,12 +518,7 @@ fn resolve(st: &State, l: &Value) -> Result<Resolved, String> {
         .filter(|s| !s.is_empty());
     let in_source = |s: &&Subject| source.is_none_or(|src| s.source_id == src);
     let found: Vec<&Subject> = match (id, ident) {
-        (Some(id), _) => st
-            .subjects
-            .iter()
-            .filter(in_source)
-            .filter(|s| s.id == id)
-            .collect(),
+        (Some(id), _) => st.subjects_with_id(id).filter(in_source).collect(),
         (None, Some(ident)) => st
             .subjects
             .iter()
@@ -868,12 +863,7 @@ fn list_members(
                 );
             }
             m.insert("sourceId".into(), src.clone().into());
-            match cx
-                .st
-                .subjects
-                .iter()
-                .find(|s| &s.source_id == src && &s.id == id)
-            {
+            match cx.st.subjects_with_id(id).find(|s| &s.source_id == src) {
                 Some(s) => {
                     if !attribute_names.is_empty() {
                         let values: Vec<Value> = attribute_names

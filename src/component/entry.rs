@@ -46,7 +46,7 @@ impl wit::Guest for Component {
                 settings: &settings,
             },
             RunOptions {
-                user_state: options.user_state.as_deref(),
+                user_state: options.user_state,
                 full: options.full,
             },
         );
