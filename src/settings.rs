@@ -146,7 +146,7 @@ pub const KEYS: &[Key] = &[
     key(
         "concurrency",
         "GROUPER_SYNC_CONCURRENCY",
-        "hub user records fetched at once, 1-64 (default 2: more costs the hub more than it saves)",
+        "hub user records fetched at once, 1-64 (default 1; 2-4 for a hub far away, see BENCHMARKS.md)",
     ),
     key(
         "grouper_page_size",
@@ -766,7 +766,7 @@ pub fn parse(
         grouper_page_size: r.uint("grouper_page_size", 1000, 1, 100_000)?,
         grouper_batch_size: r.uint("grouper_batch_size", 100, 1, 10_000)?,
         api_page_size: r.uint("api_page_size", 200, 1, 10_000)?,
-        concurrency: r.uint("concurrency", 2, 1, 64)?,
+        concurrency: r.uint("concurrency", 1, 1, 64)?,
         dry_run: r.bool("dry_run", false)?,
         allow_empty_hub: r.bool("allow_empty_hub", false)?,
         log_level,

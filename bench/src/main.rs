@@ -45,7 +45,7 @@ struct Args {
     /// Concurrencies of the cold pass
     #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
     cold_concurrency: Vec<usize>,
-    /// The concurrency of warm and changed passes (grouper-sync's default)
+    /// The concurrency of warm and changed passes
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
     /// The grouper-sync binary (cargo build --release -p grouper-sync-host)
