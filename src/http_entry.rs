@@ -8,10 +8,14 @@ use crate::settings::parse_bool;
 use serde::Serialize;
 
 /// What a caller asked for, once it may have it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// One pass; `dry_run` forces a dry run (a query can never turn a configured dry run off).
-    Sync { dry_run: bool },
+    /// One pass; `dry_run` forces a dry run (a query can never turn a configured dry run off);
+    /// `approve` names a withheld plan to let through if the pass computes exactly it.
+    Sync {
+        dry_run: bool,
+        approve: Option<String>,
+    },
     /// The read-only check.
     Check,
 }
@@ -70,9 +74,14 @@ fn bearer(authorization: Option<&str>) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Reads `?dry_run=…`; any other parameter, or a value that is not a boolean, is a bad query.
-fn sync_query(query: &str) -> Result<bool, String> {
-    let mut dry_run = false;
+/// A plan name as the report gives it: 16 hex digits.
+pub fn is_plan_hash(value: &str) -> bool {
+    value.len() == 16 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Reads `?dry_run=…&approve=HASH`; any other parameter or a bad value is a bad query.
+fn sync_query(query: &str) -> Result<Action, String> {
+    let (mut dry_run, mut approve) = (false, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, "true"));
         match name {
@@ -80,14 +89,20 @@ fn sync_query(query: &str) -> Result<bool, String> {
                 dry_run = parse_bool(value)
                     .ok_or_else(|| format!("dry_run must be true or false, not {value:?}"))?
             }
+            "approve" if is_plan_hash(value) => approve = Some(value.to_ascii_lowercase()),
+            "approve" => {
+                return Err(format!(
+                    "approve must be a withheld plan's 16-hex-digit name, not {value:?}"
+                ))
+            }
             other => {
                 return Err(format!(
-                    "unknown query parameter {other:?}; only dry_run is accepted"
+                    "unknown query parameter {other:?}; only dry_run and approve are accepted"
                 ))
             }
         }
     }
-    Ok(dry_run)
+    Ok(Action::Sync { dry_run, approve })
 }
 
 /// Decides what to do with a request. `token` reads the configured `sync_auth_token`; it is only
@@ -151,7 +166,7 @@ pub fn route(
     match path {
         "/check" => Decision::Run(Action::Check),
         _ => match sync_query(query) {
-            Ok(dry_run) => Decision::Run(Action::Sync { dry_run }),
+            Ok(action) => Decision::Run(action),
             Err(e) => Decision::Answer(Reply::error(400, "bad-query", &e)),
         },
     }
@@ -206,11 +221,37 @@ mod tests {
     }
 
     #[test]
+    fn sync_takes_an_approved_plan_by_its_name() {
+        let ok = Some("Bearer s3cret-token");
+        assert_eq!(
+            route("POST", "/sync?approve=0123456789ABCDEF", ok, token),
+            Decision::Run(Action::Sync {
+                dry_run: false,
+                approve: Some("0123456789abcdef".into())
+            })
+        );
+        for bad in [
+            "/sync?approve=",
+            "/sync?approve=xyz",
+            "/sync?approve=0123456789abcdef0",
+        ] {
+            let Decision::Answer(reply) = route("POST", bad, ok, token) else {
+                panic!("{bad} must be refused")
+            };
+            assert_eq!(reply.status, 400, "{bad}");
+            assert!(String::from_utf8_lossy(&reply.body).contains("approve"));
+        }
+    }
+
+    #[test]
     fn routes_need_the_bearer_token() {
         let ok = Some("Bearer s3cret-token");
         assert_eq!(
             route("POST", "/sync", ok, token),
-            Decision::Run(Action::Sync { dry_run: false })
+            Decision::Run(Action::Sync {
+                dry_run: false,
+                approve: None
+            })
         );
         assert_eq!(
             route(
@@ -219,7 +260,10 @@ mod tests {
                 Some("bearer s3cret-token"),
                 token
             ),
-            Decision::Run(Action::Sync { dry_run: true })
+            Decision::Run(Action::Sync {
+                dry_run: true,
+                approve: None
+            })
         );
         assert_eq!(
             route("POST", "/check", ok, token),

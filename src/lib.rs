@@ -7,6 +7,7 @@ pub mod check;
 pub mod error;
 pub mod grouper;
 pub mod grouper_client;
+pub mod hashing;
 pub mod http;
 pub mod http_entry;
 pub mod hub;

@@ -76,6 +76,7 @@ fn sync_target(
     target: &Target,
     hub: &HubView,
     budget: &mut ChangeBudget,
+    approved_plans: &[String],
 ) -> TargetReport {
     let mut report = TargetReport::new(&target.group_path, target.mode.as_str());
     let desired = desired_members(target, &hub.users, &s.settings.auth_state_mappings());
@@ -100,7 +101,15 @@ fn sync_target(
     report.current_members = current.len();
     // A group that could not be read in full never gets this far.
     let incomplete = hub.incomplete.as_ref().map(|e| e.message.as_str());
-    let p = plan(target, &desired.subjects, &current, incomplete);
+    let mut p = plan(target, &desired.subjects, &current, incomplete);
+    if let Some(hash) = p.approve(approved_plans) {
+        s.log.warn(&format!(
+            "{}: applying approved plan {hash}: removing {} member(s) the safety rules had withheld",
+            target.group_path,
+            p.to_remove.len()
+        ));
+        report.approved_plan = Some(hash);
+    }
     report.to_add = p.to_add.len();
     report.to_remove = p.to_remove.len();
     report.protected_kept = p.protected_kept;
@@ -109,8 +118,16 @@ fn sync_target(
     if let Some(w) = &p.withheld {
         report.withheld_removals = w.count;
         report.withheld_reason = Some(w.reason.clone());
+        report.withheld_plan = w.plan_hash.clone();
+        let approve = w
+            .plan_hash
+            .as_ref()
+            .map(|h| {
+                format!(" (plan {h}; `grouper-sync approve {h}` lets exactly this plan through)")
+            })
+            .unwrap_or_default();
         s.log.warn(&format!(
-            "{}: withholding {} removal(s): {}",
+            "{}: withholding {} removal(s): {}{approve}",
             target.group_path, w.count, w.reason
         ));
     }
@@ -174,6 +191,9 @@ pub struct RunOptions {
     pub user_state: Option<Vec<u8>>,
     /// Read every user's record even with a usable user state.
     pub full: bool,
+    /// Withheld plans an admin approved (`withheld_plan` hashes): such a plan goes through if the
+    /// pass computes exactly it.
+    pub approved_plans: Vec<String>,
 }
 
 /// Runs one complete pass and reports it. Never panics on bad input; errors end up in the report.
@@ -208,7 +228,14 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, options: RunOptio
             }
             let mut budget = ChangeBudget(settings.max_changes_per_pass);
             for target in &settings.targets {
-                let t = sync_target(&mut s, &conn, target, &hub, &mut budget);
+                let t = sync_target(
+                    &mut s,
+                    &conn,
+                    target,
+                    &hub,
+                    &mut budget,
+                    &options.approved_plans,
+                );
                 if let Some(e) = &t.error {
                     report.errors.push(e.clone());
                 }
@@ -666,6 +693,7 @@ mod tests {
         let options = RunOptions {
             user_state: state,
             full: false,
+            approved_plans: Vec::new(),
         };
         let report = run(&settings(&[("retries", "0")]), &mut fake, options);
         let reads = fake
@@ -779,6 +807,7 @@ mod tests {
         let options = RunOptions {
             user_state: Some(b"{}".to_vec()),
             full: false,
+            approved_plans: Vec::new(),
         };
         let report = run(&settings(&[("retries", "0")]), &mut fake, options);
         assert_eq!(report.outcome, Outcome::Failed);

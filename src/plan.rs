@@ -30,6 +30,40 @@ pub struct Plan {
 pub struct Withheld {
     pub count: usize,
     pub reason: String,
+    /// The plan's name for approval: a stable hash of the target group and the exact removal
+    /// set. `None` when the removals were withheld because a side was not read in full: no
+    /// approval can stand in for a complete read.
+    pub plan_hash: Option<String>,
+    /// The removals an approval would let through.
+    pub removals: Vec<Member>,
+}
+
+/// The approval name of removing exactly `removals` from `group`: 16 hex digits of FNV-1a over
+/// the group and the sorted (source, id) pairs, so it does not depend on Grouper's order.
+pub fn plan_hash(group: &str, removals: &[Member]) -> String {
+    let mut keys: Vec<(&str, &str)> = removals
+        .iter()
+        .map(|m| (m.source_id.as_str(), m.id.as_str()))
+        .collect();
+    keys.sort_unstable();
+    let mut text = format!("{group}\n");
+    for (source, id) in keys {
+        text.push_str(&format!("{source}\t{id}\n"));
+    }
+    format!("{:016x}", crate::hashing::fnv1a64(text.as_bytes()))
+}
+
+impl Plan {
+    /// Lets a withheld plan through if `approved` names it. Returns the hash it used.
+    pub fn approve(&mut self, approved: &[String]) -> Option<String> {
+        let hash = self.withheld.as_ref()?.plan_hash.clone()?;
+        if !approved.iter().any(|a| a.eq_ignore_ascii_case(&hash)) {
+            return None;
+        }
+        let withheld = self.withheld.take()?;
+        self.to_remove = withheld.removals;
+        Some(hash)
+    }
 }
 
 fn is_managed(member: &Member, target: &Target) -> bool {
@@ -93,9 +127,16 @@ pub fn plan(
         return plan;
     }
     let limits = &target.limits;
-    let withheld_reason = if let Some(why) = incomplete {
-        Some(format!("incomplete read, so nobody is removed: {why}"))
-    } else if n > limits.max_removals {
+    if let Some(why) = incomplete {
+        plan.withheld = Some(Withheld {
+            count: n,
+            reason: format!("incomplete read, so nobody is removed: {why}"),
+            plan_hash: None,
+            removals: Vec::new(),
+        });
+        return plan;
+    }
+    let withheld_reason = if n > limits.max_removals {
         Some(format!(
             "{n} removals exceed max_removals={}",
             limits.max_removals
@@ -110,7 +151,14 @@ pub fn plan(
         None
     };
     match withheld_reason {
-        Some(reason) => plan.withheld = Some(Withheld { count: n, reason }),
+        Some(reason) => {
+            plan.withheld = Some(Withheld {
+                count: n,
+                reason,
+                plan_hash: Some(plan_hash(&target.group_path, &candidates)),
+                removals: candidates,
+            })
+        }
         None => plan.to_remove = candidates,
     }
     plan
@@ -288,5 +336,46 @@ mod tests {
         );
         assert!(p.to_remove.is_empty());
         assert_eq!(p.withheld.unwrap().count, 30);
+    }
+
+    #[test]
+    fn an_approved_plan_goes_through_and_only_that_plan() {
+        let cur: Vec<Member> = (0..8).map(|i| member(&format!("m{i}"))).collect();
+        let t = target(Mode::Mirror, 5, 1.0, 0);
+        let p = plan(&t, &set(&[]), &cur, COMPLETE);
+        let hash = p.withheld.as_ref().unwrap().plan_hash.clone().unwrap();
+        assert_eq!(hash.len(), 16);
+        // the same removals in another order name the same plan
+        let mut reversed = cur.clone();
+        reversed.reverse();
+        let again = plan(&t, &set(&[]), &reversed, COMPLETE);
+        assert_eq!(again.withheld.unwrap().plan_hash.as_ref(), Some(&hash));
+        // another plan (one member more) has another name and stays withheld
+        let mut more = cur.clone();
+        more.push(member("m8"));
+        let mut other = plan(&t, &set(&[]), &more, COMPLETE);
+        assert_ne!(
+            other.withheld.as_ref().unwrap().plan_hash.as_ref(),
+            Some(&hash)
+        );
+        assert_eq!(other.approve(std::slice::from_ref(&hash)), None);
+        assert!(other.to_remove.is_empty() && other.withheld.is_some());
+        // the approved one goes through, whole
+        let mut p = p;
+        assert_eq!(p.approve(&[hash.to_uppercase()]), Some(hash));
+        assert_eq!(p.to_remove.len(), 8);
+        assert!(p.withheld.is_none());
+    }
+
+    #[test]
+    fn an_incomplete_read_cannot_be_approved() {
+        let cur: Vec<Member> = (0..8).map(|i| member(&format!("m{i}"))).collect();
+        let t = target(Mode::Mirror, 5, 1.0, 0);
+        let mut p = plan(&t, &set(&[]), &cur, Some("1 user unread"));
+        let w = p.withheld.as_ref().unwrap();
+        assert_eq!(w.plan_hash, None);
+        let any = plan_hash("a:b", &cur);
+        assert_eq!(p.approve(&[any]), None);
+        assert!(p.to_remove.is_empty());
     }
 }

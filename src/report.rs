@@ -55,6 +55,10 @@ pub struct TargetReport {
     pub kept_by_mode: usize,
     pub withheld_removals: usize,
     pub withheld_reason: Option<String>,
+    /// The withheld plan's name for `grouper-sync approve` (none for an incomplete read).
+    pub withheld_plan: Option<String>,
+    /// The approved plan this pass applied.
+    pub approved_plan: Option<String>,
     /// Planned changes not made because of `max_changes_per_pass`.
     pub changes_remaining: usize,
     pub failures: Vec<SubjectFailure>,
@@ -82,6 +86,8 @@ impl TargetReport {
             kept_by_mode: 0,
             withheld_removals: 0,
             withheld_reason: None,
+            withheld_plan: None,
+            approved_plan: None,
             changes_remaining: 0,
             failures: Vec::new(),
             error: None,

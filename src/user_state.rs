@@ -360,10 +360,7 @@ impl Prior {
 /// Where in the refresh period a user's turn falls: a stable hash of the name (FNV-1a), so that
 /// the users spread evenly over the period whatever the schedule.
 pub fn refresh_phase(name: &str, period: i64) -> i64 {
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    (hash % period.max(1) as u64) as i64
+    (crate::hashing::fnv1a64(name.as_bytes()) % period.max(1) as u64) as i64
 }
 
 /// The state a pass leaves for the next one: every user read successfully in it or remembered.

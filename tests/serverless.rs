@@ -177,6 +177,31 @@ fn statuses_say_what_happened() {
 }
 
 #[test]
+fn post_sync_lets_an_approved_withheld_plan_through() {
+    let w = world();
+    let strict = with(with_token(&w), &[("max_removals", "0")]);
+    let a = answer(runner(), &strict, "POST", "/sync", Some(&bearer()));
+    assert_eq!(a.status, 409);
+    let r = json_body(&a);
+    let plan = r["targets"][0]["withheld_plan"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(w.sim.member_ids(GROUP).contains(&"stale1".to_string()));
+    // another plan's name changes nothing
+    let path = "/sync?approve=0000000000000000";
+    let a = answer(runner(), &strict, "POST", path, Some(&bearer()));
+    assert_eq!(a.status, 409);
+    assert_eq!(json_body(&a)["targets"][0]["withheld_plan"], plan.as_str());
+    let path = format!("/sync?approve={plan}");
+    let a = answer(runner(), &strict, "POST", &path, Some(&bearer()));
+    let r = json_body(&a);
+    assert_eq!(a.status, 200, "{r}");
+    assert_eq!(r["targets"][0]["approved_plan"], plan.as_str());
+    assert!(!w.sim.member_ids(GROUP).contains(&"stale1".to_string()));
+}
+
+#[test]
 fn max_changes_per_pass_leaves_the_rest_to_the_next_call() {
     let w = world();
     let cfg = with(

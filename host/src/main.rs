@@ -120,6 +120,9 @@ async fn run(opts: Options) -> ExitCode {
     } else {
         None
     };
+    if opts.command == Command::Approve {
+        return approve(&opts);
+    }
     let runner = match load_runner(&opts) {
         Ok(r) => r,
         Err(e) => {
@@ -130,6 +133,7 @@ async fn run(opts: Options) -> ExitCode {
     match (opts.command, stop) {
         (Command::Once, _) => once(&opts, &runner).await,
         (Command::Check, _) => check(&opts, &runner).await,
+        (Command::Approve, _) => unreachable!("approve runs no component"),
         (Command::Service, Some(stop)) => service(&opts, &runner, stop).await,
         (Command::Service, None) => unreachable!("signals are installed for the service"),
     }
@@ -140,12 +144,18 @@ struct StopSignals {
     term: tokio::signal::unix::Signal,
 }
 
-/// One pass through the typed export, given the stored user state and storing the next; logged.
+/// One pass through the typed export, given the stored user state and approvals, storing the
+/// next state and using up the approvals it applied; logged.
 async fn pass(opts: &Options, runner: &Runner, limits: &Limits, full: bool) -> PassSummary {
     let store = StateStore::new(&opts.state_dir);
+    let mut approved_plans = store.approvals(opts.approval_max_age);
+    if let (Command::Once, Some(plan)) = (opts.command, &opts.approve) {
+        approved_plans.push(plan.clone());
+    }
     let options = RunOptions {
         user_state: store.load(),
         full,
+        approved_plans,
     };
     let call = runner
         .run(&Inputs::config(&opts.component_config), limits, options)
@@ -159,6 +169,18 @@ async fn pass(opts: &Options, runner: &Runner, limits: &Limits, full: bool) -> P
                 );
             }
         }
+        let used: Vec<String> = report
+            .targets
+            .iter()
+            .filter_map(|t| {
+                let plan = t.approved_plan.clone()?;
+                tracing::warn!(plan = %plan, group = %t.group, "approved plan {plan} was applied; its approval is used up");
+                Some(plan)
+            })
+            .collect();
+        if let Err(e) = store.consume(&used) {
+            tracing::warn!("cannot mark the approval used ({e:#})");
+        }
     }
     let summary = PassSummary::from_call(&call);
     summary.log();
@@ -171,6 +193,28 @@ async fn once(opts: &Options, runner: &Runner) -> ExitCode {
         println!("{json}");
     }
     ExitCode::from(summary.exit_code())
+}
+
+/// `grouper-sync approve PLAN`: records the approval for the next pass.
+fn approve(opts: &Options) -> ExitCode {
+    let Some(plan) = &opts.approve else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    match StateStore::new(&opts.state_dir).approve(plan) {
+        Ok(()) => {
+            tracing::warn!(plan = %plan, "approved plan {plan}");
+            println!(
+                "approved plan {plan}: the next pass applies it if it computes exactly this plan \
+                 (unused, the approval expires in {} h)",
+                opts.approval_max_age.as_secs() / 3600
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot record the approval: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
 }
 
 async fn check(opts: &Options, runner: &Runner) -> ExitCode {

@@ -7,6 +7,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
+use jupyterhub_grouper_sync::http_entry::is_plan_hash;
 use jupyterhub_grouper_sync::settings::{self, KEYS};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,6 +24,8 @@ pub enum Command {
     Once,
     /// Validate config, show the hub token's scopes, read the group; write nothing.
     Check,
+    /// Record an approval of a withheld plan (`Options::approve`) for the next pass.
+    Approve,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +57,10 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// The first pass reads every user's record whatever the user state says.
     pub full: bool,
+    /// `approve PLAN`: the plan to record; `--approve PLAN`: a plan let through in this run.
+    pub approve: Option<String>,
+    /// Recorded approvals older than this expire.
+    pub approval_max_age: Duration,
 }
 
 impl std::fmt::Debug for Options {
@@ -107,6 +114,10 @@ pub const HOST_KEYS: &[(&str, &str)] = &[
     (
         "state_dir",
         "keep the user state of incremental passes here (default ./grouper-sync-state)",
+    ),
+    (
+        "approval_max_age_hours",
+        "an approval of a withheld plan not used within this many hours expires (default 24)",
     ),
     (
         "component",
@@ -203,14 +214,23 @@ struct Cli {
     /// state is written as usual
     #[arg(long, global = true)]
     full: bool,
+    /// Let this withheld plan through in this run only, if the pass computes exactly it
+    #[arg(long, global = true, value_name = "PLAN")]
+    approve: Option<String>,
 }
 
-#[derive(Subcommand, Debug, Clone, Copy)]
+#[derive(Subcommand, Debug, Clone)]
 enum Sub {
     /// One pass; the exit status tells the outcome
     Once,
     /// Validate the settings, show the hub token's scopes, read the group; write nothing
     Check,
+    /// Approve a withheld plan by the name a pass reported (`withheld_plan`): the next pass lets
+    /// exactly that plan through, once
+    Approve {
+        /// The plan's 16-hex-digit name
+        plan: String,
+    },
 }
 
 /// The original tool's and our older flag spellings, as aliases of the keys they set.
@@ -355,10 +375,20 @@ pub fn parse(
     let argv = std::iter::once("grouper-sync".to_string()).chain(args.iter().cloned());
     let matches = command().try_get_matches_from(argv)?;
     let cli = Cli::from_arg_matches(&matches)?;
-    let command = match cli.command {
-        None => Command::Service,
-        Some(Sub::Once) => Command::Once,
-        Some(Sub::Check) => Command::Check,
+    let (command, approve) = match cli.command {
+        Some(Sub::Once) => (Command::Once, cli.approve),
+        Some(Sub::Approve { plan }) => (Command::Approve, Some(plan)),
+        _ if cli.approve.is_some() => bail!(
+            "--approve lets a plan through in one `once` run; for the service, record it with `grouper-sync approve PLAN`"
+        ),
+        None => (Command::Service, None),
+        Some(Sub::Check) => (Command::Check, None),
+    };
+    let approve = match approve.map(|p| p.trim().to_ascii_lowercase()) {
+        Some(p) if !is_plan_hash(&p) => {
+            bail!("{p:?} is not a plan name: a withheld plan is named by 16 hex digits (withheld_plan in the report)")
+        }
+        other => other,
     };
     let from_flags = |id: &str| {
         (matches.value_source(id) == Some(ValueSource::CommandLine))
@@ -421,6 +451,7 @@ pub fn parse(
     values.extend(flags);
     let mut options = build(command, values)?;
     options.full = cli.full;
+    options.approve = approve;
     Ok(options)
 }
 
@@ -548,6 +579,19 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
             Some(d) => PathBuf::from(d),
         },
         full: false,
+        approve: None,
+        approval_max_age: take(
+            &values,
+            "approval_max_age_hours",
+            Duration::from_secs(24 * 3600),
+            |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|h| (1..=24 * 31).contains(h))
+                    .map(|h| Duration::from_secs(h * 3600))
+            },
+        )
+        .context("approval_max_age_hours must be whole hours from 1 to 744")?,
     })
 }
 
@@ -658,6 +702,29 @@ mod tests {
             "true"
         );
         assert_eq!(run(&["check"], ENV, &[]).unwrap().command, Command::Check);
+    }
+
+    #[test]
+    fn approve_names_a_plan_for_once_or_records_it() {
+        let o = run(&["approve", "0123456789ABCDEF"], ENV, &[]).unwrap();
+        assert_eq!(
+            (o.command, o.approve.as_deref()),
+            (Command::Approve, Some("0123456789abcdef"))
+        );
+        assert_eq!(o.approval_max_age, Duration::from_secs(24 * 3600));
+        let o = run(&["once", "--approve", "0123456789abcdef"], ENV, &[]).unwrap();
+        assert_eq!(o.approve.as_deref(), Some("0123456789abcdef"));
+        for bad in [
+            &["approve", "123"][..],
+            &["once", "--approve", "xyz"],
+            &["--approve", "0123456789abcdef"],
+            &["check", "--approve", "0123456789abcdef"],
+        ] {
+            assert!(run(bad, ENV, &[]).is_err(), "{bad:?}");
+        }
+        let file = ("/c.toml", "approval_max_age_hours = 2\n");
+        let o = run(&["--config", "/c.toml", "once"], ENV, &[file]).unwrap();
+        assert_eq!(o.approval_max_age, Duration::from_secs(7200));
     }
 
     #[test]

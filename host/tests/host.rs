@@ -146,6 +146,7 @@ fn call(export: &str, config: &BTreeMap<String, String>, limits: &Limits) -> Ans
             let full_pass = grouper_sync_host::bindings::RunOptions {
                 user_state: None,
                 full: false,
+                approved_plans: Vec::new(),
             };
             as_json(block_on(runner().run(&inputs, limits, full_pass)), |r| {
                 &r.json
@@ -382,6 +383,95 @@ fn once_and_check_commands_exit_codes_and_no_secret_leaks() {
     assert!(stderr.contains("GROUP_NOT_FOUND"), "{stderr}");
     let (code, _, _) = run(&["once", "--max_removal_fraction", "7"]);
     assert_eq!(code, Some(2), "configuration errors exit 2");
+}
+
+#[test]
+fn a_withheld_plan_is_approved_once_and_a_changed_plan_stays_withheld() {
+    let w = world();
+    let dir = scratch("approve");
+    let env = env(&w, &dir.join("pw"));
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .envs(env.iter().cloned())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let report = serde_json::from_str::<Value>(stdout.trim()).unwrap_or(Value::Null);
+        (out.status.code(), report, stdout, stderr)
+    };
+    // max_removals 0: the stale member's removal is withheld, and the plan is named
+    let strict = ["once", "--max-removals", "0"];
+    let (code, r, _, stderr) = run(&strict);
+    assert_eq!(code, Some(3), "{stderr}");
+    let plan = r["targets"][0]["withheld_plan"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        stderr.contains(&format!("grouper-sync approve {plan}")),
+        "{stderr}"
+    );
+    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "stale"]);
+
+    let (code, _, stdout, stderr) = run(&["approve", "not-a-plan"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    let (code, _, stdout, _) = run(&["approve", &plan]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains(&plan), "{stdout}");
+
+    // the approved plan goes through, once
+    let (code, r, _, stderr) = run(&strict);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(r["targets"][0]["approved_plan"], plan.as_str());
+    assert_eq!(r["targets"][0]["removed"], 1);
+    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002"]);
+    assert!(stderr.contains("approval is used up"), "{stderr}");
+    let approvals = std::fs::read_to_string(dir.join("state/approvals.json")).unwrap();
+    assert!(!approvals.contains(&plan), "consumed: {approvals}");
+
+    // a plan approved, then changed before the pass, stays withheld under its own name
+    w.sim.add_member(GROUP, "ldap", "stale");
+    let (_, r, _, _) = run(&strict);
+    let approved = r["targets"][0]["withheld_plan"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(approved, plan, "the same removal set has the same name");
+    run(&["approve", &approved]);
+    w.sim.add_subject(Subject::new("ldap", "stale2"));
+    w.sim.add_member(GROUP, "ldap", "stale2");
+    let (code, r, _, stderr) = run(&strict);
+    assert_eq!(code, Some(3), "{stderr}");
+    let changed = r["targets"][0]["withheld_plan"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(changed, approved);
+    assert_eq!(r["targets"][0]["approved_plan"], Value::Null);
+    assert_eq!(
+        w.sim.member_ids(GROUP),
+        ["100001", "100002", "stale", "stale2"]
+    );
+    let approvals = std::fs::read_to_string(dir.join("state/approvals.json")).unwrap();
+    assert!(
+        approvals.contains(&approved),
+        "unused, it stays: {approvals}"
+    );
+
+    // --approve lets a plan through in this run only
+    let (code, r, _, stderr) = run(&["once", "--max-removals", "0", "--approve", &changed]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(r["targets"][0]["removed"], 2);
+    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002"]);
+    let (code, _, _, stderr) = run(&["--approve", &changed]);
+    assert_eq!(
+        code,
+        Some(2),
+        "the service takes approvals through `approve`: {stderr}"
+    );
 }
 
 fn get(addr: &str, path: &str) -> (u16, String) {

@@ -21,11 +21,14 @@ use waki::bindings::wasi::http::types::{
 };
 
 /// A pass of the stateless entries (`wasi:cli/run`, HTTP): every user's record is read.
-fn run_pass(settings: &Settings) -> Report {
+fn run_pass(settings: &Settings, approved_plans: Vec<String>) -> Report {
     crate::pass::run(
         settings,
         &mut WasiTransport { settings },
-        RunOptions::default(),
+        RunOptions {
+            approved_plans,
+            ..RunOptions::default()
+        },
     )
 }
 
@@ -48,6 +51,7 @@ impl wit::Guest for Component {
             RunOptions {
                 user_state: options.user_state,
                 full: options.full,
+                approved_plans: options.approved_plans,
             },
         );
         let next_user_state = report.next_user_state.take();
@@ -93,7 +97,7 @@ fn loop_interval(config: &Config) -> Result<Option<Duration>, SyncError> {
 /// One pass with fresh settings, its report printed as one JSON line.
 fn print_one_pass() -> Report {
     let report = match load_settings() {
-        Ok(settings) => run_pass(&settings),
+        Ok(settings) => run_pass(&settings, Vec::new()),
         Err(e) => {
             eprintln!("grouper-sync error: {e}");
             Report::not_started(e)
@@ -207,9 +211,10 @@ impl HttpGuest for Component {
                 {
                     Err(e) => http_entry::config_error_reply(e),
                     Ok(mut settings) => match action {
-                        Action::Sync { dry_run } => {
+                        Action::Sync { dry_run, approve } => {
                             settings.dry_run |= dry_run;
-                            http_entry::report_reply(&run_pass(&settings))
+                            let approved = approve.into_iter().collect();
+                            http_entry::report_reply(&run_pass(&settings, approved))
                         }
                         Action::Check => http_entry::check_reply(&run_check(&settings)),
                     },
@@ -281,6 +286,8 @@ fn to_wit_target(t: &TargetReport) -> wit::TargetReport {
         kept_by_mode: count(t.kept_by_mode),
         withheld_removals: count(t.withheld_removals),
         withheld_reason: t.withheld_reason.clone(),
+        withheld_plan: t.withheld_plan.clone(),
+        approved_plan: t.approved_plan.clone(),
         changes_remaining: count(t.changes_remaining),
         failures: t
             .failures

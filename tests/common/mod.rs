@@ -143,6 +143,7 @@ pub fn no_state() -> grouper_sync_host::bindings::RunOptions {
     grouper_sync_host::bindings::RunOptions {
         user_state: None,
         full: false,
+        approved_plans: Vec::new(),
     }
 }
 
@@ -153,7 +154,11 @@ pub fn run_incremental(
     user_state: Option<Vec<u8>>,
     full: bool,
 ) -> (Value, Option<Vec<u8>>) {
-    let options = grouper_sync_host::bindings::RunOptions { user_state, full };
+    let options = grouper_sync_host::bindings::RunOptions {
+        user_state,
+        full,
+        approved_plans: Vec::new(),
+    };
     let call = block_on(runner().run(&inputs(config, &[]), &open_limits(), options));
     eprintln!("--- component stderr ---\n{}", call.stderr);
     let report = call
