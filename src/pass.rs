@@ -132,10 +132,20 @@ fn sync_target(
         ));
     }
     if s.log.enabled(LogLevel::Debug) {
-        let removing: Vec<&str> = p.to_remove.iter().map(|m| m.id.as_str()).collect();
+        let ids = |members: &[crate::grouper::Member]| -> Vec<String> {
+            members.iter().map(|m| m.id.clone()).collect()
+        };
+        let withheld = p
+            .withheld
+            .as_ref()
+            .map(|w| ids(&w.removals))
+            .unwrap_or_default();
         s.log.debug(&format!(
-            "{}: to add {:?}; to remove {:?}",
-            target.group_path, p.to_add, removing
+            "{}: to add {:?}; to remove {:?}; withheld {:?}",
+            target.group_path,
+            p.to_add,
+            ids(&p.to_remove),
+            withheld
         ));
     }
     if !s.settings.dry_run {
