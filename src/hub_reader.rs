@@ -116,9 +116,10 @@ fn log_state(s: &Session, prior: &Prior) {
         (status, Some(reason)) if status.is_warning() => s.log.warn(&format!(
             "{reason}; this pass reads every user's record and writes a new user state"
         )),
+        // the host, which keeps the state, says why it has none
         (StateStatus::None, _) => s
             .log
-            .info("no user state: this pass reads every user's record"),
+            .debug("no user state: this pass reads every user's record"),
         (StateStatus::FullRequested, _) => s
             .log
             .info("full pass requested: reading every user's record"),

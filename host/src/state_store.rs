@@ -40,7 +40,7 @@ impl StateStore {
         match fs::read(&path) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                tracing::info!(path = %path.display(), "no user state yet; this pass reads every user's record");
+                tracing::warn!(path = %path.display(), "no user state yet (first pass, or state_dir is new); this pass reads every user's record");
                 None
             }
             Err(e) => {
