@@ -75,7 +75,7 @@ struct Header {
 }
 
 /// What became of the state handed in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StateStatus {
     /// No state was handed in: every user's record is read.
@@ -233,16 +233,7 @@ impl Prior {
                 }
             }
         };
-        let (head, entries) = (
-            StateHead {
-                format: file.format,
-                version: file.version,
-                hub: file.hub,
-                mappings: file.mappings,
-                pass_hub_time: file.pass_hub_time,
-            },
-            file.users,
-        );
+        let head = &file;
         if head.format != FORMAT {
             return Prior::unusable(
                 StateStatus::Unreadable,
@@ -274,9 +265,10 @@ impl Prior {
                 ),
             );
         }
-        let mut users = HashMap::with_capacity(entries.len());
-        for mut entry in entries {
-            if entry.subjects.len() != keys.len() || entry.read_at > head.pass_hub_time {
+        let pass_hub_time = file.pass_hub_time;
+        let mut users = HashMap::with_capacity(file.users.len());
+        for mut entry in file.users {
+            if entry.subjects.len() != keys.len() || entry.read_at > pass_hub_time {
                 return Prior::unusable(
                     StateStatus::Unreadable,
                     format!(
@@ -292,7 +284,7 @@ impl Prior {
             status: StateStatus::Used,
             reason: None,
             known: Some(Known {
-                pass_hub_time: head.pass_hub_time,
+                pass_hub_time,
                 users,
             }),
         }
@@ -421,14 +413,6 @@ impl Next {
             s: subjects,
             r: self.pass_hub_time,
         });
-    }
-
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
     }
 
     pub fn encode(mut self) -> Vec<u8> {
@@ -634,15 +618,15 @@ mod tests {
     }
 
     #[test]
-    fn the_state_holds_subjects_not_auth_state_and_round_trips() {
+    fn the_state_holds_the_mapped_subject_and_round_trips() {
         let s = settings(&[]);
         let u = listed("u", 7, Some(9));
         let t0 = 1_800_000_000;
         let bytes = state_at(&s, t0, &[&u]);
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(
-            text.contains("\"u-id\"") && !text.contains("auth_state\":{"),
-            "{text}"
+            text.contains("\"s\":[\"u-id\"]"),
+            "the subject, as mapped: {text}"
         );
         let mut p = loaded(&s, &bytes, t0);
         let e = p.decide(&u, t0, &s.refresh);

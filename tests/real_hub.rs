@@ -11,6 +11,18 @@ use serde_json::json;
 
 const GROUP: &str = "edu:example:app:datahub:datahub-users";
 
+/// The sync's settings against this hub (its sync token) and this simulator.
+fn sync_settings(hub: &RealHub, server: &grouper_sim::ServerHandle) -> Vec<(String, String)> {
+    config(&[
+        ("jupyterhub_api_url", &hub.api_url),
+        ("jupyterhub_api_token", &hub.sync_token),
+        ("grouper_base_url", &server.base_url("v2_2_100")),
+        ("grouper_user", "sync"),
+        ("grouper_password", "grouper-pw"),
+        ("grouper_id_path", GROUP),
+    ])
+}
+
 #[test]
 fn real_hub_pass_gives_exactly_the_expected_membership() {
     let hub = RealHub::start("e2e");
@@ -73,16 +85,10 @@ fn real_hub_pass_gives_exactly_the_expected_membership() {
     sim.add_member(GROUP, "ldap", "300007");
     let server = sim.serve("127.0.0.1:0").unwrap();
 
-    let settings = config(&[
-        ("jupyterhub_api_url", &hub.api_url),
-        ("jupyterhub_api_token", &hub.sync_token),
-        ("grouper_base_url", &server.base_url("v2_2_100")),
-        ("grouper_user", "sync"),
-        ("grouper_password", "grouper-pw"),
-        ("grouper_id_path", GROUP),
-        ("grouper_page_size", "100"),
-        ("grouper_batch_size", "50"),
-    ]);
+    let settings = with(
+        sync_settings(&hub, &server),
+        &[("grouper_page_size", "100"), ("grouper_batch_size", "50")],
+    );
     let run = run_component(Entry::Typed, &settings, &[]);
     let (r, t) = (run.report(), run.target());
     assert_eq!(r["outcome"], "converged", "{r}");
@@ -181,14 +187,7 @@ fn real_hub_incremental_passes_read_only_what_changed() {
     }
     sim.add_group(GROUP);
     let server = sim.serve("127.0.0.1:0").unwrap();
-    let settings = config(&[
-        ("jupyterhub_api_url", &hub.api_url),
-        ("jupyterhub_api_token", &hub.sync_token),
-        ("grouper_base_url", &server.base_url("v2_2_100")),
-        ("grouper_user", "sync"),
-        ("grouper_password", "grouper-pw"),
-        ("grouper_id_path", GROUP),
-    ]);
+    let settings = sync_settings(&hub, &server);
     let hub_requests = |r: &serde_json::Value| r["requests"]["jupyterhub"].as_u64().unwrap();
 
     // cold: no state, every record read

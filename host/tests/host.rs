@@ -281,26 +281,29 @@ fn assert_no_secrets(what: &str, text: &str) {
     }
 }
 
+/// Runs the built `grouper-sync` with only `env`: exit status, stdout, stderr, neither leaking a secret.
+fn run_command(env: &[(String, String)], args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_no_secrets(&format!("{args:?} stdout"), &stdout);
+    assert_no_secrets(&format!("{args:?} stderr"), &stderr);
+    (out.status.code(), stdout, stderr)
+}
+
 #[test]
 fn once_and_check_commands_exit_codes_and_no_secret_leaks() {
     let w = world();
     let dir = scratch("once");
     let env = env(&w, &dir.join("pw"));
-    let run = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .env_clear()
-            .envs(env.iter().cloned())
-            .output()
-            .unwrap();
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        );
-        assert_no_secrets(&format!("{args:?} stdout"), &stdout);
-        assert_no_secrets(&format!("{args:?} stderr"), &stderr);
-        (out.status.code(), stdout, stderr)
-    };
+    let run = |args: &[&str]| run_command(&env, args);
     let (code, stdout, _) = run(&["check"]);
     assert_eq!(code, Some(0), "{stdout}");
     assert!(
@@ -391,16 +394,9 @@ fn a_withheld_plan_is_approved_once_and_a_changed_plan_stays_withheld() {
     let dir = scratch("approve");
     let env = env(&w, &dir.join("pw"));
     let run = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .env_clear()
-            .envs(env.iter().cloned())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let (code, stdout, stderr) = run_command(&env, args);
         let report = serde_json::from_str::<Value>(stdout.trim()).unwrap_or(Value::Null);
-        (out.status.code(), report, stdout, stderr)
+        (code, report, stdout, stderr)
     };
     // max_removals 0: the stale member's removal is withheld, and the plan is named
     let strict = ["once", "--max-removals", "0"];
