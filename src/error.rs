@@ -32,6 +32,8 @@ pub enum ErrorKind {
     GroupNotFound,
     /// A request timed out.
     Timeout,
+    /// The TLS handshake failed: a certificate from an unknown CA, expired, or for another host.
+    Tls,
     /// The host's egress policy refused a request.
     EgressDenied,
     /// The pass ran past the host's deadline and was stopped.
@@ -54,6 +56,7 @@ impl ErrorKind {
         ErrorKind::GrouperBadAnswer,
         ErrorKind::GroupNotFound,
         ErrorKind::Timeout,
+        ErrorKind::Tls,
         ErrorKind::EgressDenied,
         ErrorKind::Deadline,
         ErrorKind::Internal,
@@ -73,6 +76,7 @@ impl ErrorKind {
             ErrorKind::GrouperBadAnswer => "grouper-bad-answer",
             ErrorKind::GroupNotFound => "group-not-found",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::Tls => "tls",
             ErrorKind::EgressDenied => "egress-denied",
             ErrorKind::Deadline => "deadline",
             ErrorKind::Internal => "internal",
@@ -133,6 +137,7 @@ impl SyncError {
     pub fn transport(service: Service, what: &str, e: &TransportError) -> Self {
         let kind = match (e, service) {
             (TransportError::Timeout(_), _) => ErrorKind::Timeout,
+            (TransportError::Tls(_), _) => ErrorKind::Tls,
             (TransportError::Denied(_), _) => ErrorKind::EgressDenied,
             (TransportError::Other(_), _) => ErrorKind::Internal,
             (TransportError::Connect(_) | TransportError::Body(_), Service::Hub) => {

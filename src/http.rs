@@ -80,6 +80,8 @@ pub enum TransportError {
     Timeout(String),
     /// The host refused to send it (egress policy): never retried.
     Denied(String),
+    /// The TLS handshake failed (certificate not trusted, expired, other host): never retried.
+    Tls(String),
     /// The body could not be read to its end (reset, truncated).
     Body(String),
     /// Anything else the transport reports.
@@ -94,6 +96,7 @@ impl std::fmt::Display for TransportError {
             TransportError::Denied(m) => {
                 write!(f, "request denied by the host's egress policy: {m}")
             }
+            TransportError::Tls(m) => write!(f, "TLS handshake failed: {m}"),
             TransportError::Body(m) => write!(f, "response body could not be read: {m}"),
             TransportError::Other(m) => write!(f, "{m}"),
         }
@@ -126,7 +129,7 @@ pub trait Transport {
 pub fn is_transient(outcome: &Outcome) -> bool {
     match outcome {
         Ok(r) => matches!(r.status, 429 | 502 | 503 | 504),
-        Err(TransportError::Denied(_)) | Err(TransportError::Other(_)) => false,
+        Err(TransportError::Denied(_) | TransportError::Tls(_) | TransportError::Other(_)) => false,
         Err(_) => true,
     }
 }

@@ -5,6 +5,7 @@ mod common;
 
 use common::world::{canvas, ops};
 use common::*;
+use grouper_sim::tls::{TestCa, TlsFront, Validity};
 use grouper_sim::{Config, Operation, Simulator, Subject};
 use jupyterhub_grouper_sync::http::encode_segment;
 use serde_json::json;
@@ -117,6 +118,54 @@ fn real_hub_pass_gives_exactly_the_expected_membership() {
         ),
         (Some(0), Some(0))
     );
+
+    // the same hub and Grouper behind TLS (an ingress with a certificate from a campus CA): a
+    // full pass over HTTPS reads every record and agrees
+    let ca = TestCa::new("Example Campus CA");
+    let cert = ca.issue(&["localhost"], Validity::Current);
+    let hub_addr = hub.api_url["http://".len()..hub.api_url.find("/hub").unwrap()]
+        .parse()
+        .unwrap();
+    let (hub_front, grouper_front) = (
+        TlsFront::start(&cert, hub_addr),
+        TlsFront::start(&cert, server.addr),
+    );
+    let ca_file = hub.dir.join("campus-ca.pem");
+    ca.write_cert(&ca_file);
+    let limits = grouper_sync_host::runner::Limits {
+        tls: grouper_sync_host::tls::client_config(Some(&ca_file)).unwrap(),
+        ..open_limits()
+    };
+    let grouper_base = server.base_url("v2_2_100");
+    let https = with(
+        settings.clone(),
+        &[
+            (
+                "jupyterhub_api_url",
+                &format!("{}/hub/api", hub_front.url("localhost")),
+            ),
+            (
+                "grouper_base_url",
+                &grouper_base.replace(
+                    &format!("http://{}", server.addr),
+                    &grouper_front.url("localhost"),
+                ),
+            ),
+        ],
+    );
+    let over_tls = run_limited(runner(), Entry::Typed, &https, &[], &limits);
+    let r = over_tls.report();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    assert_eq!(r["users_seen"], 237, "{r}");
+    assert!(r["requests"]["jupyterhub"].as_u64().unwrap() >= 2 + 234);
+    assert_eq!(
+        (
+            over_tls.target()["to_add"].as_u64(),
+            over_tls.target()["to_remove"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    assert_eq!(sim.member_ids(GROUP), expected);
 
     // a token without admin:auth_state fails the pass with the scope named, and removes nobody
     hub.admin("DELETE", "/users/user005", None);

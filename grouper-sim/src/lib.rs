@@ -15,6 +15,8 @@ mod ops;
 pub mod server;
 pub use ops::Operation;
 pub use server::ServerHandle;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {

@@ -17,6 +17,19 @@ pub enum Operation {
     HasMemberLite,
 }
 
+impl Operation {
+    /// Does it change a membership?
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Operation::AddMember
+                | Operation::AddMemberLite
+                | Operation::DeleteMember
+                | Operation::DeleteMemberLite
+        )
+    }
+}
+
 const VERSION_RE_HINT: &str = "^[vV]?(\\d+)[\\._](\\d+)[\\._](\\d+)(-?rc(\\d+)|-SNAPSHOT)?$";
 
 /// Parses a Grouper version segment (`v2_2_100`, `2.5.0`, `5.22.3`, `v2_5_000-rc1`).

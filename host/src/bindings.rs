@@ -74,6 +74,7 @@ pub fn core_kind(k: ErrorKind) -> jupyterhub_grouper_sync::error::ErrorKind {
         ErrorKind::GrouperBadAnswer => K::GrouperBadAnswer,
         ErrorKind::GroupNotFound => K::GroupNotFound,
         ErrorKind::Timeout => K::Timeout,
+        ErrorKind::Tls => K::Tls,
         ErrorKind::EgressDenied => K::EgressDenied,
         ErrorKind::Deadline => K::Deadline,
         ErrorKind::Internal => K::Internal,

@@ -14,6 +14,7 @@ pub struct EgressPolicy {
     /// Lower-case `host:port` entries; `None` allows every host (used by tests only).
     pub allowed: Option<Arc<Vec<String>>>,
     pub timeout_cap: Duration,
+    pub tls: crate::tls::Trust,
     /// Requests refused in this pass.
     pub denied: Arc<AtomicU32>,
 }
@@ -54,11 +55,10 @@ impl WasiHttpHooks for EgressPolicy {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         let options = clamp(options, self.timeout_cap);
+        let tls = self.tls.clone();
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (res, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
+            let (res, io) = crate::tls::send(request, options, tls).await?;
+            Ok((res, Box::new(io) as IoFuture))
         })
     }
 }

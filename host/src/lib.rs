@@ -9,3 +9,4 @@ pub mod outcome;
 pub mod runner;
 pub mod schedule;
 pub mod state_store;
+pub mod tls;

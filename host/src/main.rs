@@ -8,6 +8,8 @@ use grouper_sync_host::outcome::PassSummary;
 use grouper_sync_host::runner::{self, Inputs, Limits, Runner};
 use grouper_sync_host::schedule;
 use grouper_sync_host::state_store::StateStore;
+use grouper_sync_host::tls;
+use jupyterhub_grouper_sync::settings;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,12 +95,28 @@ fn load_runner(opts: &Options) -> anyhow::Result<Runner> {
     Ok(runner)
 }
 
-fn limits(opts: &Options) -> Limits {
-    Limits {
+/// The sandbox of every call; the trusted CAs are read once, here.
+fn limits(opts: &Options) -> Result<Limits, String> {
+    Ok(Limits {
         allowed_hosts: Some(opts.allowed_hosts.clone()),
         http_timeout_cap: opts.http_timeout_cap,
+        tls: tls::client_config(opts.ca_file.as_deref())?,
         deadline: opts.pass_deadline,
         memory_bytes: opts.memory_limit_bytes,
+    })
+}
+
+/// Credentials sent over `http://` to another machine cross the network in clear text.
+fn warn_cleartext(opts: &Options) {
+    for key in ["jupyterhub_api_url", "grouper_base_url"] {
+        if let Some(url) = opts.component_config.get(key) {
+            if settings::is_cleartext_remote(url) {
+                tracing::warn!(
+                    setting = key,
+                    "{key} is http:// to a host other than this machine: its credentials cross the network unencrypted (use https://)"
+                );
+            }
+        }
     }
 }
 
@@ -123,6 +141,14 @@ async fn run(opts: Options) -> ExitCode {
     if opts.command == Command::Approve {
         return approve(&opts);
     }
+    let limits = match limits(&opts) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    warn_cleartext(&opts);
     let runner = match load_runner(&opts) {
         Ok(r) => r,
         Err(e) => {
@@ -131,10 +157,10 @@ async fn run(opts: Options) -> ExitCode {
         }
     };
     match (opts.command, stop) {
-        (Command::Once, _) => once(&opts, &runner).await,
-        (Command::Check, _) => check(&opts, &runner).await,
+        (Command::Once, _) => once(&opts, &runner, &limits).await,
+        (Command::Check, _) => check(&opts, &runner, &limits).await,
         (Command::Approve, _) => unreachable!("approve runs no component"),
-        (Command::Service, Some(stop)) => service(&opts, &runner, stop).await,
+        (Command::Service, Some(stop)) => service(&opts, &runner, &limits, stop).await,
         (Command::Service, None) => unreachable!("signals are installed for the service"),
     }
 }
@@ -187,8 +213,8 @@ async fn pass(opts: &Options, runner: &Runner, limits: &Limits, full: bool) -> P
     summary
 }
 
-async fn once(opts: &Options, runner: &Runner) -> ExitCode {
-    let summary = pass(opts, runner, &limits(opts), opts.full).await;
+async fn once(opts: &Options, runner: &Runner, limits: &Limits) -> ExitCode {
+    let summary = pass(opts, runner, limits, opts.full).await;
     if let Some(json) = &summary.json {
         println!("{json}");
     }
@@ -217,9 +243,9 @@ fn approve(opts: &Options) -> ExitCode {
     }
 }
 
-async fn check(opts: &Options, runner: &Runner) -> ExitCode {
+async fn check(opts: &Options, runner: &Runner, limits: &Limits) -> ExitCode {
     let call = runner
-        .check(&Inputs::config(&opts.component_config), &limits(opts))
+        .check(&Inputs::config(&opts.component_config), limits)
         .await;
     runner::relog(&call.stderr);
     let report = match call.result {
@@ -271,7 +297,7 @@ fn seed() -> u64 {
     nanos as u64 ^ (std::process::id() as u64) << 20
 }
 
-async fn service(opts: &Options, runner: &Runner, stop: StopSignals) -> ExitCode {
+async fn service(opts: &Options, runner: &Runner, limits: &Limits, stop: StopSignals) -> ExitCode {
     let StopSignals {
         int: mut sigint,
         term: mut sigterm,
@@ -300,7 +326,6 @@ async fn service(opts: &Options, runner: &Runner, stop: StopSignals) -> ExitCode
         egress = %opts.allowed_hosts.join(","),
         "grouper-sync service started"
     );
-    let limits = limits(opts);
     let mut failures = 0u32;
     let mut next = Instant::now();
     let mut full = opts.full;
@@ -334,7 +359,7 @@ async fn service(opts: &Options, runner: &Runner, stop: StopSignals) -> ExitCode
             continue;
         }
         let summary = tokio::select! {
-            summary = pass(opts, runner, &limits, full) => summary,
+            summary = pass(opts, runner, limits, full) => summary,
             _ = sigint.recv() => { tracing::warn!("stopping: abandoning the pass in progress"); break }
             _ = sigterm.recv() => { tracing::warn!("stopping: abandoning the pass in progress"); break }
         };

@@ -61,6 +61,8 @@ pub struct Options {
     pub approve: Option<String>,
     /// Recorded approvals older than this expire.
     pub approval_max_age: Duration,
+    /// CA certificates trusted in addition to the system's (PEM).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Options {
@@ -120,6 +122,10 @@ pub const HOST_KEYS: &[(&str, &str)] = &[
         "an approval of a withheld plan not used within this many hours expires (default 24)",
     ),
     (
+        "ca_file",
+        "also trust the CA certificates in this PEM file, e.g. a campus or InCommon CA (default: system CAs only)",
+    ),
+    (
         "component",
         "run this .wasm instead of the embedded component",
     ),
@@ -139,7 +145,10 @@ const SECRET_FILE_ENVS: &[(&str, &str)] = &[
 ];
 
 /// Host settings that may also come from the environment.
-const HOST_KEY_ENVS: &[(&str, &str)] = &[("state_dir", "GROUPER_SYNC_STATE_DIR")];
+const HOST_KEY_ENVS: &[(&str, &str)] = &[
+    ("state_dir", "GROUPER_SYNC_STATE_DIR"),
+    ("ca_file", "GROUPER_SYNC_CA_FILE"),
+];
 
 /// Component keys the host handles itself instead of forwarding: the component's own loop
 /// interval is the host's schedule.
@@ -296,7 +305,7 @@ fn setting_args() -> Vec<Arg> {
         }
         args.push(arg);
     }
-    for (name, what) in HOST_KEYS.iter().filter(|(n, _)| !n.ends_with("_file")) {
+    for (name, what) in HOST_KEYS.iter().filter(|(n, _)| !is_secret_file_key(n)) {
         let env = KEYS
             .iter()
             .find(|k| {
@@ -316,6 +325,13 @@ fn setting_args() -> Vec<Arg> {
     args
 }
 
+/// `<secret>_file`: config-file only, like the secret itself.
+fn is_secret_file_key(name: &str) -> bool {
+    SECRET_FILE_ENVS
+        .iter()
+        .any(|(secret, _)| name.strip_suffix("_file") == Some(*secret))
+}
+
 /// The ids of the generated setting options.
 fn flag_ids() -> impl Iterator<Item = &'static str> {
     KEYS.iter()
@@ -325,7 +341,7 @@ fn flag_ids() -> impl Iterator<Item = &'static str> {
             HOST_KEYS
                 .iter()
                 .map(|(n, _)| *n)
-                .filter(|n| !n.ends_with("_file")),
+                .filter(|n| !is_secret_file_key(n)),
         )
 }
 
@@ -592,6 +608,11 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
             },
         )
         .context("approval_max_age_hours must be whole hours from 1 to 744")?,
+        ca_file: match values.get("ca_file").map(|f| f.trim()) {
+            None => None,
+            Some("") => bail!("ca_file must name a PEM file"),
+            Some(f) => Some(PathBuf::from(f)),
+        },
     })
 }
 

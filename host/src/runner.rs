@@ -105,6 +105,8 @@ pub struct Limits {
     /// `host:port` pairs the component may reach; `None` allows any host (tests only).
     pub allowed_hosts: Option<Vec<String>>,
     pub http_timeout_cap: Duration,
+    /// The roots HTTPS requests are verified against (`tls::client_config`).
+    pub tls: crate::tls::Trust,
     pub deadline: Duration,
     pub memory_bytes: usize,
 }
@@ -242,6 +244,7 @@ impl Runner {
             egress: EgressPolicy {
                 allowed: limits.allowed_hosts.clone().map(Arc::new),
                 timeout_cap: limits.http_timeout_cap,
+                tls: limits.tls.clone(),
                 denied: denied.clone(),
             },
             limits: MemoryLimiter {

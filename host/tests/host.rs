@@ -9,6 +9,7 @@ mod fake_hub;
 mod support;
 
 use fake_hub::FakeHub;
+use grouper_sim::tls::{TestCa, TlsFront, Validity};
 use grouper_sim::{Config, Fault, FaultAction, Operation, Simulator, Subject};
 use grouper_sync_host::runner::{Call, Inputs, Limits, Runner, Stopped, EMBEDDED_COMPONENT};
 use serde_json::{json, Value};
@@ -96,6 +97,7 @@ fn limits(w: &World) -> Limits {
             authority(&w.server.base_url("x")),
         ]),
         http_timeout_cap: Duration::from_secs(30),
+        tls: grouper_sync_host::tls::client_config(None).unwrap(),
         deadline: Duration::from_secs(60),
         memory_bytes: 256 << 20,
     }
@@ -386,6 +388,93 @@ fn once_and_check_commands_exit_codes_and_no_secret_leaks() {
     assert!(stderr.contains("GROUP_NOT_FOUND"), "{stderr}");
     let (code, _, _) = run(&["once", "--max_removal_fraction", "7"]);
     assert_eq!(code, Some(2), "configuration errors exit 2");
+}
+
+/// `env` with both URLs moved to TLS fronts reached as `localhost`.
+fn https_env(
+    env: &[(String, String)],
+    hub: &TlsFront,
+    grouper: &TlsFront,
+) -> Vec<(String, String)> {
+    let hub_url = format!("{}/hub/api", hub.url("localhost"));
+    let grouper_url = format!(
+        "{}/grouper-ws/servicesRest/json/v2_2_100",
+        grouper.url("localhost")
+    );
+    env.iter()
+        .map(|(k, v)| match k.as_str() {
+            "JUPYTERHUB_API_URL" => (k.clone(), hub_url.clone()),
+            "GROUPER_BASE_URL" => (k.clone(), grouper_url.clone()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect()
+}
+
+#[test]
+fn https_with_the_campus_ca_from_the_flag_or_the_environment() {
+    let w = world();
+    let dir = scratch("https");
+    let ca = TestCa::new("Example Campus CA");
+    let ca_file = dir.join("campus-ca.pem");
+    ca.write_cert(&ca_file);
+    let cert = ca.issue(&["localhost"], Validity::Current);
+    let hub_addr = authority(&w.hub.url).parse().unwrap();
+    let (hub, grouper) = (
+        TlsFront::start(&cert, hub_addr),
+        TlsFront::start(&cert, w.server.addr),
+    );
+    let plain_env = env(&w, &dir.join("pw"));
+    let env = https_env(&plain_env, &hub, &grouper);
+    let ca_path = ca_file.display().to_string();
+
+    // without the campus CA: the pass fails, says why, and the group is untouched
+    let (code, _, stderr) = run_command(&env, &["once"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("unknown certificate authority") && stderr.contains("[tls]"),
+        "{stderr}"
+    );
+    assert_eq!(w.sim.member_ids(GROUP), ["stale"]);
+
+    let (code, stdout, stderr) = run_command(&env, &["once", "--ca-file", &ca_path]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let r: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002"]);
+
+    let mut with_env = env.clone();
+    with_env.push(("GROUPER_SYNC_CA_FILE".into(), ca_path.clone()));
+    let (code, stdout, stderr) = run_command(&with_env, &["check"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        !stderr.contains("unencrypted"),
+        "https is not warned about: {stderr}"
+    );
+
+    let missing = dir.join("missing.pem").display().to_string();
+    let (code, _, stderr) = run_command(&env, &["once", "--ca-file", &missing]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("missing.pem") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
+
+    // http:// to an address that is not loopback (0.0.0.0 still reaches this machine on Linux)
+    let cleartext: Vec<(String, String)> = plain_env
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "JUPYTERHUB_API_URL" => (k, v.replace("127.0.0.1", "0.0.0.0")),
+            _ => (k, v),
+        })
+        .collect();
+    let (code, stdout, stderr) = run_command(&cleartext, &["check"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("unencrypted"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("jupyterhub_api_url"), "{stderr}");
 }
 
 #[test]

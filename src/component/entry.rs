@@ -243,6 +243,7 @@ fn to_wit_kind(k: ErrorKind) -> wit::ErrorKind {
         ErrorKind::GrouperBadAnswer => W::GrouperBadAnswer,
         ErrorKind::GroupNotFound => W::GroupNotFound,
         ErrorKind::Timeout => W::Timeout,
+        ErrorKind::Tls => W::Tls,
         ErrorKind::EgressDenied => W::EgressDenied,
         ErrorKind::Deadline => W::Deadline,
         ErrorKind::Internal => W::Internal,

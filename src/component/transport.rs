@@ -38,10 +38,16 @@ fn classify(code: &ErrorCode) -> TransportError {
         | E::DestinationIpProhibited
         | E::DestinationIpUnroutable
         | E::ConnectionRefused
-        | E::ConnectionLimitReached
-        | E::TlsProtocolError
-        | E::TlsCertificateError
-        | E::TlsAlertReceived(_) => TransportError::Connect(text),
+        | E::ConnectionLimitReached => TransportError::Connect(text),
+        // grouper-sync names certificate failures as the alert a client sends for them
+        E::TlsAlertReceived(alert) => TransportError::Tls(match &alert.alert_message {
+            Some(m) => m.clone(),
+            None => format!("TLS alert {:?}", alert.alert_id),
+        }),
+        E::TlsCertificateError => {
+            TransportError::Tls("the server's certificate was not accepted".into())
+        }
+        E::TlsProtocolError => TransportError::Tls("TLS protocol error".into()),
         _ => TransportError::Other(text),
     }
 }

@@ -81,9 +81,18 @@ pub fn open_limits() -> Limits {
     Limits {
         allowed_hosts: None,
         http_timeout_cap: Duration::from_secs(120),
+        tls: system_trust(),
         deadline: Duration::from_secs(600),
         memory_bytes: 256 << 20,
     }
+}
+
+/// The host's default trust: the system's CA certificates only.
+pub fn system_trust() -> grouper_sync_host::tls::Trust {
+    static TRUST: OnceLock<grouper_sync_host::tls::Trust> = OnceLock::new();
+    TRUST
+        .get_or_init(|| grouper_sync_host::tls::client_config(None).expect("system CAs"))
+        .clone()
 }
 
 /// What one run of the component produced.
@@ -189,10 +198,21 @@ pub fn run_with(
     config: &[(String, String)],
     env: &[(String, String)],
 ) -> Run {
+    run_limited(runner, entry, config, env, &open_limits())
+}
+
+/// Runs a given build once within these limits (egress, trusted CAs, deadline).
+pub fn run_limited(
+    runner: &Runner,
+    entry: Entry,
+    config: &[(String, String)],
+    env: &[(String, String)],
+    limits: &Limits,
+) -> Run {
     let inputs = inputs(config, env);
     let run = match entry {
         Entry::Typed => {
-            let call = block_on(runner.run(&inputs, &open_limits(), no_state()));
+            let call = block_on(runner.run(&inputs, limits, no_state()));
             let result = match call.result.expect("the call was not stopped") {
                 Ok(report) => Ok(typed_report(&report)),
                 Err(e) => Err(format!(
@@ -209,7 +229,7 @@ pub fn run_with(
             }
         }
         Entry::Cli => {
-            let call = block_on(runner.cli_run(&inputs, &open_limits()));
+            let call = block_on(runner.cli_run(&inputs, limits));
             let exit_ok = call.result.expect("the call was not stopped");
             let result = serde_json::from_str(call.stdout.trim())
                 .map_err(|e| format!("stdout is not one JSON line ({e}): {}", call.stdout));
