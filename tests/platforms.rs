@@ -7,6 +7,7 @@ mod common;
 use common::platform::{free_port, platform_bin, Platform};
 use common::real_hub::{repo_root, request};
 use common::*;
+use grouper_sim::tls::{TestCa, TlsFront, Validity};
 use grouper_sim::{Config, Operation, Simulator, Subject};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -248,13 +249,21 @@ fn wash_project(
     service: bool,
     config: &[(&str, String)],
     allowed_hosts: &[String],
+    ca_paths: &[&Path],
 ) -> PathBuf {
     let project = dir.join(format!("project-{}", address.replace([':', '.'], "-")));
     std::fs::create_dir_all(project.join(".wash")).unwrap();
     let mut yaml = format!(
-        "build:\n  command: \"true\"\n  component_path: {}\nwit:\n  skip_fetch: true\ndev:\n  address: {address}\n  service: {service}\nworkload:\n  config:\n",
+        "build:\n  command: \"true\"\n  component_path: {}\nwit:\n  skip_fetch: true\ndev:\n  address: {address}\n  service: {service}\n",
         component_path().display()
     );
+    if !ca_paths.is_empty() {
+        yaml.push_str("  http_client_ca_paths:\n");
+        for path in ca_paths {
+            yaml.push_str(&format!("    - \"{}\"\n", path.display()));
+        }
+    }
+    yaml.push_str("workload:\n  config:\n");
     for (k, v) in config {
         yaml.push_str(&format!("    {k}: \"{v}\"\n"));
     }
@@ -301,7 +310,7 @@ fn wasmcloud_wash_dev_serves_passes_limits_egress_and_runs_the_service_loop() {
 
     // the HTTP component: a pass through wash's HTTP address
     let address = format!("127.0.0.1:{}", free_port());
-    let project = wash_project(&dir, &address, false, &config, &allowed);
+    let project = wash_project(&dir, &address, false, &config, &allowed, &[]);
     let mut dev = wash_dev(&wash, &project, &home, &hub, "http.log");
     let base = format!("http://{address}");
     dev.wait_for("wash dev to serve the component", |_| healthy(&base));
@@ -321,7 +330,7 @@ fn wasmcloud_wash_dev_serves_passes_limits_egress_and_runs_the_service_loop() {
     let other = Grouper::start();
     let elsewhere = settings(&hub, &other);
     let address = format!("127.0.0.1:{}", free_port());
-    let project = wash_project(&dir, &address, false, &elsewhere, &allowed);
+    let project = wash_project(&dir, &address, false, &elsewhere, &allowed, &[]);
     let mut dev = wash_dev(&wash, &project, &home, &hub, "denied.log");
     let base = format!("http://{address}");
     dev.wait_for("wash dev to serve the component", |_| healthy(&base));
@@ -334,6 +343,61 @@ fn wasmcloud_wash_dev_serves_passes_limits_egress_and_runs_the_service_loop() {
     );
     drop(dev);
 
+    // Grouper behind TLS with a certificate from a campus CA: trusted through wash's
+    // `dev.http_client_ca_paths`, a pass converges; without it, the pass fails as `tls`, no write
+    let ca = TestCa::new("Example Campus CA");
+    let ca_file = dir.join("campus-ca.pem");
+    ca.write_cert(&ca_file);
+    let front = TlsFront::start(
+        &ca.issue(&["localhost"], Validity::Current),
+        grouper.server.addr,
+    );
+    let over_tls: Vec<(&str, String)> = config
+        .iter()
+        .map(|(k, v)| match *k {
+            "grouper_base_url" => (
+                *k,
+                v.replace(
+                    &format!("http://{}", grouper.server.addr),
+                    &front.url("localhost"),
+                ),
+            ),
+            _ => (*k, v.clone()),
+        })
+        .collect();
+    let allowed_tls = vec![
+        authority(&hub.api_url),
+        format!("localhost:{}", front.addr.port()),
+    ];
+    grouper.sim.add_member(GROUP, "ldap", "199999");
+    for trusted in [false, true] {
+        let address = format!("127.0.0.1:{}", free_port());
+        let ca_paths: &[&Path] = if trusted { &[&ca_file] } else { &[] };
+        let project = wash_project(&dir, &address, false, &over_tls, &allowed_tls, ca_paths);
+        let mut dev = wash_dev(&wash, &project, &home, &hub, &format!("tls-{trusted}.log"));
+        let base = format!("http://{address}");
+        dev.wait_for("wash dev to serve the component", |_| healthy(&base));
+        let writes = grouper.writes();
+        let (status, _, r) = post(&base, "/sync", Some(SYNC_TOKEN));
+        if trusted {
+            assert_eq!(
+                (status, r["outcome"].as_str()),
+                (200, Some("converged")),
+                "{r}"
+            );
+            assert_eq!(grouper.sim.member_ids(GROUP), CONVERGED);
+        } else {
+            assert_eq!(status, 502, "{r}");
+            assert_eq!(r["targets"][0]["error"]["kind"], "tls", "{r}");
+            assert_eq!(grouper.writes(), writes, "nothing written without trust");
+            assert!(grouper
+                .sim
+                .member_ids(GROUP)
+                .contains(&"199999".to_string()));
+        }
+        drop(dev);
+    }
+
     // the service: wasi:cli/run in loop mode, a pass every second
     grouper.sim.add_member(GROUP, "ldap", "199999");
     let looped = [
@@ -342,7 +406,7 @@ fn wasmcloud_wash_dev_serves_passes_limits_egress_and_runs_the_service_loop() {
     ]
     .concat();
     let address = format!("127.0.0.1:{}", free_port());
-    let project = wash_project(&dir, &address, true, &looped, &allowed);
+    let project = wash_project(&dir, &address, true, &looped, &allowed, &[]);
     let mut dev = wash_dev(&wash, &project, &home, &hub, "service.log");
     let converged_lines = |p: &Platform| {
         p.output()
