@@ -146,6 +146,8 @@ impl SyncError {
             (TransportError::Connect(_) | TransportError::Body(_), Service::Grouper) => {
                 ErrorKind::GrouperUnavailable
             }
+            (TransportError::TooLarge, Service::Hub) => ErrorKind::HubBadAnswer,
+            (TransportError::TooLarge, Service::Grouper) => ErrorKind::GrouperBadAnswer,
         };
         Self::new(kind, format!("{what}: {e}"))
     }

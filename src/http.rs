@@ -82,6 +82,8 @@ pub enum TransportError {
     Denied(String),
     /// The TLS handshake failed (certificate not trusted, expired, other host): never retried.
     Tls(String),
+    /// The answer is larger than [`MAX_RESPONSE_BYTES`]; it was not read.
+    TooLarge,
     /// The body could not be read to its end (reset, truncated).
     Body(String),
     /// Anything else the transport reports.
@@ -97,6 +99,11 @@ impl std::fmt::Display for TransportError {
                 write!(f, "request denied by the host's egress policy: {m}")
             }
             TransportError::Tls(m) => write!(f, "TLS handshake failed: {m}"),
+            TransportError::TooLarge => write!(
+                f,
+                "the answer is larger than {} MiB and was not read",
+                MAX_RESPONSE_BYTES >> 20
+            ),
             TransportError::Body(m) => write!(f, "response body could not be read: {m}"),
             TransportError::Other(m) => write!(f, "{m}"),
         }
@@ -104,6 +111,11 @@ impl std::fmt::Display for TransportError {
 }
 
 pub type Outcome = Result<Response, TransportError>;
+
+/// The largest answer read. A hub page of 200 users or a Grouper page of 1,000 members is far
+/// below 1 MiB; a bigger answer is not one the sync can use, and reading it would only exhaust the
+/// component's memory.
+pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
 
 /// Sends HTTP requests. `send_all` keeps up to `max_in_flight` requests outstanding and returns
 /// one outcome per request, in order.
@@ -129,7 +141,12 @@ pub trait Transport {
 pub fn is_transient(outcome: &Outcome) -> bool {
     match outcome {
         Ok(r) => matches!(r.status, 429 | 502 | 503 | 504),
-        Err(TransportError::Denied(_) | TransportError::Tls(_) | TransportError::Other(_)) => false,
+        Err(
+            TransportError::Denied(_)
+            | TransportError::Tls(_)
+            | TransportError::TooLarge
+            | TransportError::Other(_),
+        ) => false,
         Err(_) => true,
     }
 }

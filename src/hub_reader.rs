@@ -43,6 +43,8 @@ fn list_users(s: &mut Session) -> Result<Listing, SyncError> {
     let mut users: Vec<ListedUser> = Vec::new();
     let mut seen = BTreeSet::new();
     let mut last_total = None;
+    let mut first_total: Option<u64> = None;
+    let mut shrank: Option<(u64, u64)> = None;
     let mut max_pages = MAX_PAGES;
     let mut hub_time = None;
     let keep_user_info = settings.needs_user_info();
@@ -70,6 +72,10 @@ fn list_users(s: &mut Session) -> Result<Listing, SyncError> {
             }
         }
         if let Some(total) = page.total {
+            if last_total.is_some_and(|before| total < before) {
+                shrank = Some((first_total.unwrap_or(total), total));
+            }
+            first_total = first_total.or(Some(total));
             last_total = Some(total);
             if page_no == 1 {
                 let applied = page
@@ -93,9 +99,14 @@ fn list_users(s: &mut Session) -> Result<Listing, SyncError> {
             }
         }
     }
-    // Offset paging can skip users when others are deleted mid-listing; count what we got.
-    let incomplete = match last_total {
-        Some(total) if (users.len() as u64) < total => Some(SyncError::new(
+    // Offset paging can skip users when others are deleted mid-listing: a shrinking total says
+    // so even when the count of what we got matches the new total.
+    let incomplete = match (shrank, last_total) {
+        (Some((from, to)), _) => Some(SyncError::new(
+            ErrorKind::HubIncomplete,
+            format!("the hub's user total went from {from} to {to} while listing (users deleted during the pass?); a user may have been skipped"),
+        )),
+        (None, Some(total)) if (users.len() as u64) < total => Some(SyncError::new(
             ErrorKind::HubIncomplete,
             format!(
                 "the hub reported {total} users but the listing returned {} (users changed during the pass?)",

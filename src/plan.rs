@@ -136,7 +136,13 @@ pub fn plan(
         });
         return plan;
     }
-    let withheld_reason = if n > limits.max_removals {
+    // An empty desired set with members to remove is how a lost auth_state (no
+    // JUPYTERHUB_CRYPT_KEY) or a wrong mapping looks: it empties the group, whatever its size.
+    let withheld_reason = if desired.is_empty() {
+        Some(format!(
+            "no hub user maps to a subject, so all {n} managed member(s) would be removed (is auth_state readable, JUPYTERHUB_CRYPT_KEY set, the mapping right?)"
+        ))
+    } else if n > limits.max_removals {
         Some(format!(
             "{n} removals exceed max_removals={}",
             limits.max_removals
@@ -253,7 +259,7 @@ mod tests {
                 key: Some("y".into()),
             },
         ];
-        let p = plan(&t, &set(&[]), &cur, COMPLETE);
+        let p = plan(&t, &set(&["z"]), &cur, COMPLETE);
         assert_eq!(p.to_remove, [member("x")]);
         assert_eq!(p.unmanaged_kept, 1);
     }
@@ -289,7 +295,12 @@ mod tests {
         assert_eq!(p.to_add, ["new"]);
         assert!(p.withheld.unwrap().reason.contains("max_removals=3"));
         // exactly at the limit goes ahead
-        let p = plan(&target(Mode::Mirror, 5, 1.0, 0), &set(&[]), &cur, COMPLETE);
+        let p = plan(
+            &target(Mode::Mirror, 5, 1.0, 0),
+            &set(&["new"]),
+            &cur,
+            COMPLETE,
+        );
         assert_eq!(p.to_remove.len(), 5);
     }
 
@@ -323,6 +334,28 @@ mod tests {
         assert!(p.to_remove.is_empty() && p.withheld.is_none());
         assert_eq!(p.kept_by_mode, 1);
         assert_eq!(p.to_add, ["a"]);
+    }
+
+    #[test]
+    fn an_empty_desired_set_never_empties_even_a_small_group() {
+        let small = vec![member("a"), member("b")];
+        let p = plan(
+            &target(Mode::Mirror, 1000, 1.0, 5),
+            &set(&[]),
+            &small,
+            COMPLETE,
+        );
+        assert!(p.to_remove.is_empty());
+        let withheld = p.withheld.unwrap();
+        assert!(
+            withheld.reason.contains("no hub user maps"),
+            "{}",
+            withheld.reason
+        );
+        assert!(
+            withheld.plan_hash.is_some(),
+            "it can be approved when it is real"
+        );
     }
 
     #[test]

@@ -106,6 +106,15 @@ pub enum FaultAction {
     MalformedJson,
     /// Process normally but close the connection halfway through the body.
     TruncatedBody,
+    /// Process normally, send half the body, pause this long, then send the rest.
+    StallMidBody(Duration),
+    /// Answer normally, then change the group's immediate members as another admin would
+    /// (e.g. between the pages of a listing).
+    ChangeMembers {
+        group: String,
+        add: Vec<(String, String)>,
+        remove: Vec<(String, String)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +162,8 @@ pub struct SimResponse {
     pub delay: Option<Duration>,
     /// Send only this many body bytes (with the full Content-Length), then close.
     pub truncate_at: Option<usize>,
+    /// Pause this long after half the body.
+    pub stall: Option<Duration>,
 }
 
 impl SimResponse {
@@ -282,6 +293,11 @@ impl Simulator {
         self.lock().faults.push_back(fault);
     }
 
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.lock().log.clone()
     }
@@ -293,9 +309,27 @@ impl Simulator {
     /// Answers one request as Grouper would.
     pub fn handle(&self, req: &SimRequest) -> SimResponse {
         let mut st = self.lock();
+        // A status fault answers in front of Grouper: nothing it would have done happens.
+        let before = (!st.faults.is_empty()).then(|| st.groups.clone());
         let (op, mut resp) = ops::handle(&mut st, req);
         if let Some(op) = op {
             if let Some(action) = take_fault(&mut st.faults, op) {
+                match &action {
+                    FaultAction::Status { .. } => {
+                        if let Some(groups) = before {
+                            st.groups = groups;
+                        }
+                    }
+                    FaultAction::ChangeMembers { group, add, remove } => {
+                        if let Some(g) = st.groups.get_mut(group) {
+                            g.members.extend(add.iter().cloned());
+                            for m in remove {
+                                g.members.remove(m);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
                 resp = apply_fault(action, resp);
             }
         }
@@ -353,6 +387,7 @@ fn apply_fault(action: FaultAction, mut resp: SimResponse) -> SimResponse {
                 body: body.into_bytes(),
                 delay: None,
                 truncate_at: None,
+                stall: None,
             }
         }
         FaultAction::Delay(d) => {
@@ -368,6 +403,11 @@ fn apply_fault(action: FaultAction, mut resp: SimResponse) -> SimResponse {
             resp.truncate_at = Some(resp.body.len() / 2);
             resp
         }
+        FaultAction::StallMidBody(d) => {
+            resp.stall = Some(d);
+            resp
+        }
+        FaultAction::ChangeMembers { .. } => resp,
     }
 }
 

@@ -137,6 +137,7 @@ fn response(
         body: serde_json::to_vec_pretty(&body).unwrap_or_default(),
         delay: None,
         truncate_at: None,
+        stall: None,
     }
 }
 
@@ -160,6 +161,7 @@ fn unauthorized() -> SimResponse {
         body: b"<html><head><title>401 Unauthorized</title></head><body><h1>HTTP Status 401 - Unauthorized</h1></body></html>".to_vec(),
         delay: None,
         truncate_at: None,
+        stall: None,
     }
 }
 

@@ -170,7 +170,16 @@ fn serve_connection(stream: TcpStream, handler: &Handler) -> std::io::Result<()>
         Some(cut) => &resp.body[..cut.min(resp.body.len())],
         None => &resp.body[..],
     };
-    out.write_all(body)?;
+    match resp.stall {
+        Some(pause) => {
+            let (first, rest) = body.split_at(body.len() / 2);
+            out.write_all(first)?;
+            out.flush()?;
+            std::thread::sleep(pause);
+            out.write_all(rest)?;
+        }
+        None => out.write_all(body)?,
+    }
     out.flush()?;
     out.shutdown(std::net::Shutdown::Both)
 }

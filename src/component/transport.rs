@@ -1,15 +1,19 @@
 //! `Transport` over `wasi:http/outgoing-handler`: all three timeouts set, and bounded fan-out by
 //! polling several response pollables with `wasi:io/poll`.
 
-use crate::http::{Method, Outcome as HttpOutcome, Request, Response, Transport, TransportError};
+use crate::http::{
+    Method, Outcome as HttpOutcome, Request, Response, Transport, TransportError,
+    MAX_RESPONSE_BYTES,
+};
 use crate::settings::Settings;
 use std::time::Duration;
 use waki::bindings::wasi::http::outgoing_handler;
 use waki::bindings::wasi::http::types::{
-    ErrorCode, FutureIncomingResponse, Headers, Method as WasiMethod, OutgoingBody,
-    OutgoingRequest, RequestOptions, Scheme,
+    http_error_code, ErrorCode, FutureIncomingResponse, Headers, IncomingBody,
+    Method as WasiMethod, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use waki::bindings::wasi::io::poll;
+use waki::bindings::wasi::io::streams::StreamError;
 
 /// HTTP over `wasi:http`, through waki's bindings and body handling.
 pub struct WasiTransport<'a> {
@@ -154,27 +158,65 @@ impl WasiTransport<'_> {
             None => return Err(TransportError::Other("response not ready".into())),
         };
         drop(future);
-        let resp =
-            waki::Response::try_from(incoming).map_err(|e| TransportError::Body(e.to_string()))?;
-        let status = resp.status_code();
-        let headers = resp
+        let status = incoming.status();
+        let headers: Vec<(String, String)> = incoming
             .headers()
-            .iter()
+            .entries()
+            .into_iter()
             .map(|(k, v)| {
                 (
-                    k.as_str().to_ascii_lowercase(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    k.to_ascii_lowercase(),
+                    String::from_utf8_lossy(&v).into_owned(),
                 )
             })
             .collect();
-        let body = resp
-            .body()
-            .map_err(|e| TransportError::Body(format!("{e:#}")))?;
+        let declared = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+            return Err(TransportError::TooLarge);
+        }
+        let taken = || TransportError::Other("response body already taken".into());
+        let incoming_body = incoming.consume().map_err(|()| taken())?;
+        let body = Self::read_body(&incoming_body)?;
+        let _trailers = IncomingBody::finish(incoming_body);
         Ok(Response {
             status,
             headers,
             body,
         })
+    }
+}
+
+impl WasiTransport<'_> {
+    /// Reads a body to its end, up to the cap. A failed read says why in the host's own terms
+    /// (`http-error-code`), so that a stalled body reads as a timeout, not as an opaque I/O error.
+    fn read_body(incoming_body: &IncomingBody) -> Result<Vec<u8>, TransportError> {
+        let stream = incoming_body
+            .stream()
+            .map_err(|()| TransportError::Other("response body stream already taken".into()))?;
+        let mut body = Vec::new();
+        loop {
+            match stream.blocking_read(1 << 20) {
+                Ok(chunk) => {
+                    if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                        return Err(TransportError::TooLarge);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Err(StreamError::Closed) => return Ok(body),
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(match http_error_code(&e) {
+                        Some(code) => match classify(&code) {
+                            TransportError::Connect(m) => TransportError::Body(m),
+                            other => other,
+                        },
+                        None => TransportError::Body(e.to_debug_string()),
+                    })
+                }
+            }
+        }
     }
 }
 

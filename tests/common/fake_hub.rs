@@ -29,6 +29,82 @@ pub struct FakeHubState {
     pub scopes: Vec<String>,
     /// `user_info` of listed users (JupyterHub >= 6), by name; `null` for the others.
     pub user_info: std::collections::HashMap<String, Value>,
+    /// Scripted faults, first match wins.
+    pub faults: Vec<HubFault>,
+}
+
+/// Which requests a scripted fault hits.
+#[derive(Debug, Clone)]
+pub enum HubRoute {
+    /// The list page at this offset.
+    List(usize),
+    AnyList,
+    /// This user's record.
+    User(String),
+    AnyUser,
+}
+
+/// What a scripted fault does.
+#[derive(Debug, Clone)]
+pub enum HubAction {
+    /// Answer this instead (nothing else happens).
+    Answer {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+        retry_after: Option<u64>,
+    },
+    /// Wait this long before the headers.
+    Delay(std::time::Duration),
+    /// Send half the body, wait this long, send the rest.
+    Stall(std::time::Duration),
+    /// Close the connection halfway through the body.
+    Truncate,
+    /// Change the JSON answer (e.g. its `_pagination`).
+    Rewrite(fn(&mut Value)),
+    /// Answer normally, then delete this user (as an admin would, between list and read).
+    DeleteUser(&'static str),
+}
+
+#[derive(Debug, Clone)]
+pub struct HubFault {
+    pub route: HubRoute,
+    pub action: HubAction,
+    /// How many matching requests it hits.
+    pub times: u32,
+}
+
+impl HubRoute {
+    fn matches(&self, path: &str) -> bool {
+        let list_offset = path.strip_prefix("/hub/api/users?").map(|q| {
+            q.split('&')
+                .find_map(|p| p.strip_prefix("offset="))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0)
+        });
+        let user = path.strip_prefix("/hub/api/users/").map(decode);
+        match self {
+            HubRoute::List(at) => list_offset == Some(*at),
+            HubRoute::AnyList => list_offset.is_some(),
+            HubRoute::User(name) => user.as_deref() == Some(name.as_str()),
+            HubRoute::AnyUser => user.is_some(),
+        }
+    }
+}
+
+impl FakeHubState {
+    fn take_fault(&mut self, path: &str) -> Option<HubAction> {
+        let i = self
+            .faults
+            .iter()
+            .position(|f| f.times > 0 && f.route.matches(path))?;
+        self.faults[i].times -= 1;
+        let action = self.faults[i].action.clone();
+        if self.faults[i].times == 0 {
+            self.faults.remove(i);
+        }
+        Some(action)
+    }
 }
 
 impl FakeHub {
@@ -57,23 +133,58 @@ impl FakeHub {
                 if is_user {
                     std::thread::sleep(delay);
                 }
-                let (status, body) = fake_hub_answer(&st, &req.target);
+                let fault = st.lock().unwrap().take_fault(&req.target);
+                let (status, mut body) = match &fault {
+                    Some(HubAction::Answer { .. }) => (0, Value::Null),
+                    _ => fake_hub_answer(&st, &req.target),
+                };
                 if is_user {
                     st.lock().unwrap().in_flight -= 1;
                 }
-                grouper_sim::SimResponse {
+                let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+                let mut resp = grouper_sim::SimResponse {
                     status,
                     headers: vec![
                         ("Content-Type".into(), "application/json".into()),
-                        (
-                            "Date".into(),
-                            httpdate::fmt_http_date(std::time::SystemTime::now()),
-                        ),
+                        ("Date".into(), date.clone()),
                     ],
-                    body: body.to_string().into_bytes(),
+                    body: Vec::new(),
                     delay: None,
                     truncate_at: None,
+                    stall: None,
+                };
+                match fault {
+                    None => {}
+                    Some(HubAction::Answer {
+                        status,
+                        content_type,
+                        body: raw,
+                        retry_after,
+                    }) => {
+                        resp.status = status;
+                        resp.headers = vec![
+                            ("Content-Type".into(), content_type.into()),
+                            ("Date".into(), date),
+                        ];
+                        if let Some(secs) = retry_after {
+                            resp.headers.push(("Retry-After".into(), secs.to_string()));
+                        }
+                        resp.body = raw.into_bytes();
+                        return resp;
+                    }
+                    Some(HubAction::Delay(d)) => resp.delay = Some(d),
+                    Some(HubAction::Stall(d)) => resp.stall = Some(d),
+                    Some(HubAction::Truncate) => {}
+                    Some(HubAction::Rewrite(change)) => change(&mut body),
+                    Some(HubAction::DeleteUser(name)) => {
+                        st.lock().unwrap().users.retain(|(n, _, _)| n != name)
+                    }
                 }
+                resp.body = body.to_string().into_bytes();
+                if matches!(fault, Some(HubAction::Truncate)) {
+                    resp.truncate_at = Some(resp.body.len() / 2);
+                }
+                resp
             }),
         )
         .expect("fake hub");
