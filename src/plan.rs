@@ -83,7 +83,13 @@ pub fn plan(
     current: &[Member],
     incomplete: Option<&str>,
 ) -> Plan {
-    let current_keys: BTreeSet<&str> = current.iter().filter_map(|m| m.key.as_deref()).collect();
+    // Only members the sync manages count as present: with source_id set, the same id in
+    // another source is another subject (found by the property tests).
+    let current_keys: BTreeSet<&str> = current
+        .iter()
+        .filter(|m| is_managed(m, target))
+        .filter_map(|m| m.key.as_deref())
+        .collect();
     let to_add: Vec<String> = desired
         .iter()
         .filter(|s| !current_keys.contains(s.as_str()))

@@ -946,11 +946,42 @@ fn fault_matrix() {
     );
 }
 
-/// The scenario names, for TESTING.md: `cargo test --test faults -- --ignored --nocapture list`.
+/// The matrix as TESTING.md's table: `cargo test --test faults -- --ignored --nocapture table`.
 #[test]
 #[ignore]
-fn list() {
+fn table() {
     for sc in scenarios() {
-        println!("{}", sc.name);
+        println!("{}", row(&sc));
     }
+}
+
+fn row(sc: &Scenario) -> String {
+    let says = if sc.says.is_empty() {
+        String::new()
+    } else {
+        format!("\"{}\"", sc.says)
+    };
+    format!(
+        "| {} | `{}` | {} | {} |",
+        sc.name,
+        sc.outcome.as_str(),
+        sc.kind.map(|k| format!("`{k}`")).unwrap_or_default(),
+        says
+    )
+}
+
+#[test]
+fn testing_md_lists_every_scenario() {
+    let doc = std::fs::read_to_string(common::real_hub::repo_root().join("TESTING.md"))
+        .expect("TESTING.md");
+    let missing: Vec<String> = scenarios()
+        .iter()
+        .map(row)
+        .filter(|r| !doc.contains(r.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "TESTING.md lacks these rows (regenerate with the `table` test):\n{}",
+        missing.join("\n")
+    );
 }

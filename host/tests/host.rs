@@ -478,6 +478,64 @@ fn https_with_the_campus_ca_from_the_flag_or_the_environment() {
 }
 
 #[test]
+fn killed_in_the_middle_of_a_write_then_restarted_it_converges() {
+    let w = world();
+    let dir = scratch("killed");
+    let env = env(&w, &dir.join("pw"));
+    // a first pass leaves a user state behind
+    let (code, _, stderr) = run_command(&env, &["once"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let state_file = dir.join("state").join("user-state.json");
+    let state_before = std::fs::read(&state_file).unwrap();
+    // someone new on the hub, someone stale in the group; Grouper commits the add and then hangs
+    w.hub.state.lock().unwrap().users.push((
+        "dee".into(),
+        false,
+        json!({"canvas_user": {"login_id": "100003"}}),
+    ));
+    w.sim.add_member(GROUP, "ldap", "stale");
+    w.sim.clear_requests();
+    w.sim.push_fault(Fault {
+        operation: Some(Operation::AddMember),
+        action: FaultAction::Delay(Duration::from_secs(120)),
+        times: 1,
+    });
+    let mut child = Command::new(BIN)
+        .arg("once")
+        .env_clear()
+        .envs(env.iter().cloned())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the add to reach Grouper", Duration::from_secs(300), || {
+        w.sim
+            .requests()
+            .iter()
+            .any(|r| r.operation == Some(Operation::AddMember))
+    });
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    assert_eq!(
+        w.sim.member_ids(GROUP),
+        ["100001", "100002", "100003", "stale"],
+        "the add was committed, nothing was removed"
+    );
+    assert_eq!(
+        std::fs::read(&state_file).unwrap(),
+        state_before,
+        "the state file is the last complete one"
+    );
+    // restarted: the next pass converges
+    w.sim.clear_faults();
+    let (code, stdout, stderr) = run_command(&env, &["once"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let r: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "100003"]);
+}
+
+#[test]
 fn a_withheld_plan_is_approved_once_and_a_changed_plan_stays_withheld() {
     let w = world();
     let dir = scratch("approve");
