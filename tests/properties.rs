@@ -192,7 +192,7 @@ fn replace_node(v: &mut Value, pick: &mut u64, with: &Value) {
         Value::Object(o) => o.len(),
         _ => 0,
     };
-    if children == 0 || *pick % 4 == 0 {
+    if children == 0 || pick.is_multiple_of(4) {
         *v = with.clone();
         return;
     }
