@@ -67,6 +67,7 @@ pub struct Metrics {
     records_read: Family<ReasonLabel, Counter>,
     users_from_state: Gauge,
     component_memory: Gauge,
+    component_instances: Gauge,
     /// Monotonic time of the last pass that did not fail, for readiness.
     succeeded_at: Mutex<Option<Instant>>,
 }
@@ -92,7 +93,8 @@ impl Default for Metrics {
         );
         let egress_denied = Counter::default();
         let records_read = Family::<ReasonLabel, Counter>::default();
-        let (users_from_state, component_memory) = (Gauge::default(), Gauge::default());
+        let (users_from_state, component_memory, component_instances) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
         // Every result and kind is present from the start, so rates and alerts see zeros.
         for r in RESULTS {
             let _ = passes.get_or_create(&ResultLabel { result: r.as_str() });
@@ -170,6 +172,11 @@ impl Default for Metrics {
             "The component's largest linear memory in the last pass",
             component_memory.clone(),
         );
+        registry.register(
+            "grouper_sync_component_instances",
+            "Component instances alive now (one while a pass runs, none between passes)",
+            component_instances.clone(),
+        );
         Metrics {
             registry,
             passes,
@@ -186,6 +193,7 @@ impl Default for Metrics {
             records_read,
             users_from_state,
             component_memory,
+            component_instances,
             succeeded_at: Mutex::new(None),
         }
     }
@@ -253,6 +261,8 @@ impl Metrics {
 
     /// The OpenMetrics text of every metric.
     pub fn render(&self) -> String {
+        self.component_instances
+            .set(crate::runner::live_instances() as i64);
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out

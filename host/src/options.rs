@@ -496,9 +496,9 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
         &values,
         "sync_every",
         Duration::from_secs(3600),
-        seconds(10, 31 * 86_400),
+        seconds(1, 31 * 86_400),
     )
-    .context("sync_every must be whole seconds from 10 to 2678400")?;
+    .context("sync_every must be whole seconds from 1 to 2678400")?;
     let enabled = take(&values, "enabled", true, settings::parse_bool)?;
     let dry_run = match values.get("dry_run") {
         None => false,
@@ -854,7 +854,7 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("--bogus"));
-        assert!(run(&["--sync-every", "5"], ENV, &[])
+        assert!(run(&["--sync-every", "0"], ENV, &[])
             .unwrap_err()
             .to_string()
             .contains("sync_every"));

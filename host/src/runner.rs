@@ -38,6 +38,19 @@ pub struct HostState {
     limits: MemoryLimiter,
 }
 
+/// Component instances (stores) alive in this process: one per call in progress.
+static LIVE_INSTANCES: AtomicUsize = AtomicUsize::new(0);
+
+pub fn live_instances() -> usize {
+    LIVE_INSTANCES.load(Ordering::Relaxed)
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        LIVE_INSTANCES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The store's limits, noting the largest linear memory the component grew to.
 struct MemoryLimiter {
     limits: StoreLimits,
@@ -256,6 +269,7 @@ impl Runner {
                 peak: peak_memory.clone(),
             },
         };
+        LIVE_INSTANCES.fetch_add(1, Ordering::Relaxed);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         let deadline = started + limits.deadline;

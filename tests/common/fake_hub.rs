@@ -31,6 +31,8 @@ pub struct FakeHubState {
     pub user_info: std::collections::HashMap<String, Value>,
     /// Scripted faults, first match wins.
     pub faults: Vec<HubFault>,
+    /// `last_activity` of listed users (ISO 8601), by name; `null` for the others.
+    pub last_activity: std::collections::HashMap<String, String>,
 }
 
 /// Which requests a scripted fault hits.
@@ -225,7 +227,8 @@ fn fake_hub_answer(state: &Mutex<FakeHubState>, url: &str) -> (u16, Value) {
             .take(limit)
             .map(|(n, admin, _)| {
                 json!({"kind": "user", "name": n, "admin": admin, "auth_state": null,
-                    "created": "2026-01-01T00:00:00.000000Z", "last_activity": null,
+                    "created": "2026-01-01T00:00:00.000000Z",
+                    "last_activity": st.last_activity.get(n).cloned().map_or(Value::Null, Value::String),
                     "user_info": st.user_info.get(n).cloned().unwrap_or(Value::Null)})
             })
             .collect();
