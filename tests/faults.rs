@@ -5,7 +5,7 @@
 mod common;
 
 use common::fake_hub::{HubAction, HubFault, HubRoute};
-use common::world::{canvas, ops, world, World, GROUP, PASSWORD, TOKEN};
+use common::world::{canvas, ops, settings, world, World, GROUP};
 use common::*;
 use grouper_sim::{Fault, FaultAction, Operation, Subject};
 use serde_json::{json, Value};
@@ -806,19 +806,15 @@ fn matrix_world() -> World {
 }
 
 fn base_settings(w: &World) -> Vec<(String, String)> {
-    config(&[
-        ("jupyterhub_api_url", &w.hub.url),
-        ("jupyterhub_api_token", TOKEN),
-        ("grouper_base_url", &w.server.base_url("v2_2_100")),
-        ("grouper_user", "svc-sync"),
-        ("grouper_password", PASSWORD),
-        ("grouper_id_path", GROUP),
-        ("grouper_page_size", "2"),
-        ("retries", "1"),
-        ("retry_backoff_ms", "10"),
-        ("request_timeout_seconds", "2"),
-        ("connect_timeout_seconds", "2"),
-    ])
+    with(
+        settings(w),
+        &[
+            ("grouper_page_size", "2"),
+            ("retries", "1"),
+            ("request_timeout_seconds", "2"),
+            ("connect_timeout_seconds", "2"),
+        ],
+    )
 }
 
 /// Every message in the report: errors, the withheld reason, and per-subject failures.

@@ -272,17 +272,19 @@ fn lookups() -> [SubjectLookup; 2] {
     ]
 }
 
+/// The required settings, valid.
+const REQUIRED: [(&str, &str); 6] = [
+    ("jupyterhub_api_url", "http://127.0.0.1:8081/hub/api"),
+    ("jupyterhub_api_token", "t"),
+    ("grouper_base_url", "https://g.example.edu/gws"),
+    ("grouper_user", "u"),
+    ("grouper_password", "p"),
+    ("grouper_id_path", "edu:example:app:hub:hub-users"),
+];
+
 fn valid_settings() -> Settings {
-    let values = [
-        ("jupyterhub_api_url", "http://127.0.0.1:8081/hub/api"),
-        ("jupyterhub_api_token", "t"),
-        ("grouper_base_url", "https://g.example.edu/gws"),
-        ("grouper_user", "u"),
-        ("grouper_password", "p"),
-        ("grouper_id_path", "edu:example:app:hub:hub-users"),
-    ];
     settings::parse(|k| {
-        Ok(values
+        Ok(REQUIRED
             .iter()
             .find(|(n, _)| *n == k)
             .map(|(_, v)| v.to_string()))
@@ -351,19 +353,11 @@ proptest! {
     fn config_parsing_gives_a_value_or_an_error_naming_a_key(
         values in proptest::collection::vec((0usize..KEYS.len(), ".{0,24}"), 0..12),
     ) {
-        let base = [
-            ("jupyterhub_api_url", "http://127.0.0.1:8081/hub/api"),
-            ("jupyterhub_api_token", "t"),
-            ("grouper_base_url", "https://g.example.edu/gws"),
-            ("grouper_user", "u"),
-            ("grouper_password", "p"),
-            ("grouper_id_path", "edu:example:app:hub:hub-users"),
-        ];
         let lookup = |k: &str| -> Result<Option<String>, String> {
             if let Some((_, v)) = values.iter().rev().find(|(i, _)| KEYS[*i].name == k) {
                 return Ok(Some(v.clone()));
             }
-            Ok(base.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+            Ok(REQUIRED.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
         };
         if let Err(e) = settings::parse(lookup) {
             prop_assert!(
