@@ -271,6 +271,21 @@ mod tests {
     }
 
     #[test]
+    fn a_member_with_the_same_id_in_another_source_is_another_subject() {
+        // found by tests/properties.rs: with source_id set, jdbc:u11 is not ldap:u11
+        let mut t = target(Mode::Mirror, 10, 1.0, 0);
+        t.source_id = Some("ldap".into());
+        let cur = vec![Member {
+            id: "u11".into(),
+            source_id: "jdbc".into(),
+            key: Some("u11".into()),
+        }];
+        let p = plan(&t, &set(&["u11"]), &cur, COMPLETE);
+        assert_eq!(p.to_add, ["u11"]);
+        assert!(p.to_remove.is_empty());
+    }
+
+    #[test]
     fn incomplete_reads_remove_nobody_but_still_add() {
         let cur = vec![member("1"), member("stale")];
         for why in ["user x unread", "the hub listed fewer users than its total"] {
