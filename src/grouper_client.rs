@@ -4,7 +4,7 @@
 use crate::error::{ErrorKind, Service, SyncError};
 use crate::grouper::{self, Connection, Member, WriteOp};
 use crate::hub_reader::MAX_PAGES;
-use crate::report::{SubjectFailure, TargetReport};
+use crate::report::{Change, SubjectFailure, TargetReport};
 use crate::session::Session;
 use crate::settings::{Settings, Target};
 use serde_json::Value;
@@ -81,11 +81,11 @@ pub fn write(
     conn: &Connection,
     op: WriteOp,
     target: &Target,
-    items: &[(String, Value)],
+    items: &[(Change, Value)],
     report: &mut TargetReport,
 ) -> bool {
     for batch in items.chunks(s.settings.grouper_batch_size) {
-        let labels: Vec<String> = batch.iter().map(|(label, _)| label.clone()).collect();
+        let labels: Vec<String> = batch.iter().map(|(c, _)| c.subject.clone()).collect();
         let lookups: Vec<Value> = batch.iter().map(|(_, l)| l.clone()).collect();
         let req = grouper::write_request(conn, op, &target.group_path, &lookups);
         let what = format!("{} members of {}", op.as_str(), target.group_path);
@@ -99,12 +99,13 @@ pub fn write(
                 return false;
             }
         };
-        for row in rows {
+        for (row, (change, _)) in rows.into_iter().zip(batch) {
             if row.success {
                 match op {
                     WriteOp::Add => report.added += 1,
                     WriteOp::Delete => report.removed += 1,
                 }
+                report.changes.push(change.clone());
                 continue;
             }
             if row.subject_problem.is_none() && report.error.is_none() {

@@ -4,7 +4,7 @@
 use crate::hub::{AuthState, ListedUser};
 use crate::settings::{SubjectFrom, Target};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a selected user could not be mapped to a subject. Never fatal: the user is skipped and counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +206,28 @@ pub fn desired_members(
         }
     }
     d
+}
+
+/// The hub user each of these subjects belongs to: the first selected user that maps to it.
+pub fn users_of(
+    target: &Target,
+    users: &[HubUser],
+    mappings: &[&Vec<Vec<String>>],
+    subjects: &[String],
+) -> BTreeMap<String, String> {
+    let wanted: BTreeSet<&str> = subjects.iter().map(String::as_str).collect();
+    let mut found = BTreeMap::new();
+    if wanted.is_empty() {
+        return found;
+    }
+    for user in users.iter().filter(|u| !u.admin || target.include_admins) {
+        if let Ok(subject) = subject_for(&target.subject_from, user, mappings) {
+            if wanted.contains(subject.as_str()) {
+                found.entry(subject).or_insert_with(|| user.name.clone());
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]

@@ -5,13 +5,14 @@ use crate::grouper::{self, Connection, WriteOp};
 use crate::grouper_client;
 use crate::http::Transport;
 use crate::hub_reader::{self, HubView};
-use crate::mapping::{desired_members, UserRecord};
+use crate::mapping::{desired_members, users_of, UserRecord};
 use crate::plan::{plan, Plan};
-use crate::report::{Outcome, Report, TargetReport};
+use crate::report::{Change, ChangeOp, ChangeReason, Outcome, Report, TargetReport};
 use crate::session::Session;
 use crate::settings::{LogLevel, Settings, Target};
 use crate::user_state::Prior;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// What is left of `max_changes_per_pass` as the targets use it up.
@@ -37,6 +38,7 @@ fn apply(
     target: &Target,
     p: &Plan,
     budget: &mut ChangeBudget,
+    hub_users: &BTreeMap<String, String>,
     report: &mut TargetReport,
 ) {
     // Adds first: they never cost anyone their membership.
@@ -47,12 +49,19 @@ fn apply(
     // Lookups are built one batch at a time: memory holds a batch, not the whole plan.
     let batch = s.settings.grouper_batch_size;
     for chunk in p.to_add[..adds_allowed].chunks(batch) {
-        let adds: Vec<(String, Value)> = chunk
+        let adds: Vec<(Change, Value)> = chunk
             .iter()
             .map(|subject| {
                 let lookup =
                     grouper::subject_lookup(subject, &target.lookup, target.source_id.as_deref());
-                (subject.clone(), lookup)
+                let change = Change {
+                    op: ChangeOp::Add,
+                    subject: subject.clone(),
+                    source: target.source_id.clone(),
+                    hub_user: hub_users.get(subject).cloned(),
+                    reason: ChangeReason::InHub,
+                };
+                (change, lookup)
             })
             .collect();
         if !grouper_client::write(s, conn, WriteOp::Add, target, &adds, report) {
@@ -60,9 +69,23 @@ fn apply(
         }
     }
     for chunk in p.to_remove[..removes_allowed].chunks(batch) {
-        let removes: Vec<(String, Value)> = chunk
+        let reason = if report.approved_plan.is_some() {
+            ChangeReason::ApprovedPlan
+        } else {
+            ChangeReason::NotInHub
+        };
+        let removes: Vec<(Change, Value)> = chunk
             .iter()
-            .map(|m| (m.id.clone(), grouper::member_lookup(m)))
+            .map(|m| {
+                let change = Change {
+                    op: ChangeOp::Remove,
+                    subject: m.id.clone(),
+                    source: Some(m.source_id.clone()),
+                    hub_user: None,
+                    reason,
+                };
+                (change, grouper::member_lookup(m))
+            })
             .collect();
         if !grouper_client::write(s, conn, WriteOp::Delete, target, &removes, report) {
             return;
@@ -149,7 +172,9 @@ fn sync_target(
         ));
     }
     if !s.settings.dry_run {
-        apply(s, conn, target, &p, budget, &mut report);
+        let mappings = s.settings.auth_state_mappings();
+        let hub_users = users_of(target, &hub.users, &mappings, &p.to_add);
+        apply(s, conn, target, &p, budget, &hub_users, &mut report);
     }
     report.outcome = if report.error.is_some() {
         Outcome::Failed

@@ -63,6 +63,37 @@ pub struct TargetReport {
     pub changes_remaining: usize,
     pub failures: Vec<SubjectFailure>,
     pub error: Option<SyncError>,
+    /// The changes Grouper confirmed, for the host's change log; member ids stay out of the JSON.
+    #[serde(skip)]
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeOp {
+    Add,
+    Remove,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeReason {
+    /// A selected hub user maps to the subject and the group did not hold it.
+    InHub,
+    /// No selected hub user maps to the member any more.
+    NotInHub,
+    /// Removed by an approved withheld plan.
+    ApprovedPlan,
+}
+
+/// One add or removal Grouper confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub op: ChangeOp,
+    pub subject: String,
+    pub source: Option<String>,
+    pub hub_user: Option<String>,
+    pub reason: ChangeReason,
 }
 
 impl TargetReport {
@@ -91,6 +122,7 @@ impl TargetReport {
             changes_remaining: 0,
             failures: Vec::new(),
             error: None,
+            changes: Vec::new(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! an egress allow-list, deadlines and memory limits, on a schedule, with metrics.
 
 pub mod bindings;
+pub mod change_log;
 pub mod egress;
 pub mod metrics;
 pub mod options;

@@ -2,6 +2,7 @@
 //! service (or once, or as a read-only check), with the component sandboxed by wasmtime.
 
 use grouper_sync_host::bindings::{core_kind, RunOptions};
+use grouper_sync_host::change_log::{self, ChangeLog};
 use grouper_sync_host::metrics::{self, Metrics};
 use grouper_sync_host::options::{self, Command, LogFormat, Options};
 use grouper_sync_host::outcome::PassSummary;
@@ -138,8 +139,10 @@ async fn run(opts: Options) -> ExitCode {
     } else {
         None
     };
-    if opts.command == Command::Approve {
-        return approve(&opts);
+    match opts.command {
+        Command::Approve => return approve(&opts),
+        Command::Log => return print_log(&opts),
+        _ => {}
     }
     let limits = match limits(&opts) {
         Ok(l) => l,
@@ -159,7 +162,7 @@ async fn run(opts: Options) -> ExitCode {
     match (opts.command, stop) {
         (Command::Once, _) => once(&opts, &runner, &limits).await,
         (Command::Check, _) => check(&opts, &runner, &limits).await,
-        (Command::Approve, _) => unreachable!("approve runs no component"),
+        (Command::Approve | Command::Log, _) => unreachable!("approve and log run no component"),
         (Command::Service, Some(stop)) => service(&opts, &runner, &limits, stop).await,
         (Command::Service, None) => unreachable!("signals are installed for the service"),
     }
@@ -173,6 +176,7 @@ struct StopSignals {
 /// One pass through the typed export, given the stored user state and approvals, storing the
 /// next state and using up the approvals it applied; logged.
 async fn pass(opts: &Options, runner: &Runner, limits: &Limits, full: bool) -> PassSummary {
+    let started = jiff::Timestamp::now();
     let store = StateStore::new(&opts.state_dir);
     let mut approved_plans = store.approvals(opts.approval_max_age);
     if let (Command::Once, Some(plan)) = (opts.command, &opts.approve) {
@@ -207,6 +211,14 @@ async fn pass(opts: &Options, runner: &Runner, limits: &Limits, full: bool) -> P
         if let Err(e) = store.consume(&used) {
             tracing::warn!("cannot mark the approval used ({e:#})");
         }
+        let pass_id = started.strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
+        let changes = change_log::entries(report, &pass_id, jiff::Timestamp::now());
+        if let Err(e) = change_log(opts).append(&changes, jiff::Timestamp::now()) {
+            tracing::error!(
+                "cannot write the change log ({e:#}); {} change(s) of this pass are not in it",
+                changes.len()
+            );
+        }
     }
     let summary = PassSummary::from_call(&call);
     summary.log();
@@ -219,6 +231,34 @@ async fn once(opts: &Options, runner: &Runner, limits: &Limits) -> ExitCode {
         println!("{json}");
     }
     ExitCode::from(summary.exit_code())
+}
+
+fn change_log(opts: &Options) -> ChangeLog {
+    ChangeLog::new(
+        &opts.state_dir,
+        opts.change_log_max_bytes,
+        opts.change_log_keep,
+    )
+}
+
+/// `grouper-sync log`: the change log, filtered, as text or JSON lines.
+fn print_log(opts: &Options) -> ExitCode {
+    match change_log(opts).read(&opts.log.filter) {
+        Ok(entries) => {
+            for e in &entries {
+                if opts.log.json {
+                    println!("{}", serde_json::to_string(e).unwrap_or_default());
+                } else {
+                    println!("{}", change_log::text(e));
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot read the change log: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
 }
 
 /// `grouper-sync approve PLAN`: records the approval for the next pass.

@@ -26,6 +26,15 @@ pub enum Command {
     Check,
     /// Record an approval of a withheld plan (`Options::approve`) for the next pass.
     Approve,
+    /// Print the change log (`Options::log`).
+    Log,
+}
+
+/// What `grouper-sync log` shows.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub filter: crate::change_log::Filter,
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +72,11 @@ pub struct Options {
     pub approval_max_age: Duration,
     /// CA certificates trusted in addition to the system's (PEM).
     pub ca_file: Option<PathBuf>,
+    /// The change log rotates at this size and keeps rotated files this long.
+    pub change_log_max_bytes: u64,
+    pub change_log_keep: Duration,
+    /// `log`: which lines, in which form.
+    pub log: LogQuery,
 }
 
 impl std::fmt::Debug for Options {
@@ -120,6 +134,14 @@ pub const HOST_KEYS: &[(&str, &str)] = &[
     (
         "approval_max_age_hours",
         "an approval of a withheld plan not used within this many hours expires (default 24)",
+    ),
+    (
+        "change_log_max_mb",
+        "the change log (changes.jsonl under state_dir) rotates at this size (default 16)",
+    ),
+    (
+        "change_log_keep_days",
+        "rotated change logs older than this are deleted (default 400)",
     ),
     (
         "ca_file",
@@ -239,6 +261,24 @@ enum Sub {
     Approve {
         /// The plan's 16-hex-digit name
         plan: String,
+    },
+    /// Print the change log: every add and removal the sync made, and why
+    Log {
+        /// Only this subject id
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only this hub user
+        #[arg(long = "hub-user")]
+        hub_user: Option<String>,
+        /// Only this Grouper group
+        #[arg(long = "group")]
+        group: Option<String>,
+        /// Only changes at or after this time (2026-11-24, or 2026-11-24T08:00:00Z)
+        #[arg(long)]
+        since: Option<String>,
+        /// One JSON object per line instead of text
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -391,9 +431,28 @@ pub fn parse(
     let argv = std::iter::once("grouper-sync".to_string()).chain(args.iter().cloned());
     let matches = command().try_get_matches_from(argv)?;
     let cli = Cli::from_arg_matches(&matches)?;
+    let mut log = LogQuery::default();
     let (command, approve) = match cli.command {
         Some(Sub::Once) => (Command::Once, cli.approve),
         Some(Sub::Approve { plan }) => (Command::Approve, Some(plan)),
+        Some(Sub::Log {
+            subject,
+            hub_user,
+            group,
+            since,
+            json,
+        }) => {
+            log = LogQuery {
+                filter: crate::change_log::Filter {
+                    subject,
+                    hub_user,
+                    target: group,
+                    since: since.as_deref().map(parse_since).transpose()?,
+                },
+                json,
+            };
+            (Command::Log, None)
+        }
         _ if cli.approve.is_some() => bail!(
             "--approve lets a plan through in one `once` run; for the service, record it with `grouper-sync approve PLAN`"
         ),
@@ -468,7 +527,19 @@ pub fn parse(
     let mut options = build(command, values)?;
     options.full = cli.full;
     options.approve = approve;
+    options.log = log;
     Ok(options)
+}
+
+/// `--since`: a date (midnight UTC) or an RFC 3339 time.
+fn parse_since(v: &str) -> Result<jiff::Timestamp> {
+    if let Ok(t) = v.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    let day: jiff::civil::Date = v.parse().map_err(|_| {
+        anyhow!("--since {v:?}: expected a date (2026-11-24) or a time (2026-11-24T08:00:00Z)")
+    })?;
+    Ok(day.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
 }
 
 fn take<T>(
@@ -608,6 +679,17 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
             },
         )
         .context("approval_max_age_hours must be whole hours from 1 to 744")?,
+        change_log_max_bytes: take(&values, "change_log_max_mb", 16u64, |v| {
+            v.parse().ok().filter(|n| (1..=4096).contains(n))
+        })
+        .context("change_log_max_mb must be whole MiB from 1 to 4096")?
+            << 20,
+        change_log_keep: take(&values, "change_log_keep_days", 400u64, |v| {
+            v.parse().ok().filter(|n| (1..=36_500).contains(n))
+        })
+        .map(|d| Duration::from_secs(d * 86_400))
+        .context("change_log_keep_days must be whole days from 1 to 36500")?,
+        log: LogQuery::default(),
         ca_file: match values.get("ca_file").map(|f| f.trim()) {
             None => None,
             Some("") => bail!("ca_file must name a PEM file"),

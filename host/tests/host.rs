@@ -535,6 +535,123 @@ fn killed_in_the_middle_of_a_write_then_restarted_it_converges() {
     assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "100003"]);
 }
 
+/// The subject ids of the adds and deletes Grouper received, in order.
+fn written_subjects(sim: &Simulator) -> Vec<(String, String)> {
+    fn ids(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x.as_str()) {
+                        ("subjectId", Some(id)) => out.push(id.to_string()),
+                        _ => ids(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| ids(x, out)),
+            _ => {}
+        }
+    }
+    let mut written = Vec::new();
+    for r in sim.requests() {
+        let op = match r.operation {
+            Some(Operation::AddMember) => "add",
+            Some(Operation::DeleteMember) => "remove",
+            _ => continue,
+        };
+        let mut found = Vec::new();
+        ids(r.body.as_ref().unwrap_or(&Value::Null), &mut found);
+        written.extend(found.into_iter().map(|id| (op.to_string(), id)));
+    }
+    written
+}
+
+#[test]
+fn the_change_log_records_what_grouper_was_told_and_log_finds_it() {
+    let w = world();
+    let dir = scratch("changelog");
+    let env = env(&w, &dir.join("pw"));
+    let (code, _, stderr) = run_command(&env, &["once"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // a second process, after a change on the hub: the log is appended to
+    w.hub
+        .state
+        .lock()
+        .unwrap()
+        .users
+        .retain(|(n, _, _)| n != "ben");
+    let (code, _, stderr) = run_command(&env, &["once"]);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let (code, stdout, stderr) = run_command(&env, &["log", "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let entries: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let logged: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["op"].as_str().unwrap().into(),
+                e["subject"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        logged,
+        written_subjects(&w.sim),
+        "exactly what Grouper was told, in order"
+    );
+    assert_eq!(
+        logged,
+        [
+            ("add", "100001"),
+            ("add", "100002"),
+            ("remove", "stale"),
+            ("remove", "100002")
+        ]
+        .map(|(o, s)| (o.to_string(), s.to_string()))
+    );
+    assert_eq!(
+        (
+            entries[0]["hub_user"].as_str(),
+            entries[0]["reason"].as_str()
+        ),
+        (Some("ana"), Some("in-hub"))
+    );
+    assert_eq!(entries[3]["reason"], "not-in-hub");
+    assert_eq!(entries[3]["source"], "ldap");
+    assert_ne!(entries[0]["pass"], entries[3]["pass"], "two passes");
+    let mode = std::fs::metadata(dir.join("state").join("changes.jsonl"))
+        .unwrap()
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+
+    let lines = |args: &[&str]| -> Vec<String> {
+        let (code, stdout, stderr) = run_command(&env, args);
+        assert_eq!(code, Some(0), "{stderr}");
+        stdout.lines().map(String::from).collect()
+    };
+    let ben = lines(&["log", "--subject", "100002"]);
+    assert_eq!(ben.len(), 2, "{ben:?}");
+    assert!(
+        ben[0].contains("add") && ben[0].contains("hub user ben"),
+        "{ben:?}"
+    );
+    assert!(
+        ben[1].contains("remove") && ben[1].contains("no hub user maps to it"),
+        "{ben:?}"
+    );
+    assert_eq!(lines(&["log", "--hub-user", "ana"]).len(), 1);
+    assert_eq!(lines(&["log", "--group", GROUP]).len(), 4);
+    assert!(lines(&["log", "--since", "2999-01-01"]).is_empty());
+    let (code, _, stderr) = run_command(&env, &["log", "--since", "last tuesday"]);
+    assert_eq!(code, Some(2), "{stderr}");
+}
+
 #[test]
 fn a_withheld_plan_is_approved_once_and_a_changed_plan_stays_withheld() {
     let w = world();

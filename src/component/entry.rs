@@ -11,7 +11,7 @@ use crate::check::{self, CheckReport};
 use crate::error::{ErrorKind, SyncError};
 use crate::http_entry::{self, Action, Decision, Reply};
 use crate::pass::RunOptions;
-use crate::report::{Outcome, Report, TargetReport};
+use crate::report::{Change, ChangeOp, ChangeReason, Outcome, Report, TargetReport};
 use crate::settings::Settings;
 use crate::user_state::StateStatus;
 use std::io::Write as _;
@@ -301,6 +301,24 @@ fn to_wit_target(t: &TargetReport) -> wit::TargetReport {
             })
             .collect(),
         error: t.error.as_ref().map(to_wit_error),
+        changes: t.changes.iter().map(to_wit_change).collect(),
+    }
+}
+
+fn to_wit_change(c: &Change) -> wit::Change {
+    wit::Change {
+        op: match c.op {
+            ChangeOp::Add => wit::ChangeOp::Add,
+            ChangeOp::Remove => wit::ChangeOp::Remove,
+        },
+        subject: c.subject.clone(),
+        source: c.source.clone(),
+        hub_user: c.hub_user.clone(),
+        reason: match c.reason {
+            ChangeReason::InHub => wit::ChangeReason::InHub,
+            ChangeReason::NotInHub => wit::ChangeReason::NotInHub,
+            ChangeReason::ApprovedPlan => wit::ChangeReason::ApprovedPlan,
+        },
     }
 }
 

@@ -1,0 +1,385 @@
+//! The change log: every add and removal Grouper confirmed, one JSON object per line in
+//! `state_dir/changes.jsonl` (readable by the service's user alone), so that "who was removed last
+//! Tuesday, and why" has an answer. Rotated by size into `changes-<time>.jsonl`; rotated files
+//! older than the configured age are deleted.
+
+use crate::bindings::{ChangeOp, ChangeReason, Report};
+use anyhow::{Context, Result};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const FILE_NAME: &str = "changes.jsonl";
+const ROTATED_PREFIX: &str = "changes-";
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// When the pass ended (RFC 3339, UTC).
+    pub time: String,
+    /// The pass it belongs to.
+    pub pass: String,
+    /// The Grouper group.
+    pub target: String,
+    /// `add` or `remove`.
+    pub op: String,
+    pub subject: String,
+    pub source: Option<String>,
+    pub hub_user: Option<String>,
+    /// `in-hub`, `not-in-hub` or `approved-plan`.
+    pub reason: String,
+    /// The approved plan, for `approved-plan`.
+    pub plan: Option<String>,
+}
+
+/// The log's lines for one pass's report.
+pub fn entries(report: &Report, pass: &str, at: Timestamp) -> Vec<Entry> {
+    let time = at.to_string();
+    report
+        .targets
+        .iter()
+        .flat_map(|t| {
+            t.changes.iter().map(|c| Entry {
+                time: time.clone(),
+                pass: pass.to_string(),
+                target: t.group.clone(),
+                op: match c.op {
+                    ChangeOp::Add => "add",
+                    ChangeOp::Remove => "remove",
+                }
+                .into(),
+                subject: c.subject.clone(),
+                source: c.source.clone(),
+                hub_user: c.hub_user.clone(),
+                reason: match c.reason {
+                    ChangeReason::InHub => "in-hub",
+                    ChangeReason::NotInHub => "not-in-hub",
+                    ChangeReason::ApprovedPlan => "approved-plan",
+                }
+                .into(),
+                plan: (c.reason == ChangeReason::ApprovedPlan)
+                    .then(|| t.approved_plan.clone())
+                    .flatten(),
+            })
+        })
+        .collect()
+}
+
+/// Which lines `grouper-sync log` shows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub subject: Option<String>,
+    pub hub_user: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<Timestamp>,
+}
+
+impl Filter {
+    fn keeps(&self, e: &Entry) -> bool {
+        let is = |want: &Option<String>, have: Option<&str>| {
+            want.as_deref().is_none_or(|w| Some(w) == have)
+        };
+        is(&self.subject, Some(&e.subject))
+            && is(&self.hub_user, e.hub_user.as_deref())
+            && is(&self.target, Some(&e.target))
+            && self
+                .since
+                .is_none_or(|since| e.time.parse::<Timestamp>().is_ok_and(|t| t >= since))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ChangeLog {
+    dir: PathBuf,
+    max_bytes: u64,
+    keep: Duration,
+}
+
+impl ChangeLog {
+    pub fn new(dir: impl Into<PathBuf>, max_bytes: u64, keep: Duration) -> ChangeLog {
+        ChangeLog {
+            dir: dir.into(),
+            max_bytes,
+            keep,
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    /// Appends the lines (rotating first when the file has reached its size), flushed to disk.
+    pub fn append(&self, entries: &[Entry], now: Timestamp) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let path = self.path();
+        if fs::metadata(&path).is_ok_and(|m| m.len() >= self.max_bytes) {
+            self.rotate(now)?;
+        }
+        let mut text = String::new();
+        for e in entries {
+            text.push_str(&serde_json::to_string(e)?);
+            text.push('\n');
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // a line torn by a crash must not swallow the first new one
+        if ends_without_newline(&mut file)? {
+            text.insert(0, '\n');
+        }
+        file.write_all(text.as_bytes())?;
+        file.sync_data()?;
+        Ok(())
+    }
+
+    fn rotate(&self, now: Timestamp) -> Result<()> {
+        let stamp = now.strftime("%Y%m%dT%H%M%S%.6fZ").to_string();
+        let rotated = self.dir.join(format!("{ROTATED_PREFIX}{stamp}.jsonl"));
+        fs::rename(self.path(), &rotated)
+            .with_context(|| format!("rotating the change log to {}", rotated.display()))?;
+        let cutoff = now - jiff::SignedDuration::try_from(self.keep).unwrap_or_default();
+        for (at, old) in self.rotated()? {
+            if at < cutoff {
+                let _ = fs::remove_file(&old);
+            }
+        }
+        Ok(())
+    }
+
+    /// The rotated files with the time they were rotated, oldest first.
+    fn rotated(&self) -> Result<Vec<(Timestamp, PathBuf)>> {
+        let mut files = Vec::new();
+        let dir = match fs::read_dir(&self.dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
+            Err(e) => return Err(e).with_context(|| format!("listing {}", self.dir.display())),
+        };
+        for entry in dir.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stamp = name
+                .strip_prefix(ROTATED_PREFIX)
+                .and_then(|n| n.strip_suffix(".jsonl"));
+            let at = stamp.and_then(|s| {
+                let civil = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%S%.fZ", s).ok()?;
+                Some(civil.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp())
+            });
+            if let Some(at) = at {
+                files.push((at, entry.path()));
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// The lines the filter keeps, oldest first, from the rotated files and the current one. A
+    /// line that cannot be read (a torn write after a crash) is skipped with a warning.
+    pub fn read(&self, filter: &Filter) -> Result<Vec<Entry>> {
+        let mut paths: Vec<PathBuf> = self.rotated()?.into_iter().map(|(_, p)| p).collect();
+        paths.push(self.path());
+        let mut out = Vec::new();
+        for path in paths.iter().filter(|p| p.exists()) {
+            read_file(path, filter, &mut out)?;
+        }
+        Ok(out)
+    }
+}
+
+fn ends_without_newline(file: &mut fs::File) -> Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
+}
+
+fn read_file(path: &Path, filter: &Filter, out: &mut Vec<Entry>) -> Result<()> {
+    let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Entry>(&line) {
+            Ok(e) if filter.keeps(&e) => out.push(e),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                "{}:{}: skipping a damaged line ({e})",
+                path.display(),
+                n + 1
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// One line for people: time, operation, subject (and hub user), group, reason.
+pub fn text(e: &Entry) -> String {
+    let who = match (&e.source, &e.hub_user) {
+        (Some(s), Some(u)) => format!("{s}:{} (hub user {u})", e.subject),
+        (Some(s), None) => format!("{s}:{}", e.subject),
+        (None, Some(u)) => format!("{} (hub user {u})", e.subject),
+        (None, None) => e.subject.clone(),
+    };
+    let why = match (e.reason.as_str(), &e.plan) {
+        ("in-hub", _) => "a hub user maps to it".to_string(),
+        ("not-in-hub", _) => "no hub user maps to it".to_string(),
+        ("approved-plan", Some(plan)) => format!("approved plan {plan}"),
+        (other, _) => other.to_string(),
+    };
+    format!(
+        "{}  {:<6}  {who}  {}  {why}  (pass {})",
+        e.time, e.op, e.target, e.pass
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(subject: &str, op: &str, time: &str) -> Entry {
+        Entry {
+            time: time.into(),
+            pass: "p1".into(),
+            target: "a:b".into(),
+            op: op.into(),
+            subject: subject.into(),
+            source: Some("ldap".into()),
+            hub_user: (op == "add").then(|| format!("user-{subject}")),
+            reason: if op == "add" { "in-hub" } else { "not-in-hub" }.into(),
+            plan: None,
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "grouper-sync-changelog-{}-{name}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn appends_filters_rotates_and_expires() {
+        let dir = scratch("rotate");
+        let log = ChangeLog::new(&dir, 200, Duration::from_secs(3600));
+        let t0: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        log.append(&[entry("1", "add", "2026-11-01T00:00:00Z")], t0)
+            .unwrap();
+        log.append(
+            &[
+                entry("2", "add", "2026-11-02T00:00:00Z"),
+                entry("3", "remove", "2026-11-02T00:00:00Z"),
+            ],
+            t0,
+        )
+        .unwrap();
+        let all = log.read(&Filter::default()).unwrap();
+        assert_eq!(all.len(), 3);
+        let mode = fs::metadata(log.path()).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+
+        // past 200 bytes: the next append rotates, and everything is still read, in order
+        let t1: Timestamp = "2026-11-02T00:00:00Z".parse().unwrap();
+        log.append(&[entry("4", "add", "2026-11-03T00:00:00Z")], t1)
+            .unwrap();
+        let subjects: Vec<String> = log
+            .read(&Filter::default())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.subject)
+            .collect();
+        assert_eq!(subjects, ["1", "2", "3", "4"]);
+        assert_eq!(log.rotated().unwrap().len(), 1);
+
+        let only = |f: Filter| log.read(&f).unwrap().len();
+        assert_eq!(
+            only(Filter {
+                subject: Some("3".into()),
+                ..Filter::default()
+            }),
+            1
+        );
+        assert_eq!(
+            only(Filter {
+                hub_user: Some("user-2".into()),
+                ..Filter::default()
+            }),
+            1
+        );
+        assert_eq!(
+            only(Filter {
+                target: Some("x:y".into()),
+                ..Filter::default()
+            }),
+            0
+        );
+        let since = Some("2026-11-02T00:00:00Z".parse().unwrap());
+        assert_eq!(
+            only(Filter {
+                since,
+                ..Filter::default()
+            }),
+            3
+        );
+
+        // a rotation a day later drops the rotated file older than an hour
+        fs::write(log.path(), "x".repeat(300)).unwrap();
+        let t2: Timestamp = "2026-11-03T00:00:00Z".parse().unwrap();
+        log.append(&[entry("5", "add", "2026-11-03T00:00:00Z")], t2)
+            .unwrap();
+        let rotated = log.rotated().unwrap();
+        assert_eq!(rotated.len(), 1, "{rotated:?}");
+        assert_eq!(rotated[0].0, t2);
+    }
+
+    #[test]
+    fn a_damaged_line_is_skipped() {
+        let dir = scratch("damaged");
+        let log = ChangeLog::new(&dir, 1 << 20, Duration::from_secs(3600));
+        let t0: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        log.append(&[entry("1", "add", "2026-11-01T00:00:00Z")], t0)
+            .unwrap();
+        let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
+        f.write_all(b"{\"time\": \"2026-11-01T00:0").unwrap();
+        drop(f);
+        log.append(&[entry("2", "add", "2026-11-01T00:00:00Z")], t0)
+            .unwrap();
+        assert_eq!(log.read(&Filter::default()).unwrap().len(), 1 + 1);
+    }
+
+    #[test]
+    fn text_lines_say_who_and_why() {
+        let mut e = entry("100001", "add", "2026-11-01T00:00:00Z");
+        let line = text(&e);
+        assert!(
+            line.contains("ldap:100001 (hub user user-100001)")
+                && line.contains("a hub user maps to it"),
+            "{line}"
+        );
+        e.reason = "approved-plan".into();
+        e.plan = Some("0123456789abcdef".into());
+        assert!(text(&e).contains("approved plan 0123456789abcdef"));
+    }
+}
