@@ -142,6 +142,7 @@ fn sync_target(
         report.withheld_removals = w.count;
         report.withheld_reason = Some(w.reason.clone());
         report.withheld_plan = w.plan_hash.clone();
+        report.withheld_members = w.removals.iter().map(|m| m.id.clone()).collect();
         let approve = w
             .plan_hash
             .as_ref()

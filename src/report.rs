@@ -57,6 +57,9 @@ pub struct TargetReport {
     pub withheld_reason: Option<String>,
     /// The withheld plan's name for `grouper-sync approve` (none for an incomplete read).
     pub withheld_plan: Option<String>,
+    /// The member ids the withheld plan would remove; member ids stay out of the JSON.
+    #[serde(skip)]
+    pub withheld_members: Vec<String>,
     /// The approved plan this pass applied.
     pub approved_plan: Option<String>,
     /// Planned changes not made because of `max_changes_per_pass`.
@@ -118,6 +121,7 @@ impl TargetReport {
             withheld_removals: 0,
             withheld_reason: None,
             withheld_plan: None,
+            withheld_members: Vec::new(),
             approved_plan: None,
             changes_remaining: 0,
             failures: Vec::new(),

@@ -4,10 +4,12 @@
 pub mod bindings;
 pub mod change_log;
 pub mod egress;
+pub mod history;
 pub mod metrics;
 pub mod options;
 pub mod outcome;
 pub mod runner;
 pub mod schedule;
 pub mod state_store;
+pub mod status_page;
 pub mod tls;

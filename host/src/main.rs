@@ -3,12 +3,15 @@
 
 use grouper_sync_host::bindings::{core_kind, RunOptions};
 use grouper_sync_host::change_log::{self, ChangeLog};
+use grouper_sync_host::history::{History, PassRecord};
+use grouper_sync_host::metrics::Board;
 use grouper_sync_host::metrics::{self, Metrics};
 use grouper_sync_host::options::{self, Command, LogFormat, Options};
 use grouper_sync_host::outcome::PassSummary;
 use grouper_sync_host::runner::{self, Inputs, Limits, Runner};
 use grouper_sync_host::schedule;
 use grouper_sync_host::state_store::StateStore;
+use grouper_sync_host::status_page;
 use grouper_sync_host::tls;
 use jupyterhub_grouper_sync::settings;
 use std::process::ExitCode;
@@ -222,7 +225,59 @@ async fn pass(opts: &Options, runner: &Runner, limits: &Limits, full: bool) -> P
     }
     let summary = PassSummary::from_call(&call);
     summary.log();
+    let record = PassRecord::new(&summary, jiff::Timestamp::now());
+    if let Err(e) = History::new(&opts.state_dir).append(&record) {
+        tracing::warn!("cannot record the pass in the history ({e:#})");
+    }
     summary
+}
+
+/// The status page's view of the service: schedule and settings (no secret values).
+fn page_context(opts: &Options) -> status_page::Context {
+    let mut schedule = vec![format!(
+        "a pass every {} s{}",
+        opts.sync_every.as_secs(),
+        if opts.enabled {
+            ""
+        } else {
+            " — disabled (enabled=false)"
+        }
+    )];
+    if opts.dry_run {
+        schedule.push("dry run: passes plan and report, and write nothing".into());
+    }
+    if !opts.windows.dates.is_empty() {
+        let dates: Vec<String> = opts.windows.dates.iter().map(|d| d.to_string()).collect();
+        schedule.push(format!("only on {}", dates.join(", ")));
+    }
+    for w in &opts.windows.weekly {
+        schedule.push(format!("inside {w}"));
+    }
+    if !opts.windows.unrestricted() {
+        schedule.push(format!(
+            "time zone {}",
+            opts.windows.tz.iana_name().unwrap_or("UTC")
+        ));
+    }
+    let mut settings: Vec<(String, String)> = opts
+        .component_config
+        .iter()
+        .map(|(k, v)| {
+            let secret = jupyterhub_grouper_sync::settings::KEYS
+                .iter()
+                .any(|key| key.name == k && key.secret);
+            (k.clone(), if secret { "(set)".into() } else { v.clone() })
+        })
+        .collect();
+    settings.push(("state_dir".into(), opts.state_dir.display().to_string()));
+    if let Some(ca) = &opts.ca_file {
+        settings.push(("ca_file".into(), ca.display().to_string()));
+    }
+    status_page::Context {
+        schedule,
+        next_pass: None,
+        settings,
+    }
 }
 
 async fn once(opts: &Options, runner: &Runner, limits: &Limits) -> ExitCode {
@@ -343,6 +398,10 @@ async fn service(opts: &Options, runner: &Runner, limits: &Limits, stop: StopSig
         term: mut sigterm,
     } = stop;
     let metrics = Arc::new(Metrics::default());
+    let board = Arc::new(Board {
+        history: History::new(&opts.state_dir),
+        context: std::sync::Mutex::new(page_context(opts)),
+    });
     let (stop_serving, serving_stopped) = tokio::sync::watch::channel(false);
     let mut server = None;
     if let Some(addr) = opts.metrics_addr {
@@ -352,6 +411,7 @@ async fn service(opts: &Options, runner: &Runner, limits: &Limits, stop: StopSig
                 server = Some(tokio::spawn(metrics::serve(
                     listener,
                     metrics.clone(),
+                    board.clone(),
                     opts.sync_every,
                     serving_stopped,
                 )));
@@ -370,6 +430,16 @@ async fn service(opts: &Options, runner: &Runner, limits: &Limits, stop: StopSig
     let mut next = Instant::now();
     let mut full = opts.full;
     loop {
+        let wait = next.saturating_duration_since(Instant::now());
+        let at = jiff::SignedDuration::try_from(wait)
+            .ok()
+            .and_then(|w| jiff::Timestamp::now().checked_add(w).ok())
+            .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string());
+        board
+            .context
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_pass = at;
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
             _ = sigint.recv() => break,

@@ -277,8 +277,32 @@ fn reply(status: u16, content_type: &str, body: String) -> hyper::Response<Full<
         .expect("a valid response")
 }
 
-fn route(metrics: &Metrics, sync_every: Duration, path: &str) -> hyper::Response<Full<Bytes>> {
+/// What the status page reads: the pass history and what the service knows of itself.
+pub struct Board {
+    pub history: crate::history::History,
+    pub context: Mutex<crate::status_page::Context>,
+}
+
+impl Board {
+    fn page(&self) -> String {
+        let passes = self.history.recent(crate::history::KEEP);
+        let cx = self
+            .context
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        crate::status_page::render(&passes, &cx)
+    }
+}
+
+fn route(
+    metrics: &Metrics,
+    board: &Board,
+    sync_every: Duration,
+    path: &str,
+) -> hyper::Response<Full<Bytes>> {
     match path {
+        "/" => reply(200, "text/html; charset=utf-8", board.page()),
         "/metrics" => reply(200, OPENMETRICS, metrics.render()),
         "/healthz" => reply(200, "text/plain", "ok\n".into()),
         "/readyz" if metrics.ready(sync_every) => reply(200, "text/plain", "ready\n".into()),
@@ -295,6 +319,7 @@ fn route(metrics: &Metrics, sync_every: Duration, path: &str) -> hyper::Response
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
+    board: Arc<Board>,
     sync_every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -309,11 +334,11 @@ pub async fn serve(
             },
             _ = shutdown.changed() => break,
         };
-        let metrics = metrics.clone();
+        let (metrics, board) = (metrics.clone(), board.clone());
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let response = route(&metrics, sync_every, req.uri().path());
+                let response = route(&metrics, &board, sync_every, req.uri().path());
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
@@ -363,6 +388,12 @@ mod tests {
         let mut ok = pass(Outcome::Converged, &[]);
         ok.targets = vec![TargetSummary {
             group: "edu:x:users".into(),
+            outcome: Outcome::Converged,
+            users_selected: 9,
+            current_members: 7,
+            withheld_plan: None,
+            withheld_members: Vec::new(),
+            error: None,
             to_add: 3,
             to_remove: 1,
             added: 3,

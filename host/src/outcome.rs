@@ -11,6 +11,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSummary {
     pub group: String,
+    pub outcome: Outcome,
+    pub users_selected: u32,
+    pub current_members: u32,
+    pub withheld_plan: Option<String>,
+    pub withheld_members: Vec<String>,
+    pub error: Option<String>,
     pub to_add: u32,
     pub to_remove: u32,
     pub added: u32,
@@ -108,6 +114,12 @@ impl PassSummary {
                     .iter()
                     .map(|t| TargetSummary {
                         group: t.group.clone(),
+                        outcome: core_outcome(t.outcome),
+                        users_selected: t.users_selected,
+                        current_members: t.current_members,
+                        withheld_plan: t.withheld_plan.clone(),
+                        withheld_members: t.withheld_members.clone(),
+                        error: t.error.as_ref().map(error_line),
                         to_add: t.to_add,
                         to_remove: t.to_remove,
                         added: t.added,

@@ -16,6 +16,24 @@ pub struct WeeklyWindow {
     pub end_minute: u16,
 }
 
+impl std::fmt::Display for WeeklyWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let days: Vec<String> = self
+            .days
+            .iter()
+            .map(|d| format!("{d:?}").chars().take(3).collect())
+            .collect();
+        let hm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+        write!(
+            f,
+            "{} {}-{}",
+            days.join("+"),
+            hm(self.start_minute),
+            hm(self.end_minute)
+        )
+    }
+}
+
 fn weekday(s: &str) -> Result<Weekday> {
     Ok(match s.to_ascii_lowercase().get(..3).unwrap_or("") {
         "mon" => Weekday::Monday,

@@ -653,6 +653,74 @@ fn the_change_log_records_what_grouper_was_told_and_log_finds_it() {
 }
 
 #[test]
+fn the_status_page_shows_the_passes_and_a_withheld_plan_and_survives_a_restart() {
+    let w = world();
+    let dir = scratch("status");
+    let env = env(&w, &dir.join("pw"));
+    // a `once` pass whose removal the limit withholds
+    let (code, stdout, stderr) = run_command(&env, &["once", "--max-removals", "0"]);
+    assert_eq!(code, Some(3), "{stderr}");
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let t = &report["targets"][0];
+    let plan = t["withheld_plan"].as_str().unwrap().to_string();
+
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["--GrouperSync.sync_every=3600", "--metrics-addr", &metrics];
+        args.extend_from_slice(extra);
+        Command::new(BIN)
+            .args(&args)
+            .env_clear()
+            .envs(env.iter().cloned())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let page_with = |what: &str, n: usize| {
+        let mut page = String::new();
+        wait_for(what, Duration::from_secs(300), || {
+            page = std::net::TcpStream::connect(&metrics)
+                .ok()
+                .map(|_| get(&metrics, "/").1)
+                .unwrap_or_default();
+            page.matches("<td>removals_withheld</td>").count() >= n
+        });
+        page
+    };
+    let mut child = serve(&["--max-removals", "0"]);
+    let page = page_with("the service's first pass on the page", 2);
+    assert!(page.contains(GROUP), "{page}");
+    assert!(page.contains(&plan), "the withheld plan's name is shown");
+    assert!(page.contains("<code>stale</code>"), "its members on demand");
+    // the numbers are the report's: 3 users selected, nothing added (the once pass did), 1 skipped, 1 withheld
+    assert!(
+        page.contains(
+            "<td>removals_withheld</td><td>3</td><td>0</td><td>0</td><td>1</td><td>1</td>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "<td>removals_withheld</td><td>3</td><td>2</td><td>0</td><td>1</td><td>1</td>"
+        ),
+        "the once pass, from the history: {page}"
+    );
+    assert!(page.contains("Next pass: "), "{page}");
+    assert!(
+        page.contains("grouper_password") && page.contains("(set)"),
+        "settings shown, secrets masked"
+    );
+    assert_no_secrets("status page", &page);
+    stop(&mut child, "INT", Duration::from_secs(60));
+
+    // restarted: the earlier passes are still on the page, with the new one
+    let mut child = serve(&["--max-removals", "0"]);
+    let page = page_with("the restarted service's pass", 3);
+    assert_no_secrets("status page", &page);
+    stop(&mut child, "INT", Duration::from_secs(60));
+}
+
+#[test]
 fn a_withheld_plan_is_approved_once_and_a_changed_plan_stays_withheld() {
     let w = world();
     let dir = scratch("approve");

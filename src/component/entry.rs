@@ -288,6 +288,7 @@ fn to_wit_target(t: &TargetReport) -> wit::TargetReport {
         withheld_removals: count(t.withheld_removals),
         withheld_reason: t.withheld_reason.clone(),
         withheld_plan: t.withheld_plan.clone(),
+        withheld_members: t.withheld_members.clone(),
         approved_plan: t.approved_plan.clone(),
         changes_remaining: count(t.changes_remaining),
         failures: t

@@ -1,0 +1,232 @@
+//! The status page at `/` of the metrics listener: server-rendered HTML (maud escapes every value),
+//! no JavaScript. Per target: the last passes, the group's size as an inline SVG sparkline, and a
+//! withheld plan with its name and members; then the schedule and the effective settings with the
+//! secrets left out.
+
+use crate::history::{PassRecord, TargetRecord};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+/// Passes shown per target.
+pub const SHOWN: usize = 20;
+
+/// What the page shows besides the history.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// `every 3600 s`, windows, enabled.
+    pub schedule: Vec<String>,
+    /// When the next pass starts, if the service knows.
+    pub next_pass: Option<String>,
+    /// The effective settings, secrets replaced by `(set)`.
+    pub settings: Vec<(String, String)>,
+}
+
+/// The groups of the passes, in the order the newest pass lists them (then older ones).
+fn groups(passes: &[PassRecord]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in passes {
+        for t in &p.targets {
+            if !out.contains(&t.group) {
+                out.push(t.group.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The group's size after each pass, oldest first.
+fn sizes(rows: &[(&PassRecord, &TargetRecord)]) -> Vec<u32> {
+    rows.iter()
+        .rev()
+        .filter(|(_, t)| t.error.is_none())
+        .map(|(_, t)| (t.current_members + t.added).saturating_sub(t.removed))
+        .collect()
+}
+
+fn sparkline(values: &[u32]) -> Markup {
+    let (w, h) = (160.0f64, 32.0f64);
+    if values.len() < 2 {
+        return html! {};
+    }
+    let (min, max) = (
+        *values.iter().min().unwrap_or(&0) as f64,
+        *values.iter().max().unwrap_or(&0) as f64,
+    );
+    let span = (max - min).max(1.0);
+    let step = w / (values.len() - 1) as f64;
+    let points: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let y = h - 2.0 - (*v as f64 - min) / span * (h - 4.0);
+            format!("{:.1},{:.1}", i as f64 * step, y)
+        })
+        .collect();
+    html! {
+        svg class="spark" width=(w) height=(h) viewBox={ "0 0 " (w) " " (h) } role="img"
+            aria-label={ "group size from " (values[0]) " to " (values[values.len() - 1]) } {
+            polyline fill="none" stroke="currentColor" stroke-width="1.5" points=(points.join(" ")) {}
+        }
+    }
+}
+
+fn target_section(group: &str, passes: &[PassRecord]) -> Markup {
+    let rows: Vec<(&PassRecord, &TargetRecord)> = passes
+        .iter()
+        .filter_map(|p| p.targets.iter().find(|t| t.group == group).map(|t| (p, t)))
+        .take(SHOWN)
+        .collect();
+    let latest = rows.first().map(|(_, t)| *t);
+    let size = sizes(&rows);
+    html! {
+        section {
+            h2 { (group) }
+            p {
+                @if let Some(last) = size.last() { "Members after the last pass: " strong { (last) } " " }
+                (sparkline(&size))
+            }
+            @if let Some(t) = latest {
+                @if let Some(plan) = &t.withheld_plan {
+                    div class="withheld" {
+                        p {
+                            "Withheld plan " code { (plan) } ": would remove " strong { (t.withheld) }
+                            " member(s). Approve it with " code { "grouper-sync approve " (plan) } "."
+                        }
+                        details {
+                            summary { "Members it would remove" }
+                            ul { @for m in &t.withheld_members { li { code { (m) } } } }
+                        }
+                    }
+                }
+            }
+            table {
+                thead { tr {
+                    th { "time" } th { "duration" } th { "outcome" } th { "users" } th { "added" }
+                    th { "removed" } th { "skipped" } th { "withheld" } th { "errors" }
+                } }
+                tbody {
+                    @for (p, t) in &rows {
+                        tr class=(t.outcome) {
+                            td { (p.time) @if p.dry_run { " (dry run)" } }
+                            td { (p.duration_ms) " ms" }
+                            td { (t.outcome) }
+                            td { (t.users_selected) }
+                            td { (t.added) }
+                            td { (t.removed) }
+                            td { (t.skipped) }
+                            td { (t.withheld) }
+                            td { @if let Some(e) = &t.error { (e) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;max-width:70rem}\
+table{border-collapse:collapse;margin:.5rem 0 1.5rem}th,td{padding:.2rem .6rem;text-align:left;\
+border-bottom:1px solid #ddd}tr.failed{background:#fde8e8}tr.removals_withheld{background:#fff4d6}\
+.withheld{border-left:4px solid #d9a400;padding-left:.8rem}.spark{vertical-align:middle;color:#2b6cb0}\
+code{font-size:13px}";
+
+/// The whole page. `passes` is newest first.
+pub fn render(passes: &[PassRecord], cx: &Context) -> String {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "grouper-sync status" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { "grouper-sync" }
+                @if let Some(p) = passes.first() {
+                    p {
+                        "Last pass: " strong { (p.outcome) } " at " (p.time) ", " (p.users_seen)
+                        " hub users, " (p.duration_ms) " ms."
+                        @if let Some(next) = &cx.next_pass { " Next pass: " (next) "." }
+                    }
+                    @for e in &p.errors { p class="error" { (e) } }
+                } @else {
+                    p { "No pass has run yet." }
+                }
+                @for g in groups(passes) { (target_section(&g, passes)) }
+                h2 { "Schedule" }
+                ul { @for s in &cx.schedule { li { (s) } } }
+                h2 { "Settings" }
+                table { tbody { @for (k, v) in &cx.settings { tr { th { (k) } td { code { (v) } } } } } }
+            }
+        }
+    };
+    page.into_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(time: &str, members: u32, added: u32, withheld: Option<&str>) -> PassRecord {
+        PassRecord {
+            time: time.into(),
+            duration_ms: 120,
+            outcome: if withheld.is_some() {
+                "removals_withheld"
+            } else {
+                "converged"
+            }
+            .into(),
+            dry_run: false,
+            users_seen: 5,
+            errors: Vec::new(),
+            targets: vec![TargetRecord {
+                group: "edu:example:<group>".into(),
+                outcome: if withheld.is_some() {
+                    "removals_withheld"
+                } else {
+                    "converged"
+                }
+                .into(),
+                users_selected: 4,
+                current_members: members,
+                added,
+                removed: 0,
+                skipped: 1,
+                withheld: withheld.map_or(0, |_| 2),
+                withheld_plan: withheld.map(String::from),
+                withheld_members: withheld
+                    .map_or(Vec::new(), |_| vec!["100007".into(), "100008".into()]),
+                error: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn shows_passes_plan_sparkline_and_escapes() {
+        let passes = vec![
+            pass("2026-11-30T02:00:00Z", 12, 0, Some("0123456789abcdef")),
+            pass("2026-11-30T01:00:00Z", 10, 2, None),
+        ];
+        let cx = Context {
+            schedule: vec!["every 3600 s".into()],
+            next_pass: Some("2026-11-30T03:00:00Z".into()),
+            settings: vec![("grouper_password".into(), "(set)".into())],
+        };
+        let html = render(&passes, &cx);
+        assert!(
+            html.contains("edu:example:&lt;group&gt;"),
+            "values are escaped"
+        );
+        assert!(!html.contains("<group>"));
+        assert!(html.contains("0123456789abcdef") && html.contains("100008"));
+        assert!(html.contains("<polyline"), "a sparkline of the group size");
+        assert!(html.contains("Next pass: 2026-11-30T03:00:00Z"));
+        assert!(!html.contains("<script"), "no JavaScript");
+    }
+
+    #[test]
+    fn an_empty_history_says_so() {
+        assert!(render(&[], &Context::default()).contains("No pass has run yet."));
+    }
+}
