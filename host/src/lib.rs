@@ -13,3 +13,4 @@ pub mod schedule;
 pub mod state_store;
 pub mod status_page;
 pub mod tls;
+pub mod ui;

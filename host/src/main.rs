@@ -13,6 +13,7 @@ use grouper_sync_host::schedule;
 use grouper_sync_host::state_store::StateStore;
 use grouper_sync_host::status_page;
 use grouper_sync_host::tls;
+use grouper_sync_host::ui::Ui;
 use jupyterhub_grouper_sync::settings;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -401,6 +402,7 @@ async fn service(opts: &Options, runner: &Runner, limits: &Limits, stop: StopSig
     let board = Arc::new(Board {
         history: History::new(&opts.state_dir),
         context: std::sync::Mutex::new(page_context(opts)),
+        ui: Ui::new(opts.ui_token.clone(), &opts.state_dir),
     });
     let (stop_serving, serving_stopped) = tokio::sync::watch::channel(false);
     let mut server = None;
@@ -442,6 +444,7 @@ async fn service(opts: &Options, runner: &Runner, limits: &Limits, stop: StopSig
             .next_pass = at;
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
+            _ = board.ui.run_now.notified() => {}
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }

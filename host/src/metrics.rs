@@ -281,28 +281,81 @@ fn reply(status: u16, content_type: &str, body: String) -> hyper::Response<Full<
 pub struct Board {
     pub history: crate::history::History,
     pub context: Mutex<crate::status_page::Context>,
+    pub ui: crate::ui::Ui,
 }
 
 impl Board {
-    fn page(&self) -> String {
+    fn page(&self, auth: &crate::ui::Auth) -> String {
         let passes = self.history.recent(crate::history::KEEP);
         let cx = self
             .context
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        crate::status_page::render(&passes, &cx)
+        crate::status_page::render(&passes, &cx, auth)
     }
 }
 
-fn route(
+/// The largest form body read (a plan name and a CSRF token are far smaller).
+const MAX_FORM_BYTES: usize = 16 << 10;
+
+async fn handle(
     metrics: &Metrics,
     board: &Board,
     sync_every: Duration,
-    path: &str,
+    req: hyper::Request<hyper::body::Incoming>,
 ) -> hyper::Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let (cookie, authorization) = (header("cookie"), header("authorization"));
+    if parts.method == hyper::Method::POST {
+        let bytes = match http_body_util::Limited::new(body, MAX_FORM_BYTES)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return reply(413, "text/plain", "form too large\n".into()),
+        };
+        let request = crate::ui::Request {
+            method: "POST",
+            path: parts.uri.path(),
+            cookie,
+            authorization,
+            form: form_urlencoded::parse(&bytes).into_owned().collect(),
+        };
+        if let Some(answer) = board.ui.handle(&request) {
+            let mut response = reply(answer.status, "text/plain; charset=utf-8", answer.body);
+            for (name, value) in answer.headers {
+                if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(name, v);
+                }
+            }
+            return response;
+        }
+        return reply(405, "text/plain", "method not allowed\n".into());
+    }
+    match parts.uri.path() {
+        "/" => {
+            let auth = board.ui.auth(cookie, authorization);
+            let mut page = reply(200, "text/html; charset=utf-8", board.page(&auth));
+            // the page holds CSRF tokens: never cached, never framed
+            for (k, v) in [
+                ("cache-control", "no-store"),
+                ("x-frame-options", "DENY"),
+                ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+            ] {
+                page.headers_mut()
+                    .insert(k, hyper::header::HeaderValue::from_static(v));
+            }
+            page
+        }
+        path => route(metrics, sync_every, path),
+    }
+}
+
+fn route(metrics: &Metrics, sync_every: Duration, path: &str) -> hyper::Response<Full<Bytes>> {
     match path {
-        "/" => reply(200, "text/html; charset=utf-8", board.page()),
         "/metrics" => reply(200, OPENMETRICS, metrics.render()),
         "/healthz" => reply(200, "text/plain", "ok\n".into()),
         "/readyz" if metrics.ready(sync_every) => reply(200, "text/plain", "ready\n".into()),
@@ -338,8 +391,12 @@ pub async fn serve(
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let response = route(&metrics, &board, sync_every, req.uri().path());
-                async move { Ok::<_, std::convert::Infallible>(response) }
+                let (metrics, board) = (metrics.clone(), board.clone());
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        handle(&metrics, &board, sync_every, req).await,
+                    )
+                }
             });
             let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);

@@ -77,6 +77,8 @@ pub struct Options {
     pub change_log_keep: Duration,
     /// `log`: which lines, in which form.
     pub log: LogQuery,
+    /// Signs admins in to the status page's actions (a secret: never printed).
+    pub ui_token: Option<String>,
 }
 
 impl std::fmt::Debug for Options {
@@ -301,6 +303,8 @@ const REFUSED_FLAGS: &[&str] = &[
     "api_token",
     "sync_auth_token",
     "sync-auth-token",
+    "ui_token",
+    "ui-token",
 ];
 
 fn setting_arg(name: &'static str, help: String, env: Option<&'static str>) -> Arg {
@@ -404,6 +408,10 @@ fn command() -> clap::Command {
             key.name, key.help, key.env
         ));
     }
+    secrets.push_str(
+        "  ui_token                 signs admins in to the status page's Approve and Run buttons; env \
+         GROUPER_SYNC_UI_TOKEN, or a file named by GROUPER_SYNC_UI_TOKEN_FILE / ui_token_file in the config file\n",
+    );
     Cli::command().args(setting_args()).after_long_help(secrets)
 }
 
@@ -496,6 +504,11 @@ pub fn parse(
         }
     }
 
+    let mut ui_token = env("GROUPER_SYNC_UI_TOKEN").filter(|v| !v.is_empty());
+    if let Some(path) = env("GROUPER_SYNC_UI_TOKEN_FILE").filter(|v| !v.is_empty()) {
+        ui_token = Some(read_secret_file(&path, read)?);
+    }
+
     // 3. the config file
     let config_file = config_file.or_else(|| env("GROUPER_SYNC_CONFIG").filter(|v| !v.is_empty()));
     if let Some(path) = &config_file {
@@ -514,6 +527,8 @@ pub fn parse(
                 "grouper_password_file" => {
                     values.insert("grouper_password".into(), read_secret_file(&value, read)?);
                 }
+                "ui_token" => ui_token = Some(value),
+                "ui_token_file" => ui_token = Some(read_secret_file(&value, read)?),
                 _ if is_component_key(k) || is_host_key(host_name(k)) => {
                     values.insert(host_name(k).into(), value);
                 }
@@ -528,6 +543,7 @@ pub fn parse(
     options.full = cli.full;
     options.approve = approve;
     options.log = log;
+    options.ui_token = ui_token.filter(|t| !t.trim().is_empty());
     Ok(options)
 }
 
@@ -690,6 +706,7 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
         .map(|d| Duration::from_secs(d * 86_400))
         .context("change_log_keep_days must be whole days from 1 to 36500")?,
         log: LogQuery::default(),
+        ui_token: None,
         ca_file: match values.get("ca_file").map(|f| f.trim()) {
             None => None,
             Some("") => bail!("ca_file must name a PEM file"),

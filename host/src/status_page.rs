@@ -4,6 +4,7 @@
 //! secrets left out.
 
 use crate::history::{PassRecord, TargetRecord};
+use crate::ui::Auth;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 /// Passes shown per target.
@@ -69,7 +70,16 @@ fn sparkline(values: &[u32]) -> Markup {
     }
 }
 
-fn target_section(group: &str, passes: &[PassRecord]) -> Markup {
+/// The CSRF token forms carry, when the viewer may act.
+fn csrf(auth: &Auth) -> Option<&str> {
+    match auth {
+        Auth::Session { csrf } => Some(csrf),
+        Auth::Bearer => Some(""),
+        Auth::Disabled | Auth::Anonymous => None,
+    }
+}
+
+fn target_section(group: &str, passes: &[PassRecord], auth: &Auth) -> Markup {
     let rows: Vec<(&PassRecord, &TargetRecord)> = passes
         .iter()
         .filter_map(|p| p.targets.iter().find(|t| t.group == group).map(|t| (p, t)))
@@ -94,6 +104,13 @@ fn target_section(group: &str, passes: &[PassRecord]) -> Markup {
                         details {
                             summary { "Members it would remove" }
                             ul { @for m in &t.withheld_members { li { code { (m) } } } }
+                        }
+                        @if let Some(token) = csrf(auth) {
+                            form method="post" action="/approve" {
+                                input type="hidden" name="plan" value=(plan);
+                                input type="hidden" name="csrf" value=(token);
+                                button type="submit" { "Approve plan " (plan) }
+                            }
                         }
                     }
                 }
@@ -129,8 +146,28 @@ border-bottom:1px solid #ddd}tr.failed{background:#fde8e8}tr.removals_withheld{b
 .withheld{border-left:4px solid #d9a400;padding-left:.8rem}.spark{vertical-align:middle;color:#2b6cb0}\
 code{font-size:13px}";
 
-/// The whole page. `passes` is newest first.
-pub fn render(passes: &[PassRecord], cx: &Context) -> String {
+fn actions(auth: &Auth) -> Markup {
+    html! {
+        @match auth {
+            Auth::Disabled => {}
+            Auth::Anonymous => {
+                form method="post" action="/login" {
+                    label { "UI token " input type="password" name="token" autocomplete="current-password"; }
+                    " " button type="submit" { "Sign in" }
+                }
+            }
+            _ => {
+                form method="post" action="/run" {
+                    input type="hidden" name="csrf" value=(csrf(auth).unwrap_or_default());
+                    button type="submit" { "Run a pass now" }
+                }
+            }
+        }
+    }
+}
+
+/// The whole page for this viewer. `passes` is newest first.
+pub fn render(passes: &[PassRecord], cx: &Context, auth: &Auth) -> String {
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -142,6 +179,7 @@ pub fn render(passes: &[PassRecord], cx: &Context) -> String {
             }
             body {
                 h1 { "grouper-sync" }
+                (actions(auth))
                 @if let Some(p) = passes.first() {
                     p {
                         "Last pass: " strong { (p.outcome) } " at " (p.time) ", " (p.users_seen)
@@ -152,7 +190,7 @@ pub fn render(passes: &[PassRecord], cx: &Context) -> String {
                 } @else {
                     p { "No pass has run yet." }
                 }
-                @for g in groups(passes) { (target_section(&g, passes)) }
+                @for g in groups(passes) { (target_section(&g, passes, auth)) }
                 h2 { "Schedule" }
                 ul { @for s in &cx.schedule { li { (s) } } }
                 h2 { "Settings" }
@@ -213,7 +251,7 @@ mod tests {
             next_pass: Some("2026-11-30T03:00:00Z".into()),
             settings: vec![("grouper_password".into(), "(set)".into())],
         };
-        let html = render(&passes, &cx);
+        let html = render(&passes, &cx, &Auth::Disabled);
         assert!(
             html.contains("edu:example:&lt;group&gt;"),
             "values are escaped"
@@ -223,10 +261,22 @@ mod tests {
         assert!(html.contains("<polyline"), "a sparkline of the group size");
         assert!(html.contains("Next pass: 2026-11-30T03:00:00Z"));
         assert!(!html.contains("<script"), "no JavaScript");
+        assert!(!html.contains("<form"), "read-only without a ui_token");
+        let anonymous = render(&passes, &cx, &Auth::Anonymous);
+        assert!(anonymous.contains("action=\"/login\"") && !anonymous.contains("/approve"));
+        let signed_in = render(
+            &passes,
+            &cx,
+            &Auth::Session {
+                csrf: "c5rf".into(),
+            },
+        );
+        assert!(signed_in.contains("action=\"/approve\"") && signed_in.contains("value=\"c5rf\""));
+        assert!(signed_in.contains("action=\"/run\""));
     }
 
     #[test]
     fn an_empty_history_says_so() {
-        assert!(render(&[], &Context::default()).contains("No pass has run yet."));
+        assert!(render(&[], &Context::default(), &Auth::Disabled).contains("No pass has run yet."));
     }
 }

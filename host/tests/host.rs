@@ -720,6 +720,161 @@ fn the_status_page_shows_the_passes_and_a_withheld_plan_and_survives_a_restart()
     stop(&mut child, "INT", Duration::from_secs(60));
 }
 
+/// One request with an optional cookie and form body: status, raw head, body.
+fn exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: &str,
+) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{cookie}\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+#[test]
+fn the_status_page_approves_and_runs_a_pass_only_for_a_signed_in_admin() {
+    const UI_TOKEN: &str = "ui-token-5e1f07-DISTINCTIVE";
+    let w = world();
+    let dir = scratch("ui");
+    let mut env = env(&w, &dir.join("pw"));
+    env.push(("GROUPER_SYNC_UI_TOKEN".into(), UI_TOKEN.into()));
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(BIN)
+        .args([
+            "--GrouperSync.sync_every=3600",
+            "--metrics-addr",
+            &metrics,
+            "--max-removals",
+            "0",
+        ])
+        .env_clear()
+        .envs(env.iter().cloned())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut page = String::new();
+    wait_for(
+        "the first pass on the page",
+        Duration::from_secs(300),
+        || {
+            page = std::net::TcpStream::connect(&metrics)
+                .ok()
+                .map(|_| get(&metrics, "/").1)
+                .unwrap_or_default();
+            page.contains("<td>removals_withheld</td>")
+        },
+    );
+    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "stale"]);
+    let plan_at = page.find("Withheld plan <code>").unwrap() + "Withheld plan <code>".len();
+    let plan = page[plan_at..plan_at + 16].to_string();
+    assert!(page.contains("action=\"/login\"") && !page.contains("action=\"/approve\""));
+
+    // not signed in, or signed in with the wrong token: refused
+    let approve_form = format!("plan={plan}");
+    assert_eq!(
+        exchange(&metrics, "POST", "/approve", None, &approve_form).0,
+        403
+    );
+    assert_eq!(
+        exchange(&metrics, "POST", "/login", None, "token=wrong").0,
+        403
+    );
+    let (status, head, _) = exchange(
+        &metrics,
+        "POST",
+        "/login",
+        None,
+        &format!("token={UI_TOKEN}"),
+    );
+    assert_eq!(status, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        head.contains("HttpOnly") && head.contains("SameSite=Strict"),
+        "{head}"
+    );
+    let (_, head, signed_in) = exchange(&metrics, "GET", "/", Some(&cookie), "");
+    assert!(head.contains("cache-control: no-store"), "{head}");
+    let csrf_at =
+        signed_in.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    let csrf = signed_in[csrf_at..csrf_at + 64].to_string();
+    assert!(
+        signed_in.contains(&format!("Approve plan {plan}")),
+        "{signed_in}"
+    );
+    for text in [&page, &signed_in, &head] {
+        assert_no_secrets("status page", text);
+        assert!(
+            !text.contains(UI_TOKEN),
+            "the page never shows the ui token"
+        );
+    }
+    // a forged form (no CSRF token) is refused even with the session cookie
+    assert_eq!(
+        exchange(&metrics, "POST", "/approve", Some(&cookie), &approve_form).0,
+        403
+    );
+    assert!(!dir.join("state").join("approvals.json").exists());
+
+    // Approve, then Run a pass now: exactly the plan is applied
+    let form = format!("plan={plan}&csrf={csrf}");
+    assert_eq!(
+        exchange(&metrics, "POST", "/approve", Some(&cookie), &form).0,
+        303
+    );
+    assert_eq!(
+        exchange(
+            &metrics,
+            "POST",
+            "/run",
+            Some(&cookie),
+            &format!("csrf={csrf}")
+        )
+        .0,
+        303
+    );
+    wait_for(
+        "the approved plan to be applied",
+        Duration::from_secs(300),
+        || w.sim.member_ids(GROUP) == ["100001", "100002"],
+    );
+    let log = std::fs::read_to_string(dir.join("state").join("changes.jsonl")).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("\"approved-plan\"")
+            && l.contains(&plan)
+            && l.contains("\"stale\"")),
+        "{log}"
+    );
+    let stderr = stop(&mut child, "INT", Duration::from_secs(60));
+    assert_no_secrets("service stderr", &stderr);
+    assert!(!stderr.contains(UI_TOKEN));
+}
+
 #[test]
 fn a_withheld_plan_is_approved_once_and_a_changed_plan_stays_withheld() {
     let w = world();
