@@ -47,7 +47,7 @@ pub struct PassRecord {
 impl PassRecord {
     pub fn new(s: &PassSummary, ended: jiff::Timestamp) -> PassRecord {
         PassRecord {
-            time: ended.to_string(),
+            time: ended.round(jiff::Unit::Second).unwrap_or(ended).to_string(),
             duration_ms: s.duration.as_millis() as u64,
             outcome: s.outcome.as_str().into(),
             dry_run: s.dry_run,

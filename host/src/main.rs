@@ -403,6 +403,7 @@ async fn service(opts: &Options, runner: &Runner, limits: &Limits, stop: StopSig
         history: History::new(&opts.state_dir),
         context: std::sync::Mutex::new(page_context(opts)),
         ui: Ui::new(opts.ui_token.clone(), &opts.state_dir),
+        prefix: opts.service_prefix.clone(),
     });
     let (stop_serving, serving_stopped) = tokio::sync::watch::channel(false);
     let mut server = None;

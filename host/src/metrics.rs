@@ -282,6 +282,23 @@ pub struct Board {
     pub history: crate::history::History,
     pub context: Mutex<crate::status_page::Context>,
     pub ui: crate::ui::Ui,
+    /// The path the hub's proxy puts in front (`JUPYTERHUB_SERVICE_PREFIX`), if any.
+    pub prefix: Option<String>,
+}
+
+/// The path below the hub proxy's prefix: `/services/grouper-sync/approve` → `/approve`.
+fn local_path<'a>(prefix: Option<&str>, path: &'a str) -> &'a str {
+    let Some(prefix) = prefix
+        .map(|p| p.trim_end_matches('/'))
+        .filter(|p| !p.is_empty())
+    else {
+        return path;
+    };
+    match path.strip_prefix(prefix) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
 }
 
 impl Board {
@@ -309,6 +326,7 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let (cookie, authorization) = (header("cookie"), header("authorization"));
+    let path = local_path(board.prefix.as_deref(), parts.uri.path());
     if parts.method == hyper::Method::POST {
         let bytes = match http_body_util::Limited::new(body, MAX_FORM_BYTES)
             .collect()
@@ -319,7 +337,7 @@ async fn handle(
         };
         let request = crate::ui::Request {
             method: "POST",
-            path: parts.uri.path(),
+            path,
             cookie,
             authorization,
             form: form_urlencoded::parse(&bytes).into_owned().collect(),
@@ -335,7 +353,7 @@ async fn handle(
         }
         return reply(405, "text/plain", "method not allowed\n".into());
     }
-    match parts.uri.path() {
+    match path {
         "/" => {
             let auth = board.ui.auth(cookie, authorization);
             let mut page = reply(200, "text/html; charset=utf-8", board.page(&auth));
@@ -436,6 +454,23 @@ mod tests {
         p.outcome = outcome;
         p.error_kinds = kinds.to_vec();
         p
+    }
+
+    #[test]
+    fn paths_below_the_hub_proxy_prefix() {
+        let prefix = Some("/services/grouper-sync/");
+        assert_eq!(
+            local_path(prefix, "/services/grouper-sync/approve"),
+            "/approve"
+        );
+        assert_eq!(local_path(prefix, "/services/grouper-sync"), "/");
+        assert_eq!(local_path(prefix, "/services/grouper-sync/"), "/");
+        assert_eq!(local_path(prefix, "/metrics"), "/metrics");
+        assert_eq!(
+            local_path(prefix, "/services/grouper-syncx/run"),
+            "/services/grouper-syncx/run"
+        );
+        assert_eq!(local_path(None, "/run"), "/run");
     }
 
     #[test]

@@ -79,6 +79,8 @@ pub struct Options {
     pub log: LogQuery,
     /// Signs admins in to the status page's actions (a secret: never printed).
     pub ui_token: Option<String>,
+    /// Where the hub's proxy serves this service (`JUPYTERHUB_SERVICE_PREFIX`).
+    pub service_prefix: Option<String>,
 }
 
 impl std::fmt::Debug for Options {
@@ -544,6 +546,7 @@ pub fn parse(
     options.approve = approve;
     options.log = log;
     options.ui_token = ui_token.filter(|t| !t.trim().is_empty());
+    options.service_prefix = env("JUPYTERHUB_SERVICE_PREFIX").filter(|p| p.starts_with('/'));
     Ok(options)
 }
 
@@ -707,6 +710,7 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
         .context("change_log_keep_days must be whole days from 1 to 36500")?,
         log: LogQuery::default(),
         ui_token: None,
+        service_prefix: None,
         ca_file: match values.get("ca_file").map(|f| f.trim()) {
             None => None,
             Some("") => bail!("ca_file must name a PEM file"),

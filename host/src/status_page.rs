@@ -106,7 +106,7 @@ fn target_section(group: &str, passes: &[PassRecord], auth: &Auth) -> Markup {
                             ul { @for m in &t.withheld_members { li { code { (m) } } } }
                         }
                         @if let Some(token) = csrf(auth) {
-                            form method="post" action="/approve" {
+                            form method="post" action="approve" {
                                 input type="hidden" name="plan" value=(plan);
                                 input type="hidden" name="csrf" value=(token);
                                 button type="submit" { "Approve plan " (plan) }
@@ -151,13 +151,13 @@ fn actions(auth: &Auth) -> Markup {
         @match auth {
             Auth::Disabled => {}
             Auth::Anonymous => {
-                form method="post" action="/login" {
+                form method="post" action="login" {
                     label { "UI token " input type="password" name="token" autocomplete="current-password"; }
                     " " button type="submit" { "Sign in" }
                 }
             }
             _ => {
-                form method="post" action="/run" {
+                form method="post" action="run" {
                     input type="hidden" name="csrf" value=(csrf(auth).unwrap_or_default());
                     button type="submit" { "Run a pass now" }
                 }
@@ -263,7 +263,9 @@ mod tests {
         assert!(!html.contains("<script"), "no JavaScript");
         assert!(!html.contains("<form"), "read-only without a ui_token");
         let anonymous = render(&passes, &cx, &Auth::Anonymous);
-        assert!(anonymous.contains("action=\"/login\"") && !anonymous.contains("/approve"));
+        assert!(
+            anonymous.contains("action=\"login\"") && !anonymous.contains("action=\"approve\"")
+        );
         let signed_in = render(
             &passes,
             &cx,
@@ -271,8 +273,8 @@ mod tests {
                 csrf: "c5rf".into(),
             },
         );
-        assert!(signed_in.contains("action=\"/approve\"") && signed_in.contains("value=\"c5rf\""));
-        assert!(signed_in.contains("action=\"/run\""));
+        assert!(signed_in.contains("action=\"approve\"") && signed_in.contains("value=\"c5rf\""));
+        assert!(signed_in.contains("action=\"run\""));
     }
 
     #[test]

@@ -50,7 +50,7 @@ impl Answer {
         }
     }
     fn back_to_page(extra: Vec<(&'static str, String)>) -> Answer {
-        let mut headers = vec![("location", "/".to_string())];
+        let mut headers = vec![("location", "./".to_string())];
         headers.extend(extra);
         Answer {
             status: 303,

@@ -786,7 +786,7 @@ fn the_status_page_approves_and_runs_a_pass_only_for_a_signed_in_admin() {
     assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "stale"]);
     let plan_at = page.find("Withheld plan <code>").unwrap() + "Withheld plan <code>".len();
     let plan = page[plan_at..plan_at + 16].to_string();
-    assert!(page.contains("action=\"/login\"") && !page.contains("action=\"/approve\""));
+    assert!(page.contains("action=\"login\"") && !page.contains("action=\"approve\""));
 
     // not signed in, or signed in with the wrong token: refused
     let approve_form = format!("plan={plan}");
