@@ -38,7 +38,7 @@ pub struct Entry {
 
 /// The log's lines for one pass's report.
 pub fn entries(report: &Report, pass: &str, at: Timestamp) -> Vec<Entry> {
-    let time = at.to_string();
+    let time = at.round(jiff::Unit::Second).unwrap_or(at).to_string();
     report
         .targets
         .iter()

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 pub const COOKIE: &str = "grouper_sync_session";
+/// A sign-in lasts this long.
+pub const SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,18 +65,18 @@ impl Answer {
 pub struct Ui {
     token: Option<String>,
     state_dir: PathBuf,
-    /// Session id → CSRF token.
-    sessions: Mutex<HashMap<String, String>>,
+    /// Session id → CSRF token and when it was signed in.
+    sessions: Mutex<HashMap<String, (String, std::time::Instant)>>,
     /// Woken by **Run a pass now**.
     pub run_now: tokio::sync::Notify,
 }
 
-fn random_hex() -> String {
+/// 32 random bytes as hex, from the kernel; none if it cannot give them (then nobody signs in).
+fn random_hex() -> Option<String> {
     let mut bytes = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut f = std::fs::File::open("/dev/urandom").ok()?;
+    std::io::Read::read_exact(&mut f, &mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Equal, in a time that does not depend on where they differ.
@@ -114,9 +116,10 @@ impl Ui {
             }
         }
         let session = cookie.and_then(|c| cookie_value(c, COOKIE));
-        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, (_, at)| at.elapsed() < SESSION_LIFETIME);
         match session.and_then(|s| sessions.get(s)) {
-            Some(csrf) => Auth::Session { csrf: csrf.clone() },
+            Some((csrf, _)) => Auth::Session { csrf: csrf.clone() },
             None => Auth::Anonymous,
         }
     }
@@ -170,14 +173,19 @@ impl Ui {
             tracing::warn!("a sign-in to the status page with a wrong token was refused");
             return Answer::text(403, "wrong token");
         }
-        let (session, csrf) = (random_hex(), random_hex());
+        let (Some(session), Some(csrf)) = (random_hex(), random_hex()) else {
+            return Answer::text(500, "no randomness for a session: sign-in is unavailable");
+        };
         self.sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(session.clone(), csrf);
+            .insert(session.clone(), (csrf, std::time::Instant::now()));
         Answer::back_to_page(vec![(
             "set-cookie",
-            format!("{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict"),
+            format!(
+                "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+                SESSION_LIFETIME.as_secs()
+            ),
         )])
     }
 
