@@ -4,12 +4,12 @@
 //! older than the configured age are deleted.
 
 use crate::bindings::{ChangeOp, ChangeReason, Report};
+use crate::state_store::{append_private, create_private_dir, json_lines};
 use anyhow::{Context, Result};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::fs::{self, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -117,33 +117,12 @@ impl ChangeLog {
         if entries.is_empty() {
             return Ok(());
         }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .with_context(|| format!("creating {}", self.dir.display()))?;
+        create_private_dir(&self.dir)?;
         let path = self.path();
         if fs::metadata(&path).is_ok_and(|m| m.len() >= self.max_bytes) {
             self.rotate(now)?;
         }
-        let mut text = String::new();
-        for e in entries {
-            text.push_str(&serde_json::to_string(e)?);
-            text.push('\n');
-        }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        // a line torn by a crash must not swallow the first new one
-        if ends_without_newline(&mut file)? {
-            text.insert(0, '\n');
-        }
-        file.write_all(text.as_bytes())?;
-        file.sync_data()?;
+        append_private(&path, &json_lines(entries)?)?;
         Ok(())
     }
 
@@ -197,17 +176,6 @@ impl ChangeLog {
         }
         Ok(out)
     }
-}
-
-fn ends_without_newline(file: &mut fs::File) -> Result<bool> {
-    use std::io::{Read, Seek, SeekFrom};
-    if file.metadata()?.len() == 0 {
-        return Ok(false);
-    }
-    file.seek(SeekFrom::End(-1))?;
-    let mut last = [0u8; 1];
-    file.read_exact(&mut last)?;
-    Ok(last[0] != b'\n')
 }
 
 fn read_file(path: &Path, filter: &Filter, out: &mut Vec<Entry>) -> Result<()> {
@@ -361,8 +329,11 @@ mod tests {
         let t0: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
         log.append(&[entry("1", "add", "2026-11-01T00:00:00Z")], t0)
             .unwrap();
-        let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
-        f.write_all(b"{\"time\": \"2026-11-01T00:0").unwrap();
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"{\"time\": \"2026-11-01T00:0").unwrap();
         drop(f);
         log.append(&[entry("2", "add", "2026-11-01T00:00:00Z")], t0)
             .unwrap();

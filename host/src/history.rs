@@ -3,11 +3,10 @@
 //! the file holds twice [`KEEP`] passes it is rewritten with the last [`KEEP`].
 
 use crate::outcome::PassSummary;
-use anyhow::{Context, Result};
+use crate::state_store::{append_private, create_private_dir, json_lines, StateStore};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
 use std::path::PathBuf;
 
 pub const FILE_NAME: &str = "history.jsonl";
@@ -89,43 +88,13 @@ impl History {
     }
 
     pub fn append(&self, record: &PassRecord) -> Result<()> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .with_context(|| format!("creating {}", self.dir.display()))?;
-        let mut line = serde_json::to_string(record)?;
-        line.push('\n');
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(self.path())?;
-        file.write_all(line.as_bytes())?;
-        drop(file);
+        create_private_dir(&self.dir)?;
+        append_private(&self.path(), &json_lines([record])?)?;
         let all = self.all();
         if all.len() >= 2 * KEEP {
-            self.rewrite(&all[all.len() - KEEP..])?;
+            let keep = json_lines(&all[all.len() - KEEP..])?;
+            StateStore::new(&self.dir).write_atomically(FILE_NAME, keep.as_bytes())?;
         }
-        Ok(())
-    }
-
-    fn rewrite(&self, keep: &[PassRecord]) -> Result<()> {
-        let tmp = self.dir.join(format!(".{FILE_NAME}.tmp"));
-        let mut text = String::new();
-        for r in keep {
-            text.push_str(&serde_json::to_string(r)?);
-            text.push('\n');
-        }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, self.path())?;
         Ok(())
     }
 
@@ -183,8 +152,8 @@ mod tests {
                 2 * KEEP as u64 + 2
             ]
         );
-        let mut f = OpenOptions::new().append(true).open(h.path()).unwrap();
-        f.write_all(b"{\"time\": tru\n").unwrap();
+        let mut f = fs::OpenOptions::new().append(true).open(h.path()).unwrap();
+        std::io::Write::write_all(&mut f, b"{\"time\": tru\n").unwrap();
         drop(f);
         h.append(&record(999)).unwrap();
         assert_eq!(h.recent(1)[0].duration_ms, 999);

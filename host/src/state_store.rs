@@ -55,12 +55,9 @@ impl StateStore {
         self.write_atomically(FILE_NAME, bytes)
     }
 
-    fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .with_context(|| format!("creating state_dir {}", self.dir.display()))?;
+    /// Replaces `name` under `state_dir` atomically: a crash leaves the old file or the new one.
+    pub fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        create_private_dir(&self.dir)?;
         let path = self.dir.join(name);
         let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let write = |tmp: &Path| -> std::io::Result<()> {
@@ -83,6 +80,51 @@ impl StateStore {
         }
         Ok(())
     }
+}
+
+/// Creates `state_dir` (and its parents) readable by the service's user alone.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating state_dir {}", dir.display()))
+}
+
+/// Appends text to `path` (created 0600), flushed to disk. A last line torn by a crash is ended
+/// first, so that it cannot swallow the first new line.
+pub fn append_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut torn = false;
+    if file.metadata()?.len() > 0 {
+        file.seek(SeekFrom::End(-1))?;
+        let mut last = [0u8; 1];
+        file.read_exact(&mut last)?;
+        torn = last[0] != b'\n';
+    }
+    if torn {
+        file.write_all(b"\n")?;
+    }
+    file.write_all(text.as_bytes())?;
+    file.sync_data()?;
+    Ok(())
+}
+
+/// Values as JSON lines.
+pub fn json_lines<'a, T: Serialize + 'a>(items: impl IntoIterator<Item = &'a T>) -> Result<String> {
+    let mut text = String::new();
+    for item in items {
+        text.push_str(&serde_json::to_string(item)?);
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// One approval of a withheld plan.
