@@ -137,7 +137,7 @@ fn the_hub_runs_grouper_sync_as_a_managed_service() {
             ("JHUB_SYNC_SERVICE", &service.to_string()),
         ],
     );
-    wait_for("the service's first pass", Duration::from_secs(40), || {
+    wait_for("the service's first pass", Duration::from_secs(300), || {
         sim.member_ids(GROUP) == ["700001", "700002"]
     });
 
@@ -155,7 +155,7 @@ fn the_hub_runs_grouper_sync_as_a_managed_service() {
         .0,
         200
     );
-    wait_for("the next pass", Duration::from_secs(30), || {
+    wait_for("the next pass", Duration::from_secs(300), || {
         sim.member_ids(GROUP) == ["700001", "700002", "700004"]
     });
     assert!(
@@ -180,7 +180,7 @@ fn the_hub_runs_grouper_sync_as_a_managed_service() {
         "the hub stopped promptly: {:?}",
         stopping.elapsed()
     );
-    wait_for("the service to exit", Duration::from_secs(5), || {
+    wait_for("the service to exit", Duration::from_secs(300), || {
         std::net::TcpStream::connect(&metrics).is_err()
     });
     let log = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
