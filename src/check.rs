@@ -35,7 +35,20 @@ pub fn required_scopes(settings: &Settings) -> Vec<&'static str> {
     if settings.needs_auth_state() {
         scopes.extend(["read:users", "admin:auth_state"]);
     }
+    if settings.needs_groups() {
+        scopes.push("read:users:groups");
+    }
     scopes
+}
+
+/// Does a token with `have` hold `scope`? `read:users` includes its `read:users:…` subscopes.
+fn holds(have: &[String], scope: &str) -> bool {
+    have.iter().any(|h| {
+        h == scope
+            || scope
+                .strip_prefix(h.as_str())
+                .is_some_and(|rest| rest.starts_with(':') && h == "read:users")
+    })
 }
 
 pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
@@ -77,7 +90,7 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
                     .unwrap_or_default();
                 report.missing_scopes = required_scopes(settings)
                     .into_iter()
-                    .filter(|s| !report.hub_scopes.iter().any(|have| have == s))
+                    .filter(|s| !holds(&report.hub_scopes, s))
                     .map(String::from)
                     .collect();
             }
@@ -105,4 +118,20 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
         }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_users_holds_its_group_subscope() {
+        let have = vec!["list:users".to_string(), "read:users".to_string()];
+        assert!(holds(&have, "read:users:groups") && holds(&have, "list:users"));
+        assert!(!holds(&have, "admin:auth_state"));
+        assert!(!holds(
+            &["read:users:name".to_string()],
+            "read:users:groups"
+        ));
+    }
 }

@@ -17,6 +17,26 @@ pub struct ListedUser {
     pub last_activity: Option<i64>,
     /// `user_info` (JupyterHub >= 6), kept only when a target maps subjects from it.
     pub user_info: Option<Value>,
+    /// The hub groups the user is in, kept only when a target selects by hub group.
+    pub groups: Vec<String>,
+}
+
+/// Which optional fields of the list to keep (each costs memory per user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    pub user_info: bool,
+    pub groups: bool,
+}
+
+impl Keep {
+    pub const ALL: Keep = Keep {
+        user_info: true,
+        groups: true,
+    };
+    pub const LEAN: Keep = Keep {
+        user_info: false,
+        groups: false,
+    };
 }
 
 /// What `GET /users/{name}` told us about a user's `auth_state`.
@@ -109,7 +129,7 @@ fn timestamp_field(item: &Value, key: &str) -> Option<i64> {
         .and_then(crate::timestamp::parse_iso8601_micros)
 }
 
-fn parse_user_entry(item: &Value, keep_user_info: bool) -> Result<ListedUser, SyncError> {
+fn parse_user_entry(item: &Value, keep: Keep) -> Result<ListedUser, SyncError> {
     let name = item
         .get("name")
         .and_then(Value::as_str)
@@ -137,19 +157,36 @@ fn parse_user_entry(item: &Value, keep_user_info: bool) -> Result<ListedUser, Sy
             )))
         }
     };
+    let groups =
+        match (keep.groups, item.get("groups")) {
+            (false, _) => Vec::new(),
+            (true, Some(Value::Array(gs))) => gs
+                .iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect(),
+            (true, _) => return Err(SyncError::new(
+                ErrorKind::HubForbidden,
+                "listing hub users: the list carries no groups, so the token cannot read them; \
+                 give the service's role read:users:groups (or read:users)",
+            )
+            .with_scope("read:users:groups")),
+        };
     Ok(ListedUser {
         name: name.to_string(),
         admin,
         created: timestamp_field(item, "created"),
         last_activity: timestamp_field(item, "last_activity"),
-        user_info: keep_user_info
+        user_info: keep
+            .user_info
             .then(|| item.get("user_info").filter(|v| v.is_object()).cloned())
             .flatten(),
+        groups,
     })
 }
 
 /// Parses one answer of `GET /users` sent with the pagination Accept header.
-pub fn parse_users_page(resp: &Response, keep_user_info: bool) -> Result<UsersPage, SyncError> {
+pub fn parse_users_page(resp: &Response, keep: Keep) -> Result<UsersPage, SyncError> {
     const WHAT: &str = "listing hub users";
     if resp.status != 200 {
         return Err(status_error(WHAT, resp));
@@ -167,7 +204,7 @@ pub fn parse_users_page(resp: &Response, keep_user_info: bool) -> Result<UsersPa
         .ok_or_else(|| bad_answer(format!("{WHAT}: answer has no items list")))?;
     let users = items
         .iter()
-        .map(|item| parse_user_entry(item, keep_user_info))
+        .map(|item| parse_user_entry(item, keep))
         .collect::<Result<Vec<_>, _>>()?;
     let pagination = obj.get("_pagination").and_then(Value::as_object);
     let total = pagination
@@ -261,7 +298,7 @@ mod tests {
     }
 
     fn parse_users_page_plain(resp: &Response) -> Result<UsersPage, SyncError> {
-        parse_users_page(resp, false)
+        parse_users_page(resp, Keep::LEAN)
     }
 
     #[test]
@@ -272,7 +309,14 @@ mod tests {
             {"kind": "user", "name": "b", "created": "garbage", "last_activity": "2026-11-29T12:34:57Z",
              "user_info": null}],
           "_pagination": {"offset": 0, "limit": 200, "total": 2, "next": null}}"#;
-        let p = parse_users_page(&ok(body), true).unwrap();
+        let p = parse_users_page(
+            &ok(body),
+            Keep {
+                user_info: true,
+                groups: false,
+            },
+        )
+        .unwrap();
         assert_eq!(p.users[0].created, Some(1_795_955_696_000_001));
         assert_eq!(p.users[0].last_activity, None);
         assert_eq!(
@@ -282,7 +326,7 @@ mod tests {
         assert_eq!(p.users[1].created, None, "unreadable times read as unknown");
         assert_eq!(p.users[1].last_activity, Some(1_795_955_697_000_000));
         assert_eq!(p.users[1].user_info, None);
-        let lean = parse_users_page(&ok(body), false).unwrap();
+        let lean = parse_users_page(&ok(body), Keep::LEAN).unwrap();
         assert_eq!(
             lean.users[0].user_info, None,
             "dropped unless a target needs it"
@@ -320,7 +364,7 @@ mod tests {
             headers: vec![],
             body: br#"{"status": 403, "message": "Action is not authorized with current scopes; requires any of [list:users]"}"#.to_vec(),
         };
-        let e = parse_users_page(&r, false).unwrap_err();
+        let e = parse_users_page(&r, Keep::LEAN).unwrap_err();
         assert_eq!(e.kind, ErrorKind::HubForbidden);
         assert_eq!(e.missing_scope.as_deref(), Some("list:users"));
         assert!(
@@ -332,7 +376,7 @@ mod tests {
             headers: vec![],
             body: br#"{"status": 403, "message": "Missing or invalid credentials."}"#.to_vec(),
         };
-        let e = parse_users_page(&bad, false).unwrap_err();
+        let e = parse_users_page(&bad, Keep::LEAN).unwrap_err();
         assert_eq!(e.kind, ErrorKind::HubUnauthorized);
         assert!(e.message.contains("jupyterhub_api_token"), "{e}");
     }

@@ -47,7 +47,10 @@ fn list_users(s: &mut Session) -> Result<Listing, SyncError> {
     let mut shrank: Option<(u64, u64)> = None;
     let mut max_pages = MAX_PAGES;
     let mut hub_time = None;
-    let keep_user_info = settings.needs_user_info();
+    let keep = hub::Keep {
+        user_info: settings.needs_user_info(),
+        groups: settings.needs_groups(),
+    };
     for page_no in 1.. {
         if page_no > max_pages {
             return Err(SyncError::new(
@@ -62,7 +65,7 @@ fn list_users(s: &mut Session) -> Result<Listing, SyncError> {
             limit,
         );
         let resp = s.send(Service::Hub, WHAT, &req)?;
-        let page = hub::parse_users_page(&resp, keep_user_info)?;
+        let page = hub::parse_users_page(&resp, keep)?;
         if page_no == 1 {
             hub_time = response_date_seconds(&resp);
         }
@@ -163,10 +166,7 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
     let mut from_state = 0;
     let mut wanted: Vec<usize> = Vec::new();
     for (i, u) in users.iter_mut().enumerate() {
-        let needed = settings
-            .targets
-            .iter()
-            .any(|t| needs_record(t, u.admin, u.user_info.as_ref()));
+        let needed = settings.targets.iter().any(|t| needs_record(t, u));
         if !needed {
             continue;
         }

@@ -43,7 +43,18 @@ pub struct HubUser {
     pub last_activity: Option<i64>,
     /// The listed `user_info`, when a target maps from it.
     pub user_info: Option<Value>,
+    /// The hub groups the user is in, when a target selects by hub group.
+    pub groups: Vec<String>,
     pub record: UserRecord,
+}
+
+/// Does the target select this user (its hub group, if it has one; admins only if included)?
+pub fn selects(target: &Target, user: &HubUser) -> bool {
+    (!user.admin || target.include_admins)
+        && target
+            .hub_group
+            .as_ref()
+            .is_none_or(|g| user.groups.iter().any(|ug| ug == g))
 }
 
 impl From<ListedUser> for HubUser {
@@ -54,6 +65,7 @@ impl From<ListedUser> for HubUser {
             created: u.created,
             last_activity: u.last_activity,
             user_info: u.user_info,
+            groups: u.groups,
             record: UserRecord::Listed,
         }
     }
@@ -143,16 +155,17 @@ fn from_user_info(from: &SubjectFrom, user: &HubUser) -> Option<String> {
 }
 
 /// Does this target need the user's record (one `GET /users/{name}`) to map them?
-pub fn needs_record(target: &Target, admin: bool, user_info: Option<&Value>) -> bool {
-    if admin && !target.include_admins {
+pub fn needs_record(target: &Target, user: &HubUser) -> bool {
+    if !selects(target, user) {
         return false;
     }
     match &target.subject_from {
         SubjectFrom::Username { .. } => false,
         SubjectFrom::AuthState(_) => true,
-        SubjectFrom::UserInfo { paths, .. } => {
-            user_info.is_none_or(|info| subject_in(info, paths).is_err())
-        }
+        SubjectFrom::UserInfo { paths, .. } => user
+            .user_info
+            .as_ref()
+            .is_none_or(|info| subject_in(info, paths).is_err()),
     }
 }
 
@@ -184,6 +197,9 @@ pub fn desired_members(
     for user in users {
         if user.admin && !target.include_admins {
             d.admins_skipped += 1;
+            continue;
+        }
+        if !selects(target, user) {
             continue;
         }
         match user.record {
@@ -220,7 +236,7 @@ pub fn users_of(
     if wanted.is_empty() {
         return found;
     }
-    for user in users.iter().filter(|u| !u.admin || target.include_admins) {
+    for user in users.iter().filter(|u| selects(target, u)) {
         if let Ok(subject) = subject_for(&target.subject_from, user, mappings) {
             if wanted.contains(subject.as_str()) {
                 found.entry(subject).or_insert_with(|| user.name.clone());
@@ -234,6 +250,31 @@ pub fn users_of(
 mod tests {
     use super::*;
     use crate::settings::{Mode, RemovalLimits, SubjectLookup};
+
+    #[test]
+    fn a_hub_group_target_selects_its_members_only() {
+        let mut t = target(
+            SubjectFrom::Username {
+                template: "{name}".into(),
+            },
+            false,
+        );
+        t.hub_group = Some("course-101".into());
+        let mut ana = user("ana", false, UserRecord::Listed);
+        ana.groups = vec!["course-101".into(), "gpu".into()];
+        let ben = user("ben", false, UserRecord::Listed);
+        let mut boss = user("boss", true, UserRecord::Listed);
+        boss.groups = vec!["course-101".into()];
+        let users = [ana.clone(), ben.clone(), boss.clone()];
+        let d = desired_members(&t, &users, &[]);
+        assert_eq!(d.subjects.into_iter().collect::<Vec<_>>(), ["ana"]);
+        assert_eq!((d.selected, d.admins_skipped), (1, 1));
+        // auth_state is read only for the users a target selects
+        t.subject_from = SubjectFrom::AuthState(default_paths());
+        assert!(needs_record(&t, &ana) && !needs_record(&t, &ben) && !needs_record(&t, &boss));
+        t.hub_group = None;
+        assert!(needs_record(&t, &ben));
+    }
     use serde_json::json;
 
     fn paths(text: &str) -> Vec<Vec<String>> {
@@ -250,6 +291,7 @@ mod tests {
         HubUser {
             name: name.into(),
             admin,
+            groups: Vec::new(),
             created: None,
             last_activity: None,
             user_info: None,
@@ -270,6 +312,7 @@ mod tests {
     fn target(from: SubjectFrom, include_admins: bool) -> Target {
         Target {
             group_path: "a:b".into(),
+            hub_group: None,
             include_admins,
             subject_from: from,
             lookup: SubjectLookup::SubjectId,
@@ -377,7 +420,7 @@ mod tests {
         let t = target(from.clone(), false);
         let mut listed = user("a", false, UserRecord::Listed);
         listed.user_info = Some(json!({"login_id": "111"}));
-        let needs = |u: &HubUser, t: &Target| needs_record(t, u.admin, u.user_info.as_ref());
+        let needs = |u: &HubUser, t: &Target| needs_record(t, u);
         assert!(!needs(&listed, &t), "the list alone is enough");
         assert_eq!(subject_for(&from, &listed, &[&fallback]), Ok("111".into()));
         let mut without = read("b", false, json!({"canvas_user": {"login_id": "222"}}));

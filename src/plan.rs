@@ -184,6 +184,7 @@ mod tests {
     fn target(mode: Mode, max_removals: usize, max_fraction: f64, floor: usize) -> Target {
         Target {
             group_path: "a:b".into(),
+            hub_group: None,
             include_admins: false,
             subject_from: SubjectFrom::Username {
                 template: "{name}".into(),

@@ -4,6 +4,7 @@
 //! environment variable named in [`KEYS`]). Parsing is pure so that it is unit-tested natively.
 
 use crate::error::SyncError;
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
@@ -62,6 +63,11 @@ pub const KEYS: &[Key] = &[
         "grouper_id_path",
         "GROUPER_ID_PATH",
         "target group, e.g. edu:berkeley:app:datahub:datahub-users",
+    ),
+    key(
+        "targets",
+        "GROUPER_SYNC_TARGETS",
+        "more target groups, a JSON list: [{\"grouper_group\": \"edu:x:course-101\", \"hub_group\": \"course-101\"}]",
     ),
     key(
         "dry_run",
@@ -381,6 +387,8 @@ pub struct RemovalLimits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub group_path: String,
+    /// Only the members of this hub group (`None`: every hub user).
+    pub hub_group: Option<String>,
     pub include_admins: bool,
     pub subject_from: SubjectFrom,
     pub lookup: SubjectLookup,
@@ -444,6 +452,11 @@ impl Settings {
     }
 
     /// Does any target map subjects from the listed `user_info`?
+    /// Does a target select users by hub group (so the list must carry groups)?
+    pub fn needs_groups(&self) -> bool {
+        self.targets.iter().any(|t| t.hub_group.is_some())
+    }
+
     pub fn needs_user_info(&self) -> bool {
         self.targets
             .iter()
@@ -656,6 +669,108 @@ fn parse_group_path(value: &str) -> Result<String, ConfigError> {
     Ok(v.to_string())
 }
 
+/// The keys an entry of `targets` may have.
+const TARGET_KEYS: &[&str] = &[
+    "grouper_group",
+    "hub_group",
+    "direction",
+    "mode",
+    "max_removals",
+    "max_removal_fraction",
+    "removal_fraction_floor",
+    "protected_members",
+    "include_admins",
+];
+
+/// A JSON value as the flat settings would hold it: lists comma-joined, `null` absent.
+fn flat_value(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .filter_map(flat_value)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The `targets` list: each entry a target group, selecting every hub user or one hub group's
+/// members, with the flat settings as defaults. Errors name the entry and the key.
+fn parse_targets(text: &str, base: &Target) -> Result<Vec<Target>, ConfigError> {
+    const SHAPE: &str = "targets must be a JSON list of objects, e.g. [{\"grouper_group\": \"edu:x:course-101\", \"hub_group\": \"course-101\"}]";
+    let list: Value =
+        serde_json::from_str(text).map_err(|e| SyncError::config(format!("{SHAPE} ({e})")))?;
+    let items = list.as_array().ok_or_else(|| SyncError::config(SHAPE))?;
+    let mut targets = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let obj = item
+            .as_object()
+            .ok_or_else(|| SyncError::config(format!("targets[{i}] must be an object; {SHAPE}")))?;
+        let name = obj
+            .get("grouper_group")
+            .and_then(Value::as_str)
+            .unwrap_or("no grouper_group");
+        let at = |e: SyncError| SyncError::config(format!("targets[{i}] ({name}): {}", e.message));
+        if let Some(k) = obj.keys().find(|k| !TARGET_KEYS.contains(&k.as_str())) {
+            return Err(at(SyncError::config(format!(
+                "unknown key {k:?}; an entry may have {}",
+                TARGET_KEYS.join(", ")
+            ))));
+        }
+        let r = Reader {
+            lookup: |k: &str| Ok(obj.get(k).and_then(flat_value)),
+        };
+        targets.push(target_entry(&r, base).map_err(at)?);
+    }
+    Ok(targets)
+}
+
+fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
+    r: &Reader<F>,
+    base: &Target,
+) -> Result<Target, ConfigError> {
+    if r.choice("direction", "to_grouper", &["to_grouper", "to_hub"])? == "to_hub" {
+        return err("direction to_hub (a Grouper group driving a hub group) is not supported by this version yet");
+    }
+    let protected = match r.raw("protected_members")? {
+        None => base.protected.clone(),
+        Some(v) => v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    };
+    Ok(Target {
+        group_path: parse_group_path(&r.required("grouper_group")?)?,
+        hub_group: r.raw("hub_group")?.map(|g| g.trim().to_string()),
+        include_admins: r.bool("include_admins", base.include_admins)?,
+        mode: match r
+            .choice("mode", base.mode.as_str(), &["mirror", "additive"])?
+            .as_str()
+        {
+            "additive" => Mode::Additive,
+            _ => Mode::Mirror,
+        },
+        limits: RemovalLimits {
+            max_removals: r.uint("max_removals", base.limits.max_removals, 0, usize::MAX)?,
+            max_fraction: r.fraction("max_removal_fraction", base.limits.max_fraction)?,
+            fraction_floor: r.uint(
+                "removal_fraction_floor",
+                base.limits.fraction_floor,
+                0,
+                usize::MAX,
+            )?,
+        },
+        protected,
+        ..base.clone()
+    })
+}
+
 /// Builds [`Settings`] from a key lookup. The lookup returns `Ok(None)` for an absent key.
 pub fn parse(
     lookup: impl Fn(&str) -> Result<Option<String>, String>,
@@ -666,7 +781,11 @@ pub fn parse(
     let grouper_base_url = http_url("grouper_base_url", &r.required("grouper_base_url")?)?;
     let grouper_user = r.required("grouper_user")?;
     let grouper_password = r.required_secret("grouper_password")?;
-    let group_path = parse_group_path(&r.required("grouper_id_path")?)?;
+    let flat_group = r.raw("grouper_id_path")?;
+    let more_targets = r.raw("targets")?;
+    if flat_group.is_none() && more_targets.is_none() {
+        r.required("grouper_id_path")?;
+    }
 
     let mode = match r
         .choice("mode", "mirror", &["mirror", "additive"])?
@@ -763,8 +882,13 @@ pub fn parse(
         _ => LogLevel::Info,
     };
 
-    let target = Target {
-        group_path,
+    let base = Target {
+        group_path: flat_group
+            .as_deref()
+            .map(parse_group_path)
+            .transpose()?
+            .unwrap_or_default(),
+        hub_group: None,
         include_admins: r.bool("include_admins", false)?,
         subject_from,
         lookup,
@@ -777,6 +901,20 @@ pub fn parse(
         },
         protected,
     };
+    let mut targets = Vec::new();
+    if flat_group.is_some() {
+        targets.push(base.clone());
+    }
+    if let Some(text) = &more_targets {
+        targets.extend(parse_targets(text, &base)?);
+    }
+    let mut seen = BTreeSet::new();
+    if let Some(dup) = targets.iter().find(|t| !seen.insert(t.group_path.as_str())) {
+        return err(format!(
+            "the Grouper group {} is the target of two entries; each group may have one",
+            dup.group_path
+        ));
+    }
 
     Ok(Settings {
         hub_api_url,
@@ -802,7 +940,7 @@ pub fn parse(
             retries: r.uint("retries", 3, 0, 10)? as u32,
             backoff: Duration::from_millis(r.uint("retry_backoff_ms", 500, 0, 60_000)? as u64),
         },
-        targets: vec![target],
+        targets,
         max_changes_per_pass: match r.uint("max_changes_per_pass", 0, 0, usize::MAX)? {
             0 => None,
             n => Some(n),
@@ -1043,6 +1181,92 @@ mod tests {
         }
         assert_eq!(env_name("dry_run"), Some("GROUPER_SYNC_DRY_RUN"));
         assert_eq!(env_name("nope"), None);
+    }
+
+    #[test]
+    fn targets_add_groups_with_the_flat_settings_as_defaults() {
+        let mut m = base();
+        m.insert("max_removals", "7");
+        m.insert(
+            "targets",
+            r#"[{"grouper_group": "edu:x:course-101", "hub_group": "course-101"},
+                {"grouper_group": "edu:x:gpu", "hub_group": "gpu", "mode": "additive",
+                 "max_removals": 2, "protected_members": ["100", "200"], "include_admins": true}]"#,
+        );
+        let s = parse_map(&m).unwrap();
+        let groups: Vec<(&str, Option<&str>)> = s
+            .targets
+            .iter()
+            .map(|t| (t.group_path.as_str(), t.hub_group.as_deref()))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                ("edu:berkeley:app:datahub:datahub-users", None),
+                ("edu:x:course-101", Some("course-101")),
+                ("edu:x:gpu", Some("gpu"))
+            ]
+        );
+        assert_eq!(
+            s.targets[1].limits.max_removals, 7,
+            "the flat value is the default"
+        );
+        assert_eq!(s.targets[1].mode, Mode::Mirror);
+        let gpu = &s.targets[2];
+        assert_eq!(
+            (gpu.mode, gpu.limits.max_removals, gpu.include_admins),
+            (Mode::Additive, 2, true)
+        );
+        assert_eq!(gpu.protected.len(), 2);
+        assert!(s.needs_groups());
+        // without the flat group, the list alone
+        m.remove("grouper_id_path");
+        assert_eq!(parse_map(&m).unwrap().targets.len(), 2);
+        assert!(!parse_map(&base()).unwrap().needs_groups());
+    }
+
+    #[test]
+    fn bad_targets_name_the_entry_and_the_key() {
+        for (targets, says) in [
+            ("not json", "JSON list"),
+            (r#"{"grouper_group": "a:b"}"#, "JSON list"),
+            (r#"["a:b"]"#, "targets[0] must be an object"),
+            (
+                r#"[{"grouper_group": "a:b", "hub_grup": "x"}]"#,
+                "targets[0] (a:b): unknown key \"hub_grup\"",
+            ),
+            (
+                r#"[{"hub_group": "x"}]"#,
+                "targets[0] (no grouper_group): missing required setting grouper_group",
+            ),
+            (
+                r#"[{"grouper_group": "a:b"}, {"grouper_group": "c:d", "mode": "replace"}]"#,
+                "targets[1] (c:d): mode must be one of",
+            ),
+            (
+                r#"[{"grouper_group": "a:b", "direction": "to_hub"}]"#,
+                "to_hub",
+            ),
+            (
+                r#"[{"grouper_group": "a::b"}]"#,
+                "targets[0] (a::b): grouper_id_path must be a Grouper group name",
+            ),
+            (
+                r#"[{"grouper_group": "edu:berkeley:app:datahub:datahub-users"}]"#,
+                "target of two entries",
+            ),
+        ] {
+            let mut m = base();
+            m.insert("targets", targets);
+            let e = parse_map(&m).unwrap_err().message;
+            assert!(e.contains(says), "{targets}: {e}");
+        }
+        let mut m = base();
+        m.remove("grouper_id_path");
+        assert!(parse_map(&m)
+            .unwrap_err()
+            .message
+            .contains("grouper_id_path"));
     }
 
     #[test]

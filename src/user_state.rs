@@ -437,6 +437,7 @@ mod tests {
         HubUser {
             name: name.into(),
             admin: false,
+            groups: Vec::new(),
             created: Some(created),
             last_activity,
             user_info: None,

@@ -325,3 +325,66 @@ fn real_hub_incremental_passes_read_only_what_changed() {
     let members = sim.member_ids(GROUP);
     assert!(members.contains(&"500256".to_string()) && !members.contains(&"500020".to_string()));
 }
+
+/// Hub groups made through the real hub's API drive their own Grouper groups in the same pass as
+/// the all-users group: the list carries each user's groups (`read:users`), nothing else is asked.
+#[test]
+fn real_hub_groups_drive_their_grouper_groups() {
+    const COURSE: &str = "edu:example:app:datahub:course-101";
+    let hub = RealHub::start("groups");
+    let names = ["gina", "hal", "ivy", "jon"];
+    let (status, _) = hub.admin("POST", "/users", Some(&json!({ "usernames": names })));
+    assert_eq!(status, 201);
+    for (i, name) in names.iter().enumerate() {
+        let (status, _) = hub.admin(
+            "PATCH",
+            &format!("/users/{name}"),
+            Some(&json!({ "auth_state": canvas(&format!("70000{i}")) })),
+        );
+        assert_eq!(status, 200);
+    }
+    let (status, body) = hub.admin(
+        "POST",
+        "/groups/course-101",
+        Some(&json!({"users": ["gina", "ivy"]})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let sim = Simulator::new(Config {
+        user: "sync".into(),
+        password: "grouper-pw".into(),
+        ..Config::default()
+    });
+    for i in 0..5 {
+        sim.add_subject(Subject::new("ldap", &format!("70000{i}")));
+    }
+    sim.add_group(GROUP);
+    sim.add_group(COURSE);
+    sim.add_member(COURSE, "ldap", "700004");
+    let server = sim.serve("127.0.0.1:0").unwrap();
+    let targets = format!(r#"[{{"grouper_group": "{COURSE}", "hub_group": "course-101"}}]"#);
+    let settings = with(sync_settings(&hub, &server), &[("targets", &targets)]);
+    let run = run_component(Entry::Typed, &settings, &[]);
+    let r = run.report();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    assert_eq!(
+        sim.member_ids(GROUP),
+        ["700000", "700001", "700002", "700003"]
+    );
+    assert_eq!(sim.member_ids(COURSE), ["700000", "700002"]);
+    // the hub group changes; the next pass follows it
+    let (status, _) = hub.admin(
+        "DELETE",
+        "/groups/course-101/users",
+        Some(&json!({"users": ["ivy"]})),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = hub.admin(
+        "POST",
+        "/groups/course-101/users",
+        Some(&json!({"users": ["jon"]})),
+    );
+    assert_eq!(status, 200);
+    let again = run_component(Entry::Typed, &settings, &[]);
+    assert_eq!(again.report()["outcome"], "converged");
+    assert_eq!(sim.member_ids(COURSE), ["700000", "700003"]);
+}

@@ -518,7 +518,12 @@ pub fn parse(
         let table: toml::Table =
             toml::from_str(&text).with_context(|| format!("parsing config file {path}"))?;
         for (k, v) in &table {
-            let value = toml_to_string(k, v)?;
+            // [[targets]] tables reach the component as the JSON list its `targets` key takes
+            let value = match (k.as_str(), v) {
+                ("targets", toml::Value::Array(_)) => serde_json::to_string(v)
+                    .with_context(|| format!("config file {path}: targets"))?,
+                _ => toml_to_string(k, v)?,
+            };
             match k.as_str() {
                 "jupyterhub_api_token_file" => {
                     values.insert(
@@ -984,6 +989,25 @@ mod tests {
         assert_eq!(o.windows.dates.len(), 1);
         assert_eq!(o.windows.weekly.len(), 1);
         assert_eq!(o.component_config["protected_members"], "a,b");
+    }
+
+    #[test]
+    fn target_tables_from_the_file_become_the_targets_list() {
+        let file = (
+            "/t.toml",
+            "[[targets]]\ngrouper_group = \"edu:x:course-101\"\nhub_group = \"course-101\"\n\n\
+             [[targets]]\ngrouper_group = \"edu:x:gpu\"\nhub_group = \"gpu\"\nmax_removals = 3\nprotected_members = [\"1\"]\n",
+        );
+        let o = run(&["--config", "/t.toml"], ENV, &[file]).unwrap();
+        let targets: serde_json::Value =
+            serde_json::from_str(&o.component_config["targets"]).unwrap();
+        assert_eq!(
+            targets,
+            serde_json::json!([
+                {"grouper_group": "edu:x:course-101", "hub_group": "course-101"},
+                {"grouper_group": "edu:x:gpu", "hub_group": "gpu", "max_removals": 3, "protected_members": ["1"]}
+            ])
+        );
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub struct FakeHubState {
     pub faults: Vec<HubFault>,
     /// `last_activity` of listed users (ISO 8601), by name; `null` for the others.
     pub last_activity: std::collections::HashMap<String, String>,
+    /// Hub groups by user name; every list item carries `groups` unless `omit_groups`.
+    pub groups: std::collections::HashMap<String, Vec<String>>,
+    /// List items without `groups`, as for a token lacking read:users:groups.
+    pub omit_groups: bool,
 }
 
 /// Which requests a scripted fault hits.
@@ -226,10 +230,14 @@ fn fake_hub_answer(state: &Mutex<FakeHubState>, url: &str) -> (u16, Value) {
             .skip(offset)
             .take(limit)
             .map(|(n, admin, _)| {
-                json!({"kind": "user", "name": n, "admin": admin, "auth_state": null,
+                let mut item = json!({"kind": "user", "name": n, "admin": admin, "auth_state": null,
                     "created": "2026-01-01T00:00:00.000000Z",
                     "last_activity": st.last_activity.get(n).cloned().map_or(Value::Null, Value::String),
-                    "user_info": st.user_info.get(n).cloned().unwrap_or(Value::Null)})
+                    "user_info": st.user_info.get(n).cloned().unwrap_or(Value::Null)});
+                if !st.omit_groups {
+                    item["groups"] = json!(st.groups.get(n).cloned().unwrap_or_default());
+                }
+                item
             })
             .collect();
         let next = if offset + limit < total {

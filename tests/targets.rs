@@ -1,0 +1,131 @@
+//! Several target groups in one pass (the built component against the fake hub and the
+//! simulator): the all-users group of the flat settings, and groups that follow hub groups. The hub
+//! is listed once; each target is planned and written on its own, and one that fails fails alone.
+
+mod common;
+
+use common::world::{error, settings, world, World, GROUP};
+use common::*;
+use grouper_sim::{Operation, Subject};
+
+const COURSE: &str = "edu:example:app:hub:course-101";
+const MISSING: &str = "edu:example:app:hub:gpu-quota";
+
+fn with_course_groups(w: &World) {
+    let mut st = w.hub.state.lock().unwrap();
+    st.groups
+        .insert("alice".into(), vec!["course-101".into(), "gpu".into()]);
+    st.groups
+        .insert("dan@example.edu".into(), vec!["course-101".into()]);
+    st.groups.insert("admin".into(), vec!["course-101".into()]);
+    drop(st);
+    w.sim.add_group(COURSE);
+    w.sim.add_subject(Subject::new("ldap", "100777"));
+    w.sim.add_member(COURSE, "ldap", "100777"); // dropped the course
+    w.sim.add_member(COURSE, "g:gsa", "edu:example:instructors");
+}
+
+fn targets_json() -> String {
+    format!(
+        r#"[{{"grouper_group": "{COURSE}", "hub_group": "course-101"}},
+            {{"grouper_group": "{MISSING}", "hub_group": "gpu"}}]"#
+    )
+}
+
+#[test]
+fn hub_groups_drive_their_own_grouper_groups_and_a_failing_target_fails_alone() {
+    let w = world();
+    with_course_groups(&w);
+    let cfg = with(settings(&w), &[("targets", &targets_json())]);
+    let run = run_component(Entry::Typed, &cfg, &[]);
+    let r = run.report();
+    let targets = r["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 3, "{r}");
+    // the flat all-users target, as always
+    assert_eq!(targets[0]["group"], GROUP);
+    assert_eq!(targets[0]["outcome"], "converged", "{r}");
+    assert_eq!(
+        w.sim.member_ids(GROUP),
+        ["100001", "100002", "100004", "edu:example:staff"]
+    );
+    // the course: its two non-admin members in, the one who left out, the instructors group kept
+    assert_eq!(targets[1]["group"], COURSE);
+    assert_eq!(targets[1]["outcome"], "converged", "{r}");
+    assert_eq!(
+        (
+            targets[1]["users_selected"].as_u64(),
+            targets[1]["admins_skipped"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    assert_eq!(
+        w.sim.member_ids(COURSE),
+        ["100001", "100004", "edu:example:instructors"]
+    );
+    // the missing Grouper group fails alone, and the pass says so
+    assert_eq!(targets[2]["group"], MISSING);
+    let (kind, message) = error(&targets[2]["error"]);
+    assert_eq!(kind, "group-not-found", "{message}");
+    assert_eq!(r["outcome"], "failed", "the worst of its targets");
+    // the hub was listed once and each selected user's auth_state read once
+    let hub_requests = w.hub.state.lock().unwrap().requests.clone();
+    let lists = hub_requests
+        .iter()
+        .filter(|p| p.contains("/users?"))
+        .count();
+    let alice_reads = hub_requests
+        .iter()
+        .filter(|p| p.ends_with("/users/alice"))
+        .count();
+    assert_eq!((lists, alice_reads), (3, 1), "{hub_requests:?}");
+}
+
+#[test]
+fn without_groups_in_the_list_the_pass_names_the_missing_scope_and_writes_nothing() {
+    let w = world();
+    with_course_groups(&w);
+    w.hub.state.lock().unwrap().omit_groups = true;
+    let cfg = with(settings(&w), &[("targets", &targets_json())]);
+    let run = run_component(Entry::Typed, &cfg, &[]);
+    let r = run.report();
+    assert_eq!(r["outcome"], "failed");
+    let (kind, message) = error(&r["errors"][0]);
+    assert_eq!(kind, "hub-forbidden");
+    assert!(message.contains("read:users:groups"), "{message}");
+    assert_eq!(r["errors"][0]["missing_scope"], "read:users:groups");
+    let writes = w
+        .sim
+        .requests()
+        .iter()
+        .filter(|q| {
+            matches!(
+                q.operation,
+                Some(Operation::AddMember | Operation::DeleteMember)
+            )
+        })
+        .count();
+    assert_eq!(writes, 0);
+    assert_eq!(
+        w.sim.member_ids(COURSE),
+        ["100777", "edu:example:instructors"]
+    );
+}
+
+#[test]
+fn a_bad_targets_list_is_a_configuration_error_naming_the_entry() {
+    let w = world();
+    let cfg = with(
+        settings(&w),
+        &[(
+            "targets",
+            r#"[{"grouper_group": "edu:x:y", "hub_grup": "x"}]"#,
+        )],
+    );
+    let run = run_component(Entry::Typed, &cfg, &[]);
+    let e = run.result.unwrap_err();
+    assert!(
+        e.contains("[config]") && e.contains("targets[0] (edu:x:y)") && e.contains("hub_grup"),
+        "{e}"
+    );
+    assert!(w.sim.requests().is_empty());
+}
