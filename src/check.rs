@@ -97,7 +97,12 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
         },
     }
     let conn = grouper_client::connection(settings);
-    for target in &settings.targets {
+    // a pattern's groups are known only from a listing: each pass resolves them
+    for target in settings
+        .targets
+        .iter()
+        .filter(|t| t.hub_group_pattern.is_none())
+    {
         let req = grouper::get_members_request(
             &conn,
             &target.group_path,

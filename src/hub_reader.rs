@@ -3,7 +3,9 @@
 
 use crate::error::{ErrorKind, Service, SyncError};
 use crate::hub::{self, ListedUser, UserError};
-use crate::mapping::{map_auth_state, needs_record, HubUser, UserRecord};
+use crate::mapping::{
+    expand_targets, map_auth_state, needs_record, HubUser, PassTarget, UserRecord,
+};
 use crate::session::Session;
 use crate::timestamp::response_date_seconds;
 use crate::user_state::{Next, Prior, ReadReason, ReadReasons, StateStatus};
@@ -27,6 +29,8 @@ pub struct HubView {
     pub state_status: StateStatus,
     /// The user state for the next pass (`None` when the hub's clock is unknown).
     pub next_state: Option<Vec<u8>>,
+    /// The targets of this pass, patterns resolved against the listed groups.
+    pub targets: Vec<PassTarget>,
 }
 
 /// The listing: users in the hub's order, why it may be short, and the hub's clock.
@@ -160,13 +164,17 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
     prior.at_hub_time(hub_time);
     log_state(s, &prior);
     let mut users: Vec<HubUser> = listed.into_iter().map(HubUser::from).collect();
+    let targets = expand_targets(&settings.targets, &users);
     let mappings = settings.auth_state_mappings();
     let mut next = hub_time.map(|now| Next::new(now, users.len(), settings));
     let mut reads = ReadReasons::default();
     let mut from_state = 0;
     let mut wanted: Vec<usize> = Vec::new();
     for (i, u) in users.iter_mut().enumerate() {
-        let needed = settings.targets.iter().any(|t| needs_record(t, u));
+        let needed = targets
+            .iter()
+            .filter_map(|t| t.as_ref().ok())
+            .any(|t| needs_record(t, u));
         if !needed {
             continue;
         }
@@ -261,5 +269,6 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
         from_state,
         state_status,
         next_state: next.map(Next::encode),
+        targets,
     })
 }

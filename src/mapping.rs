@@ -1,8 +1,9 @@
 //! From hub users to Grouper subject values: which users a target selects, and what subject
 //! each selected user maps to.
 
+use crate::error::SyncError;
 use crate::hub::{AuthState, ListedUser};
-use crate::settings::{SubjectFrom, Target};
+use crate::settings::{self, SubjectFrom, Target};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -224,6 +225,84 @@ pub fn desired_members(
     d
 }
 
+/// A target of this pass, or why a group its pattern reached cannot be one (that group fails
+/// alone).
+pub type PassTarget = Result<Target, Unresolved>;
+
+/// A group a pattern reached that cannot be a target, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unresolved {
+    pub group: String,
+    pub mode: &'static str,
+    pub error: SyncError,
+}
+
+/// The targets of this pass: a pattern target becomes one target per hub group (of the listed
+/// users, in name order) whose whole name matches. A template that makes no valid group name,
+/// or a group that an earlier entry already targets, is an error for that group alone.
+pub fn expand_targets(targets: &[Target], users: &[HubUser]) -> Vec<PassTarget> {
+    let names: BTreeSet<&str> = users
+        .iter()
+        .flat_map(|u| u.groups.iter().map(String::as_str))
+        .collect();
+    let mut out: Vec<PassTarget> = Vec::new();
+    for t in targets {
+        let Some(pattern) = &t.hub_group_pattern else {
+            out.push(Ok(t.clone()));
+            continue;
+        };
+        let re = match settings::group_pattern(pattern) {
+            Ok(re) => re,
+            Err(error) => {
+                out.push(Err(Unresolved {
+                    group: t.group_path.clone(),
+                    mode: t.mode.as_str(),
+                    error,
+                }));
+                continue;
+            }
+        };
+        for name in names.iter().copied() {
+            let Some(captures) = re.captures(name) else {
+                continue;
+            };
+            let path = settings::fill_template(&t.group_path, &captures);
+            out.push(match settings::resolved_group_path(&path) {
+                Ok(group_path) => Ok(Target {
+                    group_path,
+                    hub_group: Some(name.to_string()),
+                    hub_group_pattern: None,
+                    ..t.clone()
+                }),
+                Err(e) => Err(Unresolved {
+                    group: path.clone(),
+                    mode: t.mode.as_str(),
+                    error: SyncError::config(format!(
+                        "hub group {name:?} makes the group name {path:?} from {}: {}",
+                        t.group_path, e.message
+                    )),
+                }),
+            });
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for entry in out.iter_mut() {
+        if let Ok(t) = entry {
+            if !seen.insert(t.group_path.clone()) {
+                let group = t.group_path.clone();
+                *entry = Err(Unresolved {
+                    error: SyncError::config(format!(
+                        "{group} is already the target of an earlier entry; each group may have one"
+                    )),
+                    group,
+                    mode: t.mode.as_str(),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The hub user each of these subjects belongs to: the first selected user that maps to it.
 pub fn users_of(
     target: &Target,
@@ -250,6 +329,55 @@ pub fn users_of(
 mod tests {
     use super::*;
     use crate::settings::{Mode, RemovalLimits, SubjectLookup};
+
+    #[test]
+    fn a_pattern_becomes_one_target_per_matching_hub_group() {
+        let from = || SubjectFrom::Username {
+            template: "{name}".into(),
+        };
+        let mut t = target(from(), false);
+        t.group_path = "edu:x:course-{1}".into();
+        t.hub_group_pattern = Some("course-([a-z0-9]+)".into());
+        let mut fixed = target(from(), false);
+        fixed.group_path = "edu:x:course-data8".into();
+        fixed.hub_group = Some("data8-staff".into());
+        let mut ana = user("ana", false, UserRecord::Listed);
+        ana.groups = vec!["course-data8".into(), "gpu".into(), "course-".into()];
+        let mut ben = user("ben", false, UserRecord::Listed);
+        ben.groups = vec!["course-cs61a".into(), "course-x::y".into()];
+        let resolved = expand_targets(&[fixed, t], &[ana, ben]);
+        let shown: Vec<String> = resolved
+            .iter()
+            .map(|r| match r {
+                Ok(t) => format!(
+                    "{} <- {}",
+                    t.group_path,
+                    t.hub_group.as_deref().unwrap_or("")
+                ),
+                Err(u) => format!("error {}: {}", u.group, u.error.message),
+            })
+            .collect();
+        assert_eq!(shown.len(), 3, "{shown:?}");
+        assert_eq!(shown[0], "edu:x:course-data8 <- data8-staff");
+        assert_eq!(shown[1], "edu:x:course-cs61a <- course-cs61a");
+        assert!(
+            shown[2]
+                .starts_with("error edu:x:course-data8: edu:x:course-data8 is already the target"),
+            "{shown:?}"
+        );
+        // a name the template turns into an invalid group fails alone
+        let mut odd = target(from(), false);
+        odd.group_path = "edu:x:{1}".into();
+        odd.hub_group_pattern = Some("team-(.*)".into());
+        let mut cy = user("cy", false, UserRecord::Listed);
+        cy.groups = vec!["team-".into(), "team-ok".into()];
+        let resolved = expand_targets(&[odd], &[cy]);
+        assert!(
+            matches!(&resolved[0], Err(u) if u.error.message.contains("\"team-\"")),
+            "{resolved:?}"
+        );
+        assert!(matches!(&resolved[1], Ok(t) if t.group_path == "edu:x:ok"));
+    }
 
     #[test]
     fn a_hub_group_target_selects_its_members_only() {
@@ -313,6 +441,7 @@ mod tests {
         Target {
             group_path: "a:b".into(),
             hub_group: None,
+            hub_group_pattern: None,
             include_admins,
             subject_from: from,
             lookup: SubjectLookup::SubjectId,

@@ -263,15 +263,22 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, options: RunOptio
                 report.errors.push(why.clone());
             }
             let mut budget = ChangeBudget(settings.max_changes_per_pass);
-            for target in &settings.targets {
-                let t = sync_target(
-                    &mut s,
-                    &conn,
-                    target,
-                    &hub,
-                    &mut budget,
-                    &options.approved_plans,
-                );
+            for target in &hub.targets {
+                let t = match target {
+                    Ok(target) => sync_target(
+                        &mut s,
+                        &conn,
+                        target,
+                        &hub,
+                        &mut budget,
+                        &options.approved_plans,
+                    ),
+                    Err(unresolved) => {
+                        let mut failed = TargetReport::new(&unresolved.group, unresolved.mode);
+                        failed.error = Some(unresolved.error.clone());
+                        failed
+                    }
+                };
                 if let Some(e) = &t.error {
                     report.errors.push(e.clone());
                 }

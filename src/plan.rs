@@ -185,6 +185,7 @@ mod tests {
         Target {
             group_path: "a:b".into(),
             hub_group: None,
+            hub_group_pattern: None,
             include_admins: false,
             subject_from: SubjectFrom::Username {
                 template: "{name}".into(),

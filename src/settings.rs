@@ -389,6 +389,9 @@ pub struct Target {
     pub group_path: String,
     /// Only the members of this hub group (`None`: every hub user).
     pub hub_group: Option<String>,
+    /// One target per hub group whose whole name matches this regex; `group_path` is then a
+    /// template (`{0}` the name, `{1}`… its captures). Resolved in each pass.
+    pub hub_group_pattern: Option<String>,
     pub include_admins: bool,
     pub subject_from: SubjectFrom,
     pub lookup: SubjectLookup,
@@ -454,7 +457,9 @@ impl Settings {
     /// Does any target map subjects from the listed `user_info`?
     /// Does a target select users by hub group (so the list must carry groups)?
     pub fn needs_groups(&self) -> bool {
-        self.targets.iter().any(|t| t.hub_group.is_some())
+        self.targets
+            .iter()
+            .any(|t| t.hub_group.is_some() || t.hub_group_pattern.is_some())
     }
 
     pub fn needs_user_info(&self) -> bool {
@@ -673,6 +678,7 @@ fn parse_group_path(value: &str) -> Result<String, ConfigError> {
 const TARGET_KEYS: &[&str] = &[
     "grouper_group",
     "hub_group",
+    "hub_group_pattern",
     "direction",
     "mode",
     "max_removals",
@@ -745,9 +751,29 @@ fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
             .map(String::from)
             .collect(),
     };
+    let hub_group = r.raw("hub_group")?.map(|g| g.trim().to_string());
+    let hub_group_pattern = r.raw("hub_group_pattern")?;
+    let group_path = parse_group_path(&r.required("grouper_group")?)?;
+    if let Some(pattern) = &hub_group_pattern {
+        if hub_group.is_some() {
+            return err("give hub_group or hub_group_pattern, not both");
+        }
+        let captures = group_pattern(pattern)?.captures_len();
+        for n in template_fields(&group_path) {
+            if n >= captures {
+                return err(format!(
+                    "grouper_group uses {{{n}}}, but hub_group_pattern {pattern:?} has only {} capture group(s)",
+                    captures - 1
+                ));
+            }
+        }
+    } else if !template_fields(&group_path).is_empty() {
+        return err("grouper_group has {n} fields but no hub_group_pattern to fill them");
+    }
     Ok(Target {
-        group_path: parse_group_path(&r.required("grouper_group")?)?,
-        hub_group: r.raw("hub_group")?.map(|g| g.trim().to_string()),
+        group_path,
+        hub_group,
+        hub_group_pattern,
         include_admins: r.bool("include_admins", base.include_admins)?,
         mode: match r
             .choice("mode", base.mode.as_str(), &["mirror", "additive"])?
@@ -769,6 +795,49 @@ fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
         protected,
         ..base.clone()
     })
+}
+
+/// A `hub_group_pattern`, matched against whole hub group names.
+pub fn group_pattern(pattern: &str) -> Result<regex_lite::Regex, ConfigError> {
+    regex_lite::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+        SyncError::config(format!(
+            "hub_group_pattern {pattern:?} is not a valid regex: {e}"
+        ))
+    })
+}
+
+/// The `{n}` fields of a group template.
+pub fn template_fields(template: &str) -> Vec<usize> {
+    let mut fields = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                if let Ok(n) = after[..close].parse() {
+                    fields.push(n);
+                }
+                rest = &after[close + 1..];
+            }
+            None => break,
+        }
+    }
+    fields
+}
+
+/// A group template with a hub group's name and captures filled in.
+pub fn fill_template(template: &str, captures: &regex_lite::Captures) -> String {
+    let mut out = template.to_string();
+    for n in (0..captures.len()).rev() {
+        let value = captures.get(n).map_or("", |m| m.as_str());
+        out = out.replace(&format!("{{{n}}}"), value);
+    }
+    out
+}
+
+/// A Grouper group name made from a template, checked like a configured one.
+pub fn resolved_group_path(value: &str) -> Result<String, ConfigError> {
+    parse_group_path(value)
 }
 
 /// Builds [`Settings`] from a key lookup. The lookup returns `Ok(None)` for an absent key.
@@ -889,6 +958,7 @@ pub fn parse(
             .transpose()?
             .unwrap_or_default(),
         hub_group: None,
+        hub_group_pattern: None,
         include_admins: r.bool("include_admins", false)?,
         subject_from,
         lookup,
@@ -1254,6 +1324,19 @@ mod tests {
             (
                 r#"[{"grouper_group": "edu:berkeley:app:datahub:datahub-users"}]"#,
                 "target of two entries",
+            ),
+            (
+                r#"[{"grouper_group": "a:{1}", "hub_group_pattern": "course-(.+"}]"#,
+                "not a valid regex",
+            ),
+            (
+                r#"[{"grouper_group": "a:{2}", "hub_group_pattern": "course-(.+)"}]"#,
+                "uses {2}, but hub_group_pattern \"course-(.+)\" has only 1 capture group",
+            ),
+            (r#"[{"grouper_group": "a:{1}"}]"#, "no hub_group_pattern"),
+            (
+                r#"[{"grouper_group": "a:{1}", "hub_group": "x", "hub_group_pattern": "(x)"}]"#,
+                "not both",
             ),
         ] {
             let mut m = base();

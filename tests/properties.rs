@@ -45,6 +45,7 @@ fn target_strategy() -> impl Strategy<Value = Target> {
             |(additive, max_removals, max_fraction, fraction_floor, protected, source_id)| Target {
                 group_path: "edu:example:app:hub:hub-users".into(),
                 hub_group: None,
+                hub_group_pattern: None,
                 include_admins: false,
                 subject_from: SubjectFrom::Username {
                     template: "{name}".into(),

@@ -129,3 +129,56 @@ fn a_bad_targets_list_is_a_configuration_error_naming_the_entry() {
     );
     assert!(w.sim.requests().is_empty());
 }
+
+#[test]
+fn a_pattern_makes_one_target_per_course_group_and_a_missing_one_fails_alone() {
+    let w = world();
+    {
+        let mut st = w.hub.state.lock().unwrap();
+        st.groups.insert(
+            "alice".into(),
+            vec!["course-data8".into(), "course-cs61a".into(), "gpu".into()],
+        );
+        st.groups.insert("bob".into(), vec!["course-data8".into()]);
+        st.groups
+            .insert("dan@example.edu".into(), vec!["course-stat20".into()]);
+    }
+    for course in ["data8", "cs61a"] {
+        w.sim
+            .add_group(&format!("edu:example:app:hub:course-{course}"));
+    }
+    w.sim
+        .add_member("edu:example:app:hub:course-cs61a", "ldap", "stale1");
+    let targets = r#"[{"grouper_group": "edu:example:app:hub:course-{1}", "hub_group_pattern": "course-([a-z0-9]+)"}]"#;
+    let cfg = with(settings(&w), &[("targets", targets)]);
+    let run = run_component(Entry::Typed, &cfg, &[]);
+    let r = run.report();
+    let groups: Vec<&str> = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["group"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            GROUP,
+            "edu:example:app:hub:course-cs61a",
+            "edu:example:app:hub:course-data8",
+            "edu:example:app:hub:course-stat20"
+        ]
+    );
+    assert_eq!(
+        w.sim.member_ids("edu:example:app:hub:course-data8"),
+        ["100001", "100002"]
+    );
+    assert_eq!(
+        w.sim.member_ids("edu:example:app:hub:course-cs61a"),
+        ["100001"]
+    );
+    let (kind, _) = error(&r["targets"][3]["error"]);
+    assert_eq!(kind, "group-not-found");
+    for i in 0..3 {
+        assert_eq!(r["targets"][i]["outcome"], "converged", "{r}");
+    }
+}
