@@ -267,7 +267,7 @@ pub fn expand_targets(targets: &[Target], users: &[HubUser]) -> Vec<PassTarget> 
                 continue;
             };
             let path = settings::fill_template(&t.group_path, &captures);
-            out.push(match settings::resolved_group_path(&path) {
+            out.push(match settings::parse_group_path("grouper_group", &path) {
                 Ok(group_path) => Ok(Target {
                     group_path,
                     hub_group: Some(name.to_string()),

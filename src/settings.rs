@@ -663,12 +663,12 @@ fn parse_template(value: &str) -> Result<String, ConfigError> {
 }
 
 /// Grouper group names are `stem:stem:extension`; the path is put in a URL segment.
-fn parse_group_path(value: &str) -> Result<String, ConfigError> {
+pub fn parse_group_path(key: &str, value: &str) -> Result<String, ConfigError> {
     let v = value.trim();
     if v.is_empty() || v.contains('/') || v.starts_with(':') || v.ends_with(':') || v.contains("::")
     {
         return err(format!(
-            "grouper_id_path must be a Grouper group name such as edu:berkeley:app:datahub:datahub-users, got {value:?}"
+            "{key} must be a Grouper group name such as edu:berkeley:app:datahub:datahub-users, got {value:?}"
         ));
     }
     Ok(v.to_string())
@@ -753,7 +753,7 @@ fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
     };
     let hub_group = r.raw("hub_group")?.map(|g| g.trim().to_string());
     let hub_group_pattern = r.raw("hub_group_pattern")?;
-    let group_path = parse_group_path(&r.required("grouper_group")?)?;
+    let group_path = parse_group_path("grouper_group", &r.required("grouper_group")?)?;
     if let Some(pattern) = &hub_group_pattern {
         if hub_group.is_some() {
             return err("give hub_group or hub_group_pattern, not both");
@@ -833,11 +833,6 @@ pub fn fill_template(template: &str, captures: &regex_lite::Captures) -> String 
         out = out.replace(&format!("{{{n}}}"), value);
     }
     out
-}
-
-/// A Grouper group name made from a template, checked like a configured one.
-pub fn resolved_group_path(value: &str) -> Result<String, ConfigError> {
-    parse_group_path(value)
 }
 
 /// Builds [`Settings`] from a key lookup. The lookup returns `Ok(None)` for an absent key.
@@ -954,7 +949,7 @@ pub fn parse(
     let base = Target {
         group_path: flat_group
             .as_deref()
-            .map(parse_group_path)
+            .map(|g| parse_group_path("grouper_id_path", g))
             .transpose()?
             .unwrap_or_default(),
         hub_group: None,
@@ -1319,7 +1314,7 @@ mod tests {
             ),
             (
                 r#"[{"grouper_group": "a::b"}]"#,
-                "targets[0] (a::b): grouper_id_path must be a Grouper group name",
+                "targets[0] (a::b): grouper_group must be a Grouper group name",
             ),
             (
                 r#"[{"grouper_group": "edu:berkeley:app:datahub:datahub-users"}]"#,

@@ -90,9 +90,14 @@ impl History {
     pub fn append(&self, record: &PassRecord) -> Result<()> {
         create_private_dir(&self.dir)?;
         append_private(&self.path(), &json_lines([record])?)?;
-        let all = self.all();
-        if all.len() >= 2 * KEEP {
-            let keep = json_lines(&all[all.len() - KEEP..])?;
+        // counting lines is enough to decide; the records are parsed only to rewrite
+        let lines = fs::read(self.path())?
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        if lines >= 2 * KEEP {
+            let all = self.all();
+            let keep = json_lines(&all[all.len().saturating_sub(KEEP)..])?;
             StateStore::new(&self.dir).write_atomically(FILE_NAME, keep.as_bytes())?;
         }
         Ok(())

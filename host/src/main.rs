@@ -195,6 +195,7 @@ async fn pass(opts: &Options, runner: &Runner, limits: &Limits, full: bool) -> P
         .run(&Inputs::config(&opts.component_config), limits, options)
         .await;
     runner::relog(&call.stderr);
+    let ended = jiff::Timestamp::now();
     if let Ok(Ok(report)) = &call.result {
         if let Some(next) = &report.next_user_state {
             if let Err(e) = store.save(next) {
@@ -216,8 +217,8 @@ async fn pass(opts: &Options, runner: &Runner, limits: &Limits, full: bool) -> P
             tracing::warn!("cannot mark the approval used ({e:#})");
         }
         let pass_id = started.strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
-        let changes = change_log::entries(report, &pass_id, jiff::Timestamp::now());
-        if let Err(e) = change_log(opts).append(&changes, jiff::Timestamp::now()) {
+        let changes = change_log::entries(report, &pass_id, ended);
+        if let Err(e) = change_log(opts).append(&changes, ended) {
             tracing::error!(
                 "cannot write the change log ({e:#}); {} change(s) of this pass are not in it",
                 changes.len()
@@ -226,7 +227,7 @@ async fn pass(opts: &Options, runner: &Runner, limits: &Limits, full: bool) -> P
     }
     let summary = PassSummary::from_call(&call);
     summary.log();
-    let record = PassRecord::new(&summary, jiff::Timestamp::now());
+    let record = PassRecord::new(&summary, ended);
     if let Err(e) = History::new(&opts.state_dir).append(&record) {
         tracing::warn!("cannot record the pass in the history ({e:#})");
     }
