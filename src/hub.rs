@@ -19,6 +19,9 @@ pub struct ListedUser {
     pub user_info: Option<Value>,
     /// The hub groups the user is in, kept only when a target selects by hub group.
     pub groups: Vec<String>,
+    /// A server of the user's is running or starting: the default one (`server`, with
+    /// `read:users`) or any named one (`servers`, with `read:servers`).
+    pub server_running: bool,
 }
 
 /// Which optional fields of the list to keep (each costs memory per user).
@@ -26,16 +29,19 @@ pub struct ListedUser {
 pub struct Keep {
     pub user_info: bool,
     pub groups: bool,
+    pub servers: bool,
 }
 
 impl Keep {
     pub const ALL: Keep = Keep {
         user_info: true,
         groups: true,
+        servers: true,
     };
     pub const LEAN: Keep = Keep {
         user_info: false,
         groups: false,
+        servers: false,
     };
 }
 
@@ -76,6 +82,48 @@ pub fn user_request(api_url: &str, token: &str, name: &str) -> Request {
     auth(Request::new(Method::Get, url), token).header("Accept", "application/json")
 }
 
+/// `GET /groups/{name}`: does the hub group exist? (`read:groups:name`, which `list:groups` and
+/// `groups` include.)
+pub fn group_request(api_url: &str, token: &str, group: &str) -> Request {
+    let url = format!("{api_url}/groups/{}", encode_segment(group));
+    auth(Request::new(Method::Get, url), token).header("Accept", "application/json")
+}
+
+/// `POST /groups/{name}`: creates an empty hub group (`admin:groups`).
+pub fn create_group_request(api_url: &str, token: &str, group: &str) -> Request {
+    let url = format!("{api_url}/groups/{}", encode_segment(group));
+    auth(Request::new(Method::Post, url), token)
+        .header("Content-Type", "application/json")
+        .body(b"{}".to_vec())
+}
+
+/// `POST` (add) or `DELETE` (remove) `/groups/{name}/users` with `{"users": [...]}` (`groups`).
+pub fn group_users_request(
+    api_url: &str,
+    token: &str,
+    group: &str,
+    add: bool,
+    users: &[String],
+) -> Request {
+    let url = format!("{api_url}/groups/{}/users", encode_segment(group));
+    let method = if add { Method::Post } else { Method::Delete };
+    let body = serde_json::json!({ "users": users })
+        .to_string()
+        .into_bytes();
+    auth(Request::new(method, url), token)
+        .header("Content-Type", "application/json")
+        .body(body)
+}
+
+/// The answer to [`group_request`]: `Ok(true)` exists, `Ok(false)` does not.
+pub fn parse_group_exists(group: &str, resp: &Response) -> Result<bool, SyncError> {
+    match resp.status {
+        200 => Ok(true),
+        404 => Ok(false),
+        _ => Err(status_error(&format!("reading hub group {group:?}"), resp)),
+    }
+}
+
 /// Turns a non-2xx hub answer into a typed error with a message an admin can act on.
 pub fn status_error(what: &str, resp: &Response) -> SyncError {
     let message = serde_json::from_slice::<Value>(&resp.body)
@@ -88,7 +136,7 @@ pub fn status_error(what: &str, resp: &Response) -> SyncError {
                 ErrorKind::HubForbidden,
                 format!(
                     "{what}: the JupyterHub token lacks a needed scope: the hub requires any of {scopes}; \
-                     give the service's role list:users, read:users and admin:auth_state"
+                     add one to the service's role"
                 ),
             )
             .with_scope(scopes.trim_matches(['[', ']']).to_string())
@@ -172,8 +220,23 @@ fn parse_user_entry(item: &Value, keep: Keep) -> Result<ListedUser, SyncError> {
             )
             .with_scope("read:users:groups")),
         };
+    let server_running = keep.servers
+        && match (item.get("server"), item.get("servers")) {
+            (Some(Value::String(_)), _) => true,
+            (_, Some(Value::Object(servers))) => !servers.is_empty(),
+            (None, None) => {
+                return Err(SyncError::new(
+                    ErrorKind::HubForbidden,
+                    "listing hub users: the list carries no server fields, so only_active_servers cannot tell who has one running; \
+                     give the service's role read:users (and read:servers for named servers)",
+                )
+                .with_scope("read:users"))
+            }
+            _ => false,
+        };
     Ok(ListedUser {
         name: name.to_string(),
+        server_running,
         admin,
         created: timestamp_field(item, "created"),
         last_activity: timestamp_field(item, "last_activity"),
@@ -314,6 +377,7 @@ mod tests {
             Keep {
                 user_info: true,
                 groups: false,
+                servers: false,
             },
         )
         .unwrap();

@@ -11,6 +11,12 @@ use crate::timestamp::response_date_seconds;
 use crate::user_state::{Next, Prior, ReadReason, ReadReasons, StateStatus};
 use std::collections::BTreeSet;
 
+fn wall_clock_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 /// Upper bound on pages of any listing, whatever the server says.
 pub const MAX_PAGES: usize = 100_000;
 
@@ -54,6 +60,7 @@ fn list_users(s: &mut Session) -> Result<Listing, SyncError> {
     let keep = hub::Keep {
         user_info: settings.needs_user_info(),
         groups: settings.needs_groups(),
+        servers: settings.needs_servers(),
     };
     for page_no in 1.. {
         if page_no > max_pages {
@@ -163,7 +170,12 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
     }
     prior.at_hub_time(hub_time);
     log_state(s, &prior);
-    let mut users: Vec<HubUser> = listed.into_iter().map(HubUser::from).collect();
+    // Activity is measured against the hub's clock, the machine's where the hub sent no Date.
+    let now_us = hub_time.map_or_else(wall_clock_us, |t| t * 1_000_000);
+    let mut users: Vec<HubUser> = listed
+        .into_iter()
+        .map(|u| HubUser::listed(u, now_us))
+        .collect();
     let targets = expand_targets(&settings.targets, &users);
     let mappings = settings.auth_state_mappings();
     let mut next = hub_time.map(|now| Next::new(now, users.len(), settings));

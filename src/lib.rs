@@ -20,6 +20,7 @@ pub mod report;
 pub mod session;
 pub mod settings;
 pub mod timestamp;
+pub mod to_hub;
 pub mod user_state;
 
 #[cfg(target_arch = "wasm32")]

@@ -2,8 +2,9 @@
 //! each selected user maps to.
 
 use crate::error::SyncError;
+use crate::grouper::Member;
 use crate::hub::{AuthState, ListedUser};
-use crate::settings::{self, SubjectFrom, Target};
+use crate::settings::{self, Direction, SubjectFrom, Target, UserFilters};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,38 +47,66 @@ pub struct HubUser {
     pub user_info: Option<Value>,
     /// The hub groups the user is in, when a target selects by hub group.
     pub groups: Vec<String>,
+    /// Seconds from the user's `last_activity` to the hub's clock (`None`: never active).
+    pub idle_seconds: Option<i64>,
+    pub server_running: bool,
     pub record: UserRecord,
 }
 
-/// Does the target select this user (its hub group, if it has one; admins only if included)?
-pub fn selects(target: &Target, user: &HubUser) -> bool {
-    (!user.admin || target.include_admins)
-        && target
+/// Does the user pass the target's filters (activity, running server, excluded names)?
+pub fn passes_filters(filters: &UserFilters, user: &HubUser) -> bool {
+    filters.active_within_days.is_none_or(|days| {
+        user.idle_seconds
+            .is_some_and(|s| s <= i64::from(days) * 86_400)
+    }) && (!filters.only_active_servers || user.server_running)
+        && filters
+            .exclude_users
+            .as_ref()
+            .is_none_or(|p| !p.matches(&user.name))
+}
+
+/// Is the user in the hub group a to_grouper target selects from (every user without one, and
+/// every user for to_hub, whose hub group is what it writes)?
+fn in_selected_group(target: &Target, user: &HubUser) -> bool {
+    target.direction == Direction::ToHub
+        || target
             .hub_group
             .as_ref()
             .is_none_or(|g| user.groups.iter().any(|ug| ug == g))
 }
 
-impl From<ListedUser> for HubUser {
-    fn from(u: ListedUser) -> HubUser {
+/// Does the target select this user (admins only if included; its hub group; the filters)?
+pub fn selects(target: &Target, user: &HubUser) -> bool {
+    (!user.admin || target.include_admins)
+        && in_selected_group(target, user)
+        && passes_filters(&target.filters, user)
+}
+
+impl HubUser {
+    /// A listed user, with the hub's clock (µs since the epoch) to measure activity against.
+    pub fn listed(u: ListedUser, now_us: i64) -> HubUser {
         HubUser {
             name: u.name,
             admin: u.admin,
             created: u.created,
+            idle_seconds: u.last_activity.map(|t| (now_us - t).max(0) / 1_000_000),
             last_activity: u.last_activity,
             user_info: u.user_info,
             groups: u.groups,
+            server_running: u.server_running,
             record: UserRecord::Listed,
         }
     }
 }
 
-/// The desired membership of one target, with the counts the report needs.
+/// The selected users of one target by subject, with the counts the report needs.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Desired {
-    pub subjects: BTreeSet<String>,
+    /// Each subject with the selected users that map to it, in listing order.
+    pub users_by_subject: BTreeMap<String, Vec<String>>,
     pub selected: usize,
     pub admins_skipped: usize,
+    pub filtered: usize,
     pub mapped: usize,
     pub unmapped: usize,
     pub duplicates: usize,
@@ -201,6 +230,9 @@ pub fn desired_members(
             continue;
         }
         if !selects(target, user) {
+            if in_selected_group(target, user) {
+                d.filtered += 1;
+            }
             continue;
         }
         match user.record {
@@ -215,9 +247,11 @@ pub fn desired_members(
         match subject_for(&target.subject_from, user, mappings) {
             Ok(subject) => {
                 d.mapped += 1;
-                if !d.subjects.insert(subject) {
+                let names = d.users_by_subject.entry(subject).or_default();
+                if !names.is_empty() {
                     d.duplicates += 1;
                 }
+                names.push(user.name.clone());
             }
             Err(_) => d.unmapped += 1,
         }
@@ -303,32 +337,48 @@ pub fn expand_targets(targets: &[Target], users: &[HubUser]) -> Vec<PassTarget> 
     out
 }
 
-/// The hub user each of these subjects belongs to: the first selected user that maps to it.
-pub fn users_of(
-    target: &Target,
-    users: &[HubUser],
-    mappings: &[&Vec<Vec<String>>],
-    subjects: &[String],
-) -> BTreeMap<String, String> {
-    let wanted: BTreeSet<&str> = subjects.iter().map(String::as_str).collect();
-    let mut found = BTreeMap::new();
-    if wanted.is_empty() {
-        return found;
+impl Desired {
+    pub fn subjects(&self) -> BTreeSet<String> {
+        self.users_by_subject.keys().cloned().collect()
     }
-    for user in users.iter().filter(|u| selects(target, u)) {
-        if let Ok(subject) = subject_for(&target.subject_from, user, mappings) {
-            if wanted.contains(subject.as_str()) {
-                found.entry(subject).or_insert_with(|| user.name.clone());
+}
+
+/// to_hub: the hub users a Grouper group's members map back to.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HubMembers {
+    /// The selected hub users whose subject the group holds.
+    pub names: BTreeSet<String>,
+    /// Managed members no selected hub user maps to (skipped; hub users are never created).
+    pub without_hub_user: usize,
+    /// Members the target does not manage (groups, internal subjects, other sources).
+    pub unmanaged: usize,
+}
+
+/// Maps a Grouper group's members back to the selected hub users through the target's subject
+/// mapping (`desired` from [`desired_members`]): a member is a hub user when its key (subject
+/// id, or identifier attribute) is a selected user's subject; every user with it counts.
+pub fn hub_members(target: &Target, desired: &Desired, members: &[Member]) -> HubMembers {
+    let mut out = HubMembers::default();
+    for m in members {
+        let key = match (&m.key, crate::plan::is_managed(m, target)) {
+            (Some(key), true) => key,
+            _ => {
+                out.unmanaged += 1;
+                continue;
             }
+        };
+        match desired.users_by_subject.get(key) {
+            Some(names) => out.names.extend(names.iter().cloned()),
+            None => out.without_hub_user += 1,
         }
     }
-    found
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{Mode, RemovalLimits, SubjectLookup};
+    use crate::settings::{Mode, NamePattern, RemovalLimits, SubjectLookup};
 
     #[test]
     fn a_pattern_becomes_one_target_per_matching_hub_group() {
@@ -380,6 +430,94 @@ mod tests {
     }
 
     #[test]
+    fn filters_leave_out_idle_serverless_and_excluded_users() {
+        let mut t = target(
+            SubjectFrom::Username {
+                template: "{name}".into(),
+            },
+            false,
+        );
+        let at = |name: &str, idle_days: Option<i64>, running: bool| {
+            let mut u = user(name, false, UserRecord::Listed);
+            u.idle_seconds = idle_days.map(|d| d * 86_400);
+            u.server_running = running;
+            u
+        };
+        let users = [
+            at("fresh", Some(1), true),
+            at("stale", Some(40), true),
+            at("never", None, false),
+            at("stopped", Some(2), false),
+            at("test-bot", Some(0), true),
+        ];
+        let names = |t: &Target| {
+            let d = desired_members(t, &users, &[]);
+            (d.subjects().into_iter().collect::<Vec<_>>(), d.filtered)
+        };
+        assert_eq!(names(&t).1, 0);
+        t.filters.active_within_days = Some(30);
+        assert_eq!(
+            names(&t),
+            (vec!["fresh".into(), "stopped".into(), "test-bot".into()], 2)
+        );
+        t.filters.only_active_servers = true;
+        assert_eq!(names(&t), (vec!["fresh".into(), "test-bot".into()], 3));
+        t.filters.exclude_users =
+            Some(NamePattern::new("exclude_users_pattern", "test-.*").unwrap());
+        assert_eq!(names(&t), (vec!["fresh".into()], 4));
+        // whole names only: "fresh" is not excluded by a pattern that matches part of it
+        t.filters = UserFilters {
+            exclude_users: Some(NamePattern::new("exclude_users_pattern", "res").unwrap()),
+            ..UserFilters::default()
+        };
+        assert_eq!(names(&t).1, 0);
+        // filters decide whose record is read, too
+        t.subject_from = SubjectFrom::AuthState(default_paths());
+        t.filters.only_active_servers = true;
+        assert!(needs_record(&t, &users[0]) && !needs_record(&t, &users[2]));
+    }
+
+    #[test]
+    fn grouper_members_map_back_to_every_hub_user_with_their_subject() {
+        let p = default_paths();
+        let mut t = target(SubjectFrom::AuthState(p.clone()), true);
+        t.direction = Direction::ToHub;
+        t.hub_group = Some("gpu".into());
+        let mut boss = read("boss", true, json!({"canvas_user": {"login_id": "9"}}));
+        boss.groups = vec!["other".into()];
+        let users = vec![
+            read("ana", false, json!({"canvas_user": {"login_id": "1"}})),
+            read("ana2", false, json!({"oauth_user": {"login_id": "1"}})),
+            read("ben", false, json!({"canvas_user": {"login_id": "2"}})),
+            boss,
+            user("cy", false, UserRecord::Read(vec![None])),
+        ];
+        let d = desired_members(&t, &users, &[&p]);
+        // to_hub selects every user (not the hub group's members: that group is what it writes)
+        assert_eq!(d.selected, 5);
+        let member = |id: &str, source: &str| Member {
+            id: id.into(),
+            source_id: source.into(),
+            key: Some(id.into()),
+        };
+        let members = [
+            member("1", "ldap"),
+            member("9", "ldap"),
+            member("77", "ldap"),
+            member("edu:x:staff", "g:gsa"),
+        ];
+        let m = hub_members(&t, &d, &members);
+        assert_eq!(
+            m.names.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["ana", "ana2", "boss"]
+        );
+        assert_eq!((m.without_hub_user, m.unmanaged), (1, 1));
+        t.include_admins = false;
+        let d = desired_members(&t, &users, &[&p]);
+        assert!(!hub_members(&t, &d, &members).names.contains("boss"));
+    }
+
+    #[test]
     fn a_hub_group_target_selects_its_members_only() {
         let mut t = target(
             SubjectFrom::Username {
@@ -395,7 +533,7 @@ mod tests {
         boss.groups = vec!["course-101".into()];
         let users = [ana.clone(), ben.clone(), boss.clone()];
         let d = desired_members(&t, &users, &[]);
-        assert_eq!(d.subjects.into_iter().collect::<Vec<_>>(), ["ana"]);
+        assert_eq!(d.subjects().into_iter().collect::<Vec<_>>(), ["ana"]);
         assert_eq!((d.selected, d.admins_skipped), (1, 1));
         // auth_state is read only for the users a target selects
         t.subject_from = SubjectFrom::AuthState(default_paths());
@@ -420,6 +558,8 @@ mod tests {
             name: name.into(),
             admin,
             groups: Vec::new(),
+            idle_seconds: None,
+            server_running: false,
             created: None,
             last_activity: None,
             user_info: None,
@@ -440,8 +580,12 @@ mod tests {
     fn target(from: SubjectFrom, include_admins: bool) -> Target {
         Target {
             group_path: "a:b".into(),
+            direction: Direction::ToGrouper,
             hub_group: None,
             hub_group_pattern: None,
+            filters: UserFilters::default(),
+            create_missing: false,
+            grouper_folder: None,
             include_admins,
             subject_from: from,
             lookup: SubjectLookup::SubjectId,
@@ -579,7 +723,7 @@ mod tests {
         ];
         let from = SubjectFrom::AuthState(p.clone());
         let d = desired_members(&target(from.clone(), false), &users, &[&p]);
-        assert_eq!(d.subjects.iter().collect::<Vec<_>>(), ["1"]);
+        assert_eq!(d.subjects().into_iter().collect::<Vec<_>>(), ["1"]);
         assert_eq!(
             (
                 d.selected,
@@ -592,7 +736,7 @@ mod tests {
             (4, 1, 2, 1, 1, 1)
         );
         let with_admins = desired_members(&target(from, true), &users, &[&p]);
-        assert!(with_admins.subjects.contains("9"));
+        assert!(with_admins.users_by_subject.contains_key("9"));
         assert_eq!(with_admins.admins_skipped, 0);
     }
 }

@@ -5,22 +5,22 @@ use crate::grouper::{self, Connection, WriteOp};
 use crate::grouper_client;
 use crate::http::Transport;
 use crate::hub_reader::{self, HubView};
-use crate::mapping::{desired_members, users_of, UserRecord};
+use crate::mapping::{desired_members, Desired, UserRecord};
 use crate::plan::{plan, Plan};
 use crate::report::{Change, ChangeOp, ChangeReason, Outcome, Report, TargetReport};
 use crate::session::Session;
-use crate::settings::{LogLevel, Settings, Target};
+use crate::settings::{Direction, LogLevel, Settings, Target};
+use crate::to_hub;
 use crate::user_state::Prior;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// What is left of `max_changes_per_pass` as the targets use it up.
-struct ChangeBudget(Option<usize>);
+pub struct ChangeBudget(Option<usize>);
 
 impl ChangeBudget {
     /// Takes up to `n` changes; returns how many may be made.
-    fn take(&mut self, n: usize) -> usize {
+    pub fn take(&mut self, n: usize) -> usize {
         match &mut self.0 {
             None => n,
             Some(left) => {
@@ -38,7 +38,7 @@ fn apply(
     target: &Target,
     p: &Plan,
     budget: &mut ChangeBudget,
-    hub_users: &BTreeMap<String, String>,
+    desired: &Desired,
     report: &mut TargetReport,
 ) {
     // Adds first: they never cost anyone their membership.
@@ -58,7 +58,11 @@ fn apply(
                     op: ChangeOp::Add,
                     subject: subject.clone(),
                     source: target.source_id.clone(),
-                    hub_user: hub_users.get(subject).cloned(),
+                    hub_user: desired
+                        .users_by_subject
+                        .get(subject)
+                        .and_then(|names| names.first())
+                        .cloned(),
                     reason: ChangeReason::InHub,
                 };
                 (change, lookup)
@@ -93,18 +97,14 @@ fn apply(
     }
 }
 
-fn sync_target(
-    s: &mut Session,
-    conn: &Connection,
-    target: &Target,
-    hub: &HubView,
-    budget: &mut ChangeBudget,
-    approved_plans: &[String],
-) -> TargetReport {
+/// A target's report with what the selection found.
+pub fn selection_report(s: &Session, target: &Target, desired: &Desired) -> TargetReport {
     let mut report = TargetReport::new(&target.group_path, target.mode.as_str());
-    let desired = desired_members(target, &hub.users, &s.settings.auth_state_mappings());
+    report.direction = target.direction;
+    report.hub_group = target.hub_group.clone();
     report.users_selected = desired.selected;
     report.admins_skipped = desired.admins_skipped;
+    report.users_filtered = desired.filtered;
     report.users_mapped = desired.mapped;
     report.users_unmapped = desired.unmapped;
     report.duplicates_collapsed = desired.duplicates;
@@ -114,29 +114,15 @@ fn sync_target(
             target.group_path, desired.unmapped
         ));
     }
-    let current = match grouper_client::read_group(s, conn, target) {
-        Ok(c) => c,
-        Err(e) => {
-            report.error = Some(e);
-            return report;
-        }
-    };
-    report.current_members = current.len();
-    // A group that could not be read in full never gets this far.
-    let incomplete = hub.incomplete.as_ref().map(|e| e.message.as_str());
-    let mut p = plan(target, &desired.subjects, &current, incomplete);
-    if let Some(hash) = p.approve(approved_plans) {
-        s.log.warn(&format!(
-            "{}: applying approved plan {hash}: removing {} member(s) the safety rules had withheld",
-            target.group_path,
-            p.to_remove.len()
-        ));
-        report.approved_plan = Some(hash);
-    }
+    report
+}
+
+/// Logs a withheld plan and puts it in the report.
+pub fn report_plan(s: &Session, label: &str, p: &Plan, report: &mut TargetReport) {
     report.to_add = p.to_add.len();
     report.to_remove = p.to_remove.len();
     report.protected_kept = p.protected_kept;
-    report.unmanaged_kept = p.unmanaged_kept;
+    report.unmanaged_kept += p.unmanaged_kept;
     report.kept_by_mode = p.kept_by_mode;
     if let Some(w) = &p.withheld {
         report.withheld_removals = w.count;
@@ -151,8 +137,8 @@ fn sync_target(
             })
             .unwrap_or_default();
         s.log.warn(&format!(
-            "{}: withholding {} removal(s): {}{approve}",
-            target.group_path, w.count, w.reason
+            "{label}: withholding {} removal(s): {}{approve}",
+            w.count, w.reason
         ));
     }
     if s.log.enabled(LogLevel::Debug) {
@@ -165,19 +151,17 @@ fn sync_target(
             .map(|w| ids(&w.removals))
             .unwrap_or_default();
         s.log.debug(&format!(
-            "{}: to add {:?}; to remove {:?}; withheld {:?}",
-            target.group_path,
+            "{label}: to add {:?}; to remove {:?}; withheld {:?}",
             p.to_add,
             ids(&p.to_remove),
             withheld
         ));
     }
-    if !s.settings.dry_run {
-        let mappings = s.settings.auth_state_mappings();
-        let hub_users = users_of(target, &hub.users, &mappings, &p.to_add);
-        apply(s, conn, target, &p, budget, &hub_users, &mut report);
-    }
-    report.outcome = if report.error.is_some() {
+}
+
+/// The outcome of a target once its plan ran.
+pub fn target_outcome(report: &TargetReport, p: &Plan) -> Outcome {
+    if report.error.is_some() {
         Outcome::Failed
     } else if p.withheld.is_some() {
         Outcome::RemovalsWithheld
@@ -185,7 +169,43 @@ fn sync_target(
         Outcome::ChangesRemaining
     } else {
         Outcome::Converged
+    }
+}
+
+fn sync_target(
+    s: &mut Session,
+    conn: &Connection,
+    target: &Target,
+    hub: &HubView,
+    budget: &mut ChangeBudget,
+    approved_plans: &[String],
+) -> TargetReport {
+    let desired = desired_members(target, &hub.users, &s.settings.auth_state_mappings());
+    let mut report = selection_report(s, target, &desired);
+    let current = match grouper_client::read_group(s, conn, target) {
+        Ok(c) => c,
+        Err(e) => {
+            report.error = Some(e);
+            return report;
+        }
     };
+    report.current_members = current.len();
+    // A group that could not be read in full never gets this far.
+    let incomplete = hub.incomplete.as_ref().map(|e| e.message.as_str());
+    let mut p = plan(target, &desired.subjects(), &current, incomplete);
+    if let Some(hash) = p.approve(approved_plans) {
+        s.log.warn(&format!(
+            "{}: applying approved plan {hash}: removing {} member(s) the safety rules had withheld",
+            target.group_path,
+            p.to_remove.len()
+        ));
+        report.approved_plan = Some(hash);
+    }
+    report_plan(s, &target.group_path, &p, &mut report);
+    if !s.settings.dry_run {
+        apply(s, conn, target, &p, budget, &desired, &mut report);
+    }
+    report.outcome = target_outcome(&report, &p);
     report
 }
 
@@ -265,6 +285,14 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, options: RunOptio
             let mut budget = ChangeBudget(settings.max_changes_per_pass);
             for target in &hub.targets {
                 let t = match target {
+                    Ok(target) if target.direction == Direction::ToHub => to_hub::sync(
+                        &mut s,
+                        &conn,
+                        target,
+                        &hub,
+                        &mut budget,
+                        &options.approved_plans,
+                    ),
                     Ok(target) => sync_target(
                         &mut s,
                         &conn,
@@ -855,5 +883,270 @@ mod tests {
         let report = run(&settings(&[("retries", "0")]), &mut fake, options);
         assert_eq!(report.outcome, Outcome::Failed);
         assert_eq!(report.next_user_state, None, "the host keeps what it has");
+    }
+}
+
+#[cfg(test)]
+mod to_hub_tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::http::{Method, Outcome as HttpOutcome, Request, Response};
+    use serde_json::json;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    /// One to_hub target (Grouper `edu:x:gpu-quota` -> hub group `gpu`), usernames as subjects.
+    fn settings(target: &str, extra: &[(&str, &str)]) -> Settings {
+        let mut m: HashMap<&str, String> = [
+            ("jupyterhub_api_url", "http://hub/hub/api"),
+            ("jupyterhub_api_token", "t"),
+            (
+                "grouper_base_url",
+                "http://g/gws/servicesRest/json/v2_2_100",
+            ),
+            ("grouper_user", "u"),
+            ("grouper_password", "p"),
+            ("subject_from", "username"),
+            ("retries", "0"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+        m.insert(
+            "targets",
+            format!(
+                r#"[{{"grouper_group": "edu:x:gpu-quota", "direction": "to_hub", "hub_group": "gpu"{target}}}]"#
+            ),
+        );
+        for (k, v) in extra {
+            m.insert(k, v.to_string());
+        }
+        crate::settings::parse(|k| Ok(m.get(k).cloned())).unwrap()
+    }
+
+    /// A hub and a Grouper in one: `users` (name, hub groups), the Grouper group's member ids.
+    struct World {
+        users: Vec<(&'static str, Vec<&'static str>)>,
+        grouper: Vec<&'static str>,
+        hub_group_exists: bool,
+        /// The listing claims one more user than it returns.
+        short_listing: bool,
+        sent: Vec<String>,
+    }
+
+    fn ok(status: u16, body: serde_json::Value) -> HttpOutcome {
+        Ok(Response {
+            status,
+            headers: vec![("x-grouper-success".into(), "T".into())],
+            body: body.to_string().into_bytes(),
+        })
+    }
+
+    impl World {
+        fn answer(&mut self, r: &Request) -> HttpOutcome {
+            let body = r
+                .body
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).to_string())
+                .unwrap_or_default();
+            self.sent.push(
+                format!("{} {} {body}", r.method.as_str(), r.url)
+                    .trim_end()
+                    .to_string(),
+            );
+            if r.url.starts_with("http://g/") {
+                let subjects: Vec<_> = self
+                    .grouper
+                    .iter()
+                    .map(|i| json!({"id": i, "sourceId": "ldap", "success": "T"}))
+                    .collect();
+                return ok(
+                    200,
+                    json!({"WsGetMembersResults": {"resultMetadata": {"resultCode": "SUCCESS", "success": "T"},
+                        "results": [{"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}, "wsSubjects": subjects}]}}),
+                );
+            }
+            if r.url.contains("/users?") {
+                let items: Vec<_> = self
+                    .users
+                    .iter()
+                    .map(|(n, g)| json!({"kind": "user", "name": n, "admin": false, "groups": g}))
+                    .collect();
+                let total = self.users.len() + usize::from(self.short_listing);
+                return ok(
+                    200,
+                    json!({"items": items, "_pagination": {"offset": 0, "limit": 200, "total": total, "next": null}}),
+                );
+            }
+            match (r.method, r.url.as_str()) {
+                (Method::Get, "http://hub/hub/api/groups/gpu") if self.hub_group_exists => {
+                    ok(200, json!({"kind": "group", "name": "gpu"}))
+                }
+                (Method::Get, "http://hub/hub/api/groups/gpu") => {
+                    ok(404, json!({"status": 404, "message": "No such group: gpu"}))
+                }
+                (Method::Post, "http://hub/hub/api/groups/gpu") => {
+                    self.hub_group_exists = true;
+                    ok(201, json!({"kind": "group", "name": "gpu", "users": []}))
+                }
+                (Method::Post | Method::Delete, "http://hub/hub/api/groups/gpu/users") => {
+                    ok(200, json!({"kind": "group", "name": "gpu"}))
+                }
+                _ => panic!("unexpected request {} {}", r.method.as_str(), r.url),
+            }
+        }
+    }
+
+    impl Transport for World {
+        fn send_all(&mut self, requests: &[Request], _: usize) -> Vec<HttpOutcome> {
+            requests.iter().map(|r| self.answer(r)).collect()
+        }
+        fn sleep(&mut self, _: Duration) {}
+    }
+
+    fn world() -> World {
+        World {
+            users: vec![
+                ("ana", vec!["gpu"]),
+                ("ben", vec![]),
+                ("cy", vec!["gpu", "other"]),
+                ("dee", vec![]),
+            ],
+            grouper: vec!["ana", "ben", "zed"],
+            hub_group_exists: true,
+            short_listing: false,
+            sent: Vec::new(),
+        }
+    }
+
+    fn writes(w: &World) -> Vec<&str> {
+        w.sent
+            .iter()
+            .filter(|l| !l.starts_with("GET") && l.contains("/hub/api/groups/"))
+            .map(String::as_str)
+            .collect()
+    }
+
+    #[test]
+    fn the_hub_group_becomes_the_grouper_groups_hub_users() {
+        let mut w = world();
+        let s = settings(r#", "max_removals": 5"#, &[]);
+        let report = run(&s, &mut w, RunOptions::default());
+        let t = &report.targets[0];
+        assert_eq!(report.outcome, Outcome::Converged, "{:?}", report.errors);
+        assert_eq!(t.direction, Direction::ToHub);
+        assert_eq!(
+            writes(&w),
+            [
+                r#"POST http://hub/hub/api/groups/gpu/users {"users":["ben"]}"#,
+                r#"DELETE http://hub/hub/api/groups/gpu/users {"users":["cy"]}"#
+            ]
+        );
+        assert_eq!((t.current_members, t.added, t.removed), (2, 1, 1));
+        assert_eq!(t.members_without_hub_user, 1, "zed has no hub user");
+        let reasons: Vec<_> = t
+            .changes
+            .iter()
+            .map(|c| (c.hub_user.as_deref().unwrap(), c.reason))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("ben", ChangeReason::InGrouper),
+                ("cy", ChangeReason::NotInGrouper)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_incomplete_hub_listing_adds_but_removes_nobody() {
+        let mut w = world();
+        w.short_listing = true;
+        let report = run(&settings("", &[]), &mut w, RunOptions::default());
+        let t = &report.targets[0];
+        assert_eq!(t.outcome, Outcome::RemovalsWithheld);
+        assert_eq!((t.added, t.removed, t.withheld_removals), (1, 0, 1));
+        assert_eq!(
+            t.withheld_plan, None,
+            "an incomplete read is never approvable"
+        );
+        assert!(writes(&w).iter().all(|l| !l.starts_with("DELETE")));
+    }
+
+    #[test]
+    fn an_empty_grouper_group_empties_nothing_without_approval() {
+        let mut w = world();
+        w.grouper.clear();
+        let s = settings("", &[]);
+        let report = run(&s, &mut w, RunOptions::default());
+        let t = &report.targets[0];
+        assert_eq!(t.outcome, Outcome::RemovalsWithheld);
+        assert!(writes(&w).is_empty(), "{:?}", w.sent);
+        // the admin approves exactly that plan: the next pass applies it
+        let plan = t.withheld_plan.clone().expect("approvable");
+        let mut w2 = world();
+        w2.grouper.clear();
+        let options = RunOptions {
+            approved_plans: vec![plan],
+            ..RunOptions::default()
+        };
+        let report = run(&s, &mut w2, options);
+        assert_eq!(report.targets[0].removed, 2);
+        assert_eq!(
+            report.targets[0].changes[0].reason,
+            ChangeReason::ApprovedPlan
+        );
+    }
+
+    #[test]
+    fn protected_dry_run_and_missing_groups() {
+        // protected by subject (here: the name) keeps cy in the group
+        let mut w = world();
+        let report = run(
+            &settings(r#", "protected_members": ["cy"]"#, &[]),
+            &mut w,
+            RunOptions::default(),
+        );
+        assert_eq!(report.targets[0].protected_kept, 1);
+        assert_eq!(writes(&w).len(), 1, "{:?}", w.sent);
+        // dry run: the plan, no writes
+        let mut w = world();
+        let report = run(
+            &settings("", &[("dry_run", "true")]),
+            &mut w,
+            RunOptions::default(),
+        );
+        assert_eq!(
+            (report.targets[0].to_add, report.targets[0].to_remove),
+            (1, 1)
+        );
+        assert!(writes(&w).is_empty());
+        // a missing hub group fails the target, named, and is not created unasked
+        let mut w = world();
+        w.hub_group_exists = false;
+        let report = run(&settings("", &[]), &mut w, RunOptions::default());
+        let e = report.targets[0].error.clone().unwrap();
+        assert_eq!(e.kind, ErrorKind::GroupNotFound);
+        assert!(e.message.contains("create_missing_groups"), "{e:?}");
+        assert!(writes(&w).is_empty());
+        // with create_missing_groups it is created, then filled
+        let mut w = world();
+        w.hub_group_exists = false;
+        w.users.iter_mut().for_each(|u| u.1.clear());
+        let report = run(
+            &settings(r#", "create_missing_groups": true"#, &[]),
+            &mut w,
+            RunOptions::default(),
+        );
+        let t = &report.targets[0];
+        assert!(t.group_created);
+        assert_eq!(
+            writes(&w),
+            [
+                "POST http://hub/hub/api/groups/gpu {}",
+                r#"POST http://hub/hub/api/groups/gpu/users {"users":["ana","ben"]}"#
+            ]
+        );
+        assert_eq!(t.outcome, Outcome::Converged);
     }
 }

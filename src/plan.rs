@@ -66,7 +66,9 @@ impl Plan {
     }
 }
 
-fn is_managed(member: &Member, target: &Target) -> bool {
+/// Does the target manage this member (not a group or internal subject, of its source if it has
+/// one, with a key to match on)?
+pub fn is_managed(member: &Member, target: &Target) -> bool {
     if UNMANAGED_SOURCES.contains(&member.source_id.as_str()) || member.key.is_none() {
         return false;
     }
@@ -179,13 +181,17 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{RemovalLimits, SubjectFrom, SubjectLookup};
+    use crate::settings::{Direction, RemovalLimits, SubjectFrom, SubjectLookup, UserFilters};
 
     fn target(mode: Mode, max_removals: usize, max_fraction: f64, floor: usize) -> Target {
         Target {
             group_path: "a:b".into(),
+            direction: Direction::ToGrouper,
             hub_group: None,
             hub_group_pattern: None,
+            filters: UserFilters::default(),
+            create_missing: false,
+            grouper_folder: None,
             include_admins: false,
             subject_from: SubjectFrom::Username {
                 template: "{name}".into(),

@@ -2,6 +2,7 @@
 //! tokens or auth_state, and no member lists (those go to the debug log only).
 
 use crate::error::{ErrorKind, SyncError};
+use crate::settings::Direction;
 use crate::user_state::{ReadReasons, StateStatus};
 use serde::Serialize;
 
@@ -36,11 +37,21 @@ pub struct SubjectFailure {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetReport {
+    /// The Grouper group (written by to_grouper, read by to_hub).
     pub group: String,
+    pub direction: Direction,
+    /// The hub group selected (to_grouper) or written (to_hub).
+    pub hub_group: Option<String>,
     pub outcome: Outcome,
     pub mode: String,
     pub users_selected: usize,
     pub admins_skipped: usize,
+    /// Users left out by the target's filters (activity, running server, excluded names).
+    pub users_filtered: usize,
+    /// to_hub: Grouper members that no hub user maps to (skipped: hub users are never created).
+    pub members_without_hub_user: usize,
+    /// The written group did not exist and was created in this pass.
+    pub group_created: bool,
     pub users_mapped: usize,
     pub users_unmapped: usize,
     pub duplicates_collapsed: usize,
@@ -87,6 +98,10 @@ pub enum ChangeReason {
     NotInHub,
     /// Removed by an approved withheld plan.
     ApprovedPlan,
+    /// to_hub: the Grouper group holds the user's subject and the hub group did not hold the user.
+    InGrouper,
+    /// to_hub: the Grouper group no longer holds the user's subject.
+    NotInGrouper,
 }
 
 /// One add or removal Grouper confirmed.
@@ -103,10 +118,15 @@ impl TargetReport {
     pub fn new(group: &str, mode: &str) -> Self {
         TargetReport {
             group: group.to_string(),
+            direction: Direction::ToGrouper,
+            hub_group: None,
             outcome: Outcome::Failed,
             mode: mode.to_string(),
             users_selected: 0,
             admins_skipped: 0,
+            users_filtered: 0,
+            members_without_hub_user: 0,
+            group_created: false,
             users_mapped: 0,
             users_unmapped: 0,
             duplicates_collapsed: 0,

@@ -105,6 +105,31 @@ pub const KEYS: &[Key] = &[
         "also sync hub admins (default false)",
     ),
     key(
+        "active_within_days",
+        "GROUPER_SYNC_ACTIVE_WITHIN_DAYS",
+        "only users active within this many days (default: any)",
+    ),
+    key(
+        "only_active_servers",
+        "GROUPER_SYNC_ONLY_ACTIVE_SERVERS",
+        "only users with a running server (default false)",
+    ),
+    key(
+        "exclude_users_pattern",
+        "GROUPER_SYNC_EXCLUDE_USERS_PATTERN",
+        "a regex over whole hub user names: matching users are never selected",
+    ),
+    key(
+        "create_missing_groups",
+        "GROUPER_SYNC_CREATE_MISSING_GROUPS",
+        "create a target group that does not exist (default false; Grouper groups only inside grouper_folder)",
+    ),
+    key(
+        "grouper_folder",
+        "GROUPER_SYNC_GROUPER_FOLDER",
+        "the Grouper folder (stem) in which create_missing_groups may create groups",
+    ),
+    key(
         "allow_empty_hub",
         "GROUPER_SYNC_ALLOW_EMPTY_HUB",
         "accept a hub that lists no users (default false)",
@@ -383,11 +408,70 @@ pub struct RemovalLimits {
     pub fraction_floor: usize,
 }
 
+/// Which side a target writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Hub users (or one hub group's members) -> the Grouper group.
+    ToGrouper,
+    /// The Grouper group's members, mapped back to hub users -> the hub group.
+    ToHub,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ToGrouper => "to_grouper",
+            Direction::ToHub => "to_hub",
+        }
+    }
+}
+
+/// A regex matched against whole names.
+#[derive(Debug, Clone)]
+pub struct NamePattern(regex_lite::Regex);
+
+impl NamePattern {
+    pub fn new(key: &str, pattern: &str) -> Result<NamePattern, ConfigError> {
+        regex_lite::Regex::new(&format!("^(?:{pattern})$"))
+            .map(NamePattern)
+            .map_err(|e| SyncError::config(format!("{key} {pattern:?} is not a valid regex: {e}")))
+    }
+    pub fn matches(&self, name: &str) -> bool {
+        self.0.is_match(name)
+    }
+}
+
+impl PartialEq for NamePattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+/// Which hub users a target counts, besides its hub group and the admin rule.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserFilters {
+    /// Only users whose `last_activity` lies within this many days of the hub's clock.
+    pub active_within_days: Option<u32>,
+    /// Only users with a running server (any of their servers).
+    pub only_active_servers: bool,
+    /// Users whose whole name matches are never selected.
+    pub exclude_users: Option<NamePattern>,
+}
+
+impl UserFilters {
+    pub fn is_empty(&self) -> bool {
+        self == &UserFilters::default()
+    }
+}
+
 /// One (selection -> target group) pair.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub group_path: String,
-    /// Only the members of this hub group (`None`: every hub user).
+    pub direction: Direction,
+    /// `to_grouper`: only the members of this hub group (`None`: every hub user).
+    /// `to_hub`: the hub group this target keeps.
     pub hub_group: Option<String>,
     /// One target per hub group whose whole name matches this regex; `group_path` is then a
     /// template (`{0}` the name, `{1}`… its captures). Resolved in each pass.
@@ -399,6 +483,11 @@ pub struct Target {
     pub mode: Mode,
     pub limits: RemovalLimits,
     pub protected: BTreeSet<String>,
+    pub filters: UserFilters,
+    /// Create the written group when it does not exist.
+    pub create_missing: bool,
+    /// The folder in which a missing Grouper group may be created.
+    pub grouper_folder: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -454,14 +543,19 @@ impl Settings {
         out
     }
 
-    /// Does any target map subjects from the listed `user_info`?
-    /// Does a target select users by hub group (so the list must carry groups)?
+    /// Does a target select users by hub group or keep one (so the list must carry groups)?
     pub fn needs_groups(&self) -> bool {
         self.targets
             .iter()
             .any(|t| t.hub_group.is_some() || t.hub_group_pattern.is_some())
     }
 
+    /// Does a target select only users with a running server (so the list must carry them)?
+    pub fn needs_servers(&self) -> bool {
+        self.targets.iter().any(|t| t.filters.only_active_servers)
+    }
+
+    /// Does any target map subjects from the listed `user_info`?
     pub fn needs_user_info(&self) -> bool {
         self.targets
             .iter()
@@ -686,6 +780,11 @@ const TARGET_KEYS: &[&str] = &[
     "removal_fraction_floor",
     "protected_members",
     "include_admins",
+    "active_within_days",
+    "only_active_servers",
+    "exclude_users_pattern",
+    "create_missing_groups",
+    "grouper_folder",
 ];
 
 /// A JSON value as the flat settings would hold it: lists comma-joined, `null` absent.
@@ -739,9 +838,13 @@ fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
     r: &Reader<F>,
     base: &Target,
 ) -> Result<Target, ConfigError> {
-    if r.choice("direction", "to_grouper", &["to_grouper", "to_hub"])? == "to_hub" {
-        return err("direction to_hub (a Grouper group driving a hub group) is not supported by this version yet");
-    }
+    let direction = match r
+        .choice("direction", "to_grouper", &["to_grouper", "to_hub"])?
+        .as_str()
+    {
+        "to_hub" => Direction::ToHub,
+        _ => Direction::ToGrouper,
+    };
     let protected = match r.raw("protected_members")? {
         None => base.protected.clone(),
         Some(v) => v
@@ -754,6 +857,17 @@ fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
     let hub_group = r.raw("hub_group")?.map(|g| g.trim().to_string());
     let hub_group_pattern = r.raw("hub_group_pattern")?;
     let group_path = parse_group_path("grouper_group", &r.required("grouper_group")?)?;
+    if direction == Direction::ToHub {
+        if hub_group_pattern.is_some() {
+            return err(
+                "direction to_hub keeps one hub group: give hub_group, not hub_group_pattern",
+            );
+        }
+        match &hub_group {
+            None => return err("direction to_hub needs hub_group: the hub group it keeps"),
+            Some(g) => parse_hub_group_name(g)?,
+        }
+    }
     if let Some(pattern) = &hub_group_pattern {
         if hub_group.is_some() {
             return err("give hub_group or hub_group_pattern, not both");
@@ -770,11 +884,17 @@ fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
     } else if !template_fields(&group_path).is_empty() {
         return err("grouper_group has {n} fields but no hub_group_pattern to fill them");
     }
+    // In to_hub the admins are hub users like any other: a Grouper roster holds them too.
+    let admins_default = direction == Direction::ToHub || base.include_admins;
     Ok(Target {
         group_path,
+        direction,
         hub_group,
         hub_group_pattern,
-        include_admins: r.bool("include_admins", base.include_admins)?,
+        include_admins: r.bool("include_admins", admins_default)?,
+        filters: user_filters(r, &base.filters)?,
+        create_missing: r.bool("create_missing_groups", base.create_missing)?,
+        grouper_folder: folder_setting(r, base.grouper_folder.as_ref())?,
         mode: match r
             .choice("mode", base.mode.as_str(), &["mirror", "additive"])?
             .as_str()
@@ -795,6 +915,54 @@ fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
         protected,
         ..base.clone()
     })
+}
+
+/// The filters of a target, with `base`'s where a key is absent.
+fn user_filters<F: Fn(&str) -> Result<Option<String>, String>>(
+    r: &Reader<F>,
+    base: &UserFilters,
+) -> Result<UserFilters, ConfigError> {
+    Ok(UserFilters {
+        active_within_days: match r.raw("active_within_days")? {
+            None => base.active_within_days,
+            Some(_) => Some(r.uint("active_within_days", 0, 1, 36_600)? as u32),
+        },
+        only_active_servers: r.bool("only_active_servers", base.only_active_servers)?,
+        exclude_users: match r.raw("exclude_users_pattern")? {
+            None => base.exclude_users.clone(),
+            Some(p) if p.trim().is_empty() => None,
+            Some(p) => Some(NamePattern::new("exclude_users_pattern", &p)?),
+        },
+    })
+}
+
+fn folder_setting<F: Fn(&str) -> Result<Option<String>, String>>(
+    r: &Reader<F>,
+    base: Option<&String>,
+) -> Result<Option<String>, ConfigError> {
+    match r.raw("grouper_folder")? {
+        None => Ok(base.cloned()),
+        Some(f) => parse_group_path("grouper_folder", &f).map(Some),
+    }
+}
+
+/// A hub group name as the groups API takes it in a path.
+fn parse_hub_group_name(name: &str) -> Result<(), ConfigError> {
+    if name.is_empty()
+        || name.len() > 255
+        || name.contains('/')
+        || name.chars().any(char::is_control)
+    {
+        return err(format!("hub_group {name:?} is not a JupyterHub group name"));
+    }
+    Ok(())
+}
+
+/// Is `group` inside `folder` (at any depth)?
+pub fn in_folder(group: &str, folder: &str) -> bool {
+    group
+        .strip_prefix(folder)
+        .is_some_and(|rest| rest.starts_with(':') && rest.len() > 1)
 }
 
 /// A `hub_group_pattern`, matched against whole hub group names.
@@ -952,9 +1120,13 @@ pub fn parse(
             .map(|g| parse_group_path("grouper_id_path", g))
             .transpose()?
             .unwrap_or_default(),
+        direction: Direction::ToGrouper,
         hub_group: None,
         hub_group_pattern: None,
         include_admins: r.bool("include_admins", false)?,
+        filters: user_filters(&r, &UserFilters::default())?,
+        create_missing: r.bool("create_missing_groups", false)?,
+        grouper_folder: folder_setting(&r, None)?,
         subject_from,
         lookup,
         source_id: r.raw("subject_source_id")?.map(|s| s.trim().to_string()),
@@ -979,6 +1151,34 @@ pub fn parse(
             "the Grouper group {} is the target of two entries; each group may have one",
             dup.group_path
         ));
+    }
+    let mut kept = BTreeSet::new();
+    if let Some(dup) = targets
+        .iter()
+        .filter(|t| t.direction == Direction::ToHub)
+        .find(|t| !kept.insert(t.hub_group.as_deref()))
+    {
+        return err(format!(
+            "the hub group {} is kept by two to_hub entries; each hub group may have one",
+            dup.hub_group.as_deref().unwrap_or_default()
+        ));
+    }
+    for t in &targets {
+        if t.create_missing && t.direction == Direction::ToGrouper {
+            match &t.grouper_folder {
+                None => return err(format!(
+                    "{}: create_missing_groups needs grouper_folder, the folder in which groups may be created",
+                    t.group_path
+                )),
+                Some(folder) if !t.group_path.contains('{') && !in_folder(&t.group_path, folder) => {
+                    return err(format!(
+                        "{}: create_missing_groups creates groups only inside grouper_folder {folder}",
+                        t.group_path
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
     }
 
     Ok(Settings {
@@ -1291,6 +1491,52 @@ mod tests {
     }
 
     #[test]
+    fn to_hub_targets_and_filters() {
+        let mut m = base();
+        m.insert("active_within_days", "30");
+        m.insert(
+            "targets",
+            r#"[{"grouper_group": "edu:x:gpu-quota", "direction": "to_hub", "hub_group": "gpu",
+                 "create_missing_groups": true},
+                {"grouper_group": "edu:x:active", "only_active_servers": true,
+                 "exclude_users_pattern": "test-.*", "active_within_days": 7,
+                 "create_missing_groups": true, "grouper_folder": "edu:x"}]"#,
+        );
+        let s = parse_map(&m).unwrap();
+        let (all, gpu, active) = (&s.targets[0], &s.targets[1], &s.targets[2]);
+        assert_eq!(all.filters.active_within_days, Some(30));
+        assert_eq!(gpu.direction, Direction::ToHub);
+        assert_eq!(gpu.hub_group.as_deref(), Some("gpu"));
+        assert!(
+            gpu.include_admins,
+            "to_hub: admins are hub users like any other"
+        );
+        assert!(gpu.create_missing, "a missing hub group needs no folder");
+        assert!(!all.include_admins);
+        assert_eq!(
+            gpu.filters.active_within_days,
+            Some(30),
+            "flat filters are defaults"
+        );
+        assert_eq!(active.filters.active_within_days, Some(7));
+        assert!(active.filters.only_active_servers);
+        assert!(active
+            .filters
+            .exclude_users
+            .as_ref()
+            .unwrap()
+            .matches("test-1"));
+        assert!(!active
+            .filters
+            .exclude_users
+            .as_ref()
+            .unwrap()
+            .matches("a-test-1"));
+        assert!(s.needs_servers() && s.needs_groups());
+        assert!(in_folder("edu:x:active", "edu:x") && !in_folder("edu:xy:a", "edu:x"));
+    }
+
+    #[test]
     fn bad_targets_name_the_entry_and_the_key() {
         for (targets, says) in [
             ("not json", "JSON list"),
@@ -1310,7 +1556,36 @@ mod tests {
             ),
             (
                 r#"[{"grouper_group": "a:b", "direction": "to_hub"}]"#,
-                "to_hub",
+                "targets[0] (a:b): direction to_hub needs hub_group",
+            ),
+            (
+                r#"[{"grouper_group": "a:{1}", "direction": "to_hub", "hub_group_pattern": "(x)"}]"#,
+                "give hub_group, not hub_group_pattern",
+            ),
+            (
+                r#"[{"grouper_group": "a:b", "direction": "to_hub", "hub_group": "g"},
+                   {"grouper_group": "c:d", "direction": "to_hub", "hub_group": "g"}]"#,
+                "hub group g is kept by two to_hub entries",
+            ),
+            (
+                r#"[{"grouper_group": "a:b", "direction": "both"}]"#,
+                "direction must be one of",
+            ),
+            (
+                r#"[{"grouper_group": "a:b", "exclude_users_pattern": "(x"}]"#,
+                "targets[0] (a:b): exclude_users_pattern \"(x\" is not a valid regex",
+            ),
+            (
+                r#"[{"grouper_group": "a:b", "active_within_days": 0}]"#,
+                "targets[0] (a:b): active_within_days",
+            ),
+            (
+                r#"[{"grouper_group": "a:b", "create_missing_groups": true}]"#,
+                "a:b: create_missing_groups needs grouper_folder",
+            ),
+            (
+                r#"[{"grouper_group": "a:b", "create_missing_groups": true, "grouper_folder": "c"}]"#,
+                "creates groups only inside grouper_folder c",
             ),
             (
                 r#"[{"grouper_group": "a::b"}]"#,

@@ -440,6 +440,8 @@ mod tests {
             groups: Vec::new(),
             created: Some(created),
             last_activity,
+            idle_seconds: None,
+            server_running: false,
             user_info: None,
             record: crate::mapping::UserRecord::Listed,
         }

@@ -11,7 +11,8 @@ use jupyterhub_grouper_sync::grouper::{self, Member, WriteOp};
 use jupyterhub_grouper_sync::http::Response;
 use jupyterhub_grouper_sync::plan::{plan, UNMANAGED_SOURCES};
 use jupyterhub_grouper_sync::settings::{
-    self, Mode, RemovalLimits, Settings, SubjectFrom, SubjectLookup, Target, KEYS,
+    self, Direction, Mode, RemovalLimits, Settings, SubjectFrom, SubjectLookup, Target,
+    UserFilters, KEYS,
 };
 use jupyterhub_grouper_sync::{hub, timestamp, user_state};
 use proptest::prelude::*;
@@ -44,8 +45,12 @@ fn target_strategy() -> impl Strategy<Value = Target> {
         .prop_map(
             |(additive, max_removals, max_fraction, fraction_floor, protected, source_id)| Target {
                 group_path: "edu:example:app:hub:hub-users".into(),
+                direction: Direction::ToGrouper,
                 hub_group: None,
                 hub_group_pattern: None,
+                filters: UserFilters::default(),
+                create_missing: false,
+                grouper_folder: None,
                 include_admins: false,
                 subject_from: SubjectFrom::Username {
                     template: "{name}".into(),
@@ -387,6 +392,7 @@ fn the_built_in_seeds_are_valid_answers() {
         hub::Keep {
             user_info: true,
             groups: false,
+            servers: false,
         },
     )
     .unwrap();

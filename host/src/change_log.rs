@@ -3,7 +3,7 @@
 //! Tuesday, and why" has an answer. Rotated by size into `changes-<time>.jsonl`; rotated files
 //! older than the configured age are deleted.
 
-use crate::bindings::{ChangeOp, ChangeReason, Report};
+use crate::bindings::{ChangeOp, ChangeReason, Direction, Report};
 use crate::state_store::{append_private, create_private_dir, json_lines};
 use anyhow::{Context, Result};
 use jiff::Timestamp;
@@ -25,12 +25,15 @@ pub struct Entry {
     pub pass: String,
     /// The Grouper group.
     pub target: String,
+    /// For a to_hub target: the hub group that was changed (the Grouper group was only read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_group: Option<String>,
     /// `add` or `remove`.
     pub op: String,
     pub subject: String,
     pub source: Option<String>,
     pub hub_user: Option<String>,
-    /// `in-hub`, `not-in-hub` or `approved-plan`.
+    /// `in-hub`, `not-in-hub`, `approved-plan`, and for to_hub `in-grouper`, `not-in-grouper`.
     pub reason: String,
     /// The approved plan, for `approved-plan`.
     pub plan: Option<String>,
@@ -47,6 +50,9 @@ pub fn entries(report: &Report, pass: &str, at: Timestamp) -> Vec<Entry> {
                 time: time.clone(),
                 pass: pass.to_string(),
                 target: t.group.clone(),
+                hub_group: (t.direction == Direction::ToHub)
+                    .then(|| t.hub_group.clone())
+                    .flatten(),
                 op: match c.op {
                     ChangeOp::Add => "add",
                     ChangeOp::Remove => "remove",
@@ -59,6 +65,8 @@ pub fn entries(report: &Report, pass: &str, at: Timestamp) -> Vec<Entry> {
                     ChangeReason::InHub => "in-hub",
                     ChangeReason::NotInHub => "not-in-hub",
                     ChangeReason::ApprovedPlan => "approved-plan",
+                    ChangeReason::InGrouper => "in-grouper",
+                    ChangeReason::NotInGrouper => "not-in-grouper",
                 }
                 .into(),
                 plan: (c.reason == ChangeReason::ApprovedPlan)
@@ -85,7 +93,8 @@ impl Filter {
         };
         is(&self.subject, Some(&e.subject))
             && is(&self.hub_user, e.hub_user.as_deref())
-            && is(&self.target, Some(&e.target))
+            && (is(&self.target, Some(&e.target))
+                || (self.target.is_some() && self.target == e.hub_group))
             && self
                 .since
                 .is_none_or(|since| e.time.parse::<Timestamp>().is_ok_and(|t| t >= since))
@@ -209,12 +218,18 @@ pub fn text(e: &Entry) -> String {
     let why = match (e.reason.as_str(), &e.plan) {
         ("in-hub", _) => "a hub user maps to it".to_string(),
         ("not-in-hub", _) => "no hub user maps to it".to_string(),
+        ("in-grouper", _) => format!("a member of {}", e.target),
+        ("not-in-grouper", _) => format!("not a member of {}", e.target),
         ("approved-plan", Some(plan)) => format!("approved plan {plan}"),
         (other, _) => other.to_string(),
     };
+    let group = match &e.hub_group {
+        Some(hub_group) => format!("hub group {hub_group}"),
+        None => e.target.clone(),
+    };
     format!(
-        "{}  {:<6}  {who}  {}  {why}  (pass {})",
-        e.time, e.op, e.target, e.pass
+        "{}  {:<6}  {who}  {group}  {why}  (pass {})",
+        e.time, e.op, e.pass
     )
 }
 
@@ -227,6 +242,7 @@ mod tests {
             time: time.into(),
             pass: "p1".into(),
             target: "a:b".into(),
+            hub_group: None,
             op: op.into(),
             subject: subject.into(),
             source: Some("ldap".into()),

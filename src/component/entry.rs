@@ -12,7 +12,7 @@ use crate::error::{ErrorKind, SyncError};
 use crate::http_entry::{self, Action, Decision, Reply};
 use crate::pass::RunOptions;
 use crate::report::{Change, ChangeOp, ChangeReason, Outcome, Report, TargetReport};
-use crate::settings::Settings;
+use crate::settings::{Direction, Settings};
 use crate::user_state::StateStatus;
 use std::io::Write as _;
 use std::time::Duration;
@@ -270,10 +270,18 @@ fn to_wit_outcome(o: Outcome) -> wit::Outcome {
 fn to_wit_target(t: &TargetReport) -> wit::TargetReport {
     wit::TargetReport {
         group: t.group.clone(),
+        direction: match t.direction {
+            Direction::ToHub => wit::Direction::ToHub,
+            Direction::ToGrouper => wit::Direction::ToGrouper,
+        },
+        hub_group: t.hub_group.clone(),
         outcome: to_wit_outcome(t.outcome),
         mode: t.mode.clone(),
         users_selected: count(t.users_selected),
         admins_skipped: count(t.admins_skipped),
+        users_filtered: count(t.users_filtered),
+        members_without_hub_user: count(t.members_without_hub_user),
+        group_created: t.group_created,
         users_mapped: count(t.users_mapped),
         users_unmapped: count(t.users_unmapped),
         duplicates_collapsed: count(t.duplicates_collapsed),
@@ -319,6 +327,8 @@ fn to_wit_change(c: &Change) -> wit::Change {
             ChangeReason::InHub => wit::ChangeReason::InHub,
             ChangeReason::NotInHub => wit::ChangeReason::NotInHub,
             ChangeReason::ApprovedPlan => wit::ChangeReason::ApprovedPlan,
+            ChangeReason::InGrouper => wit::ChangeReason::InGrouper,
+            ChangeReason::NotInGrouper => wit::ChangeReason::NotInGrouper,
         },
     }
 }

@@ -99,6 +99,7 @@ impl WasiTransport<'_> {
             Method::Get => WasiMethod::Get,
             Method::Post => WasiMethod::Post,
             Method::Put => WasiMethod::Put,
+            Method::Delete => WasiMethod::Delete,
         };
         let bad =
             |what: &str| TransportError::Other(format!("could not set {what} of {}", req.url));

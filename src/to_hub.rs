@@ -1,0 +1,234 @@
+//! A `to_hub` target: the Grouper group's members, mapped back to hub users through the subject
+//! mapping, become the hub group's membership. The same safety rules as the other direction: an
+//! incomplete read of either side removes nobody; removal limits, protected members, dry run.
+
+use crate::error::{ErrorKind, Service, SyncError};
+use crate::grouper::{Connection, Member};
+use crate::grouper_client;
+use crate::hub;
+use crate::hub_reader::HubView;
+use crate::mapping::{desired_members, hub_members, Desired};
+use crate::pass::{report_plan, selection_report, target_outcome, ChangeBudget};
+use crate::plan::{plan, Plan};
+use crate::report::{Change, ChangeOp, ChangeReason, TargetReport};
+use crate::session::Session;
+use crate::settings::Target;
+
+/// The source the plan gives hub users (they have no Grouper source).
+const HUB_SOURCE: &str = "jupyterhub";
+
+/// Makes sure the hub group exists; creates it with `create_missing_groups`. `Ok(false)`: it is
+/// missing and this is a dry run, so the pass plans against an empty group.
+fn ensure_group(
+    s: &mut Session,
+    target: &Target,
+    group: &str,
+    report: &mut TargetReport,
+) -> Result<bool, SyncError> {
+    let settings = s.settings;
+    let (url, token) = (&settings.hub_api_url, settings.hub_token.expose());
+    let what = format!("reading hub group {group:?}");
+    let resp = s.send(Service::Hub, &what, &hub::group_request(url, token, group))?;
+    if hub::parse_group_exists(group, &resp)? {
+        return Ok(true);
+    }
+    if !target.create_missing {
+        return Err(SyncError::new(
+            ErrorKind::GroupNotFound,
+            format!(
+                "the hub group {group:?} does not exist; create it (POST /groups/{group}) or set create_missing_groups = true for this target"
+            ),
+        ));
+    }
+    if settings.dry_run {
+        s.log.info(&format!(
+            "hub group {group:?} does not exist; a pass that is not a dry run creates it"
+        ));
+        return Ok(false);
+    }
+    let what = format!("creating hub group {group:?}");
+    let resp = s.send(
+        Service::Hub,
+        &what,
+        &hub::create_group_request(url, token, group),
+    )?;
+    match resp.status {
+        // 409: created by someone else since the read; it exists, which is what we wanted
+        201 | 409 => {
+            report.group_created = resp.status == 201;
+            s.log.info(&format!("created hub group {group:?}"));
+            Ok(true)
+        }
+        _ => Err(hub::status_error(&what, &resp)),
+    }
+}
+
+/// The hub group's members as the listing showed them, in the plan's member form.
+fn current_members(hub: &HubView, group: &str) -> Vec<Member> {
+    hub.users
+        .iter()
+        .filter(|u| u.groups.iter().any(|g| g == group))
+        .map(|u| Member {
+            id: u.name.clone(),
+            source_id: HUB_SOURCE.into(),
+            key: Some(u.name.clone()),
+        })
+        .collect()
+}
+
+/// The subject a hub user maps to, for the change log; the name when they map to none.
+fn subject_of(desired: &Desired, name: &str) -> String {
+    desired
+        .users_by_subject
+        .iter()
+        .find(|(_, names)| names.iter().any(|n| n == name))
+        .map_or_else(|| name.to_string(), |(subject, _)| subject.clone())
+}
+
+/// Sends the plan's adds, then its removals, in batches; stops at the first batch that fails.
+fn apply(
+    s: &mut Session,
+    group: &str,
+    p: &Plan,
+    desired: &Desired,
+    budget: &mut ChangeBudget,
+    report: &mut TargetReport,
+) {
+    let adds_allowed = budget.take(p.to_add.len());
+    let removes_allowed = budget.take(p.to_remove.len());
+    report.changes_remaining =
+        (p.to_add.len() - adds_allowed) + (p.to_remove.len() - removes_allowed);
+    let removals: Vec<String> = p.to_remove[..removes_allowed]
+        .iter()
+        .map(|m| m.id.clone())
+        .collect();
+    let batch = s.settings.grouper_batch_size;
+    let steps = [
+        (ChangeOp::Add, &p.to_add[..adds_allowed]),
+        (ChangeOp::Remove, &removals[..]),
+    ];
+    for (op, names) in steps {
+        let reason = match op {
+            ChangeOp::Add => ChangeReason::InGrouper,
+            ChangeOp::Remove if report.approved_plan.is_some() => ChangeReason::ApprovedPlan,
+            ChangeOp::Remove => ChangeReason::NotInGrouper,
+        };
+        for chunk in names.chunks(batch) {
+            let settings = s.settings;
+            let add = op == ChangeOp::Add;
+            let req = hub::group_users_request(
+                &settings.hub_api_url,
+                settings.hub_token.expose(),
+                group,
+                add,
+                chunk,
+            );
+            let what = format!(
+                "{} {} user(s) {} hub group {group:?}",
+                if add { "adding" } else { "removing" },
+                chunk.len(),
+                if add { "to" } else { "from" }
+            );
+            let sent = s.send(Service::Hub, &what, &req).and_then(|resp| {
+                if resp.status == 200 {
+                    Ok(())
+                } else {
+                    Err(hub::status_error(&what, &resp))
+                }
+            });
+            if let Err(e) = sent {
+                report.error = Some(e);
+                return;
+            }
+            for name in chunk {
+                if add {
+                    report.added += 1;
+                } else {
+                    report.removed += 1;
+                }
+                report.changes.push(Change {
+                    op,
+                    subject: subject_of(desired, name),
+                    source: None,
+                    hub_user: Some(name.clone()),
+                    reason,
+                });
+            }
+        }
+    }
+}
+
+/// One `to_hub` target: read the hub group (from the listing) and the Grouper group, plan, write.
+pub fn sync(
+    s: &mut Session,
+    conn: &Connection,
+    target: &Target,
+    hub: &HubView,
+    budget: &mut ChangeBudget,
+    approved_plans: &[String],
+) -> TargetReport {
+    let desired = desired_members(target, &hub.users, &s.settings.auth_state_mappings());
+    let mut report = selection_report(s, target, &desired);
+    let Some(group) = target.hub_group.as_deref() else {
+        report.error = Some(SyncError::config("a to_hub target needs hub_group"));
+        return report;
+    };
+    let exists = match ensure_group(s, target, group, &mut report) {
+        Ok(exists) => exists,
+        Err(e) => {
+            report.error = Some(e);
+            return report;
+        }
+    };
+    let members = match grouper_client::read_group(s, conn, target) {
+        Ok(m) => m,
+        Err(e) => {
+            report.error = Some(e);
+            return report;
+        }
+    };
+    let wanted = hub_members(target, &desired, &members);
+    report.members_without_hub_user = wanted.without_hub_user + wanted.unmanaged;
+    if report.members_without_hub_user > 0 {
+        s.log.info(&format!(
+            "{}: {} member(s) of {} map to no selected hub user and are skipped",
+            group, report.members_without_hub_user, target.group_path
+        ));
+    }
+    let current = if exists {
+        current_members(hub, group)
+    } else {
+        Vec::new()
+    };
+    report.current_members = current.len();
+    // The plan sees hub users: protection by subject covers the users who map to it, and the
+    // plan's name says which hub group it changes.
+    let mut protected = target.protected.clone();
+    for (subject, names) in &desired.users_by_subject {
+        if target.protected.contains(subject) {
+            protected.extend(names.iter().cloned());
+        }
+    }
+    let hub_side = Target {
+        group_path: format!("{} -> hub group {group}", target.group_path),
+        source_id: None,
+        protected,
+        ..target.clone()
+    };
+    let incomplete = hub.incomplete.as_ref().map(|e| e.message.as_str());
+    let mut p = plan(&hub_side, &wanted.names, &current, incomplete);
+    if let Some(hash) = p.approve(approved_plans) {
+        s.log.warn(&format!(
+            "{}: applying approved plan {hash}: removing {} user(s) the safety rules had withheld",
+            hub_side.group_path,
+            p.to_remove.len()
+        ));
+        report.approved_plan = Some(hash);
+    }
+    report_plan(s, &hub_side.group_path, &p, &mut report);
+    if !s.settings.dry_run {
+        apply(s, group, &p, &desired, budget, &mut report);
+    }
+    report.outcome = target_outcome(&report, &p);
+    report
+}
