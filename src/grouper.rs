@@ -299,7 +299,7 @@ pub fn parse_get_members(
         "PROBLEM_GETTING_MEMBERS" if result.get("wsSubjects").is_some() => {}
         "GROUP_NOT_FOUND" => {
             return gerr(ErrorKind::GroupNotFound, format!(
-                "{what}: GROUP_NOT_FOUND: the group does not exist or the Grouper user cannot view it (check grouper_id_path)"
+                "{what}: GROUP_NOT_FOUND: the group does not exist or the Grouper user cannot view it (check the group name: grouper_id_path or the target's grouper_group)"
             ))
         }
         code => return gerr(code_kind(code), format!("{what}: HTTP {}, {code}: {}", resp.status, short_message(&meta))),
@@ -396,7 +396,7 @@ pub fn parse_write(
         Some(rows) => rows,
         None if top_code == "GROUP_NOT_FOUND" => {
             return gerr(ErrorKind::GroupNotFound, format!(
-                "{what}: GROUP_NOT_FOUND: the group does not exist or the Grouper user cannot view it (check grouper_id_path)"
+                "{what}: GROUP_NOT_FOUND: the group does not exist or the Grouper user cannot view it (check the group name: grouper_id_path or the target's grouper_group)"
             ))
         }
         None => return gerr(code_kind(top_code), format!("{what}: HTTP {}, {top_code}: {}", resp.status, short_message(&top))),
@@ -440,6 +440,92 @@ pub fn parse_write(
     Ok(out)
 }
 
+/// groupSave of one missing group: `INSERT` (never overwrites a group that exists) without
+/// creating folders (a wrong folder is a configuration error to report). See grouper-ws.md §13.
+pub fn group_save_request(conn: &Connection, group: &str) -> Request {
+    let extension = group.rsplit(':').next().unwrap_or(group);
+    conn.post_json(
+        Method::Post,
+        format!("{}/groups", conn.base_url),
+        &json!({"WsRestGroupSaveRequest": {"wsGroupToSaves": [{
+            "saveMode": "INSERT",
+            "createParentStemsIfNotExist": "F",
+            "wsGroupLookup": {"groupName": group},
+            "wsGroup": {
+                "name": group,
+                "displayExtension": extension,
+                "description": "Kept by jupyterhub-grouper-sync (created with create_missing_groups)",
+            },
+        }]}}),
+    )
+}
+
+/// What a groupSave of a missing group did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSaved {
+    Created,
+    /// Someone created it meanwhile, or the Grouper user cannot see it.
+    AlreadyExists,
+}
+
+/// Parses the answer to [`group_save_request`] by its row, as grouper-ws.md §13.6 says: failures
+/// come back as `EXCEPTION` rows whose message names the Java exception.
+pub fn parse_group_save(group: &str, resp: &Response) -> Result<GroupSaved, SyncError> {
+    let what = format!("creating the Grouper group {group}");
+    let body = parse_body(&what, resp)?;
+    let env = envelope(&what, resp, &body, "WsGroupSaveResults")?;
+    let top = env.get("resultMetadata").cloned().unwrap_or(Value::Null);
+    let Some(row) = env
+        .get("results")
+        .and_then(Value::as_array)
+        .and_then(|rows| rows.first())
+    else {
+        return gerr(
+            code_kind(str_field(&top, "resultCode")),
+            format!(
+                "{what}: HTTP {}, {}: {}",
+                resp.status,
+                str_field(&top, "resultCode"),
+                short_message(&top)
+            ),
+        );
+    };
+    let meta = row.get("resultMetadata").cloned().unwrap_or(Value::Null);
+    let code = str_field(&meta, "resultCode");
+    let message = str_field(&meta, "resultMessage");
+    match code {
+        "SUCCESS_INSERTED" | "SUCCESS" if is_true(&meta) => Ok(GroupSaved::Created),
+        "GROUP_ALREADY_EXISTS" => Ok(GroupSaved::AlreadyExists),
+        _ => {
+            let folder = group.rsplit_once(':').map_or("", |(f, _)| f);
+            let (kind, why) = if code == "STEM_NOT_FOUND"
+                || message.contains("StemNotFoundException")
+                || message.contains("Cant find stem")
+            {
+                (
+                    ErrorKind::GroupNotFound,
+                    format!(
+                        "the folder {folder} does not exist (grouper-sync does not create folders)"
+                    ),
+                )
+            } else if code == "INSUFFICIENT_PRIVILEGES"
+                || message.contains("InsufficientPrivilegeException")
+            {
+                (
+                    ErrorKind::GrouperForbidden,
+                    format!("the Grouper user may not create groups in {folder}: grant it CREATE on that folder"),
+                )
+            } else {
+                (
+                    ErrorKind::GrouperBadAnswer,
+                    format!("{code}: {}", short_message(&meta)),
+                )
+            };
+            gerr(kind, format!("{what}: {why}"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,6 +550,76 @@ mod tests {
             headers,
             body: body.as_bytes().to_vec(),
         }
+    }
+
+    #[test]
+    fn group_save_rows_are_read_as_grouper_ws_md_section_13_says() {
+        let req = group_save_request(&conn(), "edu:x:course-101");
+        let body: Value = serde_json::from_slice(req.body.as_ref().unwrap()).unwrap();
+        let save = &body["WsRestGroupSaveRequest"]["wsGroupToSaves"][0];
+        assert_eq!(
+            req.url,
+            "https://g.example.edu/grouper-ws/servicesRest/json/v2_2_100/groups"
+        );
+        assert_eq!(
+            (
+                save["saveMode"].as_str(),
+                save["createParentStemsIfNotExist"].as_str()
+            ),
+            (Some("INSERT"), Some("F"))
+        );
+        assert_eq!(save["wsGroup"]["displayExtension"], "course-101");
+        let answer = |status: u16, code: &str, success: &str, message: &str| {
+            let top = if success == "T" {
+                "SUCCESS"
+            } else {
+                "PROBLEM_SAVING_GROUPS"
+            };
+            resp(
+                status,
+                &json!({"WsGroupSaveResults": {"resultMetadata": {"resultCode": top, "success": success},
+                    "results": [{"resultMetadata": {"resultCode": code, "success": success, "resultMessage": message},
+                                 "wsGroup": {"name": "edu:x:course-101"}}]}})
+                .to_string(),
+                true,
+            )
+        };
+        let parse = |r: &Response| parse_group_save("edu:x:course-101", r);
+        assert_eq!(
+            parse(&answer(201, "SUCCESS_INSERTED", "T", "")),
+            Ok(GroupSaved::Created)
+        );
+        assert_eq!(
+            parse(&answer(
+                500,
+                "GROUP_ALREADY_EXISTS",
+                "F",
+                "GroupAddAlreadyExistsException"
+            )),
+            Ok(GroupSaved::AlreadyExists)
+        );
+        let stem = parse(&answer(500, "EXCEPTION", "F", "java.lang.RuntimeException: edu.internet2.middleware.grouper.exception.StemNotFoundException: Cant find stem: 'edu:x'")).unwrap_err();
+        assert_eq!(stem.kind, ErrorKind::GroupNotFound);
+        assert!(
+            stem.message.contains("the folder edu:x does not exist"),
+            "{}",
+            stem.message
+        );
+        let privilege = parse(&answer(500, "EXCEPTION", "F", "java.lang.RuntimeException: edu.internet2.middleware.grouper.exception.InsufficientPrivilegeException: x")).unwrap_err();
+        assert_eq!(privilege.kind, ErrorKind::GrouperForbidden);
+        let other = parse(&answer(
+            500,
+            "EXCEPTION",
+            "F",
+            "java.lang.NullPointerException\n\tat x",
+        ))
+        .unwrap_err();
+        assert_eq!(other.kind, ErrorKind::GrouperBadAnswer);
+        assert!(
+            !other.message.contains("\tat"),
+            "stack traces are cut: {}",
+            other.message
+        );
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! add/delete batches, checking every row.
 
 use crate::error::{ErrorKind, Service, SyncError};
-use crate::grouper::{self, Connection, Member, WriteOp};
+use crate::grouper::{self, Connection, GroupSaved, Member, WriteOp};
 use crate::hub_reader::MAX_PAGES;
 use crate::report::{Change, SubjectFailure, TargetReport};
 use crate::session::Session;
-use crate::settings::{Settings, Target};
+use crate::settings::{in_folder, Settings, Target};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -72,6 +72,58 @@ pub fn read_group(
         ));
     }
     Ok(members)
+}
+
+/// Reads the target group; with `create_missing_groups`, a group that does not exist is created
+/// first (inside `grouper_folder` only) and read as empty.
+pub fn read_or_create_group(
+    s: &mut Session,
+    conn: &Connection,
+    target: &Target,
+    report: &mut TargetReport,
+) -> Result<Vec<Member>, SyncError> {
+    let missing = match read_group(s, conn, target) {
+        Err(e) if e.kind == ErrorKind::GroupNotFound && target.create_missing => e,
+        other => return other,
+    };
+    let group = &target.group_path;
+    let Some(folder) = &target.grouper_folder else {
+        return Err(missing);
+    };
+    if !in_folder(group, folder) {
+        return Err(SyncError::config(format!(
+            "{group} does not exist, and create_missing_groups creates groups only inside grouper_folder {folder}"
+        )));
+    }
+    if s.settings.dry_run {
+        s.log.info(&format!(
+            "{group} does not exist; a pass that is not a dry run creates it"
+        ));
+        return Ok(Vec::new());
+    }
+    let what = format!("creating the Grouper group {group}");
+    let resp = s.send(
+        Service::Grouper,
+        &what,
+        &grouper::group_save_request(conn, group),
+    )?;
+    match grouper::parse_group_save(group, &resp)? {
+        GroupSaved::Created => {
+            s.log.info(&format!("created the Grouper group {group}"));
+            report.group_created = true;
+            Ok(Vec::new())
+        }
+        GroupSaved::AlreadyExists => read_group(s, conn, target).map_err(|e| {
+            if e.kind == ErrorKind::GroupNotFound {
+                SyncError::new(
+                    ErrorKind::GroupNotFound,
+                    format!("{group} exists (groupSave said GROUP_ALREADY_EXISTS) but the Grouper user cannot view it: grant it VIEW and READ"),
+                )
+            } else {
+                e
+            }
+        }),
+    }
 }
 
 /// Sends one operation's batches, counting each row into the report. Returns false when a batch

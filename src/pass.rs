@@ -182,7 +182,7 @@ fn sync_target(
 ) -> TargetReport {
     let desired = desired_members(target, &hub.users, &s.settings.auth_state_mappings());
     let mut report = selection_report(s, target, &desired);
-    let current = match grouper_client::read_group(s, conn, target) {
+    let current = match grouper_client::read_or_create_group(s, conn, target, &mut report) {
         Ok(c) => c,
         Err(e) => {
             report.error = Some(e);

@@ -388,3 +388,260 @@ fn real_hub_groups_drive_their_grouper_groups() {
     assert_eq!(again.report()["outcome"], "converged");
     assert_eq!(sim.member_ids(COURSE), ["700000", "700003"]);
 }
+
+/// The settings of a pass with only `targets` (no all-users group), with the token that may
+/// change hub groups.
+fn targets_settings(
+    hub: &RealHub,
+    server: &grouper_sim::ServerHandle,
+    targets: &str,
+) -> Vec<(String, String)> {
+    config(&[
+        ("jupyterhub_api_url", &hub.api_url),
+        ("jupyterhub_api_token", &hub.groups_token),
+        ("grouper_base_url", &server.base_url("v2_2_100")),
+        ("grouper_user", "sync"),
+        ("grouper_password", "grouper-pw"),
+        ("targets", targets),
+        ("retries", "0"),
+    ])
+}
+
+fn simulator() -> std::sync::Arc<Simulator> {
+    Simulator::new(Config {
+        user: "sync".into(),
+        password: "grouper-pw".into(),
+        ..Config::default()
+    })
+}
+
+/// Creates hub users with Canvas login ids `{prefix}{i}`.
+fn users_with_logins(hub: &RealHub, names: &[&str], prefix: &str) {
+    let (status, _) = hub.admin("POST", "/users", Some(&json!({ "usernames": names })));
+    assert_eq!(status, 201);
+    for (i, name) in names.iter().enumerate() {
+        let (status, _) = hub.admin(
+            "PATCH",
+            &format!("/users/{name}"),
+            Some(&json!({ "auth_state": canvas(&format!("{prefix}{i}")) })),
+        );
+        assert_eq!(status, 200);
+    }
+}
+
+fn user_groups(hub: &RealHub, name: &str) -> Vec<String> {
+    let (status, body) = hub.admin("GET", &format!("/users/{name}"), None);
+    assert_eq!(status, 200, "{body}");
+    let mut groups: Vec<String> = body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap().to_string())
+        .collect();
+    groups.sort();
+    groups
+}
+
+#[test]
+fn real_hub_grouper_group_keeps_a_hub_group() {
+    const GPU: &str = "edu:example:app:datahub:gpu-quota";
+    // An authenticator that manages groups (every login sets the user's groups to its list), with
+    // the README's post_auth_hook keeping the groups grouper-sync keeps.
+    let hub = RealHub::start_with(
+        "to-hub",
+        &[
+            (
+                "JHUB_LOGIN_GROUPS",
+                r#"{"kim": ["course-101"], "lee": ["course-101"]}"#,
+            ),
+            ("JHUB_KEEP_GROUPS", "gpu"),
+        ],
+    );
+    users_with_logins(&hub, &["kim", "lee", "max", "ned"], "80000");
+    let sim = simulator();
+    for i in 0..4 {
+        sim.add_subject(Subject::new("ldap", &format!("80000{i}")));
+    }
+    sim.add_group(GPU);
+    for id in ["800000", "800002", "899999"] {
+        sim.add_member(GPU, "ldap", id);
+    }
+    let server = sim.serve("127.0.0.1:0").unwrap();
+    let targets = format!(
+        r#"[{{"grouper_group": "{GPU}", "direction": "to_hub", "hub_group": "gpu", "create_missing_groups": true}}]"#
+    );
+    let settings = targets_settings(&hub, &server, &targets);
+    let run = run_component(Entry::Typed, &settings, &[]);
+    let r = run.report();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    let t = &r["targets"][0];
+    assert_eq!(t["direction"], "to_hub");
+    assert_eq!(t["group_created"], true, "{t}");
+    assert_eq!(t["members_without_hub_user"], 1, "899999 has no hub user");
+    assert_eq!(hub.group_members("gpu"), ["kim", "max"]);
+    assert!(
+        sim.member_ids(GPU).len() == 3,
+        "the Grouper group is only read"
+    );
+
+    // Grouper changes: kim leaves, lee joins. A pass whose Grouper read fails removes nobody.
+    sim.edit_group(GPU, |g| {
+        g.members
+            .remove(&("ldap".to_string(), "800000".to_string()));
+    });
+    sim.add_member(GPU, "ldap", "800001");
+    sim.push_fault(grouper_sim::Fault {
+        operation: Some(Operation::GetMembers),
+        action: grouper_sim::FaultAction::Status {
+            status: 500,
+            content_type: "text/html".into(),
+            body: "<html>down</html>".into(),
+            retry_after: None,
+        },
+        times: 5,
+    });
+    let failed_run = run_component(Entry::Typed, &settings, &[]);
+    let failed = failed_run.report();
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    assert_eq!(
+        failed["targets"][0]["error"]["kind"], "grouper-unavailable",
+        "{failed}"
+    );
+    assert_eq!(hub.group_members("gpu"), ["kim", "max"], "nobody removed");
+    sim.clear_faults();
+    let run = run_component(Entry::Typed, &settings, &[]);
+    let r = run.report();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    assert_eq!(hub.group_members("gpu"), ["lee", "max"]);
+
+    // manage_groups: a login sets the user's groups to the authenticator's list. A group put there
+    // through the API (scratch) is gone after the login; gpu stays because the hook keeps it.
+    let (status, body) = hub.admin("POST", "/groups/scratch", Some(&json!({"users": ["lee"]})));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(user_groups(&hub, "lee"), ["gpu", "scratch"]);
+    hub.login("lee");
+    assert_eq!(user_groups(&hub, "lee"), ["course-101", "gpu"]);
+    // kim is no longer in gpu; the hook does not bring it back
+    hub.login("kim");
+    assert_eq!(user_groups(&hub, "kim"), ["course-101"]);
+    assert_eq!(hub.group_members("gpu"), ["lee", "max"]);
+}
+
+#[test]
+fn real_hub_many_targets_in_one_pass() {
+    const PREFIX: &str = "edu:example:app:datahub";
+    let hub = RealHub::start("many-targets");
+    let names = ["u0", "u1", "u2", "u3", "u4", "u5"];
+    users_with_logins(&hub, &names, "90000");
+    for (group, members) in [
+        ("course-a", &["u0", "u1"][..]),
+        ("course-b", &["u2"]),
+        ("course-c", &["u3", "u4"]),
+        ("staff", &["u5", "u0"]),
+    ] {
+        let (status, body) = hub.admin(
+            "POST",
+            &format!("/groups/{group}"),
+            Some(&json!({ "users": members })),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    // u1 and u2 use the hub (their own tokens), so their last_activity is now; the others never did
+    for name in ["u1", "u2"] {
+        let (status, body) = hub.admin(
+            "POST",
+            &format!("/users/{name}/tokens"),
+            Some(&json!({"note": "activity"})),
+        );
+        assert_eq!(status, 201, "{body}");
+        let token = body["token"].as_str().unwrap().to_string();
+        let (status, _) = http("GET", &format!("{}/user", hub.api_url), &token, None);
+        assert_eq!(status, 200);
+    }
+    let sim = simulator();
+    for i in 0..6 {
+        sim.add_subject(Subject::new("ldap", &format!("90000{i}")));
+    }
+    for g in [
+        "all",
+        "course-a",
+        "course-b",
+        "course-c",
+        "staff",
+        "active",
+        "gpu-quota",
+    ] {
+        sim.add_group(&format!("{PREFIX}:{g}"));
+    }
+    sim.add_member(&format!("{PREFIX}:course-a"), "ldap", "900005"); // stale: removed
+    sim.add_member(&format!("{PREFIX}:gpu-quota"), "ldap", "900003");
+    sim.add_member(&format!("{PREFIX}:gpu-quota"), "ldap", "900005");
+    let server = sim.serve("127.0.0.1:0").unwrap();
+    let targets = json!([
+        {"grouper_group": format!("{PREFIX}:course-{{1}}"), "hub_group_pattern": "course-([a-z])"},
+        {"grouper_group": format!("{PREFIX}:staff"), "hub_group": "staff"},
+        {"grouper_group": format!("{PREFIX}:active"), "active_within_days": 1},
+        {"grouper_group": format!("{PREFIX}:missing"), "hub_group": "staff"},
+        {"grouper_group": format!("{PREFIX}:gpu-quota"), "direction": "to_hub", "hub_group": "gpu",
+         "create_missing_groups": true},
+    ])
+    .to_string();
+    let settings = with(
+        targets_settings(&hub, &server, &targets),
+        &[("grouper_id_path", &format!("{PREFIX}:all"))],
+    );
+    let run = run_component(Entry::Typed, &settings, &[]);
+    let r = run.report();
+    assert_eq!(r["outcome"], "failed", "the worst target: {r}");
+    let outcomes: Vec<(String, String)> = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["group"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches(PREFIX)
+                    .to_string(),
+                t["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        (":all", "converged"),
+        (":course-a", "converged"),
+        (":course-b", "converged"),
+        (":course-c", "converged"),
+        (":staff", "converged"),
+        (":active", "converged"),
+        (":missing", "failed"),
+        (":gpu-quota", "converged"),
+    ]
+    .iter()
+    .map(|(g, o)| (g.to_string(), o.to_string()))
+    .collect();
+    assert_eq!(outcomes, expected, "{r}");
+    assert_eq!(r["targets"][6]["error"]["kind"], "group-not-found");
+    let ids = |g: &str| sim.member_ids(&format!("{PREFIX}:{g}"));
+    assert_eq!(
+        ids("all"),
+        ["900000", "900001", "900002", "900003", "900004", "900005"]
+    );
+    assert_eq!(ids("course-a"), ["900000", "900001"]);
+    assert_eq!(ids("course-b"), ["900002"]);
+    assert_eq!(ids("course-c"), ["900003", "900004"]);
+    assert_eq!(ids("staff"), ["900000", "900005"]);
+    assert_eq!(ids("active"), ["900001", "900002"]);
+    assert_eq!(r["targets"][5]["users_filtered"], 4, "{r}");
+    assert_eq!(hub.group_members("gpu"), ["u3", "u5"]);
+    // one listing, one record read per user (the hub's own admin too: to_hub counts admins),
+    // whatever the number of targets
+    assert_eq!(r["users_fetched"], 7, "{r}");
+    let hub_requests = r["requests"]["jupyterhub"].as_u64().unwrap();
+    assert_eq!(
+        hub_requests,
+        1 + 7 + 3,
+        "list, 7 records, gpu read/create/add"
+    );
+}

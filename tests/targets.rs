@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::world::{error, settings, world, World, GROUP};
+use common::world::{error, ops, settings, world, World, GROUP};
 use common::*;
 use grouper_sim::{Operation, Subject};
 
@@ -181,4 +181,107 @@ fn a_pattern_makes_one_target_per_course_group_and_a_missing_one_fails_alone() {
     for i in 0..3 {
         assert_eq!(r["targets"][i]["outcome"], "converged", "{r}");
     }
+}
+
+#[test]
+fn create_missing_groups_makes_grouper_groups_inside_the_folder_only() {
+    const FOLDER: &str = "edu:example:app:hub";
+    let w = world();
+    with_course_groups(&w);
+    {
+        let mut st = w.hub.state.lock().unwrap();
+        st.groups.insert("bob".into(), vec!["course-202".into()]);
+    }
+    // course-202 and gpu-quota do not exist; course-101 does
+    let targets = format!(
+        r#"[{{"grouper_group": "{FOLDER}:{{0}}", "hub_group_pattern": "course-.*",
+              "create_missing_groups": true, "grouper_folder": "{FOLDER}"}},
+            {{"grouper_group": "{MISSING}", "hub_group": "gpu", "create_missing_groups": true,
+              "grouper_folder": "{FOLDER}"}}]"#
+    );
+    let cfg = with(settings(&w), &[("targets", &targets)]);
+    // a dry run creates nothing and plans against an empty group
+    let dry = run_component(
+        Entry::Typed,
+        &with(cfg.clone(), &[("dry_run", "true")]),
+        &[],
+    );
+    let r = dry.report();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    assert!(!w.sim.has_group(MISSING));
+    assert_eq!(r["targets"][3]["to_add"], 1, "{r}");
+
+    let run = run_component(Entry::Typed, &cfg, &[]);
+    let r = run.report();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    let created: Vec<(&str, bool)> = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["group"].as_str().unwrap(),
+                t["group_created"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        created,
+        [
+            (GROUP, false),
+            (COURSE, false),
+            ("edu:example:app:hub:course-202", true),
+            (MISSING, true)
+        ]
+    );
+    assert_eq!(
+        w.sim.member_ids("edu:example:app:hub:course-202"),
+        ["100002"]
+    );
+    assert_eq!(w.sim.member_ids(MISSING), ["100001"]);
+    let saves = ops(&w.sim)
+        .iter()
+        .filter(|o| **o == Operation::GroupSave)
+        .count();
+    assert_eq!(saves, 2, "one groupSave per missing group");
+    // the next pass finds them and creates nothing
+    let again = run_component(Entry::Typed, &cfg, &[]);
+    assert_eq!(again.report()["outcome"], "converged");
+    assert_eq!(
+        ops(&w.sim)
+            .iter()
+            .filter(|o| **o == Operation::GroupSave)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_group_that_cannot_be_created_fails_alone_and_says_why() {
+    let w = world();
+    with_course_groups(&w);
+    w.sim.deny_create("edu:example:app:hub");
+    let targets = format!(
+        r#"[{{"grouper_group": "{MISSING}", "hub_group": "gpu", "create_missing_groups": true,
+              "grouper_folder": "edu:example:app:hub"}},
+            {{"grouper_group": "edu:nowhere:x", "hub_group": "gpu", "create_missing_groups": true,
+              "grouper_folder": "edu:nowhere"}}]"#
+    );
+    let cfg = with(settings(&w), &[("targets", &targets)]);
+    let run = run_component(Entry::Typed, &cfg, &[]);
+    let r = run.report();
+    assert_eq!(
+        r["targets"][0]["outcome"], "converged",
+        "the others converge: {r}"
+    );
+    let (kind, message) = error(&r["targets"][1]["error"]);
+    assert_eq!(kind, "grouper-forbidden", "{message}");
+    assert!(message.contains("CREATE"), "{message}");
+    let (kind, message) = error(&r["targets"][2]["error"]);
+    assert_eq!(kind, "group-not-found", "{message}");
+    assert!(
+        message.contains("the folder edu:nowhere does not exist"),
+        "{message}"
+    );
+    assert!(!w.sim.has_group(MISSING));
 }

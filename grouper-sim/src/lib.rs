@@ -197,6 +197,21 @@ pub(crate) struct State {
     pub subjects_by_id: std::collections::HashMap<String, Vec<usize>>,
     pub faults: VecDeque<Fault>,
     pub log: Vec<LoggedRequest>,
+    /// Folders made with `add_stem` (the parent folders of groups exist too).
+    pub stems: BTreeSet<String>,
+    /// Folders in which the WS user lacks CREATE.
+    pub create_denied: BTreeSet<String>,
+}
+
+impl State {
+    /// Does the folder exist: made with `add_stem`, or holding a group or a folder at any depth?
+    pub(crate) fn stem_exists(&self, stem: &str) -> bool {
+        let prefix = format!("{stem}:");
+        self.stems
+            .iter()
+            .chain(self.groups.keys())
+            .any(|n| n == stem || n.starts_with(&prefix))
+    }
 }
 
 pub struct Simulator {
@@ -223,6 +238,8 @@ impl Simulator {
                 subjects_by_id: std::collections::HashMap::new(),
                 faults: VecDeque::new(),
                 log: Vec::new(),
+                stems: BTreeSet::new(),
+                create_denied: BTreeSet::new(),
             }),
         })
     }
@@ -239,6 +256,21 @@ impl Simulator {
             .or_default()
             .push(at);
         st.subjects.push(subject);
+    }
+
+    /// Creates a folder (stem), for groupSave to create groups in.
+    pub fn add_stem(&self, name: &str) {
+        self.lock().stems.insert(name.into());
+    }
+
+    /// Takes CREATE in this folder away from the WS user: groupSave there fails.
+    pub fn deny_create(&self, stem: &str) {
+        self.lock().create_denied.insert(stem.into());
+    }
+
+    /// Does the group exist?
+    pub fn has_group(&self, name: &str) -> bool {
+        self.lock().groups.contains_key(name)
     }
 
     /// Creates a group (name `stem:...:extension`) with no members.

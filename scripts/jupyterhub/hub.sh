@@ -7,7 +7,8 @@
 #
 # Knobs: JHUB_VENV (default target/jhub-venv), JUPYTERHUB_VERSION (default 6.1.1), PYTHON (python3),
 # JHUB_KEEP_DB=1 (keep users from an earlier start in DIR), JUPYTERHUB_CRYPT_KEY (64 hex; default fresh;
-# keep it across restarts or auth_state cannot be read), JHUB_SYNC_SERVICE (see jupyterhub_config.py).
+# keep it across restarts or auth_state cannot be read), JHUB_SYNC_SERVICE, JHUB_LOGIN_GROUPS,
+# JHUB_KEEP_GROUPS (see jupyterhub_config.py).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -46,8 +47,8 @@ start() {
   local hub_port proxy_port
   hub_port=$(free_port); proxy_port=$(free_port)
   export JHUB_STATE_DIR="$dir" JHUB_HUB_PORT="$hub_port" JHUB_PROXY_PORT="$proxy_port"
-  export JHUB_ADMIN_TOKEN JHUB_SYNC_TOKEN JHUB_LISTONLY_TOKEN JUPYTERHUB_CRYPT_KEY
-  JHUB_ADMIN_TOKEN=$(token); JHUB_SYNC_TOKEN=$(token); JHUB_LISTONLY_TOKEN=$(token)
+  export JHUB_ADMIN_TOKEN JHUB_SYNC_TOKEN JHUB_LISTONLY_TOKEN JHUB_GROUPS_TOKEN JUPYTERHUB_CRYPT_KEY
+  JHUB_ADMIN_TOKEN=$(token); JHUB_SYNC_TOKEN=$(token); JHUB_LISTONLY_TOKEN=$(token); JHUB_GROUPS_TOKEN=$(token)
   JUPYTERHUB_CRYPT_KEY="${JUPYTERHUB_CRYPT_KEY:-$("$py" -c 'import secrets; print(secrets.token_hex(32))')}"
   (cd "$dir" && exec setsid "$venv/bin/jupyterhub" -f "$here/jupyterhub_config.py" >"$dir/jupyterhub.log" 2>&1) &
   local pid=$!
@@ -64,6 +65,8 @@ JUPYTERHUB_API_URL=$url
 JHUB_ADMIN_TOKEN=$JHUB_ADMIN_TOKEN
 JHUB_SYNC_TOKEN=$JHUB_SYNC_TOKEN
 JHUB_LISTONLY_TOKEN=$JHUB_LISTONLY_TOKEN
+JHUB_GROUPS_TOKEN=$JHUB_GROUPS_TOKEN
+JHUB_HUB_URL=http://127.0.0.1:$hub_port/hub
 ENV
       log "JupyterHub $version ready at $url (state in $dir)"
       return 0

@@ -40,13 +40,51 @@ c.JupyterHub.services = [
     {"name": "test-admin", "api_token": os.environ["JHUB_ADMIN_TOKEN"]},
     {"name": "grouper-sync", "api_token": os.environ["JHUB_SYNC_TOKEN"]},
     {"name": "list-only", "api_token": os.environ["JHUB_LISTONLY_TOKEN"]},
+    {"name": "grouper-sync-groups", "api_token": os.environ["JHUB_GROUPS_TOKEN"]},
 ]
 c.JupyterHub.load_roles = [
     {"name": "admin", "users": ["admin"], "services": ["test-admin"]},
     # exactly what the README tells admins to grant
     {"name": "grouper-sync", "scopes": ["list:users", "read:users", "admin:auth_state"], "services": ["grouper-sync"]},
     {"name": "list-only", "scopes": ["list:users", "read:users"], "services": ["list-only"]},
+    # what the README adds for to_hub targets (groups) and create_missing_groups (admin:groups)
+    {
+        "name": "grouper-sync-groups",
+        "scopes": ["list:users", "read:users", "admin:auth_state", "groups", "admin:groups"],
+        "services": ["grouper-sync-groups"],
+    },
 ]
+
+# Optional: an authenticator that manages groups, as OAuthenticator's manage_groups does: every login
+# sets the user's groups to what it returns. JHUB_LOGIN_GROUPS = {"user": ["group", ...]} (JSON).
+if os.environ.get("JHUB_LOGIN_GROUPS"):
+    import json
+
+    from jupyterhub.auth import DummyAuthenticator
+
+    login_groups = json.loads(os.environ["JHUB_LOGIN_GROUPS"])
+
+    class GroupsAuthenticator(DummyAuthenticator):
+        async def authenticate(self, handler, data):
+            name = data["username"]
+            return {"name": name, "groups": login_groups.get(name, [])}
+
+    c.JupyterHub.authenticator_class = GroupsAuthenticator
+    c.Authenticator.manage_groups = True
+
+# Optional: the post_auth_hook the README gives for manage_groups hubs: a login keeps the user's
+# membership of the groups grouper-sync keeps (JHUB_KEEP_GROUPS, comma-separated).
+if os.environ.get("JHUB_KEEP_GROUPS"):
+    SYNC_KEPT_GROUPS = set(os.environ["JHUB_KEEP_GROUPS"].split(","))
+
+    def keep_sync_groups(authenticator, handler, auth_model):
+        user = handler.find_user(auth_model["name"])
+        if user is not None and auth_model.get("groups") is not None:
+            kept = {g.name for g in user.groups if g.name in SYNC_KEPT_GROUPS}
+            auth_model["groups"] = sorted(set(auth_model["groups"]) | kept)
+        return auth_model
+
+    c.Authenticator.post_auth_hook = keep_sync_groups
 
 # Optional: run grouper-sync as a hub-managed service, exactly as an admin would configure it.
 # JHUB_SYNC_SERVICE = {"command": [...], "environment": {...}} (JSON).

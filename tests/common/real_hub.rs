@@ -87,6 +87,10 @@ pub struct RealHub {
     pub admin_token: String,
     pub sync_token: String,
     pub listonly_token: String,
+    /// A token with the sync's scopes plus `groups` and `admin:groups` (for to_hub targets).
+    pub groups_token: String,
+    /// The hub's own URL (`…/hub`), for browser-like requests such as a login.
+    pub hub_url: String,
 }
 
 impl RealHub {
@@ -123,8 +127,43 @@ impl RealHub {
             admin_token: get("JHUB_ADMIN_TOKEN"),
             sync_token: get("JHUB_SYNC_TOKEN"),
             listonly_token: get("JHUB_LISTONLY_TOKEN"),
+            groups_token: get("JHUB_GROUPS_TOKEN"),
+            hub_url: get("JHUB_HUB_URL"),
             dir,
         }
+    }
+
+    /// Logs `name` in through the login form, as a browser would (scripts/jupyterhub/login.py).
+    pub fn login(&self, name: &str) {
+        let root = repo_root();
+        let venv = std::env::var("JHUB_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target/jhub-venv"));
+        let out = std::process::Command::new(venv.join("bin/python"))
+            .arg(root.join("scripts/jupyterhub/login.py"))
+            .arg(&self.hub_url)
+            .arg(name)
+            .output()
+            .expect("run login.py");
+        assert!(
+            out.status.success(),
+            "login of {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The members of a hub group, sorted (admin token).
+    pub fn group_members(&self, group: &str) -> Vec<String> {
+        let (status, body) = self.admin("GET", &format!("/groups/{group}"), None);
+        assert_eq!(status, 200, "{body}");
+        let mut names: Vec<String> = body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
     }
 
     pub fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
