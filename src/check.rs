@@ -1,15 +1,34 @@
-//! A read-only check of a configuration: the hub token's identity and scopes, and that the
-//! Grouper credentials can read the target group. Writes nothing.
+//! A read-only check of a configuration: the hub token's identity and scopes, the targets as a
+//! pass would resolve them (patterns expanded from the hub's groups), the scopes each needs, and
+//! that the Grouper credentials can read each Grouper group. Writes nothing.
 
 use crate::error::{ErrorKind, Service, SyncError};
 use crate::grouper;
 use crate::grouper_client;
 use crate::http::{Method, Request, Transport};
 use crate::hub;
+use crate::hub_reader;
+use crate::mapping::{expand_targets, HubUser};
 use crate::session::Session;
-use crate::settings::Settings;
+use crate::settings::{Direction, Settings, Target};
 use serde::Serialize;
 use serde_json::Value;
+
+/// One target as `check` resolved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetCheck {
+    pub group: String,
+    pub direction: Direction,
+    pub hub_group: Option<String>,
+    /// The hub scopes this target needs.
+    pub scopes: Vec<String>,
+    /// Members on the first page (up to 10) of the Grouper group; `None` when it was not read.
+    pub grouper_members: Option<usize>,
+    /// Whether the hub group exists (to_hub targets; `None` when not looked up).
+    pub hub_group_exists: Option<bool>,
+    /// What an admin should know: groups that would be created, managed-groups caveats.
+    pub notes: Vec<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckReport {
@@ -20,6 +39,8 @@ pub struct CheckReport {
     pub missing_scopes: Vec<String>,
     /// The groups that could be read, with the number of members on the first page.
     pub groups_readable: Vec<(String, usize)>,
+    /// The targets, patterns expanded.
+    pub targets: Vec<TargetCheck>,
     pub errors: Vec<SyncError>,
 }
 
@@ -29,26 +50,78 @@ impl CheckReport {
     }
 }
 
-/// The scopes a pass needs with these settings.
-pub fn required_scopes(settings: &Settings) -> Vec<&'static str> {
-    let mut scopes = vec!["list:users"];
-    if settings.needs_auth_state() {
-        scopes.extend(["read:users", "admin:auth_state"]);
+/// The hub scopes one target needs. The hub lists a token's scopes expanded (`read:users`
+/// with its `read:users:…` subscopes, `groups` with `read:groups`…), so each is named as the
+/// narrowest scope that grants it.
+pub fn target_scopes(target: &Target) -> Vec<String> {
+    let mut scopes = vec!["list:users".to_string()];
+    let mut add = |s: &str| {
+        if !scopes.iter().any(|have| have == s) {
+            scopes.push(s.to_string());
+        }
+    };
+    // auth_state (also user_info's fallback) needs a read of the user's record
+    if target.subject_from.auth_state_paths().is_some() {
+        add("read:users");
+        add("admin:auth_state");
     }
-    if settings.needs_groups() {
-        scopes.push("read:users:groups");
+    if target.hub_group.is_some() || target.hub_group_pattern.is_some() {
+        add("read:users:groups");
+    }
+    if target.filters.active_within_days.is_some() {
+        add("read:users:activity");
+    }
+    if target.filters.only_active_servers {
+        add("read:users");
+    }
+    if target.direction == Direction::ToHub {
+        add("read:groups:name");
+        add("groups");
+        if target.create_missing {
+            add("admin:groups");
+        }
     }
     scopes
 }
 
-/// Does a token with `have` hold `scope`? `read:users` includes its `read:users:…` subscopes.
-fn holds(have: &[String], scope: &str) -> bool {
+/// Does a token with `have` hold `scope` (for `group`, where the scope may be filtered to one
+/// group, `groups!group=gpu`)? `read:users` includes its `read:users:…` subscopes.
+fn holds(have: &[String], scope: &str, group: Option<&str>) -> bool {
     have.iter().any(|h| {
         h == scope
+            || group.is_some_and(|g| *h == format!("{scope}!group={g}"))
             || scope
                 .strip_prefix(h.as_str())
                 .is_some_and(|rest| rest.starts_with(':') && h == "read:users")
     })
+}
+
+/// The users as a pass lists them (groups only), to resolve patterns; `None` when no target has
+/// a pattern.
+fn listed_users(s: &mut Session) -> Result<Option<Vec<HubUser>>, SyncError> {
+    if s.settings
+        .targets
+        .iter()
+        .all(|t| t.hub_group_pattern.is_none())
+    {
+        return Ok(None);
+    }
+    let listing = hub_reader::list_users(s)?;
+    Ok(Some(
+        listing
+            .users
+            .into_iter()
+            .map(|u| HubUser::listed(u, 0))
+            .collect(),
+    ))
+}
+
+/// Does the hub group exist? (`read:groups:name`)
+fn hub_group_exists(s: &mut Session, group: &str) -> Result<bool, SyncError> {
+    let settings = s.settings;
+    let req = hub::group_request(&settings.hub_api_url, settings.hub_token.expose(), group);
+    let resp = s.send(Service::Hub, &format!("reading hub group {group:?}"), &req)?;
+    hub::parse_group_exists(group, &resp)
 }
 
 pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
@@ -58,6 +131,7 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
         hub_scopes: Vec::new(),
         missing_scopes: Vec::new(),
         groups_readable: Vec::new(),
+        targets: Vec::new(),
         errors: Vec::new(),
     };
     const WHAT: &str = "JupyterHub /user";
@@ -88,21 +162,71 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
                             .collect()
                     })
                     .unwrap_or_default();
-                report.missing_scopes = required_scopes(settings)
-                    .into_iter()
-                    .filter(|s| !holds(&report.hub_scopes, s))
-                    .map(String::from)
-                    .collect();
             }
         },
     }
+    let users = match listed_users(&mut s) {
+        Ok(users) => users,
+        Err(e) => {
+            report.errors.push(e);
+            None
+        }
+    };
+    let resolved = match &users {
+        Some(users) => expand_targets(&settings.targets, users),
+        None => settings.targets.iter().cloned().map(Ok).collect(),
+    };
     let conn = grouper_client::connection(settings);
-    // a pattern's groups are known only from a listing: each pass resolves them
-    for target in settings
-        .targets
-        .iter()
-        .filter(|t| t.hub_group_pattern.is_none())
-    {
+    for entry in resolved {
+        let target = match entry {
+            Ok(t) if t.hub_group_pattern.is_some() => continue, // the listing failed
+            Ok(t) => t,
+            Err(unresolved) => {
+                report.errors.push(unresolved.error);
+                continue;
+            }
+        };
+        let mut checked = TargetCheck {
+            group: target.group_path.clone(),
+            direction: target.direction,
+            hub_group: target.hub_group.clone(),
+            scopes: target_scopes(&target),
+            grouper_members: None,
+            hub_group_exists: None,
+            notes: Vec::new(),
+        };
+        if report.hub_identity.is_some() {
+            for scope in &checked.scopes {
+                let group = target.hub_group.as_deref();
+                if !holds(&report.hub_scopes, scope, group)
+                    && !report.missing_scopes.contains(scope)
+                {
+                    report.missing_scopes.push(scope.clone());
+                }
+            }
+        }
+        if let (Direction::ToHub, Some(group)) = (target.direction, target.hub_group.as_deref()) {
+            match hub_group_exists(&mut s, group) {
+                Ok(true) => checked.hub_group_exists = Some(true),
+                Ok(false) if target.create_missing => {
+                    checked.hub_group_exists = Some(false);
+                    checked.notes.push(format!(
+                        "the hub group {group} does not exist; the first pass creates it"
+                    ));
+                }
+                Ok(false) => {
+                    checked.hub_group_exists = Some(false);
+                    report.errors.push(SyncError::new(
+                        ErrorKind::GroupNotFound,
+                        format!("the hub group {group:?} does not exist; create it or set create_missing_groups = true"),
+                    ));
+                }
+                Err(e) => report.errors.push(e),
+            }
+            checked.notes.push(format!(
+                "if the authenticator manages groups (manage_groups = True), every login sets a user's groups to the authenticator's list and drops {group} until the next pass; keep it with the post_auth_hook in the README"
+            ));
+        }
         let req = grouper::get_members_request(
             &conn,
             &target.group_path,
@@ -116,11 +240,22 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
             .send(Service::Grouper, &what, &req)
             .and_then(|resp| grouper::parse_get_members(&target.group_path, &target.lookup, &resp));
         match parsed {
-            Ok(page) => report
-                .groups_readable
-                .push((target.group_path.clone(), page.members.len())),
+            Ok(page) => {
+                checked.grouper_members = Some(page.members.len());
+                report
+                    .groups_readable
+                    .push((target.group_path.clone(), page.members.len()));
+            }
+            Err(e) if e.kind == ErrorKind::GroupNotFound && target.create_missing => {
+                checked.notes.push(format!(
+                    "{} does not exist; the first pass creates it in {}",
+                    target.group_path,
+                    target.grouper_folder.as_deref().unwrap_or("?")
+                ));
+            }
             Err(e) => report.errors.push(e),
         }
+        report.targets.push(checked);
     }
     report
 }
@@ -132,11 +267,54 @@ mod tests {
     #[test]
     fn read_users_holds_its_group_subscope() {
         let have = vec!["list:users".to_string(), "read:users".to_string()];
-        assert!(holds(&have, "read:users:groups") && holds(&have, "list:users"));
-        assert!(!holds(&have, "admin:auth_state"));
+        assert!(holds(&have, "read:users:groups", None) && holds(&have, "list:users", None));
+        assert!(!holds(&have, "admin:auth_state", None));
         assert!(!holds(
             &["read:users:name".to_string()],
-            "read:users:groups"
+            "read:users:groups",
+            None
         ));
+        let filtered = vec!["groups!group=gpu".to_string()];
+        assert!(holds(&filtered, "groups", Some("gpu")));
+        assert!(!holds(&filtered, "groups", Some("cpu")) && !holds(&filtered, "groups", None));
+    }
+
+    #[test]
+    fn each_target_names_the_scopes_it_needs() {
+        let s = crate::settings::for_tests(&[(
+            "targets",
+            r#"[{"grouper_group": "x:course", "hub_group": "course"},
+                {"grouper_group": "x:gpu", "direction": "to_hub", "hub_group": "gpu", "create_missing_groups": true},
+                {"grouper_group": "x:active", "active_within_days": 3}]"#,
+        )]);
+        let scopes: Vec<Vec<String>> = s.targets.iter().map(target_scopes).collect();
+        assert_eq!(scopes[0], ["list:users", "read:users", "admin:auth_state"]);
+        assert_eq!(
+            scopes[1],
+            [
+                "list:users",
+                "read:users",
+                "admin:auth_state",
+                "read:users:groups"
+            ]
+        );
+        assert_eq!(
+            scopes[2],
+            [
+                "list:users",
+                "read:users",
+                "admin:auth_state",
+                "read:users:groups",
+                "read:groups:name",
+                "groups",
+                "admin:groups"
+            ]
+        );
+        assert_eq!(
+            scopes[3].last().map(String::as_str),
+            Some("read:users:activity")
+        );
+        let username = crate::settings::for_tests(&[("subject_from", "username")]);
+        assert_eq!(target_scopes(&username.targets[0]), ["list:users"]);
     }
 }

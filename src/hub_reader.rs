@@ -40,13 +40,14 @@ pub struct HubView {
 }
 
 /// The listing: users in the hub's order, why it may be short, and the hub's clock.
-struct Listing {
-    users: Vec<ListedUser>,
-    incomplete: Option<SyncError>,
-    hub_time: Option<i64>,
+pub struct Listing {
+    pub users: Vec<ListedUser>,
+    pub incomplete: Option<SyncError>,
+    pub hub_time: Option<i64>,
 }
 
-fn list_users(s: &mut Session) -> Result<Listing, SyncError> {
+/// Lists every hub user, page by page, keeping the fields the targets need.
+pub fn list_users(s: &mut Session) -> Result<Listing, SyncError> {
     const WHAT: &str = "listing hub users";
     let settings = s.settings;
     let (mut offset, mut limit) = (0u64, settings.api_page_size as u64);

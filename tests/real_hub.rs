@@ -471,6 +471,37 @@ fn real_hub_grouper_group_keeps_a_hub_group() {
         r#"[{{"grouper_group": "{GPU}", "direction": "to_hub", "hub_group": "gpu", "create_missing_groups": true}}]"#
     );
     let settings = targets_settings(&hub, &server, &targets);
+    // check: the scopes the target needs, the hub group it would create, nothing written
+    let check = run_check(&settings);
+    assert!(check.ok, "{}", check.json);
+    let t = &check.targets[0];
+    assert_eq!(t.hub_group_exists, Some(false));
+    assert_eq!(t.grouper_members, Some(3));
+    assert!(t.scopes.iter().any(|s| s == "groups") && t.scopes.iter().any(|s| s == "admin:groups"));
+    assert!(
+        t.notes.iter().any(|n| n.contains("creates it")),
+        "{:?}",
+        t.notes
+    );
+    assert!(
+        t.notes.iter().any(|n| n.contains("manage_groups")),
+        "{:?}",
+        t.notes
+    );
+    let (status, _) = hub.admin("GET", "/groups/gpu", None);
+    assert_eq!(status, 404, "check created nothing");
+    // the plain sync token lacks the group scopes: check names them
+    let plain = with(
+        settings.clone(),
+        &[("jupyterhub_api_token", &hub.sync_token)],
+    );
+    let check = run_check(&plain);
+    assert!(!check.ok);
+    assert_eq!(
+        check.missing_scopes,
+        ["read:groups:name", "groups", "admin:groups"]
+    );
+
     let run = run_component(Entry::Typed, &settings, &[]);
     let r = run.report();
     assert_eq!(r["outcome"], "converged", "{r}");
@@ -590,6 +621,32 @@ fn real_hub_many_targets_in_one_pass() {
         targets_settings(&hub, &server, &targets),
         &[("grouper_id_path", &format!("{PREFIX}:all"))],
     );
+    // check resolves the pattern from the hub's groups: one target per course group
+    let check = run_check(&settings);
+    let resolved: Vec<&str> = check
+        .targets
+        .iter()
+        .map(|t| t.group.trim_start_matches(PREFIX))
+        .collect();
+    assert_eq!(
+        resolved,
+        [
+            ":all",
+            ":course-a",
+            ":course-b",
+            ":course-c",
+            ":staff",
+            ":active",
+            ":missing",
+            ":gpu-quota"
+        ]
+    );
+    assert!(
+        !check.ok,
+        "the missing Grouper group is an error: {}",
+        check.json
+    );
+    assert_eq!(check.missing_scopes, Vec::<String>::new());
     let run = run_component(Entry::Typed, &settings, &[]);
     let r = run.report();
     assert_eq!(r["outcome"], "failed", "the worst target: {r}");

@@ -1,7 +1,7 @@
 //! `grouper-sync`: runs the jupyterhub-grouper-sync component as a long-lived JupyterHub
 //! service (or once, or as a read-only check), with the component sandboxed by wasmtime.
 
-use grouper_sync_host::bindings::{core_kind, RunOptions};
+use grouper_sync_host::bindings::{core_kind, Direction, RunOptions};
 use grouper_sync_host::change_log::{self, ChangeLog};
 use grouper_sync_host::history::{History, PassRecord};
 use grouper_sync_host::metrics::Board;
@@ -365,8 +365,24 @@ async fn check(opts: &Options, runner: &Runner, limits: &Limits) -> ExitCode {
     for s in &report.missing_scopes {
         println!("MISSING scope: {s} (add it to the service's role in c.JupyterHub.load_roles)");
     }
-    for (group, members) in &report.groups_readable {
-        println!("grouper group {group}: readable ({members} member(s) on the first page)");
+    for t in &report.targets {
+        let (arrow, hub) = match (&t.direction, &t.hub_group) {
+            (Direction::ToHub, Some(g)) => ("->", format!("hub group {g}")),
+            (_, Some(g)) => ("<-", format!("hub group {g}")),
+            (_, None) => ("<-", "all hub users".to_string()),
+        };
+        let members = match t.grouper_members {
+            Some(n) => format!("readable, {n} member(s) on the first page"),
+            None => "not read".to_string(),
+        };
+        println!(
+            "target {} {arrow} {hub}: {members}; needs {}",
+            t.group,
+            t.scopes.join(", ")
+        );
+        for note in &t.notes {
+            println!("  note: {note}");
+        }
     }
     for e in &report.errors {
         println!("ERROR [{}]: {}", core_kind(e.kind), e.message);

@@ -74,6 +74,19 @@ impl wit::Guest for Component {
                 .iter()
                 .map(|(g, n)| (g.clone(), count(*n)))
                 .collect(),
+            targets: r
+                .targets
+                .iter()
+                .map(|t| wit::TargetCheck {
+                    group: t.group.clone(),
+                    direction: to_wit_direction(t.direction),
+                    hub_group: t.hub_group.clone(),
+                    scopes: t.scopes.clone(),
+                    grouper_members: t.grouper_members.map(count),
+                    hub_group_exists: t.hub_group_exists,
+                    notes: t.notes.clone(),
+                })
+                .collect(),
             errors: r.errors.iter().map(to_wit_error).collect(),
             json: serde_json::to_string(&r).unwrap_or_default(),
         })
@@ -270,10 +283,7 @@ fn to_wit_outcome(o: Outcome) -> wit::Outcome {
 fn to_wit_target(t: &TargetReport) -> wit::TargetReport {
     wit::TargetReport {
         group: t.group.clone(),
-        direction: match t.direction {
-            Direction::ToHub => wit::Direction::ToHub,
-            Direction::ToGrouper => wit::Direction::ToGrouper,
-        },
+        direction: to_wit_direction(t.direction),
         hub_group: t.hub_group.clone(),
         outcome: to_wit_outcome(t.outcome),
         mode: t.mode.clone(),
@@ -311,6 +321,13 @@ fn to_wit_target(t: &TargetReport) -> wit::TargetReport {
             .collect(),
         error: t.error.as_ref().map(to_wit_error),
         changes: t.changes.iter().map(to_wit_change).collect(),
+    }
+}
+
+fn to_wit_direction(d: Direction) -> wit::Direction {
+    match d {
+        Direction::ToHub => wit::Direction::ToHub,
+        Direction::ToGrouper => wit::Direction::ToGrouper,
     }
 }
 

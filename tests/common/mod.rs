@@ -186,6 +186,16 @@ pub fn run_incremental(
     (parsed, report.next_user_state)
 }
 
+/// The typed `check` of the default build with these `wasi:config` values.
+pub fn run_check(config: &[(String, String)]) -> grouper_sync_host::bindings::CheckReport {
+    let call = block_on(runner().check(&inputs(config, &[]), &open_limits()));
+    eprintln!("--- component stderr ---\n{}", call.stderr);
+    match call.result {
+        Ok(Ok(report)) => report,
+        other => panic!("check did not report: {other:?}"),
+    }
+}
+
 /// Runs the default build once with these `wasi:config` values and environment variables.
 pub fn run_component(entry: Entry, config: &[(String, String)], env: &[(String, String)]) -> Run {
     run_with(runner(), entry, config, env)
