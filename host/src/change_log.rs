@@ -368,5 +368,19 @@ mod tests {
         e.reason = "approved-plan".into();
         e.plan = Some("0123456789abcdef".into());
         assert!(text(&e).contains("approved plan 0123456789abcdef"));
+        // to_hub: the hub group changed; the Grouper group is why
+        e.hub_group = Some("gpu".into());
+        e.reason = "not-in-grouper".into();
+        e.op = "remove".into();
+        let line = text(&e);
+        assert!(
+            line.contains("hub group gpu  not a member of a:b"),
+            "{line}"
+        );
+        let by_hub_group = Filter {
+            target: Some("gpu".into()),
+            ..Filter::default()
+        };
+        assert!(by_hub_group.keeps(&e) && !by_hub_group.keeps(&entry("1", "add", "x")));
     }
 }

@@ -16,6 +16,9 @@ pub const KEEP: usize = 200;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetRecord {
     pub group: String,
+    /// The hub group a to_hub target keeps (its sizes are the hub group's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keeps_hub_group: Option<String>,
     pub outcome: String,
     pub users_selected: u32,
     /// The group's size before the pass.
@@ -57,6 +60,7 @@ impl PassRecord {
                 .iter()
                 .map(|t| TargetRecord {
                     group: t.group.clone(),
+                    keeps_hub_group: t.keeps_hub_group.clone(),
                     outcome: t.outcome.as_str().into(),
                     users_selected: t.users_selected,
                     current_members: t.current_members,

@@ -480,6 +480,7 @@ mod tests {
         let mut ok = pass(Outcome::Converged, &[]);
         ok.targets = vec![TargetSummary {
             group: "edu:x:users".into(),
+            keeps_hub_group: None,
             outcome: Outcome::Converged,
             users_selected: 9,
             current_members: 7,

@@ -1,7 +1,7 @@
 //! What one call of `sync.run` amounted to, read from the typed report: the result that logs,
 //! metrics, exit codes and the schedule use, and the kinds of its errors.
 
-use crate::bindings::{core_kind, core_outcome, Report, SyncError};
+use crate::bindings::{core_kind, core_outcome, Direction, Report, SyncError};
 use crate::runner::Call;
 use jupyterhub_grouper_sync::error::ErrorKind;
 use jupyterhub_grouper_sync::report::Outcome;
@@ -11,6 +11,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSummary {
     pub group: String,
+    /// The hub group a to_hub target keeps (then the sizes are the hub group's).
+    pub keeps_hub_group: Option<String>,
     pub outcome: Outcome,
     pub users_selected: u32,
     pub current_members: u32,
@@ -114,6 +116,9 @@ impl PassSummary {
                     .iter()
                     .map(|t| TargetSummary {
                         group: t.group.clone(),
+                        keeps_hub_group: (t.direction == Direction::ToHub)
+                            .then(|| t.hub_group.clone())
+                            .flatten(),
                         outcome: core_outcome(t.outcome),
                         users_selected: t.users_selected,
                         current_members: t.current_members,

@@ -89,7 +89,12 @@ fn target_section(group: &str, passes: &[PassRecord], auth: &Auth) -> Markup {
     let size = sizes(&rows);
     html! {
         section {
-            h2 { (group) }
+            h2 {
+                (group)
+                @if let Some(hub_group) = latest.and_then(|t| t.keeps_hub_group.as_ref()) {
+                    " → hub group " (hub_group)
+                }
+            }
             p {
                 @if let Some(last) = size.last() { "Members after the last pass: " strong { (last) } " " }
                 (sparkline(&size))
@@ -220,6 +225,7 @@ mod tests {
             errors: Vec::new(),
             targets: vec![TargetRecord {
                 group: "edu:example:<group>".into(),
+                keeps_hub_group: Some("gpu<1>".into()),
                 outcome: if withheld.is_some() {
                     "removals_withheld"
                 } else {
@@ -257,6 +263,10 @@ mod tests {
             "values are escaped"
         );
         assert!(!html.contains("<group>"));
+        assert!(
+            html.contains("→ hub group gpu&lt;1&gt;"),
+            "a to_hub target names the hub group it keeps"
+        );
         assert!(html.contains("0123456789abcdef") && html.contains("100008"));
         assert!(html.contains("<polyline"), "a sparkline of the group size");
         assert!(html.contains("Next pass: 2026-11-30T03:00:00Z"));
