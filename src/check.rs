@@ -232,8 +232,8 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
             &target.group_path,
             &target.lookup,
             target.source_id.as_deref(),
-            10,
-            1,
+            grouper::MemberFilter::for_target(&target),
+            (10, 1),
         );
         let what = format!("reading members of {}", target.group_path);
         let parsed = s

@@ -3,7 +3,7 @@
 
 use crate::error::{ErrorKind, SyncError};
 use crate::http::{base64, encode_segment, truncate, Method, Request, Response};
-use crate::settings::SubjectLookup;
+use crate::settings::{Direction, SubjectLookup, Target};
 use serde_json::{json, Map, Value};
 
 /// How to reach one Grouper WS endpoint.
@@ -127,18 +127,42 @@ pub fn member_lookup(member: &Member) -> Value {
     Value::Object(l)
 }
 
+/// Which members getMembers lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberFilter {
+    /// The memberships the sync writes (and so the only ones it may remove).
+    Immediate,
+    /// Everyone who is a member, directly or through subgroups: what a to_hub target reads.
+    All,
+}
+
+impl MemberFilter {
+    pub fn for_target(target: &Target) -> MemberFilter {
+        match target.direction {
+            Direction::ToHub => MemberFilter::All,
+            Direction::ToGrouper => MemberFilter::Immediate,
+        }
+    }
+    fn as_str(self) -> &'static str {
+        match self {
+            MemberFilter::Immediate => "Immediate",
+            MemberFilter::All => "All",
+        }
+    }
+}
+
 /// Batch getMembers, posted to `/groups` (posting it to `/groups/{g}/members` is routed elsewhere).
 pub fn get_members_request(
     conn: &Connection,
     group: &str,
     lookup: &SubjectLookup,
     source_id: Option<&str>,
-    page_size: usize,
-    page_number: usize,
+    filter: MemberFilter,
+    (page_size, page_number): (usize, usize),
 ) -> Request {
     let mut req = json!({
         "wsGroupLookups": [{"groupName": group}],
-        "memberFilter": "Immediate",
+        "memberFilter": filter.as_str(),
         "includeSubjectDetail": "F",
         "pageSize": page_size.to_string(),
         "pageNumber": page_number.to_string(),
@@ -624,7 +648,14 @@ mod tests {
 
     #[test]
     fn requests_have_the_wire_shape() {
-        let r = get_members_request(&conn(), "a:b", &SubjectLookup::SubjectId, None, 500, 2);
+        let r = get_members_request(
+            &conn(),
+            "a:b",
+            &SubjectLookup::SubjectId,
+            None,
+            MemberFilter::Immediate,
+            (500, 2),
+        );
         assert_eq!(
             r.url,
             "https://g.example.edu/grouper-ws/servicesRest/json/v2_2_100/groups"

@@ -36,8 +36,8 @@ pub fn read_group(
             &target.group_path,
             &target.lookup,
             target.source_id.as_deref(),
-            page_size,
-            page_number,
+            grouper::MemberFilter::for_target(target),
+            (page_size, page_number),
         );
         let resp = s.send(Service::Grouper, &what, &req)?;
         let page = grouper::parse_get_members(&target.group_path, &target.lookup, &resp)?;

@@ -466,6 +466,11 @@ fn real_hub_grouper_group_keeps_a_hub_group() {
     for id in ["800000", "800002", "899999"] {
         sim.add_member(GPU, "ldap", id);
     }
+    // a subgroup: its members are members of gpu-quota too (Grouper's effective membership)
+    const GPU_STAFF: &str = "edu:example:app:datahub:gpu-staff";
+    sim.add_group(GPU_STAFF);
+    sim.add_member(GPU_STAFF, "ldap", "800003");
+    sim.add_member(GPU, "g:gsa", &sim.group_uuid(GPU_STAFF).unwrap());
     let server = sim.serve("127.0.0.1:0").unwrap();
     let targets = format!(
         r#"[{{"grouper_group": "{GPU}", "direction": "to_hub", "hub_group": "gpu", "create_missing_groups": true}}]"#
@@ -476,7 +481,11 @@ fn real_hub_grouper_group_keeps_a_hub_group() {
     assert!(check.ok, "{}", check.json);
     let t = &check.targets[0];
     assert_eq!(t.hub_group_exists, Some(false));
-    assert_eq!(t.grouper_members, Some(3));
+    assert_eq!(
+        t.grouper_members,
+        Some(5),
+        "immediate and effective members"
+    );
     assert!(t.scopes.iter().any(|s| s == "groups") && t.scopes.iter().any(|s| s == "admin:groups"));
     assert!(
         t.notes.iter().any(|n| n.contains("creates it")),
@@ -508,10 +517,13 @@ fn real_hub_grouper_group_keeps_a_hub_group() {
     let t = &r["targets"][0];
     assert_eq!(t["direction"], "to_hub");
     assert_eq!(t["group_created"], true, "{t}");
-    assert_eq!(t["members_without_hub_user"], 1, "899999 has no hub user");
-    assert_eq!(hub.group_members("gpu"), ["kim", "max"]);
+    assert_eq!(
+        t["members_without_hub_user"], 2,
+        "899999 has no hub user; the subgroup itself is no person"
+    );
+    assert_eq!(hub.group_members("gpu"), ["kim", "max", "ned"]);
     assert!(
-        sim.member_ids(GPU).len() == 3,
+        sim.member_ids(GPU).len() == 4,
         "the Grouper group is only read"
     );
 
@@ -538,8 +550,14 @@ fn real_hub_grouper_group_keeps_a_hub_group() {
         failed["targets"][0]["error"]["kind"], "grouper-unavailable",
         "{failed}"
     );
-    assert_eq!(hub.group_members("gpu"), ["kim", "max"], "nobody removed");
+    assert_eq!(
+        hub.group_members("gpu"),
+        ["kim", "max", "ned"],
+        "nobody removed"
+    );
     sim.clear_faults();
+    // ned leaves the subgroup, so gpu-quota too
+    sim.edit_group(GPU_STAFF, |g| g.members.clear());
     let run = run_component(Entry::Typed, &settings, &[]);
     let r = run.report();
     assert_eq!(r["outcome"], "converged", "{r}");

@@ -204,6 +204,33 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The members a group has through its subgroups (members of source `g:gsa` whose id is a
+    /// group's uuid or name), at any depth: Grouper's effective members.
+    pub(crate) fn effective_members(&self, g: &Group) -> BTreeSet<(String, String)> {
+        let mut out = BTreeSet::new();
+        let mut seen = BTreeSet::from([g.name.clone()]);
+        let mut queue: Vec<&Group> = vec![g];
+        while let Some(group) = queue.pop() {
+            for (src, id) in &group.members {
+                if src != "g:gsa" {
+                    continue;
+                }
+                let Some(sub) = self
+                    .groups
+                    .values()
+                    .find(|s| s.uuid == *id || s.name == *id)
+                else {
+                    continue;
+                };
+                if seen.insert(sub.name.clone()) {
+                    out.extend(sub.members.iter().cloned());
+                    queue.push(sub);
+                }
+            }
+        }
+        out
+    }
+
     /// Does the folder exist: made with `add_stem`, or holding a group or a folder at any depth?
     pub(crate) fn stem_exists(&self, stem: &str) -> bool {
         let prefix = format!("{stem}:");
@@ -266,6 +293,11 @@ impl Simulator {
     /// Takes CREATE in this folder away from the WS user: groupSave there fails.
     pub fn deny_create(&self, stem: &str) {
         self.lock().create_denied.insert(stem.into());
+    }
+
+    /// The group's uuid (what a `g:gsa` member's subject id is), if it exists.
+    pub fn group_uuid(&self, name: &str) -> Option<String> {
+        self.lock().groups.get(name).map(|g| g.uuid.clone())
     }
 
     /// Does the group exist?

@@ -4,6 +4,7 @@
 
 use crate::{group_json, hex_id, meta, Group, SimRequest, SimResponse, State, Subject};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -988,8 +989,23 @@ fn list_members(
             .filter_map(|v| v.as_str().map(String::from))
             .collect()
     });
-    let mut members: Vec<&(String, String)> = g
-        .members
+    let filter = q
+        .get("memberFilter")
+        .and_then(Value::as_str)
+        .filter(|f| !f.is_empty())
+        .unwrap_or("All")
+        .to_ascii_lowercase();
+    let effective = || cx.st.effective_members(g);
+    let listed: BTreeSet<(String, String)> = match filter.as_str() {
+        "immediate" => g.members.clone(),
+        "all" => g.members.union(&effective()).cloned().collect(),
+        "effective" => effective(),
+        "nonimmediate" => effective().difference(&g.members).cloned().collect(),
+        // the simulator has no composite groups
+        "composite" => BTreeSet::new(),
+        other => return Err(format!("Invalid memberFilter: {other}")),
+    };
+    let mut members: Vec<&(String, String)> = listed
         .iter()
         .filter(|(src, _)| sources.as_ref().is_none_or(|s| s.contains(src)))
         .collect();
