@@ -931,6 +931,8 @@ mod to_hub_tests {
         hub_group_exists: bool,
         /// The listing claims one more user than it returns.
         short_listing: bool,
+        /// The hub answers writes to the group's users with this status and message.
+        write_error: Option<(u16, &'static str)>,
         sent: Vec<String>,
     }
 
@@ -990,7 +992,12 @@ mod to_hub_tests {
                     ok(201, json!({"kind": "group", "name": "gpu", "users": []}))
                 }
                 (Method::Post | Method::Delete, "http://hub/hub/api/groups/gpu/users") => {
-                    ok(200, json!({"kind": "group", "name": "gpu"}))
+                    match self.write_error {
+                        Some((status, message)) => {
+                            ok(status, json!({"status": status, "message": message}))
+                        }
+                        None => ok(200, json!({"kind": "group", "name": "gpu"})),
+                    }
                 }
                 _ => panic!("unexpected request {} {}", r.method.as_str(), r.url),
             }
@@ -1015,6 +1022,7 @@ mod to_hub_tests {
             grouper: vec!["ana", "ben", "zed"],
             hub_group_exists: true,
             short_listing: false,
+            write_error: None,
             sent: Vec::new(),
         }
     }
@@ -1056,6 +1064,50 @@ mod to_hub_tests {
                 ("cy", ChangeReason::NotInGrouper)
             ]
         );
+    }
+
+    #[test]
+    fn a_refused_write_fails_the_target_names_the_scope_and_stops_writing() {
+        let mut w = world();
+        w.write_error = Some((
+            403,
+            "Action is not authorized with current scopes; requires any of [groups]",
+        ));
+        let report = run(&settings("", &[]), &mut w, RunOptions::default());
+        let t = &report.targets[0];
+        assert_eq!(t.outcome, Outcome::Failed);
+        let e = t.error.as_ref().unwrap();
+        assert_eq!(e.kind, ErrorKind::HubForbidden);
+        assert_eq!(e.missing_scope.as_deref(), Some("groups"));
+        assert_eq!(
+            writes(&w).len(),
+            1,
+            "the removal is not sent after the add failed"
+        );
+        assert_eq!((t.added, t.removed), (0, 0));
+        let mut w = world();
+        w.write_error = Some((503, "busy"));
+        let report = run(&settings("", &[]), &mut w, RunOptions::default());
+        assert_eq!(
+            report.targets[0].error.as_ref().map(|e| e.kind),
+            Some(ErrorKind::HubUnavailable)
+        );
+    }
+
+    #[test]
+    fn a_dry_run_creates_no_hub_group() {
+        let mut w = world();
+        w.hub_group_exists = false;
+        let report = run(
+            &settings(r#", "create_missing_groups": true"#, &[("dry_run", "true")]),
+            &mut w,
+            RunOptions::default(),
+        );
+        let t = &report.targets[0];
+        assert_eq!(t.outcome, Outcome::Converged, "{:?}", t.error);
+        assert!(!t.group_created);
+        assert_eq!((t.current_members, t.to_add, t.to_remove), (0, 2, 0));
+        assert!(writes(&w).is_empty(), "{:?}", w.sent);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::plan::{plan, Plan};
 use crate::report::{Change, ChangeOp, ChangeReason, TargetReport};
 use crate::session::Session;
 use crate::settings::Target;
+use std::collections::BTreeMap;
 
 /// The source the plan gives hub users (they have no Grouper source).
 const HUB_SOURCE: &str = "jupyterhub";
@@ -76,13 +77,13 @@ fn current_members(hub: &HubView, group: &str) -> Vec<Member> {
         .collect()
 }
 
-/// The subject a hub user maps to, for the change log; the name when they map to none.
-fn subject_of(desired: &Desired, name: &str) -> String {
+/// Each selected hub user's subject, for the change log.
+fn subjects_by_user(desired: &Desired) -> BTreeMap<&str, &str> {
     desired
         .users_by_subject
         .iter()
-        .find(|(_, names)| names.iter().any(|n| n == name))
-        .map_or_else(|| name.to_string(), |(subject, _)| subject.clone())
+        .flat_map(|(subject, names)| names.iter().map(move |n| (n.as_str(), subject.as_str())))
+        .collect()
 }
 
 /// Sends the plan's adds, then its removals, in batches; stops at the first batch that fails.
@@ -103,6 +104,7 @@ fn apply(
         .map(|m| m.id.clone())
         .collect();
     let batch = s.settings.grouper_batch_size;
+    let subjects = subjects_by_user(desired);
     let steps = [
         (ChangeOp::Add, &p.to_add[..adds_allowed]),
         (ChangeOp::Remove, &removals[..]),
@@ -148,7 +150,11 @@ fn apply(
                 }
                 report.changes.push(Change {
                     op,
-                    subject: subject_of(desired, name),
+                    // the user's subject; the name where they map to none
+                    subject: subjects
+                        .get(name.as_str())
+                        .unwrap_or(&name.as_str())
+                        .to_string(),
                     source: None,
                     hub_user: Some(name.clone()),
                     reason,
