@@ -1,6 +1,7 @@
 //! One sync pass, as a short orchestration: read the hub, then per target read the group, plan,
 //! write and report. Talks to the outside only through [`Transport`], so it runs natively in tests.
 
+use crate::grouper::Member;
 use crate::grouper::{self, Connection, WriteOp};
 use crate::grouper_client;
 use crate::http::Transport;
@@ -13,6 +14,7 @@ use crate::settings::{Direction, LogLevel, Settings, Target};
 use crate::to_hub;
 use crate::user_state::Prior;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 /// What is left of `max_changes_per_pass` as the targets use it up.
@@ -117,8 +119,32 @@ pub fn selection_report(s: &Session, target: &Target, desired: &Desired) -> Targ
     report
 }
 
+/// Plans a target from what was read (`desired` and `current`; removals withheld when the hub
+/// was not read in full), lets an approved plan through, and reports the plan.
+pub fn plan_target(
+    s: &Session,
+    cx: &PassContext,
+    target: &Target,
+    (desired, current): (&BTreeSet<String>, &[Member]),
+    report: &mut TargetReport,
+) -> Plan {
+    report.current_members = current.len();
+    let incomplete = cx.hub.incomplete.as_ref().map(|e| e.message.as_str());
+    let mut p = plan(target, desired, current, incomplete);
+    if let Some(hash) = p.approve(cx.approved_plans) {
+        s.log.warn(&format!(
+            "{}: applying approved plan {hash}: removing {} the safety rules had withheld",
+            target.group_path,
+            p.to_remove.len()
+        ));
+        report.approved_plan = Some(hash);
+    }
+    report_plan(s, &target.group_path, &p, report);
+    p
+}
+
 /// Logs a withheld plan and puts it in the report.
-pub fn report_plan(s: &Session, label: &str, p: &Plan, report: &mut TargetReport) {
+fn report_plan(s: &Session, label: &str, p: &Plan, report: &mut TargetReport) {
     report.to_add = p.to_add.len();
     report.to_remove = p.to_remove.len();
     report.protected_kept = p.protected_kept;
@@ -142,9 +168,8 @@ pub fn report_plan(s: &Session, label: &str, p: &Plan, report: &mut TargetReport
         ));
     }
     if s.log.enabled(LogLevel::Debug) {
-        let ids = |members: &[crate::grouper::Member]| -> Vec<String> {
-            members.iter().map(|m| m.id.clone()).collect()
-        };
+        let ids =
+            |members: &[Member]| -> Vec<String> { members.iter().map(|m| m.id.clone()).collect() };
         let withheld = p
             .withheld
             .as_ref()
@@ -172,38 +197,34 @@ pub fn target_outcome(report: &TargetReport, p: &Plan) -> Outcome {
     }
 }
 
+/// What every target of a pass shares.
+pub struct PassContext<'a> {
+    pub conn: &'a Connection,
+    pub hub: &'a HubView,
+    /// Withheld plans an admin approved.
+    pub approved_plans: &'a [String],
+}
+
+/// A `to_grouper` target: read the Grouper group, plan, write.
 fn sync_target(
     s: &mut Session,
-    conn: &Connection,
+    cx: &PassContext,
     target: &Target,
-    hub: &HubView,
+    desired: &Desired,
+    mut report: TargetReport,
     budget: &mut ChangeBudget,
-    approved_plans: &[String],
 ) -> TargetReport {
-    let desired = desired_members(target, &hub.users, &s.settings.auth_state_mappings());
-    let mut report = selection_report(s, target, &desired);
-    let current = match grouper_client::read_or_create_group(s, conn, target, &mut report) {
+    let current = match grouper_client::read_or_create_group(s, cx.conn, target, &mut report) {
         Ok(c) => c,
         Err(e) => {
             report.error = Some(e);
             return report;
         }
     };
-    report.current_members = current.len();
     // A group that could not be read in full never gets this far.
-    let incomplete = hub.incomplete.as_ref().map(|e| e.message.as_str());
-    let mut p = plan(target, &desired.subjects(), &current, incomplete);
-    if let Some(hash) = p.approve(approved_plans) {
-        s.log.warn(&format!(
-            "{}: applying approved plan {hash}: removing {} member(s) the safety rules had withheld",
-            target.group_path,
-            p.to_remove.len()
-        ));
-        report.approved_plan = Some(hash);
-    }
-    report_plan(s, &target.group_path, &p, &mut report);
+    let p = plan_target(s, cx, target, (&desired.subjects(), &current), &mut report);
     if !s.settings.dry_run {
-        apply(s, conn, target, &p, budget, &desired, &mut report);
+        apply(s, cx.conn, target, &p, budget, desired, &mut report);
     }
     report.outcome = target_outcome(&report, &p);
     report
@@ -283,24 +304,23 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, options: RunOptio
                 report.errors.push(why.clone());
             }
             let mut budget = ChangeBudget(settings.max_changes_per_pass);
+            let cx = PassContext {
+                conn: &conn,
+                hub: &hub,
+                approved_plans: &options.approved_plans,
+            };
             for target in &hub.targets {
                 let t = match target {
-                    Ok(target) if target.direction == Direction::ToHub => to_hub::sync(
-                        &mut s,
-                        &conn,
-                        target,
-                        &hub,
-                        &mut budget,
-                        &options.approved_plans,
-                    ),
-                    Ok(target) => sync_target(
-                        &mut s,
-                        &conn,
-                        target,
-                        &hub,
-                        &mut budget,
-                        &options.approved_plans,
-                    ),
+                    Ok(target) => {
+                        let mappings = settings.auth_state_mappings();
+                        let desired = desired_members(target, &hub.users, &mappings);
+                        let report = selection_report(&s, target, &desired);
+                        let sync = match target.direction {
+                            Direction::ToHub => to_hub::sync,
+                            Direction::ToGrouper => sync_target,
+                        };
+                        sync(&mut s, &cx, target, &desired, report, &mut budget)
+                    }
                     Err(unresolved) => {
                         let mut failed = TargetReport::new(&unresolved.group, unresolved.mode);
                         failed.error = Some(unresolved.error.clone());
@@ -892,36 +912,21 @@ mod to_hub_tests {
     use crate::error::ErrorKind;
     use crate::http::{Method, Outcome as HttpOutcome, Request, Response};
     use serde_json::json;
-    use std::collections::HashMap;
     use std::time::Duration;
 
     /// One to_hub target (Grouper `edu:x:gpu-quota` -> hub group `gpu`), usernames as subjects.
     fn settings(target: &str, extra: &[(&str, &str)]) -> Settings {
-        let mut m: HashMap<&str, String> = [
-            ("jupyterhub_api_url", "http://hub/hub/api"),
-            ("jupyterhub_api_token", "t"),
-            (
-                "grouper_base_url",
-                "http://g/gws/servicesRest/json/v2_2_100",
-            ),
-            ("grouper_user", "u"),
-            ("grouper_password", "p"),
+        let targets = format!(
+            r#"[{{"grouper_group": "edu:x:gpu-quota", "direction": "to_hub", "hub_group": "gpu"{target}}}]"#
+        );
+        let mut all = vec![
+            ("grouper_id_path", ""),
             ("subject_from", "username"),
             ("retries", "0"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k, v.to_string()))
-        .collect();
-        m.insert(
-            "targets",
-            format!(
-                r#"[{{"grouper_group": "edu:x:gpu-quota", "direction": "to_hub", "hub_group": "gpu"{target}}}]"#
-            ),
-        );
-        for (k, v) in extra {
-            m.insert(k, v.to_string());
-        }
-        crate::settings::parse(|k| Ok(m.get(k).cloned())).unwrap()
+            ("targets", targets.as_str()),
+        ];
+        all.extend_from_slice(extra);
+        crate::settings::for_tests(&all)
     }
 
     /// A hub and a Grouper in one: `users` (name, hub groups), the Grouper group's member ids.

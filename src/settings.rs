@@ -1218,7 +1218,7 @@ pub fn parse(
 }
 
 /// Valid settings for unit tests (hub `http://hub/hub/api`, group `a:b`, no backoff), with
-/// `extra` keys added or replaced.
+/// `extra` keys added or replaced; an empty value removes the key.
 #[cfg(test)]
 pub(crate) fn for_tests(extra: &[(&str, &str)]) -> Settings {
     let mut m: std::collections::HashMap<String, String> = [
@@ -1239,6 +1239,7 @@ pub(crate) fn for_tests(extra: &[(&str, &str)]) -> Settings {
     for (k, v) in extra {
         m.insert(k.to_string(), v.to_string());
     }
+    m.retain(|_, v| !v.is_empty());
     parse(|k| Ok(m.get(k).cloned())).unwrap()
 }
 

@@ -3,13 +3,13 @@
 //! incomplete read of either side removes nobody; removal limits, protected members, dry run.
 
 use crate::error::{ErrorKind, Service, SyncError};
-use crate::grouper::{Connection, Member};
+use crate::grouper::Member;
 use crate::grouper_client;
 use crate::hub;
 use crate::hub_reader::HubView;
-use crate::mapping::{desired_members, hub_members, Desired};
-use crate::pass::{report_plan, selection_report, target_outcome, ChangeBudget};
-use crate::plan::{plan, Plan};
+use crate::mapping::{hub_members, Desired};
+use crate::pass::{plan_target, target_outcome, ChangeBudget, PassContext};
+use crate::plan::Plan;
 use crate::report::{Change, ChangeOp, ChangeReason, TargetReport};
 use crate::session::Session;
 use crate::settings::Target;
@@ -167,14 +167,12 @@ fn apply(
 /// One `to_hub` target: read the hub group (from the listing) and the Grouper group, plan, write.
 pub fn sync(
     s: &mut Session,
-    conn: &Connection,
+    cx: &PassContext,
     target: &Target,
-    hub: &HubView,
+    desired: &Desired,
+    mut report: TargetReport,
     budget: &mut ChangeBudget,
-    approved_plans: &[String],
 ) -> TargetReport {
-    let desired = desired_members(target, &hub.users, &s.settings.auth_state_mappings());
-    let mut report = selection_report(s, target, &desired);
     let Some(group) = target.hub_group.as_deref() else {
         report.error = Some(SyncError::config("a to_hub target needs hub_group"));
         return report;
@@ -186,14 +184,14 @@ pub fn sync(
             return report;
         }
     };
-    let members = match grouper_client::read_group(s, conn, target) {
+    let members = match grouper_client::read_group(s, cx.conn, target) {
         Ok(m) => m,
         Err(e) => {
             report.error = Some(e);
             return report;
         }
     };
-    let wanted = hub_members(target, &desired, &members);
+    let wanted = hub_members(target, desired, &members);
     report.members_without_hub_user = wanted.without_hub_user + wanted.unmanaged;
     if report.members_without_hub_user > 0 {
         s.log.info(&format!(
@@ -202,11 +200,10 @@ pub fn sync(
         ));
     }
     let current = if exists {
-        current_members(hub, group)
+        current_members(cx.hub, group)
     } else {
         Vec::new()
     };
-    report.current_members = current.len();
     // The plan sees hub users: protection by subject covers the users who map to it, and the
     // plan's name says which hub group it changes.
     let mut protected = target.protected.clone();
@@ -221,19 +218,9 @@ pub fn sync(
         protected,
         ..target.clone()
     };
-    let incomplete = hub.incomplete.as_ref().map(|e| e.message.as_str());
-    let mut p = plan(&hub_side, &wanted.names, &current, incomplete);
-    if let Some(hash) = p.approve(approved_plans) {
-        s.log.warn(&format!(
-            "{}: applying approved plan {hash}: removing {} user(s) the safety rules had withheld",
-            hub_side.group_path,
-            p.to_remove.len()
-        ));
-        report.approved_plan = Some(hash);
-    }
-    report_plan(s, &hub_side.group_path, &p, &mut report);
+    let p = plan_target(s, cx, &hub_side, (&wanted.names, &current), &mut report);
     if !s.settings.dry_run {
-        apply(s, group, &p, &desired, budget, &mut report);
+        apply(s, group, &p, desired, budget, &mut report);
     }
     report.outcome = target_outcome(&report, &p);
     report

@@ -332,17 +332,7 @@ fn real_hub_incremental_passes_read_only_what_changed() {
 fn real_hub_groups_drive_their_grouper_groups() {
     const COURSE: &str = "edu:example:app:datahub:course-101";
     let hub = RealHub::start("groups");
-    let names = ["gina", "hal", "ivy", "jon"];
-    let (status, _) = hub.admin("POST", "/users", Some(&json!({ "usernames": names })));
-    assert_eq!(status, 201);
-    for (i, name) in names.iter().enumerate() {
-        let (status, _) = hub.admin(
-            "PATCH",
-            &format!("/users/{name}"),
-            Some(&json!({ "auth_state": canvas(&format!("70000{i}")) })),
-        );
-        assert_eq!(status, 200);
-    }
+    users_with_logins(&hub, &["gina", "hal", "ivy", "jon"], "70000");
     let (status, body) = hub.admin(
         "POST",
         "/groups/course-101",
