@@ -289,28 +289,6 @@ pub fn url_authority(url: &str) -> Option<String> {
     Some(format!("{host}:{port}"))
 }
 
-/// Is this an `http://` URL to a host other than this machine? Credentials sent to it cross the
-/// network unencrypted.
-pub fn is_cleartext_remote(url: &str) -> bool {
-    let url = url.trim();
-    let is_http = url
-        .get(..7)
-        .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
-    let Some(authority) = url_authority(url).filter(|_| is_http) else {
-        return false;
-    };
-    let host = authority
-        .rsplit_once(':')
-        .map_or(authority.as_str(), |(h, _)| h)
-        .trim_matches(['[', ']']);
-    let loopback = host == "localhost"
-        || host.ends_with(".localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    !loopback
-}
-
 /// A secret string: never printed by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -1621,23 +1599,6 @@ mod tests {
             .unwrap_err()
             .message
             .contains("grouper_id_path"));
-    }
-
-    #[test]
-    fn cleartext_to_another_machine_is_recognised() {
-        for (url, remote) in [
-            ("http://grouper.example.edu/gws", true),
-            ("HTTP://10.0.0.5:8081/hub/api", true),
-            ("http://hub:8081/hub/api", true),
-            ("https://grouper.example.edu/gws", false),
-            ("http://127.0.0.1:8081/hub/api", false),
-            ("http://127.9.9.9/x", false),
-            ("http://localhost:8081/hub/api", false),
-            ("http://[::1]:8081/hub/api", false),
-            ("not a url", false),
-        ] {
-            assert_eq!(is_cleartext_remote(url), remote, "{url}");
-        }
     }
 
     #[test]

@@ -378,7 +378,6 @@ proptest! {
     fn timestamps_parse_or_not_without_panicking(s in ".{0,40}") {
         let _ = timestamp::parse_iso8601_micros(&s);
         let _ = settings::url_authority(&s);
-        let _ = settings::is_cleartext_remote(&s);
         let _ = jupyterhub_grouper_sync::http_entry::is_plan_hash(&s);
     }
 }

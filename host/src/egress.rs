@@ -19,9 +19,42 @@ pub struct EgressPolicy {
     pub denied: Arc<AtomicU32>,
 }
 
-/// `host:port` of a request URI, read the same way as the configured URLs.
+/// `host:port` (lower-case, default port filled in) of an `http://` or `https://` URL without
+/// credentials, as the `url` crate reads it (WHATWG URL: IPv6 literals, percent-encoding, IDNA).
+/// The configured URLs and every request the component sends are compared in this form.
+pub fn url_authority(text: &str) -> Option<String> {
+    let url = url::Url::parse(text.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return None;
+    }
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port_or_known_default()?
+    ))
+}
+
+/// Is this an `http://` URL to a host other than this machine? Credentials sent to it cross the
+/// network unencrypted.
+pub fn is_cleartext_remote(text: &str) -> bool {
+    let Ok(url) = url::Url::parse(text.trim()) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return false,
+    };
+    url.scheme() == "http" && !loopback
+}
+
+/// `host:port` of a request URI.
 pub fn authority_of(uri: &http::Uri) -> String {
-    jupyterhub_grouper_sync::settings::url_authority(&uri.to_string()).unwrap_or_default()
+    url_authority(&uri.to_string()).unwrap_or_default()
 }
 
 pub fn clamp(options: Option<RequestOptions>, cap: Duration) -> RequestOptions {
@@ -66,6 +99,34 @@ impl WasiHttpHooks for EgressPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_read_by_the_url_crate() {
+        assert_eq!(
+            url_authority("https://[::1]/gws").as_deref(),
+            Some("[::1]:443")
+        );
+        assert_eq!(
+            url_authority("HTTP://Hub.Example.EDU:80/hub/api").as_deref(),
+            Some("hub.example.edu:80")
+        );
+        assert_eq!(url_authority("https://user:pw@g.example.edu/"), None);
+        assert_eq!(url_authority("ftp://g.example.edu/"), None);
+        assert_eq!(url_authority("https://g.example.edu:99999/"), None);
+        for (url, remote) in [
+            ("http://grouper.example.edu/gws", true),
+            ("HTTP://10.0.0.5:8081/hub/api", true),
+            ("http://hub:8081/hub/api", true),
+            ("https://grouper.example.edu/gws", false),
+            ("http://127.0.0.1:8081/hub/api", false),
+            ("http://127.9.9.9/x", false),
+            ("http://localhost:8081/hub/api", false),
+            ("http://[::1]:8081/hub/api", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(is_cleartext_remote(url), remote, "{url}");
+        }
+    }
 
     #[test]
     fn authorities_and_clamping() {

@@ -14,7 +14,6 @@ use grouper_sync_host::state_store::StateStore;
 use grouper_sync_host::status_page;
 use grouper_sync_host::tls;
 use grouper_sync_host::ui::Ui;
-use jupyterhub_grouper_sync::settings;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,7 +114,7 @@ fn limits(opts: &Options) -> Result<Limits, String> {
 fn warn_cleartext(opts: &Options) {
     for key in ["jupyterhub_api_url", "grouper_base_url"] {
         if let Some(url) = opts.component_config.get(key) {
-            if settings::is_cleartext_remote(url) {
+            if grouper_sync_host::egress::is_cleartext_remote(url) {
                 tracing::warn!(
                     setting = key,
                     "{key} is http:// to a host other than this machine: its credentials cross the network unencrypted (use https://)"

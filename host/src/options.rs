@@ -220,7 +220,7 @@ fn toml_to_string(key: &str, v: &toml::Value) -> Result<String> {
 }
 
 fn url_authority(key: &str, url: &str) -> Result<String> {
-    settings::url_authority(url).ok_or_else(|| {
+    crate::egress::url_authority(url).ok_or_else(|| {
         anyhow!(
             "{key} must be an http:// or https:// URL with a host and no credentials, got {url:?}"
         )
