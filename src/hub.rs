@@ -365,6 +365,30 @@ mod tests {
     }
 
     #[test]
+    fn running_servers_come_from_server_and_servers() {
+        let body = r#"{"items": [
+            {"kind": "user", "name": "default", "server": "/user/default/", "servers": {}},
+            {"kind": "user", "name": "named", "server": null, "servers": {"gpu": {"ready": true}}},
+            {"kind": "user", "name": "stopped", "server": null, "servers": {}},
+            {"kind": "user", "name": "no-read-servers", "server": null}],
+          "_pagination": {"offset": 0, "limit": 200, "total": 4, "next": null}}"#;
+        let keep = Keep {
+            servers: true,
+            ..Keep::LEAN
+        };
+        let p = parse_users_page(&ok(body), keep).unwrap();
+        let running: Vec<bool> = p.users.iter().map(|u| u.server_running).collect();
+        assert_eq!(running, [true, true, false, false]);
+        // a token that sees neither field cannot tell: the pass stops and names the scope
+        let blind = r#"{"items": [{"kind": "user", "name": "a"}],
+          "_pagination": {"offset": 0, "limit": 200, "total": 1, "next": null}}"#;
+        let e = parse_users_page(&ok(blind), keep).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::HubForbidden);
+        assert_eq!(e.missing_scope.as_deref(), Some("read:users"));
+        assert!(!parse_users_page(&ok(blind), Keep::LEAN).unwrap().users[0].server_running);
+    }
+
+    #[test]
     fn list_items_carry_times_and_user_info_when_asked() {
         let body = r#"{"items": [
             {"kind": "user", "name": "a", "created": "2026-11-29T12:34:56.000001Z",

@@ -938,6 +938,8 @@ mod to_hub_tests {
         short_listing: bool,
         /// The hub answers writes to the group's users with this status and message.
         write_error: Option<(u16, &'static str)>,
+        /// The hub answers the read of the group with this status.
+        group_read_error: Option<u16>,
         sent: Vec<String>,
     }
 
@@ -986,6 +988,15 @@ mod to_hub_tests {
                 );
             }
             match (r.method, r.url.as_str()) {
+                (Method::Get, "http://hub/hub/api/groups/gpu")
+                    if self.group_read_error.is_some() =>
+                {
+                    let status = self.group_read_error.unwrap_or(500);
+                    ok(
+                        status,
+                        json!({"status": status, "message": "Internal Server Error"}),
+                    )
+                }
                 (Method::Get, "http://hub/hub/api/groups/gpu") if self.hub_group_exists => {
                     ok(200, json!({"kind": "group", "name": "gpu"}))
                 }
@@ -1028,6 +1039,7 @@ mod to_hub_tests {
             hub_group_exists: true,
             short_listing: false,
             write_error: None,
+            group_read_error: None,
             sent: Vec::new(),
         }
     }
@@ -1096,6 +1108,24 @@ mod to_hub_tests {
         assert_eq!(
             report.targets[0].error.as_ref().map(|e| e.kind),
             Some(ErrorKind::HubUnavailable)
+        );
+    }
+
+    #[test]
+    fn a_hub_group_read_that_fails_writes_nothing_to_it() {
+        let mut w = world();
+        w.group_read_error = Some(500);
+        let report = run(&settings("", &[]), &mut w, RunOptions::default());
+        let t = &report.targets[0];
+        assert_eq!(t.outcome, Outcome::Failed);
+        assert_eq!(
+            t.error.as_ref().map(|e| e.kind),
+            Some(ErrorKind::HubUnavailable)
+        );
+        assert!(writes(&w).is_empty(), "{:?}", w.sent);
+        assert!(
+            !w.sent.iter().any(|l| l.contains("http://g/")),
+            "Grouper is not even read"
         );
     }
 
