@@ -396,24 +396,13 @@ pub enum Direction {
     ToHub,
 }
 
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::ToGrouper => "to_grouper",
-            Direction::ToHub => "to_hub",
-        }
-    }
-}
-
 /// A regex matched against whole names.
 #[derive(Debug, Clone)]
 pub struct NamePattern(regex_lite::Regex);
 
 impl NamePattern {
     pub fn new(key: &str, pattern: &str) -> Result<NamePattern, ConfigError> {
-        regex_lite::Regex::new(&format!("^(?:{pattern})$"))
-            .map(NamePattern)
-            .map_err(|e| SyncError::config(format!("{key} {pattern:?} is not a valid regex: {e}")))
+        anchored(key, pattern).map(NamePattern)
     }
     pub fn matches(&self, name: &str) -> bool {
         self.0.is_match(name)
@@ -435,12 +424,6 @@ pub struct UserFilters {
     pub only_active_servers: bool,
     /// Users whose whole name matches are never selected.
     pub exclude_users: Option<NamePattern>,
-}
-
-impl UserFilters {
-    pub fn is_empty(&self) -> bool {
-        self == &UserFilters::default()
-    }
 }
 
 /// One (selection -> target group) pair.
@@ -943,13 +926,15 @@ pub fn in_folder(group: &str, folder: &str) -> bool {
         .is_some_and(|rest| rest.starts_with(':') && rest.len() > 1)
 }
 
+/// The regex of setting `key`, matching whole names only.
+fn anchored(key: &str, pattern: &str) -> Result<regex_lite::Regex, ConfigError> {
+    regex_lite::Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| SyncError::config(format!("{key} {pattern:?} is not a valid regex: {e}")))
+}
+
 /// A `hub_group_pattern`, matched against whole hub group names.
 pub fn group_pattern(pattern: &str) -> Result<regex_lite::Regex, ConfigError> {
-    regex_lite::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
-        SyncError::config(format!(
-            "hub_group_pattern {pattern:?} is not a valid regex: {e}"
-        ))
-    })
+    anchored("hub_group_pattern", pattern)
 }
 
 /// The `{n}` fields of a group template.
