@@ -1168,6 +1168,13 @@ mod to_hub_tests {
         let report = run(&s, &mut w, RunOptions::default());
         let t = &report.targets[0];
         assert_eq!(t.outcome, Outcome::RemovalsWithheld);
+        assert!(
+            t.withheld_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("no member of the Grouper group maps to a hub user")),
+            "{:?}",
+            t.withheld_reason
+        );
         assert!(writes(&w).is_empty(), "{:?}", w.sent);
         // the admin approves exactly that plan: the next pass applies it
         let plan = t.withheld_plan.clone().expect("approvable");

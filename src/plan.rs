@@ -2,7 +2,7 @@
 //! removals may go ahead. Pure: everything here is decided from values, without I/O.
 
 use crate::grouper::Member;
-use crate::settings::{Mode, Target};
+use crate::settings::{Direction, Mode, Target};
 use std::collections::BTreeSet;
 
 /// Subject sources that hold Grouper groups and internal subjects, never hub users.
@@ -147,9 +147,14 @@ pub fn plan(
     // An empty desired set with members to remove is how a lost auth_state (no
     // JUPYTERHUB_CRYPT_KEY) or a wrong mapping looks: it empties the group, whatever its size.
     let withheld_reason = if desired.is_empty() {
-        Some(format!(
-            "no hub user maps to a subject, so all {n} managed member(s) would be removed (is auth_state readable, JUPYTERHUB_CRYPT_KEY set, the mapping right?)"
-        ))
+        Some(match target.direction {
+            Direction::ToGrouper => format!(
+                "no hub user maps to a subject, so all {n} managed member(s) would be removed (is auth_state readable, JUPYTERHUB_CRYPT_KEY set, the mapping right?)"
+            ),
+            Direction::ToHub => format!(
+                "no member of the Grouper group maps to a hub user, so all {n} user(s) would leave the hub group (is the Grouper group empty on purpose, auth_state readable, the mapping right?)"
+            ),
+        })
     } else if n > limits.max_removals {
         Some(format!(
             "{n} removals exceed max_removals={}",

@@ -57,7 +57,9 @@ fn ensure_group(
         // 409: created by someone else since the read; it exists, which is what we wanted
         201 | 409 => {
             report.group_created = resp.status == 201;
-            s.log.info(&format!("created hub group {group:?}"));
+            if report.group_created {
+                s.log.info(&format!("created hub group {group:?}"));
+            }
             Ok(true)
         }
         _ => Err(hub::status_error(&what, &resp)),
