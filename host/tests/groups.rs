@@ -1,0 +1,130 @@
+//! The built `grouper-sync` keeping a hub group from a Grouper group (`direction = "to_hub"` in a
+//! `[[targets]]` table of the config file) on a real JupyterHub 6.1.1: `check` lists the target
+//! with its scopes, `once` fills the hub group, and the change log records the hub group that
+//! changed (`log --group` finds it by the hub group's name).
+
+#[path = "../../tests/common/real_hub.rs"]
+#[allow(dead_code)]
+mod real_hub;
+
+use grouper_sim::{Config, Simulator, Subject};
+use real_hub::RealHub;
+use serde_json::{json, Value};
+use std::process::Command;
+
+const GPU: &str = "edu:example:app:datahub:gpu-quota";
+const BIN: &str = env!("CARGO_BIN_EXE_grouper-sync");
+
+#[test]
+fn once_keeps_a_hub_group_and_logs_its_changes() {
+    let hub = RealHub::start("host-to-hub");
+    assert_eq!(
+        hub.admin(
+            "POST",
+            "/users",
+            Some(&json!({"usernames": ["kim", "lee"]}))
+        )
+        .0,
+        201
+    );
+    for (name, login) in [("kim", "810001"), ("lee", "810002")] {
+        let state = json!({"auth_state": {"canvas_user": {"login_id": login}}});
+        assert_eq!(
+            hub.admin("PATCH", &format!("/users/{name}"), Some(&state))
+                .0,
+            200
+        );
+    }
+    let sim = Simulator::new(Config {
+        user: "sync".into(),
+        password: "groups-pw-51b2".into(),
+        ..Config::default()
+    });
+    sim.add_subject(Subject::new("ldap", "810001"));
+    sim.add_group(GPU);
+    sim.add_member(GPU, "ldap", "810001");
+    let server = sim.serve("127.0.0.1:0").unwrap();
+
+    let dir = std::env::temp_dir().join(format!("grouper-sync-groups-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("grouper-sync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n\n[[targets]]\ngrouper_group = \"{GPU}\"\ndirection = \"to_hub\"\nhub_group = \"gpu\"\ncreate_missing_groups = true\n",
+            dir.join("state").display().to_string()
+        ),
+    )
+    .unwrap();
+    let grouper_sync = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .envs([
+                ("GROUPER_SYNC_CONFIG", config.display().to_string()),
+                ("JUPYTERHUB_API_URL", hub.api_url.clone()),
+                ("JUPYTERHUB_API_TOKEN", hub.groups_token.clone()),
+                ("GROUPER_BASE_URL", server.base_url("v2_2_100")),
+                ("GROUPER_USER", "sync".into()),
+                ("GROUPER_PASSWORD", "groups-pw-51b2".into()),
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !stdout.contains("groups-pw-51b2") && !stderr.contains("groups-pw-51b2"),
+            "a secret leaked"
+        );
+        (out.status.code(), stdout, stderr)
+    };
+
+    let (code, out, err) = grouper_sync(&["check"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "target {GPU} -> hub group gpu: readable, 1 member(s)"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("needs list:users, read:users, admin:auth_state, read:users:groups, read:groups:name, groups, admin:groups"), "{out}");
+    assert!(out.contains("the first pass creates it"), "{out}");
+
+    let (code, out, err) = grouper_sync(&["once"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert_eq!(hub.group_members("gpu"), ["kim"]);
+
+    let (code, out, err) = grouper_sync(&["log", "--group", "gpu", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert_eq!(
+        (
+            lines[0]["op"].as_str(),
+            lines[0]["hub_group"].as_str(),
+            lines[0]["hub_user"].as_str(),
+            lines[0]["subject"].as_str(),
+            lines[0]["reason"].as_str(),
+            lines[0]["target"].as_str()
+        ),
+        (
+            Some("add"),
+            Some("gpu"),
+            Some("kim"),
+            Some("810001"),
+            Some("in-grouper"),
+            Some(GPU)
+        )
+    );
+    let (_, text, _) = grouper_sync(&["log"]);
+    assert!(
+        text.contains(
+            "810001 (hub user kim)  hub group gpu  a member of edu:example:app:datahub:gpu-quota"
+        ),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
