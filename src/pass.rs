@@ -148,7 +148,7 @@ fn report_plan(s: &Session, label: &str, p: &Plan, report: &mut TargetReport) {
     report.to_add = p.to_add.len();
     report.to_remove = p.to_remove.len();
     report.protected_kept = p.protected_kept;
-    report.unmanaged_kept += p.unmanaged_kept;
+    report.unmanaged_kept = p.unmanaged_kept;
     report.kept_by_mode = p.kept_by_mode;
     if let Some(w) = &p.withheld {
         report.withheld_removals = w.count;
@@ -309,10 +309,10 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, options: RunOptio
                 hub: &hub,
                 approved_plans: &options.approved_plans,
             };
+            let mappings = settings.auth_state_mappings();
             for target in &hub.targets {
                 let t = match target {
                     Ok(target) => {
-                        let mappings = settings.auth_state_mappings();
                         let desired = desired_members(target, &hub.users, &mappings);
                         let report = selection_report(&s, target, &desired);
                         let sync = match target.direction {
@@ -940,6 +940,8 @@ mod to_hub_tests {
         write_error: Option<(u16, &'static str)>,
         /// The hub answers the read of the group with this status.
         group_read_error: Option<u16>,
+        /// Someone else creates the group between our read and our create (409).
+        created_meanwhile: bool,
         sent: Vec<String>,
     }
 
@@ -1003,6 +1005,10 @@ mod to_hub_tests {
                 (Method::Get, "http://hub/hub/api/groups/gpu") => {
                     ok(404, json!({"status": 404, "message": "No such group: gpu"}))
                 }
+                (Method::Post, "http://hub/hub/api/groups/gpu") if self.created_meanwhile => ok(
+                    409,
+                    json!({"status": 409, "message": "Group gpu already exists"}),
+                ),
                 (Method::Post, "http://hub/hub/api/groups/gpu") => {
                     self.hub_group_exists = true;
                     ok(201, json!({"kind": "group", "name": "gpu", "users": []}))
@@ -1040,6 +1046,7 @@ mod to_hub_tests {
             short_listing: false,
             write_error: None,
             group_read_error: None,
+            created_meanwhile: false,
             sent: Vec::new(),
         }
     }
@@ -1242,5 +1249,18 @@ mod to_hub_tests {
             ]
         );
         assert_eq!(t.outcome, Outcome::Converged);
+        // created by someone else between the read and the create: not ours, but there
+        let mut w = world();
+        w.hub_group_exists = false;
+        w.created_meanwhile = true;
+        let report = run(
+            &settings(r#", "create_missing_groups": true"#, &[]),
+            &mut w,
+            RunOptions::default(),
+        );
+        let t = &report.targets[0];
+        assert_eq!(t.outcome, Outcome::Converged, "{:?}", t.error);
+        assert!(!t.group_created);
+        assert_eq!(t.added, 1);
     }
 }

@@ -24,6 +24,15 @@ fn sync_settings(hub: &RealHub, server: &grouper_sim::ServerHandle) -> Vec<(Stri
     ])
 }
 
+/// The simulator with the credentials of [`sync_settings`].
+fn simulator() -> std::sync::Arc<Simulator> {
+    Simulator::new(Config {
+        user: "sync".into(),
+        password: "grouper-pw".into(),
+        ..Config::default()
+    })
+}
+
 #[test]
 fn real_hub_pass_gives_exactly_the_expected_membership() {
     let hub = RealHub::start("e2e");
@@ -226,11 +235,7 @@ fn real_hub_incremental_passes_read_only_what_changed() {
     for (i, name) in names.iter().enumerate() {
         set_state(name, &format!("5{i:05}"));
     }
-    let sim = Simulator::new(Config {
-        user: "sync".into(),
-        password: "grouper-pw".into(),
-        ..Config::default()
-    });
+    let sim = simulator();
     for i in 0..260 {
         sim.add_subject(Subject::new("ldap", &format!("5{i:05}")));
     }
@@ -339,11 +344,7 @@ fn real_hub_groups_drive_their_grouper_groups() {
         Some(&json!({"users": ["gina", "ivy"]})),
     );
     assert_eq!(status, 201, "{body}");
-    let sim = Simulator::new(Config {
-        user: "sync".into(),
-        password: "grouper-pw".into(),
-        ..Config::default()
-    });
+    let sim = simulator();
     for i in 0..5 {
         sim.add_subject(Subject::new("ldap", &format!("70000{i}")));
     }
@@ -395,14 +396,6 @@ fn targets_settings(
         ("targets", targets),
         ("retries", "0"),
     ])
-}
-
-fn simulator() -> std::sync::Arc<Simulator> {
-    Simulator::new(Config {
-        user: "sync".into(),
-        password: "grouper-pw".into(),
-        ..Config::default()
-    })
 }
 
 /// Creates hub users with Canvas login ids `{prefix}{i}`.
@@ -466,8 +459,20 @@ fn real_hub_grouper_group_keeps_a_hub_group() {
         r#"[{{"grouper_group": "{GPU}", "direction": "to_hub", "hub_group": "gpu", "create_missing_groups": true}}]"#
     );
     let settings = targets_settings(&hub, &server, &targets);
+    // The README's role, groups filtered to gpu (a token of the hub's admin user with exactly
+    // those scopes), is enough for check and for the pass that creates and fills the group.
+    let (status, body) = hub.admin(
+        "POST",
+        "/users/admin/tokens",
+        Some(&json!({"scopes": ["list:users", "read:users", "admin:auth_state", "groups!group=gpu", "admin:groups"]})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let filtered = with(
+        settings.clone(),
+        &[("jupyterhub_api_token", body["token"].as_str().unwrap())],
+    );
     // check: the scopes the target needs, the hub group it would create, nothing written
-    let check = run_check(&settings);
+    let check = run_check(&filtered);
     assert!(check.ok, "{}", check.json);
     let t = &check.targets[0];
     assert_eq!(t.hub_group_exists, Some(false));
@@ -501,7 +506,7 @@ fn real_hub_grouper_group_keeps_a_hub_group() {
         ["read:groups:name", "groups", "admin:groups"]
     );
 
-    let run = run_component(Entry::Typed, &settings, &[]);
+    let run = run_component(Entry::Typed, &filtered, &[]);
     let r = run.report();
     assert_eq!(r["outcome"], "converged", "{r}");
     let t = &r["targets"][0];
