@@ -246,7 +246,12 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
                     .groups_readable
                     .push((target.group_path.clone(), page.members.len()));
             }
-            Err(e) if e.kind == ErrorKind::GroupNotFound && target.create_missing => {
+            // only to_grouper targets create Grouper groups; to_hub creates the hub group
+            Err(e)
+                if e.kind == ErrorKind::GroupNotFound
+                    && target.create_missing
+                    && target.direction == Direction::ToGrouper =>
+            {
                 checked.notes.push(format!(
                     "{} does not exist; the first pass creates it in {}",
                     target.group_path,

@@ -285,3 +285,37 @@ fn a_group_that_cannot_be_created_fails_alone_and_says_why() {
     );
     assert!(!w.sim.has_group(MISSING));
 }
+
+#[test]
+fn check_of_a_to_hub_target_reports_its_missing_grouper_group_as_an_error() {
+    // create_missing_groups makes a to_hub target's hub group, never its Grouper group
+    let w = world();
+    let targets = format!(
+        r#"[{{"grouper_group": "{MISSING}", "direction": "to_hub", "hub_group": "gpu",
+              "create_missing_groups": true}}]"#
+    );
+    let check = run_check(&with(settings(&w), &[("targets", &targets)]));
+    assert!(!check.ok);
+    let t = check.targets.iter().find(|t| t.group == MISSING).unwrap();
+    assert_eq!(t.grouper_members, None);
+    assert!(
+        t.notes
+            .iter()
+            .any(|n| n.contains("the first pass creates it")),
+        "the hub group is created: {:?}",
+        t.notes
+    );
+    assert!(
+        !t.notes.iter().any(|n| n.contains(MISSING)),
+        "the Grouper group is not: {:?}",
+        t.notes
+    );
+    assert!(
+        check
+            .errors
+            .iter()
+            .any(|e| e.message.contains(MISSING) && e.message.contains("GROUP_NOT_FOUND")),
+        "{}",
+        check.json
+    );
+}
