@@ -4,6 +4,7 @@
 pub mod bindings;
 pub mod change_log;
 pub mod egress;
+pub mod endpoint;
 pub mod history;
 pub mod metrics;
 pub mod options;

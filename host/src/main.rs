@@ -3,9 +3,9 @@
 
 use grouper_sync_host::bindings::{core_kind, Direction, RunOptions};
 use grouper_sync_host::change_log::{self, ChangeLog};
+use grouper_sync_host::endpoint::{self, Board};
 use grouper_sync_host::history::{History, PassRecord};
-use grouper_sync_host::metrics::Board;
-use grouper_sync_host::metrics::{self, Metrics};
+use grouper_sync_host::metrics::Metrics;
 use grouper_sync_host::options::{self, Command, LogFormat, Options};
 use grouper_sync_host::outcome::PassSummary;
 use grouper_sync_host::runner::{self, Inputs, Limits, Runner};
@@ -424,14 +424,13 @@ async fn service(opts: &Options, runner: &Runner, limits: &Limits, stop: StopSig
     let (stop_serving, serving_stopped) = tokio::sync::watch::channel(false);
     let mut server = None;
     if let Some(addr) = opts.metrics_addr {
-        match metrics::bind(addr).await {
+        match endpoint::bind(addr).await {
             Ok(listener) => {
                 tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-                server = Some(tokio::spawn(metrics::serve(
+                let router = endpoint::router(metrics.clone(), board.clone(), opts.sync_every);
+                server = Some(tokio::spawn(endpoint::serve(
                     listener,
-                    metrics.clone(),
-                    board.clone(),
-                    opts.sync_every,
+                    router,
                     serving_stopped,
                 )));
             }

@@ -1,10 +1,7 @@
-//! Pass metrics through `prometheus-client` (OpenMetrics text), and the HTTP endpoint on hyper:
-//! `/metrics`, `/healthz` (the process is alive) and `/readyz` (the last pass that did not fail
-//! is younger than two intervals), with graceful shutdown.
+//! Pass metrics through `prometheus-client` (OpenMetrics text, served by `endpoint`), and the
+//! readiness `/readyz` reports.
 
 use crate::outcome::PassSummary;
-use bytes::Bytes;
-use http_body_util::Full;
 use jupyterhub_grouper_sync::error::ErrorKind;
 use jupyterhub_grouper_sync::report::Outcome;
 use prometheus_client::encoding::text::encode;
@@ -14,11 +11,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::watch;
 
 pub const RESULTS: &[Outcome] = &[
     Outcome::Converged,
@@ -26,8 +21,6 @@ pub const RESULTS: &[Outcome] = &[
     Outcome::RemovalsWithheld,
     Outcome::Failed,
 ];
-
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
@@ -269,173 +262,6 @@ impl Metrics {
     }
 }
 
-fn reply(status: u16, content_type: &str, body: String) -> hyper::Response<Full<Bytes>> {
-    hyper::Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .body(Full::new(Bytes::from(body)))
-        .expect("a valid response")
-}
-
-/// What the status page reads: the pass history and what the service knows of itself.
-pub struct Board {
-    pub history: crate::history::History,
-    pub context: Mutex<crate::status_page::Context>,
-    pub ui: crate::ui::Ui,
-    /// The path the hub's proxy puts in front (`JUPYTERHUB_SERVICE_PREFIX`), if any.
-    pub prefix: Option<String>,
-}
-
-/// The path below the hub proxy's prefix: `/services/grouper-sync/approve` → `/approve`.
-fn local_path<'a>(prefix: Option<&str>, path: &'a str) -> &'a str {
-    let Some(prefix) = prefix
-        .map(|p| p.trim_end_matches('/'))
-        .filter(|p| !p.is_empty())
-    else {
-        return path;
-    };
-    match path.strip_prefix(prefix) {
-        Some("") => "/",
-        Some(rest) if rest.starts_with('/') => rest,
-        _ => path,
-    }
-}
-
-impl Board {
-    fn page(&self, auth: &crate::ui::Auth) -> String {
-        let passes = self.history.recent(crate::history::KEEP);
-        let cx = self
-            .context
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        crate::status_page::render(&passes, &cx, auth)
-    }
-}
-
-/// The largest form body read (a plan name and a CSRF token are far smaller).
-const MAX_FORM_BYTES: usize = 16 << 10;
-
-async fn handle(
-    metrics: &Metrics,
-    board: &Board,
-    sync_every: Duration,
-    req: hyper::Request<hyper::body::Incoming>,
-) -> hyper::Response<Full<Bytes>> {
-    use http_body_util::BodyExt;
-    let (parts, body) = req.into_parts();
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let (cookie, authorization) = (header("cookie"), header("authorization"));
-    let path = local_path(board.prefix.as_deref(), parts.uri.path());
-    if parts.method == hyper::Method::POST {
-        let bytes = match http_body_util::Limited::new(body, MAX_FORM_BYTES)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return reply(413, "text/plain", "form too large\n".into()),
-        };
-        let request = crate::ui::Request {
-            method: "POST",
-            path,
-            cookie,
-            authorization,
-            form: form_urlencoded::parse(&bytes).into_owned().collect(),
-        };
-        if let Some(answer) = board.ui.handle(&request) {
-            let mut response = reply(answer.status, "text/plain; charset=utf-8", answer.body);
-            for (name, value) in answer.headers {
-                if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
-                    response.headers_mut().insert(name, v);
-                }
-            }
-            return response;
-        }
-        return reply(405, "text/plain", "method not allowed\n".into());
-    }
-    match path {
-        "/" => {
-            let auth = board.ui.auth(cookie, authorization);
-            let mut page = reply(200, "text/html; charset=utf-8", board.page(&auth));
-            // the page holds CSRF tokens: never cached, never framed
-            for (k, v) in [
-                ("cache-control", "no-store"),
-                ("x-frame-options", "DENY"),
-                ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
-            ] {
-                page.headers_mut()
-                    .insert(k, hyper::header::HeaderValue::from_static(v));
-            }
-            page
-        }
-        path => route(metrics, sync_every, path),
-    }
-}
-
-fn route(metrics: &Metrics, sync_every: Duration, path: &str) -> hyper::Response<Full<Bytes>> {
-    match path {
-        "/metrics" => reply(200, OPENMETRICS, metrics.render()),
-        "/healthz" => reply(200, "text/plain", "ok\n".into()),
-        "/readyz" if metrics.ready(sync_every) => reply(200, "text/plain", "ready\n".into()),
-        "/readyz" => reply(
-            503,
-            "text/plain",
-            "no successful pass in the last two intervals\n".into(),
-        ),
-        _ => reply(404, "text/plain", "not found\n".into()),
-    }
-}
-
-/// Serves the endpoints until `shutdown` turns true; connections in progress then finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    board: Arc<Board>,
-    sync_every: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    use hyper::server::conn::http1;
-    use hyper::service::service_fn;
-    use wasmtime_wasi_http::io::TokioIo;
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-            _ = shutdown.changed() => break,
-        };
-        let (metrics, board) = (metrics.clone(), board.clone());
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let (metrics, board) = (metrics.clone(), board.clone());
-                async move {
-                    Ok::<_, std::convert::Infallible>(
-                        handle(&metrics, &board, sync_every, req).await,
-                    )
-                }
-            });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            // A client that never finishes its request does not hold a task for long.
-            let deadline = tokio::time::sleep(Duration::from_secs(30));
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = deadline => {}
-                _ = shutdown.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
-                }
-            }
-        });
-    }
-}
-
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,23 +280,6 @@ mod tests {
         p.outcome = outcome;
         p.error_kinds = kinds.to_vec();
         p
-    }
-
-    #[test]
-    fn paths_below_the_hub_proxy_prefix() {
-        let prefix = Some("/services/grouper-sync/");
-        assert_eq!(
-            local_path(prefix, "/services/grouper-sync/approve"),
-            "/approve"
-        );
-        assert_eq!(local_path(prefix, "/services/grouper-sync"), "/");
-        assert_eq!(local_path(prefix, "/services/grouper-sync/"), "/");
-        assert_eq!(local_path(prefix, "/metrics"), "/metrics");
-        assert_eq!(
-            local_path(prefix, "/services/grouper-syncx/run"),
-            "/services/grouper-syncx/run"
-        );
-        assert_eq!(local_path(None, "/run"), "/run");
     }
 
     #[test]

@@ -71,21 +71,16 @@ pub struct Ui {
     pub run_now: tokio::sync::Notify,
 }
 
-/// 32 random bytes as hex, from the kernel; none if it cannot give them (then nobody signs in).
+/// 32 random bytes as hex, from the system; none if it cannot give them (then nobody signs in).
 fn random_hex() -> Option<String> {
     let mut bytes = [0u8; 32];
-    let mut f = std::fs::File::open("/dev/urandom").ok()?;
-    std::io::Read::read_exact(&mut f, &mut bytes).ok()?;
+    getrandom::fill(&mut bytes).ok()?;
     Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Equal, in a time that does not depend on where they differ.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()).into()
 }
 
 fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
