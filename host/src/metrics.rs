@@ -67,128 +67,57 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::default();
-        let passes = Family::<ResultLabel, Counter>::default();
-        let errors = Family::<KindLabel, Counter>::default();
-        // 50 ms … ~27 min: a pass against a large hub can take many minutes.
-        let duration = Histogram::new(exponential_buckets(0.05, 2.0, 16));
-        let (last_attempt, last_success, last_duration) = (
-            GaugeF64::default(),
-            GaugeF64::default(),
-            GaugeF64::default(),
-        );
-        let group_counter = Family::<GroupLabel, Counter>::default;
-        let (added, removed, skipped, withheld) = (
-            group_counter(),
-            group_counter(),
-            group_counter(),
-            group_counter(),
-        );
-        let egress_denied = Counter::default();
-        let records_read = Family::<ReasonLabel, Counter>::default();
-        let (users_from_state, component_memory, component_instances) =
-            (Gauge::default(), Gauge::default(), Gauge::default());
+        let m = Metrics {
+            registry: Registry::default(),
+            passes: Family::default(),
+            errors: Family::default(),
+            // 50 ms … ~27 min: a pass against a large hub can take many minutes.
+            duration: Histogram::new(exponential_buckets(0.05, 2.0, 16)),
+            last_attempt: GaugeF64::default(),
+            last_success: GaugeF64::default(),
+            last_duration: GaugeF64::default(),
+            added: Family::default(),
+            removed: Family::default(),
+            skipped: Family::default(),
+            withheld: Family::default(),
+            egress_denied: Counter::default(),
+            records_read: Family::default(),
+            users_from_state: Gauge::default(),
+            component_memory: Gauge::default(),
+            component_instances: Gauge::default(),
+            succeeded_at: Mutex::new(None),
+        };
         // Every result and kind is present from the start, so rates and alerts see zeros.
         for r in RESULTS {
-            let _ = passes.get_or_create(&ResultLabel { result: r.as_str() });
+            let _ = m.passes.get_or_create(&ResultLabel { result: r.as_str() });
         }
         for k in ErrorKind::ALL {
-            let _ = errors.get_or_create(&KindLabel { kind: k.as_str() });
+            let _ = m.errors.get_or_create(&KindLabel { kind: k.as_str() });
         }
-        registry.register(
-            "grouper_sync_passes",
-            "Sync passes by result",
-            passes.clone(),
-        );
-        registry.register(
-            "grouper_sync_pass_errors",
-            "Errors of passes, by kind",
-            errors.clone(),
-        );
-        registry.register(
-            "grouper_sync_pass_duration_seconds",
-            "Duration of passes",
-            duration.clone(),
-        );
-        registry.register(
-            "grouper_sync_last_attempt_timestamp_seconds",
-            "When the last pass finished",
-            last_attempt.clone(),
-        );
-        registry.register(
-            "grouper_sync_last_success_timestamp_seconds",
-            "When the last pass that did not fail finished",
-            last_success.clone(),
-        );
-        registry.register(
-            "grouper_sync_last_pass_duration_seconds",
-            "Duration of the last pass",
-            last_duration.clone(),
-        );
-        registry.register(
-            "grouper_sync_members_added",
-            "Members added to a Grouper group",
-            added.clone(),
-        );
-        registry.register(
-            "grouper_sync_members_removed",
-            "Members removed from a Grouper group",
-            removed.clone(),
-        );
-        registry.register(
-            "grouper_sync_users_skipped",
-            "Selected hub users without a usable subject",
-            skipped.clone(),
-        );
-        registry.register(
-            "grouper_sync_removals_withheld",
-            "Removals held back by the safety rules",
-            withheld.clone(),
-        );
-        registry.register(
-            "grouper_sync_egress_denied",
-            "Outgoing requests refused by the egress policy",
-            egress_denied.clone(),
-        );
-        registry.register(
-            "grouper_sync_user_records_read",
-            "Hub user records read (GET /users/{name}), by why they were read",
-            records_read.clone(),
-        );
-        registry.register(
-            "grouper_sync_users_from_state",
-            "Users of the last pass whose subjects came from the user state",
-            users_from_state.clone(),
-        );
-        registry.register(
-            "grouper_sync_component_memory_bytes",
-            "The component's largest linear memory in the last pass",
-            component_memory.clone(),
-        );
-        registry.register(
-            "grouper_sync_component_instances",
-            "Component instances alive now (one while a pass runs, none between passes)",
-            component_instances.clone(),
-        );
-        Metrics {
-            registry,
-            passes,
-            errors,
-            duration,
-            last_attempt,
-            last_success,
-            last_duration,
-            added,
-            removed,
-            skipped,
-            withheld,
-            egress_denied,
-            records_read,
-            users_from_state,
-            component_memory,
-            component_instances,
-            succeeded_at: Mutex::new(None),
+        let mut registry = Registry::default();
+        macro_rules! register {
+            ($($name:literal, $help:literal, $metric:ident;)*) => {
+                $(registry.register($name, $help, m.$metric.clone());)*
+            };
         }
+        register! {
+            "grouper_sync_passes", "Sync passes by result", passes;
+            "grouper_sync_pass_errors", "Errors of passes, by kind", errors;
+            "grouper_sync_pass_duration_seconds", "Duration of passes", duration;
+            "grouper_sync_last_attempt_timestamp_seconds", "When the last pass finished", last_attempt;
+            "grouper_sync_last_success_timestamp_seconds", "When the last pass that did not fail finished", last_success;
+            "grouper_sync_last_pass_duration_seconds", "Duration of the last pass", last_duration;
+            "grouper_sync_members_added", "Members added to a Grouper group", added;
+            "grouper_sync_members_removed", "Members removed from a Grouper group", removed;
+            "grouper_sync_users_skipped", "Selected hub users without a usable subject", skipped;
+            "grouper_sync_removals_withheld", "Removals held back by the safety rules", withheld;
+            "grouper_sync_egress_denied", "Outgoing requests refused by the egress policy", egress_denied;
+            "grouper_sync_user_records_read", "Hub user records read (GET /users/{name}), by why they were read", records_read;
+            "grouper_sync_users_from_state", "Users of the last pass whose subjects came from the user state", users_from_state;
+            "grouper_sync_component_memory_bytes", "The component's largest linear memory in the last pass", component_memory;
+            "grouper_sync_component_instances", "Component instances alive now (one while a pass runs, none between passes)", component_instances;
+        }
+        Metrics { registry, ..m }
     }
 }
 

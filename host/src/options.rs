@@ -96,73 +96,26 @@ impl std::fmt::Debug for Options {
 }
 
 /// Host settings: names usable in the config file and, where a flag exists, on the command line.
+#[rustfmt::skip]
 pub const HOST_KEYS: &[(&str, &str)] = &[
     ("sync_every", "seconds between passes (default 3600)"),
-    (
-        "enabled",
-        "false keeps the service running but idle (default true)",
-    ),
-    (
-        "allowed_dates",
-        "only run on these dates, e.g. [\"2026-12-01\"] (default: any day)",
-    ),
-    (
-        "weekly_windows",
-        "only run inside these windows, e.g. [\"Mon-Fri 02:00-04:00\"] (default: any time)",
-    ),
-    (
-        "timezone",
-        "time zone of dates and windows (default UTC), e.g. America/Los_Angeles",
-    ),
-    (
-        "pass_deadline_seconds",
-        "a pass running longer is stopped (default 900)",
-    ),
-    (
-        "memory_limit_mb",
-        "the component's memory limit (default 256)",
-    ),
-    (
-        "http_timeout_cap_seconds",
-        "upper bound on every HTTP timeout (default 120)",
-    ),
-    (
-        "metrics_addr",
-        "serve /metrics, /healthz, /readyz here, e.g. 127.0.0.1:9090 (default: off)",
-    ),
+    ("enabled", "false keeps the service running but idle (default true)"),
+    ("allowed_dates", "only run on these dates, e.g. [\"2026-12-01\"] (default: any day)"),
+    ("weekly_windows", "only run inside these windows, e.g. [\"Mon-Fri 02:00-04:00\"] (default: any time)"),
+    ("timezone", "time zone of dates and windows (default UTC), e.g. America/Los_Angeles"),
+    ("pass_deadline_seconds", "a pass running longer is stopped (default 900)"),
+    ("memory_limit_mb", "the component's memory limit (default 256)"),
+    ("http_timeout_cap_seconds", "upper bound on every HTTP timeout (default 120)"),
+    ("metrics_addr", "serve /metrics, /healthz, /readyz here, e.g. 127.0.0.1:9090 (default: off)"),
     ("log_format", "text or json (default text)"),
-    (
-        "state_dir",
-        "keep the user state of incremental passes here (default ./grouper-sync-state)",
-    ),
-    (
-        "approval_max_age_hours",
-        "an approval of a withheld plan not used within this many hours expires (default 24)",
-    ),
-    (
-        "change_log_max_mb",
-        "the change log (changes.jsonl under state_dir) rotates at this size (default 16)",
-    ),
-    (
-        "change_log_keep_days",
-        "rotated change logs older than this are deleted (default 400)",
-    ),
-    (
-        "ca_file",
-        "also trust the CA certificates in this PEM file, e.g. a campus or InCommon CA (default: system CAs only)",
-    ),
-    (
-        "component",
-        "run this .wasm instead of the embedded component",
-    ),
-    (
-        "jupyterhub_api_token_file",
-        "read the hub token from this file",
-    ),
-    (
-        "grouper_password_file",
-        "read the Grouper password from this file",
-    ),
+    ("state_dir", "keep the user state of incremental passes here (default ./grouper-sync-state)"),
+    ("approval_max_age_hours", "an approval of a withheld plan not used within this many hours expires (default 24)"),
+    ("change_log_max_mb", "the change log (changes.jsonl under state_dir) rotates at this size (default 16)"),
+    ("change_log_keep_days", "rotated change logs older than this are deleted (default 400)"),
+    ("ca_file", "also trust the CA certificates in this PEM file, e.g. a campus or InCommon CA (default: system CAs only)"),
+    ("component", "run this .wasm instead of the embedded component"),
+    ("jupyterhub_api_token_file", "read the hub token from this file"),
+    ("grouper_password_file", "read the Grouper password from this file"),
 ];
 
 const SECRET_FILE_ENVS: &[(&str, &str)] = &[
@@ -524,18 +477,15 @@ pub fn parse(
                     .with_context(|| format!("config file {path}: targets"))?,
                 _ => toml_to_string(k, v)?,
             };
-            match k.as_str() {
-                "jupyterhub_api_token_file" => {
-                    values.insert(
-                        "jupyterhub_api_token".into(),
-                        read_secret_file(&value, read)?,
-                    );
+            let secret_of_file = k
+                .strip_suffix("_file")
+                .filter(|secret| SECRET_FILE_ENVS.iter().any(|(s, _)| s == secret));
+            match (k.as_str(), secret_of_file) {
+                (_, Some(secret)) => {
+                    values.insert(secret.into(), read_secret_file(&value, read)?);
                 }
-                "grouper_password_file" => {
-                    values.insert("grouper_password".into(), read_secret_file(&value, read)?);
-                }
-                "ui_token" => ui_token = Some(value),
-                "ui_token_file" => ui_token = Some(read_secret_file(&value, read)?),
+                ("ui_token", _) => ui_token = Some(value),
+                ("ui_token_file", _) => ui_token = Some(read_secret_file(&value, read)?),
                 _ if is_component_key(k) || is_host_key(host_name(k)) => {
                     values.insert(host_name(k).into(), value);
                 }
@@ -566,64 +516,57 @@ fn parse_since(v: &str) -> Result<jiff::Timestamp> {
     Ok(day.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
 }
 
-fn take<T>(
+/// A setting that is a whole number of `unit` within `range`, or `default` where unset.
+fn whole(
     values: &BTreeMap<String, String>,
     key: &str,
-    default: T,
-    parse: impl Fn(&str) -> Option<T>,
-) -> Result<T> {
-    match values.get(key) {
-        None => Ok(default),
-        Some(v) => parse(v.trim()).ok_or_else(|| anyhow!("invalid value for {key}: {v:?}")),
-    }
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    unit: &str,
+) -> Result<u64> {
+    let Some(v) = values.get(key) else {
+        return Ok(default);
+    };
+    v.trim()
+        .parse()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            let (min, max) = range.into_inner();
+            anyhow!("{key} must be whole {unit} from {min} to {max}, not {v:?}")
+        })
 }
 
 fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> {
-    let seconds = |min: u64, max: u64| {
-        move |v: &str| {
-            v.parse::<u64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .map(Duration::from_secs)
+    let seconds = |key, default, range| whole(&values, key, default, range, "seconds");
+    let sync_every = Duration::from_secs(seconds("sync_every", 3600, 1..=31 * 86_400)?);
+    let boolean = |key: &str, default| match values.get(key) {
+        None => Ok(default),
+        Some(v) => {
+            settings::parse_bool(v).ok_or_else(|| anyhow!("{key} must be true or false, not {v:?}"))
         }
     };
-    let sync_every = take(
-        &values,
-        "sync_every",
-        Duration::from_secs(3600),
-        seconds(1, 31 * 86_400),
-    )
-    .context("sync_every must be whole seconds from 1 to 2678400")?;
-    let enabled = take(&values, "enabled", true, settings::parse_bool)?;
-    let dry_run = match values.get("dry_run") {
-        None => false,
-        Some(v) => settings::parse_bool(v)
-            .ok_or_else(|| anyhow!("dry_run must be true or false, not {v:?}"))?,
-    };
+    let (enabled, dry_run) = (boolean("enabled", true)?, boolean("dry_run", false)?);
     let timezone = values.get("timezone").map(String::as_str).unwrap_or("UTC");
     let tz = jiff::tz::TimeZone::get(timezone)
         .map_err(|e| anyhow!("invalid timezone {timezone:?}: {e}"))?;
-    let dates = match values.get("allowed_dates") {
-        None => Vec::new(),
-        Some(v) => v
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|d| {
-                d.parse::<jiff::civil::Date>()
-                    .map_err(|e| anyhow!("allowed_dates: {d:?} is not a YYYY-MM-DD date ({e})"))
-            })
-            .collect::<Result<Vec<_>>>()?,
+    // comma-separated, as the environment and flags give lists (a file's list is joined so)
+    let items = |key: &str| {
+        values
+            .get(key)
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()))
+            .into_iter()
+            .flatten()
     };
-    let weekly = match values.get("weekly_windows") {
-        None => Vec::new(),
-        Some(v) => v
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(WeeklyWindow::parse)
-            .collect::<Result<Vec<_>>>()?,
-    };
+    let dates = items("allowed_dates")
+        .map(|d| {
+            d.parse::<jiff::civil::Date>()
+                .map_err(|e| anyhow!("allowed_dates: {d:?} is not a YYYY-MM-DD date ({e})"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let weekly = items("weekly_windows")
+        .map(WeeklyWindow::parse)
+        .collect::<Result<Vec<_>>>()?;
     let log_format = match values
         .get("log_format")
         .map(String::as_str)
@@ -640,21 +583,9 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
                 .map_err(|_| anyhow!("metrics_addr must be IP:PORT, not {a:?}"))?,
         ),
     };
-    let pass_deadline = take(
-        &values,
-        "pass_deadline_seconds",
-        Duration::from_secs(900),
-        seconds(5, 86_400),
-    )?;
-    let memory_mb = take(&values, "memory_limit_mb", 256usize, |v| {
-        v.parse().ok().filter(|n| (16..=4096).contains(n))
-    })?;
-    let http_timeout_cap = take(
-        &values,
-        "http_timeout_cap_seconds",
-        Duration::from_secs(120),
-        seconds(1, 3600),
-    )?;
+    let pass_deadline = Duration::from_secs(seconds("pass_deadline_seconds", 900, 5..=86_400)?);
+    let http_timeout_cap = Duration::from_secs(seconds("http_timeout_cap_seconds", 120, 1..=3600)?);
+    let memory_mb = whole(&values, "memory_limit_mb", 256, 16..=4096, "MiB")?;
     let mut allowed_hosts = Vec::new();
     for key in ["jupyterhub_api_url", "grouper_base_url"] {
         if let Some(url) = values.get(key) {
@@ -681,7 +612,7 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
             .cloned()
             .unwrap_or_else(|| "info".into()),
         pass_deadline,
-        memory_limit_bytes: memory_mb << 20,
+        memory_limit_bytes: (memory_mb as usize) << 20,
         http_timeout_cap,
         allowed_hosts,
         state_dir: match values.get("state_dir").map(|d| d.trim()) {
@@ -691,28 +622,13 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
         },
         full: false,
         approve: None,
-        approval_max_age: take(
-            &values,
-            "approval_max_age_hours",
-            Duration::from_secs(24 * 3600),
-            |v| {
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|h| (1..=24 * 31).contains(h))
-                    .map(|h| Duration::from_secs(h * 3600))
-            },
-        )
-        .context("approval_max_age_hours must be whole hours from 1 to 744")?,
-        change_log_max_bytes: take(&values, "change_log_max_mb", 16u64, |v| {
-            v.parse().ok().filter(|n| (1..=4096).contains(n))
-        })
-        .context("change_log_max_mb must be whole MiB from 1 to 4096")?
-            << 20,
-        change_log_keep: take(&values, "change_log_keep_days", 400u64, |v| {
-            v.parse().ok().filter(|n| (1..=36_500).contains(n))
-        })
-        .map(|d| Duration::from_secs(d * 86_400))
-        .context("change_log_keep_days must be whole days from 1 to 36500")?,
+        approval_max_age: Duration::from_secs(
+            whole(&values, "approval_max_age_hours", 24, 1..=24 * 31, "hours")? * 3600,
+        ),
+        change_log_max_bytes: whole(&values, "change_log_max_mb", 16, 1..=4096, "MiB")? << 20,
+        change_log_keep: Duration::from_secs(
+            whole(&values, "change_log_keep_days", 400, 1..=36_500, "days")? * 86_400,
+        ),
         log: LogQuery::default(),
         ui_token: None,
         service_prefix: None,
@@ -954,6 +870,23 @@ mod tests {
         assert!(!format!("{o:?}").contains("s3cret"));
         let e = run(&[], &[("GROUPER_PASSWORD_FILE", "/missing")], &[]).unwrap_err();
         assert!(format!("{e:#}").contains("/missing"));
+        // the same through the config file, and the status page's token
+        let file = "grouper_password_file = \"/run/secrets/pw\"\njupyterhub_api_token_file = \"/run/secrets/tok\"\nui_token_file = \"/run/secrets/ui\"\n";
+        let o = run(
+            &["--config", "/c.toml"],
+            &ENV[..2],
+            &[
+                ("/c.toml", file),
+                ("/run/secrets/pw", "filepw\n"),
+                ("/run/secrets/tok", "filetoken2\n"),
+                ("/run/secrets/ui", "uitoken\n"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(o.component_config["grouper_password"], "filepw");
+        assert_eq!(o.component_config["jupyterhub_api_token"], "filetoken2");
+        assert_eq!(o.ui_token.as_deref(), Some("uitoken"));
+        assert!(!o.component_config.contains_key("grouper_password_file"));
     }
 
     #[test]
@@ -962,10 +895,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("--bogus"));
-        assert!(run(&["--sync-every", "0"], ENV, &[])
+        let e = run(&["--sync-every", "0"], ENV, &[])
             .unwrap_err()
-            .to_string()
-            .contains("sync_every"));
+            .to_string();
+        assert!(
+            e.contains("sync_every must be whole seconds from 1 to 2678400, not \"0\""),
+            "{e}"
+        );
+        let e = run(&["--memory-limit-mb", "8"], ENV, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("memory_limit_mb must be whole MiB from 16"),
+            "{e}"
+        );
+        let e = run(&["--enabled", "perhaps"], ENV, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("enabled must be true or false"), "{e}");
         assert!(run(&["--timezone", "Mars/Olympus"], ENV, &[])
             .unwrap_err()
             .to_string()

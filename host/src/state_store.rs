@@ -59,21 +59,17 @@ impl StateStore {
     pub fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<()> {
         create_private_dir(&self.dir)?;
         let path = self.dir.join(name);
-        let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let write = |tmp: &Path| -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()
+        // created 0600 next to the target; removed again if anything fails before the rename
+        let write = || -> std::io::Result<()> {
+            let mut tmp = tempfile::Builder::new()
+                .prefix(&format!(".{name}."))
+                .tempfile_in(&self.dir)?;
+            tmp.write_all(bytes)?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(&path)?;
+            Ok(())
         };
-        if let Err(e) = write(&tmp).and_then(|()| fs::rename(&tmp, &path)) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e).with_context(|| format!("writing {}", path.display()));
-        }
+        write().with_context(|| format!("writing {}", path.display()))?;
         // The rename is durable once the directory is.
         if let Ok(dir) = File::open(&self.dir) {
             let _ = dir.sync_all();
