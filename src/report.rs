@@ -4,9 +4,9 @@
 use crate::error::{ErrorKind, SyncError};
 use crate::settings::Direction;
 use crate::user_state::{ReadReasons, StateStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Converged,

@@ -2,7 +2,7 @@
 //! (readable by the service's user only), so the page shows them after a restart. Bounded: once
 //! the file holds twice [`KEEP`] passes it is rewritten with the last [`KEEP`].
 
-use crate::outcome::PassSummary;
+use crate::outcome::{PassSummary, TargetSummary};
 use crate::state_store::{append_private, create_private_dir, json_lines, StateStore};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -14,26 +14,6 @@ pub const FILE_NAME: &str = "history.jsonl";
 pub const KEEP: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TargetRecord {
-    pub group: String,
-    /// The hub group a to_hub target keeps (its sizes are the hub group's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keeps_hub_group: Option<String>,
-    pub outcome: String,
-    pub users_selected: u32,
-    /// The group's size before the pass.
-    pub current_members: u32,
-    pub added: u32,
-    pub removed: u32,
-    /// Selected users without a usable subject.
-    pub skipped: u32,
-    pub withheld: u32,
-    pub withheld_plan: Option<String>,
-    pub withheld_members: Vec<String>,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassRecord {
     /// When the pass ended (RFC 3339, UTC).
     pub time: String,
@@ -43,7 +23,7 @@ pub struct PassRecord {
     pub users_seen: u32,
     /// `[kind] message` of each error of the pass.
     pub errors: Vec<String>,
-    pub targets: Vec<TargetRecord>,
+    pub targets: Vec<TargetSummary>,
 }
 
 impl PassRecord {
@@ -55,24 +35,7 @@ impl PassRecord {
             dry_run: s.dry_run,
             users_seen: s.users_seen,
             errors: s.messages.clone(),
-            targets: s
-                .targets
-                .iter()
-                .map(|t| TargetRecord {
-                    group: t.group.clone(),
-                    keeps_hub_group: t.keeps_hub_group.clone(),
-                    outcome: t.outcome.as_str().into(),
-                    users_selected: t.users_selected,
-                    current_members: t.current_members,
-                    added: t.added,
-                    removed: t.removed,
-                    skipped: t.unmapped,
-                    withheld: t.withheld,
-                    withheld_plan: t.withheld_plan.clone(),
-                    withheld_members: t.withheld_members.clone(),
-                    error: t.error.clone(),
-                })
-                .collect(),
+            targets: s.targets.clone(),
         }
     }
 }
@@ -166,5 +129,24 @@ mod tests {
         drop(f);
         h.append(&record(999)).unwrap();
         assert_eq!(h.recent(1)[0].duration_ms, 999);
+    }
+
+    #[test]
+    fn reads_a_target_as_written_before_it_carried_planned_counts() {
+        let line = r#"{"time":"2026-11-29T10:00:00Z","duration_ms":5,"outcome":"removals_withheld","dry_run":false,"users_seen":3,"errors":[],"targets":[{"group":"edu:x","outcome":"removals_withheld","users_selected":3,"current_members":4,"added":1,"removed":0,"skipped":1,"withheld":2,"withheld_plan":"0123456789abcdef","withheld_members":["a","b"],"error":null}]}"#;
+        let record: PassRecord = serde_json::from_str(line).unwrap();
+        let t = &record.targets[0];
+        assert_eq!(
+            t.outcome,
+            jupyterhub_grouper_sync::report::Outcome::RemovalsWithheld
+        );
+        assert_eq!((t.unmapped, t.withheld, t.to_add, t.failures), (1, 2, 0, 0));
+        assert_eq!(t.keeps_hub_group, None);
+        // and written back in the same shape
+        let again = serde_json::to_string(&record).unwrap();
+        assert!(
+            again.contains("\"skipped\":1") && !again.contains("keeps_hub_group"),
+            "{again}"
+        );
     }
 }

@@ -5,26 +5,35 @@ use crate::bindings::{core_kind, core_outcome, Direction, Report, SyncError};
 use crate::runner::Call;
 use jupyterhub_grouper_sync::error::ErrorKind;
 use jupyterhub_grouper_sync::report::Outcome;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// One target group's part of a pass, for per-group metrics.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One target group's part of a pass: per-group metrics, and as kept in the pass history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetSummary {
     pub group: String,
     /// The hub group a to_hub target keeps (then the sizes are the hub group's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keeps_hub_group: Option<String>,
     pub outcome: Outcome,
     pub users_selected: u32,
+    /// The group's size before the pass.
     pub current_members: u32,
     pub withheld_plan: Option<String>,
     pub withheld_members: Vec<String>,
+    /// `[kind] message`.
     pub error: Option<String>,
+    #[serde(default)]
     pub to_add: u32,
+    #[serde(default)]
     pub to_remove: u32,
     pub added: u32,
     pub removed: u32,
+    /// Selected users without a usable subject.
+    #[serde(rename = "skipped")]
     pub unmapped: u32,
     pub withheld: u32,
+    #[serde(default)]
     pub failures: u32,
 }
 

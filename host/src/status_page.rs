@@ -3,7 +3,8 @@
 //! withheld plan with its name and members; then the schedule and the effective settings with the
 //! secrets left out.
 
-use crate::history::{PassRecord, TargetRecord};
+use crate::history::PassRecord;
+use crate::outcome::TargetSummary;
 use crate::ui::Auth;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -35,7 +36,7 @@ fn groups(passes: &[PassRecord]) -> Vec<String> {
 }
 
 /// The group's size after each pass, oldest first.
-fn sizes(rows: &[(&PassRecord, &TargetRecord)]) -> Vec<u32> {
+fn sizes(rows: &[(&PassRecord, &TargetSummary)]) -> Vec<u32> {
     rows.iter()
         .rev()
         .filter(|(_, t)| t.error.is_none())
@@ -80,7 +81,7 @@ fn csrf(auth: &Auth) -> Option<&str> {
 }
 
 fn target_section(group: &str, passes: &[PassRecord], auth: &Auth) -> Markup {
-    let rows: Vec<(&PassRecord, &TargetRecord)> = passes
+    let rows: Vec<(&PassRecord, &TargetSummary)> = passes
         .iter()
         .filter_map(|p| p.targets.iter().find(|t| t.group == group).map(|t| (p, t)))
         .take(SHOWN)
@@ -127,14 +128,14 @@ fn target_section(group: &str, passes: &[PassRecord], auth: &Auth) -> Markup {
                 } }
                 tbody {
                     @for (p, t) in &rows {
-                        tr class=(t.outcome) {
+                        tr class=(t.outcome.as_str()) {
                             td { (p.time) @if p.dry_run { " (dry run)" } }
                             td { (p.duration_ms) " ms" }
-                            td { (t.outcome) }
+                            td { (t.outcome.as_str()) }
                             td { (t.users_selected) }
                             td { (t.added) }
                             td { (t.removed) }
-                            td { (t.skipped) }
+                            td { (t.unmapped) }
                             td { (t.withheld) }
                             td { @if let Some(e) = &t.error { (e) } }
                         }
@@ -209,6 +210,7 @@ pub fn render(passes: &[PassRecord], cx: &Context, auth: &Auth) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jupyterhub_grouper_sync::report::Outcome;
 
     fn pass(time: &str, members: u32, added: u32, withheld: Option<&str>) -> PassRecord {
         PassRecord {
@@ -223,20 +225,22 @@ mod tests {
             dry_run: false,
             users_seen: 5,
             errors: Vec::new(),
-            targets: vec![TargetRecord {
+            targets: vec![TargetSummary {
                 group: "edu:example:<group>".into(),
                 keeps_hub_group: Some("gpu<1>".into()),
                 outcome: if withheld.is_some() {
-                    "removals_withheld"
+                    Outcome::RemovalsWithheld
                 } else {
-                    "converged"
-                }
-                .into(),
+                    Outcome::Converged
+                },
                 users_selected: 4,
                 current_members: members,
+                to_add: added,
+                to_remove: 0,
+                failures: 0,
                 added,
                 removed: 0,
-                skipped: 1,
+                unmapped: 1,
                 withheld: withheld.map_or(0, |_| 2),
                 withheld_plan: withheld.map(String::from),
                 withheld_members: withheld
