@@ -401,14 +401,6 @@ async fn check(opts: &Options, runner: &Runner, limits: &Limits) -> ExitCode {
     }
 }
 
-fn seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    nanos as u64 ^ (std::process::id() as u64) << 20
-}
-
 async fn service(opts: &Options, runner: &Runner, limits: &Limits, stop: StopSignals) -> ExitCode {
     let StopSignals {
         int: mut sigint,
@@ -505,7 +497,9 @@ async fn service(opts: &Options, runner: &Runner, limits: &Limits, stop: StopSig
             next = Instant::now() + delay;
         } else {
             failures = 0;
-            next = Instant::now() + schedule::jittered(opts.sync_every, seed());
+            // without randomness the pass runs on the interval itself
+            let seed = getrandom::u64().unwrap_or(5_000);
+            next = Instant::now() + schedule::jittered(opts.sync_every, seed);
         }
     }
     // Graceful: stop accepting, let a scrape in progress finish, but never hold up the exit.
