@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{wait_exit, wait_for};
 
 const GROUP: &str = "edu:example:app:hub:hub-users";
@@ -195,23 +195,17 @@ fn a_pass_over_its_deadline_is_stopped_and_the_next_one_runs() {
     let w = world();
     w.sim.push_fault(Fault {
         operation: Some(Operation::GetMembers),
-        action: FaultAction::Delay(Duration::from_secs(6)),
+        // far longer than any bound here: only the 2 s deadline can end this pass
+        action: FaultAction::Delay(Duration::from_secs(900)),
         times: 1,
     });
     let mut short = limits(&w);
     short.deadline = Duration::from_secs(2);
-    let _ = runner(); // compiled once per process; keep it out of the timing
-    let started = Instant::now();
     let c = call("run", &config(&w), &short);
     match &c.result {
         Err(Stopped::Deadline(e)) => assert!(e.contains("deadline"), "{e}"),
         other => panic!("expected a deadline stop, got {other:?}"),
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
     assert_eq!(w.sim.member_ids(GROUP), ["stale"], "nothing was written");
     let c = call("run", &config(&w), &limits(&w));
     assert_eq!(report(&c)["outcome"], "converged");
