@@ -715,3 +715,73 @@ fn real_hub_many_targets_in_one_pass() {
         "list, 7 records, gpu read/create/add"
     );
 }
+
+/// Starts or stops `name`'s server and waits until the users API (as the sync token sees it)
+/// says so.
+fn set_server(hub: &RealHub, name: &str, running: bool) {
+    let (method, accepted) = if running {
+        ("POST", [201, 202])
+    } else {
+        ("DELETE", [202, 204])
+    };
+    let (status, body) = hub.admin(method, &format!("/users/{name}/server"), None);
+    assert!(
+        accepted.contains(&status),
+        "{method} {name}'s server: {status} {body}"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let url = format!("{}/users/{name}", hub.api_url);
+        let (_, user) = http("GET", &url, &hub.sync_token, None);
+        if user["server"].is_string() == running && user["pending"].is_null() {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "{name}'s server never became running={running}: {user}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn real_hub_only_active_servers_follows_running_servers() {
+    // user servers are scripts/jupyterhub/user_server.py under SimpleLocalProcessSpawner
+    let hub = RealHub::start_with("active-servers", &[("JHUB_USER_SERVERS", "1")]);
+    users_with_logins(&hub, &["s0", "s1", "s2"], "91000");
+    let sim = simulator();
+    for i in 0..3 {
+        sim.add_subject(Subject::new("ldap", &format!("91000{i}")));
+    }
+    sim.add_group(GROUP);
+    let server = sim.serve("127.0.0.1:0").unwrap();
+    set_server(&hub, "s0", true);
+    set_server(&hub, "s2", true);
+    // the README's role (list:users, read:users, admin:auth_state): `server` is in what it reads
+    let settings = with(
+        sync_settings(&hub, &server),
+        &[("only_active_servers", "true")],
+    );
+    let run = run_component(Entry::Typed, &settings, &[]);
+    let r = run.report();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    assert_eq!(sim.member_ids(GROUP), ["910000", "910002"]);
+    assert_eq!(run.target()["users_filtered"], 1, "s1 has no server: {r}");
+    assert_eq!(run.target()["users_selected"], 2, "{r}");
+
+    // s2 stops its server and s1 starts one: the next pass follows
+    set_server(&hub, "s2", false);
+    set_server(&hub, "s1", true);
+    let again = run_component(Entry::Typed, &settings, &[]);
+    let r = again.report();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    assert_eq!(sim.member_ids(GROUP), ["910000", "910001"]);
+    assert_eq!(
+        (
+            again.target()["added"].as_u64(),
+            again.target()["removed"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+}

@@ -8,7 +8,7 @@
 # Knobs: JHUB_VENV (default target/jhub-venv), JUPYTERHUB_VERSION (default 6.1.1), PYTHON (python3),
 # JHUB_KEEP_DB=1 (keep users from an earlier start in DIR), JUPYTERHUB_CRYPT_KEY (64 hex; default fresh;
 # keep it across restarts or auth_state cannot be read), JHUB_SYNC_SERVICE, JHUB_LOGIN_GROUPS,
-# JHUB_KEEP_GROUPS (see jupyterhub_config.py).
+# JHUB_KEEP_GROUPS, JHUB_USER_SERVERS=1 (see jupyterhub_config.py).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"

@@ -86,6 +86,16 @@ if os.environ.get("JHUB_KEEP_GROUPS"):
 
     c.Authenticator.post_auth_hook = keep_sync_groups
 
+# Optional: users can start servers (POST /users/{name}/server): user_server.py answers HTTP where the
+# hub waits for it, so the users API shows a running server without jupyter-server installed.
+if os.environ.get("JHUB_USER_SERVERS") == "1":
+    import sys
+
+    c.JupyterHub.spawner_class = "simple"
+    c.Spawner.cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "user_server.py")]
+    c.Spawner.args = []
+    c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(state, "homes", "{username}")
+
 # Optional: run grouper-sync as a hub-managed service, exactly as an admin would configure it.
 # JHUB_SYNC_SERVICE = {"command": [...], "environment": {...}} (JSON).
 if os.environ.get("JHUB_SYNC_SERVICE"):
