@@ -116,14 +116,6 @@ fn listed_users(s: &mut Session) -> Result<Option<Vec<HubUser>>, SyncError> {
     ))
 }
 
-/// Does the hub group exist? (`read:groups:name`)
-fn hub_group_exists(s: &mut Session, group: &str) -> Result<bool, SyncError> {
-    let settings = s.settings;
-    let req = hub::group_request(&settings.hub_api_url, settings.hub_token.expose(), group);
-    let resp = s.send(Service::Hub, &format!("reading hub group {group:?}"), &req)?;
-    hub::parse_group_exists(group, &resp)
-}
-
 pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
     let mut s = Session::new(settings, transport);
     let mut report = CheckReport {
@@ -206,7 +198,7 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
             }
         }
         if let (Direction::ToHub, Some(group)) = (target.direction, target.hub_group.as_deref()) {
-            match hub_group_exists(&mut s, group) {
+            match hub_reader::group_exists(&mut s, group) {
                 Ok(true) => checked.hub_group_exists = Some(true),
                 Ok(false) if target.create_missing => {
                     checked.hub_group_exists = Some(false);

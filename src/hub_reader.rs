@@ -153,6 +153,14 @@ fn log_state(s: &Session, prior: &Prior) {
     }
 }
 
+/// Does the hub group exist? (`read:groups:name`)
+pub fn group_exists(s: &mut Session, group: &str) -> Result<bool, SyncError> {
+    let settings = s.settings;
+    let req = hub::group_request(&settings.hub_api_url, settings.hub_token.expose(), group);
+    let resp = s.send(Service::Hub, &format!("reading hub group {group:?}"), &req)?;
+    hub::parse_group_exists(group, &resp)
+}
+
 /// Lists the hub's users and reads the records the targets need: all of them, or with a usable
 /// user state only those that are new, changed, recently active or due for refresh.
 pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
