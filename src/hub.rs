@@ -19,8 +19,8 @@ pub struct ListedUser {
     pub user_info: Option<Value>,
     /// The hub groups the user is in, kept only when a target selects by hub group.
     pub groups: Vec<String>,
-    /// A server of the user's is running or starting: the default one (`server`, with
-    /// `read:users`) or any named one (`servers`, with `read:servers`).
+    /// A server of the user's is running: the default one once ready (`server`, with
+    /// `read:users`), or any named or still starting one (`servers`, with `read:servers`).
     pub server_running: bool,
 }
 
