@@ -216,6 +216,11 @@ pub fn send_with_retries(
 
 /// Percent-encodes one URL path segment or query value: everything but RFC 3986 unreserved bytes.
 pub fn encode_segment(s: &str) -> String {
+    // `.` and `..` as a whole segment would be resolved as "this" and "parent" by every URL
+    // normalizer on the way (a user named `..` must not become `/users/..`, i.e. `/`).
+    if s == "." || s == ".." {
+        return s.replace('.', "%2E");
+    }
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -410,6 +415,9 @@ mod tests {
         assert_eq!(encode_segment("edu:berkeley:app"), "edu%3Aberkeley%3Aapp");
         assert_eq!(encode_segment("a b/ü"), "a%20b%2F%C3%BC");
         assert_eq!(encode_segment("user.name-1_~"), "user.name-1_~");
+        assert_eq!(encode_segment("."), "%2E");
+        assert_eq!(encode_segment(".."), "%2E%2E");
+        assert_eq!(encode_segment("..."), "...");
     }
 
     #[test]

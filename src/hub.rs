@@ -358,6 +358,19 @@ mod tests {
             .contains(&("Authorization".into(), "token t0k".into())));
         let u = user_request("http://h/hub/api", "t", "a b@c/d");
         assert_eq!(u.url, "http://h/hub/api/users/a%20b%40c%2Fd");
+        // a user or group named `.` or `..` is never a path step
+        assert_eq!(
+            user_request("http://h/hub/api", "t", "..").url,
+            "http://h/hub/api/users/%2E%2E"
+        );
+        assert_eq!(
+            group_request("http://h/hub/api", "t", ".").url,
+            "http://h/hub/api/groups/%2E"
+        );
+        assert_eq!(
+            group_users_request("http://h/hub/api", "t", "..", true, &[]).url,
+            "http://h/hub/api/groups/%2E%2E/users"
+        );
     }
 
     fn parse_users_page_plain(resp: &Response) -> Result<UsersPage, SyncError> {

@@ -300,20 +300,28 @@ pub fn expand_targets(targets: &[Target], users: &[HubUser]) -> Vec<PassTarget> 
             let Some(captures) = re.captures(name) else {
                 continue;
             };
-            let path = settings::fill_template(&t.group_path, &captures);
-            out.push(match settings::parse_group_path("grouper_group", &path) {
+            // the label of a group that cannot be made: the filled name, else the template
+            let (label, made) = match settings::fill_template(&t.group_path, &captures) {
+                Err(why) => (t.group_path.clone(), Err(why)),
+                Ok(path) => {
+                    let made = settings::parse_group_path("grouper_group", &path)
+                        .map_err(|e| format!("it makes the group name {path:?}: {}", e.message));
+                    (path, made)
+                }
+            };
+            out.push(match made {
                 Ok(group_path) => Ok(Target {
                     group_path,
                     hub_group: Some(name.to_string()),
                     hub_group_pattern: None,
                     ..t.clone()
                 }),
-                Err(e) => Err(Unresolved {
-                    group: path.clone(),
+                Err(why) => Err(Unresolved {
+                    group: label,
                     mode: t.mode.as_str(),
                     error: SyncError::config(format!(
-                        "hub group {name:?} makes the group name {path:?} from {}: {}",
-                        t.group_path, e.message
+                        "hub group {name:?} cannot fill {}: {why}",
+                        t.group_path
                     )),
                 }),
             });
@@ -427,6 +435,44 @@ mod tests {
             "{resolved:?}"
         );
         assert!(matches!(&resolved[1], Ok(t) if t.group_path == "edu:x:ok"));
+    }
+
+    #[test]
+    fn captures_cannot_smuggle_a_folder_or_a_field_into_the_group_name() {
+        let mut t = target(
+            SubjectFrom::Username {
+                template: "{name}".into(),
+            },
+            false,
+        );
+        t.group_path = "edu:x:courses:{1}-{2}".into();
+        t.hub_group_pattern = Some("course-([^-]*)-(.*)".into());
+        let mut u = user("ana", false, UserRecord::Listed);
+        u.groups = vec![
+            "course-a:b-1".into(),    // ':' would make edu:x:courses:a a folder
+            "course-{2}-evil".into(), // '{2}' must not be filled in a second time
+            "course-data8-2026".into(),
+        ];
+        let resolved = expand_targets(&[t], &[u]);
+        let shown: Vec<String> = resolved
+            .iter()
+            .map(|r| match r {
+                Ok(t) => t.group_path.clone(),
+                Err(u) => format!("error: {}", u.error.message),
+            })
+            .collect();
+        assert_eq!(shown.len(), 3, "{shown:?}");
+        assert!(
+            shown[0].starts_with("error: hub group \"course-a:b-1\"")
+                && shown[0].contains("capture {1} holds ':'"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[2].starts_with("error: hub group \"course-{2}-evil\"")
+                && shown[2].contains("capture {1} holds '{'"),
+            "{shown:?}"
+        );
+        assert_eq!(shown[1], "edu:x:courses:data8-2026", "names in order");
     }
 
     #[test]

@@ -38,8 +38,10 @@ pub struct Withheld {
     pub removals: Vec<Member>,
 }
 
-/// The approval name of removing exactly `removals` from `group`: 16 hex digits of FNV-1a over
-/// the group and the sorted (source, id) pairs, so it does not depend on Grouper's order.
+/// The approval name of removing exactly `removals` from `group`: the first 16 hex digits of
+/// SHA-256 over the group and the sorted (source, id) pairs, so it does not depend on Grouper's
+/// order. The name is a safety token (it lets removals through), so it comes from a
+/// cryptographic hash: nobody can make another removal set with the same name.
 pub fn plan_hash(group: &str, removals: &[Member]) -> String {
     let mut keys: Vec<(&str, &str)> = removals
         .iter()
@@ -50,7 +52,7 @@ pub fn plan_hash(group: &str, removals: &[Member]) -> String {
     for (source, id) in keys {
         text.push_str(&format!("{source}\t{id}\n"));
     }
-    format!("{:016x}", crate::hashing::fnv1a64(text.as_bytes()))
+    crate::hashing::sha256_hex16(text.as_bytes())
 }
 
 impl Plan {
@@ -432,6 +434,15 @@ mod tests {
         assert_eq!(p.approve(&[hash.to_uppercase()]), Some(hash));
         assert_eq!(p.to_remove.len(), 8);
         assert!(p.withheld.is_none());
+    }
+
+    #[test]
+    fn a_plan_is_named_by_sha256_of_its_group_and_sorted_removals() {
+        // python3 -c "import hashlib; print(hashlib.sha256(b'a:b\nldap\t1\nldap\t2\n').hexdigest()[:16])"
+        assert_eq!(
+            plan_hash("a:b", &[member("2"), member("1")]),
+            "5b7621c94dbea052"
+        );
     }
 
     #[test]

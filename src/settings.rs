@@ -956,14 +956,48 @@ pub fn template_fields(template: &str) -> Vec<usize> {
     fields
 }
 
-/// A group template with a hub group's name and captures filled in.
-pub fn fill_template(template: &str, captures: &regex_lite::Captures) -> String {
-    let mut out = template.to_string();
-    for n in (0..captures.len()).rev() {
-        let value = captures.get(n).map_or("", |m| m.as_str());
-        out = out.replace(&format!("{{{n}}}"), value);
+/// Characters a hub group's name or capture may not bring into a Grouper group name: `:` would
+/// make a sub-folder, braces a field, control characters an unreadable name.
+fn forbidden_in_capture(c: char) -> bool {
+    c == ':' || c == '{' || c == '}' || c.is_control()
+}
+
+/// A group template with a hub group's name (`{0}`) and captures (`{1}`…) filled in, in one
+/// scan: a filled-in value is never read as a field again. A value holding `:`, a brace or a
+/// control character is refused (`Err` says which field and which character).
+pub fn fill_template(template: &str, captures: &regex_lite::Captures) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let field = after
+            .find('}')
+            .and_then(|close| Some((after[..close].parse::<usize>().ok()?, close)));
+        match field {
+            Some((n, close)) => {
+                let value = captures.get(n).map_or("", |m| m.as_str());
+                if let Some(c) = value.chars().find(|&c| forbidden_in_capture(c)) {
+                    let what = if n == 0 {
+                        "its name".to_string()
+                    } else {
+                        format!("capture {{{n}}}")
+                    };
+                    return Err(format!(
+                        "{what} holds {c:?}; a hub group name or capture may hold any character but ':' (a sub-folder), braces and control characters"
+                    ));
+                }
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
-    out
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Builds [`Settings`] from a key lookup. The lookup returns `Ok(None)` for an absent key.

@@ -516,18 +516,20 @@ fn scenarios() -> Vec<Scenario> {
                 "edu:example:staff",
             ]),
             ..s(
-                "hub: names with /, %, unicode and spaces",
+                "hub: names with /, %, unicode, spaces, . and ..",
                 |w| {
                     let mut st = w.hub.state.lock().unwrap();
                     for (n, id) in [
                         ("a/b", "100005"),
                         ("50%off", "100006"),
                         ("jöns dü", "100007"),
+                        (".", "100008"),
+                        ("..", "100009"),
                     ] {
                         st.users.push((n.into(), false, canvas(id)));
                     }
                     drop(st);
-                    for id in ["100005", "100006", "100007"] {
+                    for id in ["100005", "100006", "100007", "100008", "100009"] {
                         w.sim.add_subject(Subject::new("ldap", id));
                     }
                 },

@@ -11,7 +11,7 @@ use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 type IoFuture = Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
 
 pub struct EgressPolicy {
-    /// Lower-case `host:port` entries; `None` allows every host (used by tests only).
+    /// Lower-case `scheme://host:port` origins; `None` allows every host (used by tests only).
     pub allowed: Option<Arc<Vec<String>>>,
     pub timeout_cap: Duration,
     pub tls: crate::tls::Trust,
@@ -19,10 +19,11 @@ pub struct EgressPolicy {
     pub denied: Arc<AtomicU32>,
 }
 
-/// `host:port` (lower-case, default port filled in) of an `http://` or `https://` URL without
-/// credentials, as the `url` crate reads it (WHATWG URL: IPv6 literals, percent-encoding, IDNA).
-/// The configured URLs and every request the component sends are compared in this form.
-pub fn url_authority(text: &str) -> Option<String> {
+/// `scheme://host:port` (lower-case, default port filled in) of an `http://` or `https://` URL
+/// without credentials, as the `url` crate reads it (WHATWG URL: IPv6 literals,
+/// percent-encoding, IDNA). The configured URLs and every request the component sends are
+/// compared in this form: the scheme counts, so `http://grouper:443` is not `https://grouper`.
+pub fn url_origin(text: &str) -> Option<String> {
     let url = url::Url::parse(text.trim()).ok()?;
     if !matches!(url.scheme(), "http" | "https")
         || !url.username().is_empty()
@@ -31,7 +32,8 @@ pub fn url_authority(text: &str) -> Option<String> {
         return None;
     }
     Some(format!(
-        "{}:{}",
+        "{}://{}:{}",
+        url.scheme(),
         url.host_str()?,
         url.port_or_known_default()?
     ))
@@ -52,9 +54,19 @@ pub fn is_cleartext_remote(text: &str) -> bool {
     url.scheme() == "http" && !loopback
 }
 
-/// `host:port` of a request URI.
-pub fn authority_of(uri: &http::Uri) -> String {
-    url_authority(&uri.to_string()).unwrap_or_default()
+/// `scheme://host:port` of a request URI (empty when it has none: never allowed).
+pub fn origin_of(uri: &http::Uri) -> String {
+    url_origin(&uri.to_string()).unwrap_or_default()
+}
+
+impl EgressPolicy {
+    /// May the component send this request?
+    pub fn allows(&self, uri: &http::Uri) -> bool {
+        let origin = origin_of(uri);
+        self.allowed
+            .as_ref()
+            .is_none_or(|origins| !origin.is_empty() && origins.contains(&origin))
+    }
 }
 
 pub fn clamp(options: Option<RequestOptions>, cap: Duration) -> RequestOptions {
@@ -77,14 +89,10 @@ impl WasiHttpHooks for EgressPolicy {
         dyn Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, IoFuture)>>
             + Send,
     > {
-        let authority = authority_of(request.uri());
-        let allowed = self
-            .allowed
-            .as_ref()
-            .is_none_or(|hosts| hosts.contains(&authority));
-        if !allowed {
+        if !self.allows(request.uri()) {
             self.denied.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(host = %authority, "outgoing request denied: not the hub's or Grouper's host");
+            let origin = origin_of(request.uri());
+            tracing::warn!(origin = %origin, "outgoing request denied: not the hub's or Grouper's scheme, host and port");
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         let options = clamp(options, self.timeout_cap);
@@ -103,16 +111,16 @@ mod tests {
     #[test]
     fn urls_are_read_by_the_url_crate() {
         assert_eq!(
-            url_authority("https://[::1]/gws").as_deref(),
-            Some("[::1]:443")
+            url_origin("https://[::1]/gws").as_deref(),
+            Some("https://[::1]:443")
         );
         assert_eq!(
-            url_authority("HTTP://Hub.Example.EDU:80/hub/api").as_deref(),
-            Some("hub.example.edu:80")
+            url_origin("HTTP://Hub.Example.EDU:80/hub/api").as_deref(),
+            Some("http://hub.example.edu:80")
         );
-        assert_eq!(url_authority("https://user:pw@g.example.edu/"), None);
-        assert_eq!(url_authority("ftp://g.example.edu/"), None);
-        assert_eq!(url_authority("https://g.example.edu:99999/"), None);
+        assert_eq!(url_origin("https://user:pw@g.example.edu/"), None);
+        assert_eq!(url_origin("ftp://g.example.edu/"), None);
+        assert_eq!(url_origin("https://g.example.edu:99999/"), None);
         for (url, remote) in [
             ("http://grouper.example.edu/gws", true),
             ("HTTP://10.0.0.5:8081/hub/api", true),
@@ -129,14 +137,36 @@ mod tests {
     }
 
     #[test]
+    fn the_allow_list_compares_scheme_host_and_port() {
+        let policy = EgressPolicy {
+            allowed: Some(Arc::new(vec![
+                url_origin("https://grouper.example.edu/gws").unwrap(),
+                url_origin("http://127.0.0.1:8081/hub/api").unwrap(),
+            ])),
+            timeout_cap: Duration::from_secs(5),
+            tls: crate::tls::client_config(None).unwrap(),
+            denied: Arc::default(),
+        };
+        let allows = |u: &str| policy.allows(&u.parse().unwrap());
+        assert!(allows("https://grouper.example.edu/gws/servicesRest"));
+        assert!(allows("https://GROUPER.example.edu:443/x"));
+        assert!(allows("http://127.0.0.1:8081/hub/api/users"));
+        // the same host and port, another scheme: cleartext to where TLS was configured
+        assert!(!allows("http://grouper.example.edu:443/gws"));
+        assert!(!allows("https://127.0.0.1:8081/hub/api/users"));
+        assert!(!allows("https://grouper.example.edu:8443/gws"));
+        assert!(!allows("/relative"));
+    }
+
+    #[test]
     fn authorities_and_clamping() {
         assert_eq!(
-            authority_of(&"https://CalGroups.Berkeley.edu/gws".parse().unwrap()),
-            "calgroups.berkeley.edu:443"
+            origin_of(&"https://CalGroups.Berkeley.edu/gws".parse().unwrap()),
+            "https://calgroups.berkeley.edu:443"
         );
         assert_eq!(
-            authority_of(&"http://127.0.0.1:8081/hub/api".parse().unwrap()),
-            "127.0.0.1:8081"
+            origin_of(&"http://127.0.0.1:8081/hub/api".parse().unwrap()),
+            "http://127.0.0.1:8081"
         );
         let cap = Duration::from_secs(5);
         let o = clamp(

@@ -60,7 +60,7 @@ pub struct Options {
     pub pass_deadline: Duration,
     pub memory_limit_bytes: usize,
     pub http_timeout_cap: Duration,
-    /// `host:port` pairs the component may reach: those of the hub and Grouper URLs.
+    /// `scheme://host:port` origins the component may reach: those of the hub and Grouper URLs.
     pub allowed_hosts: Vec<String>,
     /// Where the user state of incremental passes is kept.
     pub state_dir: PathBuf,
@@ -172,8 +172,8 @@ fn toml_to_string(key: &str, v: &toml::Value) -> Result<String> {
     })
 }
 
-fn url_authority(key: &str, url: &str) -> Result<String> {
-    crate::egress::url_authority(url).ok_or_else(|| {
+fn url_origin(key: &str, url: &str) -> Result<String> {
+    crate::egress::url_origin(url).ok_or_else(|| {
         anyhow!(
             "{key} must be an http:// or https:// URL with a host and no credentials, got {url:?}"
         )
@@ -589,7 +589,7 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
     let mut allowed_hosts = Vec::new();
     for key in ["jupyterhub_api_url", "grouper_base_url"] {
         if let Some(url) = values.get(key) {
-            allowed_hosts.push(url_authority(key, url.trim())?);
+            allowed_hosts.push(url_origin(key, url.trim())?);
         }
     }
     let component_config = values
@@ -738,7 +738,10 @@ mod tests {
         );
         assert_eq!(o.component_config["api_page_size"], "50");
         assert_eq!(o.component_config["concurrency"], "8");
-        assert_eq!(o.allowed_hosts, ["hub:8081", "calgroups.example.edu:443"]);
+        assert_eq!(
+            o.allowed_hosts,
+            ["http://hub:8081", "https://calgroups.example.edu:443"]
+        );
         assert_eq!(o.command, Command::Service);
         assert_eq!(
             run(&["once", "--dry-run"], ENV, &[])

@@ -115,7 +115,7 @@ impl WasiHttpView for HostState {
 /// Limits for one call into the component.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// `host:port` pairs the component may reach; `None` allows any host (tests only).
+    /// `scheme://host:port` origins the component may reach; `None` allows any (tests only).
     pub allowed_hosts: Option<Vec<String>>,
     pub http_timeout_cap: Duration,
     /// The roots HTTPS requests are verified against (`tls::client_config`).

@@ -80,22 +80,13 @@ fn config(w: &World) -> BTreeMap<String, String> {
     .collect()
 }
 
-fn authority(url: &str) -> String {
-    url.split("://")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string()
+fn origin(url: &str) -> String {
+    grouper_sync_host::egress::url_origin(url).unwrap()
 }
 
 fn limits(w: &World) -> Limits {
     Limits {
-        allowed_hosts: Some(vec![
-            authority(&w.hub.url),
-            authority(&w.server.base_url("x")),
-        ]),
+        allowed_hosts: Some(vec![origin(&w.hub.url), origin(&w.server.base_url("x"))]),
         http_timeout_cap: Duration::from_secs(30),
         tls: grouper_sync_host::tls::client_config(None).unwrap(),
         deadline: Duration::from_secs(60),
@@ -412,7 +403,10 @@ fn https_with_the_campus_ca_from_the_flag_or_the_environment() {
     let ca_file = dir.join("campus-ca.pem");
     ca.write_cert(&ca_file);
     let cert = ca.issue(&["localhost"], Validity::Current);
-    let hub_addr = authority(&w.hub.url).parse().unwrap();
+    let hub_addr = url::Url::parse(&w.hub.url)
+        .unwrap()
+        .socket_addrs(|| None)
+        .unwrap()[0];
     let (hub, grouper) = (
         TlsFront::start(&cert, hub_addr),
         TlsFront::start(&cert, w.server.addr),

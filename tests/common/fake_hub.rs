@@ -206,6 +206,17 @@ fn fake_hub_answer(state: &Mutex<FakeHubState>, url: &str) -> (u16, Value) {
     let mut st = state.lock().unwrap();
     st.requests.push(url.to_string());
     let path = url.strip_prefix("/hub/api").unwrap_or(url);
+    // A proxy in front of the hub resolves `.` and `..` segments (RFC 3986 §5.2.4): such a
+    // request never reaches the user it names.
+    if path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return (404, json!({"status": 404, "message": null}));
+    }
     if let Some(query) = path.strip_prefix("/users?") {
         let param = |k: &str| {
             query
