@@ -25,12 +25,24 @@ pub fn read_group(
     conn: &Connection,
     target: &Target,
 ) -> Result<Vec<Member>, SyncError> {
+    read_group_pages(s, conn, target, MAX_PAGES)
+}
+
+/// [`read_group`] with at most `max_pages` pages: a group that still has more is an error (an
+/// incomplete read), never the members read so far.
+fn read_group_pages(
+    s: &mut Session,
+    conn: &Connection,
+    target: &Target,
+    max_pages: usize,
+) -> Result<Vec<Member>, SyncError> {
     let page_size = s.settings.grouper_page_size;
     let what = format!("reading members of {}", target.group_path);
     let mut members = Vec::new();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     let mut unresolvable = 0;
-    for page_number in 1..=MAX_PAGES {
+    let mut complete = false;
+    for page_number in 1..=max_pages {
         let req = grouper::get_members_request(
             conn,
             &target.group_path,
@@ -50,10 +62,9 @@ pub fn read_group(
                 members.push(m);
             }
         }
-        if count > page_size {
-            break; // the server ignored pageSize and sent everything
-        }
-        if count < page_size {
+        // fewer than a page: the last one; more: the server ignored pageSize and sent everything
+        if count != page_size {
+            complete = true;
             break;
         }
         if new == 0 {
@@ -64,6 +75,14 @@ pub fn read_group(
                 ),
             ));
         }
+    }
+    if !complete {
+        return Err(SyncError::new(
+            ErrorKind::GrouperBadAnswer,
+            format!(
+                "{what}: still more members after {max_pages} pages of {page_size}; the read is incomplete, so nothing is written"
+            ),
+        ));
     }
     if unresolvable > 0 {
         s.log.warn(&format!(
@@ -182,4 +201,33 @@ pub fn write(
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings;
+    use crate::test_support::{members_page, Fake};
+
+    #[test]
+    fn a_group_with_more_pages_than_the_cap_is_an_incomplete_read_not_a_short_list() {
+        let settings = settings::for_tests(&[("grouper_page_size", "2")]);
+        let mut page = 0;
+        let mut fake = Fake {
+            answer: |_: &crate::http::Request| {
+                page += 1;
+                let (a, b) = (format!("{page}a"), format!("{page}b"));
+                members_page(&[&a, &b]) // always a full page of new members
+            },
+            log: vec![],
+        };
+        let mut s = Session::new(&settings, &mut fake);
+        let conn = connection(&settings);
+        let target = settings.targets[0].clone();
+        let e = read_group_pages(&mut s, &conn, &target, 3).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::GrouperBadAnswer);
+        assert!(e.message.contains("after 3 pages"), "{}", e.message);
+        drop(s);
+        assert_eq!(fake.log.len(), 3, "stopped at the cap");
+    }
 }

@@ -23,5 +23,8 @@ pub mod timestamp;
 pub mod to_hub;
 pub mod user_state;
 
+#[cfg(test)]
+mod test_support;
+
 #[cfg(target_arch = "wasm32")]
 mod component;

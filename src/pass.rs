@@ -353,26 +353,7 @@ mod tests {
     use crate::error::ErrorKind;
     use crate::http::{self, Outcome as HttpOutcome, Request, Response};
     use crate::settings;
-    use std::time::Duration;
-
-    /// A loopback-free stand-in for both services: the closure answers each request.
-    struct Fake<F: FnMut(&Request) -> HttpOutcome> {
-        answer: F,
-        log: Vec<String>,
-    }
-
-    impl<F: FnMut(&Request) -> HttpOutcome> Transport for Fake<F> {
-        fn send_all(&mut self, requests: &[Request], _: usize) -> Vec<HttpOutcome> {
-            requests
-                .iter()
-                .map(|r| {
-                    self.log.push(format!("{} {}", r.method.as_str(), r.url));
-                    (self.answer)(r)
-                })
-                .collect()
-        }
-        fn sleep(&mut self, _: Duration) {}
-    }
+    use crate::test_support::{json, members_page, one_added, Fake};
 
     fn run_full(settings: &Settings, transport: &mut dyn Transport) -> Report {
         run(settings, transport, RunOptions::default())
@@ -380,39 +361,6 @@ mod tests {
 
     fn settings(extra: &[(&str, &str)]) -> Settings {
         settings::for_tests(extra)
-    }
-
-    fn json(status: u16, body: serde_json::Value) -> HttpOutcome {
-        Ok(Response {
-            status,
-            headers: vec![("x-grouper-success".into(), "T".into())],
-            body: body.to_string().into_bytes(),
-        })
-    }
-
-    fn members_page(ids: &[&str]) -> HttpOutcome {
-        let subjects: Vec<_> = ids
-            .iter()
-            .map(|i| serde_json::json!({"id": i, "sourceId": "ldap", "success": "T"}))
-            .collect();
-        let mut result =
-            serde_json::json!({"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}});
-        if !subjects.is_empty() {
-            result["wsSubjects"] = subjects.into();
-        }
-        json(
-            200,
-            serde_json::json!({"WsGetMembersResults": {"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}, "results": [result]}}),
-        )
-    }
-
-    /// Grouper's answer to an addMember batch of one subject that was added.
-    fn one_added() -> HttpOutcome {
-        json(
-            201,
-            serde_json::json!({"WsAddMemberResults": {"resultMetadata": {"resultCode": "SUCCESS", "success": "T"},
-                "results": [{"resultMetadata": {"resultCode": "SUCCESS", "success": "T"}}]}}),
-        )
     }
 
     fn hub_answer(r: &Request, users: &[(&str, Option<&str>)]) -> Option<HttpOutcome> {
