@@ -683,8 +683,23 @@ fn http_url(name: &str, value: &str) -> Result<String, ConfigError> {
         Ok(v.to_string())
     } else {
         err(format!(
-            "{name} must be an http:// or https:// URL with a host, no credentials and no query, got {value:?}"
+            "{name} must be an http:// or https:// URL with a host, no credentials and no query, got {:?}",
+            redact_userinfo(value)
         ))
+    }
+}
+
+/// A URL as it may be shown in an error: credentials before an `@` in the authority are
+/// replaced by `***` (`https://***@host/…`), so a password put into a URL is never printed.
+pub fn redact_userinfo(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -1261,6 +1276,37 @@ mod tests {
 
     fn parse_map(m: &HashMap<&'static str, &'static str>) -> Result<Settings, ConfigError> {
         parse(|k| Ok(m.get(k).map(|v| v.to_string())))
+    }
+
+    #[test]
+    fn a_url_with_credentials_is_refused_without_printing_them() {
+        for (key, url) in [
+            (
+                "jupyterhub_api_url",
+                "http://svc:HUB-SECRET@127.0.0.1:8081/hub/api",
+            ),
+            (
+                "grouper_base_url",
+                "https://app-sync:GROUPER-SECRET@calgroups.example.edu/gws",
+            ),
+            (
+                "grouper_base_url",
+                "https://GROUPER-SECRET@calgroups.example.edu",
+            ),
+        ] {
+            let mut m = base();
+            m.insert(key, url);
+            let e = parse_map(&m).unwrap_err();
+            assert!(e.message.starts_with(key), "{}", e.message);
+            assert!(!e.message.contains("SECRET"), "{}", e.message);
+            assert!(e.message.contains("***@"), "{}", e.message);
+        }
+        assert_eq!(
+            redact_userinfo("https://h/a@b"),
+            "https://h/a@b",
+            "an @ in the path is no credential"
+        );
+        assert_eq!(redact_userinfo("u:p@h"), "***@h");
     }
 
     #[test]

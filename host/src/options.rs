@@ -175,9 +175,28 @@ fn toml_to_string(key: &str, v: &toml::Value) -> Result<String> {
 fn url_origin(key: &str, url: &str) -> Result<String> {
     crate::egress::url_origin(url).ok_or_else(|| {
         anyhow!(
-            "{key} must be an http:// or https:// URL with a host and no credentials, got {url:?}"
+            "{key} must be an http:// or https:// URL with a host and no credentials, got {:?}",
+            settings::redact_userinfo(url)
         )
     })
+}
+
+/// A TOML syntax error by position and reason only: toml's own message quotes the offending
+/// line, which may be `grouper_password = "…"`.
+fn toml_error(path: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let at = e
+        .span()
+        .map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(" at line {line}, column {column}")
+        })
+        .unwrap_or_default();
+    anyhow!(
+        "parsing config file {path}{at}: {} (the line is not shown: it may hold a secret)",
+        e.message().trim()
+    )
 }
 
 /// The command line: subcommands derived, every setting a global `--key VALUE` option generated
@@ -392,7 +411,9 @@ pub fn parse(
         );
     }
     let argv = std::iter::once("grouper-sync".to_string()).chain(args.iter().cloned());
-    let matches = command().try_get_matches_from(argv)?;
+    let matches = command()
+        .try_get_matches_from(argv)
+        .map_err(|e| hide_stray_words(e, args))?;
     let cli = Cli::from_arg_matches(&matches)?;
     let mut log = LogQuery::default();
     let (command, approve) = match cli.command {
@@ -468,8 +489,7 @@ pub fn parse(
     let config_file = config_file.or_else(|| env("GROUPER_SYNC_CONFIG").filter(|v| !v.is_empty()));
     if let Some(path) = &config_file {
         let text = read(Path::new(path)).with_context(|| format!("reading config file {path}"))?;
-        let table: toml::Table =
-            toml::from_str(&text).with_context(|| format!("parsing config file {path}"))?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
         for (k, v) in &table {
             // [[targets]] tables reach the component as the JSON list its `targets` key takes
             let value = match (k.as_str(), v) {
@@ -503,6 +523,38 @@ pub fn parse(
     options.ui_token = ui_token.filter(|t| !t.trim().is_empty());
     options.service_prefix = env("JUPYTERHUB_SERVICE_PREFIX").filter(|p| p.starts_with('/'));
     Ok(options)
+}
+
+/// clap quotes a word it did not expect; a stray word may be a secret pasted in the wrong
+/// place, so such an error names its position instead. Unknown `--flags` stay as clap says them
+/// (clap shows the flag's name, not its value).
+fn hide_stray_words(e: clap::Error, args: &[String]) -> anyhow::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let stray = matches!(
+        e.kind(),
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand
+    ) && match e
+        .get(ContextKind::InvalidArg)
+        .or(e.get(ContextKind::InvalidSubcommand))
+    {
+        Some(ContextValue::String(word)) => !word.starts_with('-'),
+        _ => false,
+    };
+    if !stray {
+        return e.into();
+    }
+    let word = match e
+        .get(ContextKind::InvalidArg)
+        .or(e.get(ContextKind::InvalidSubcommand))
+    {
+        Some(ContextValue::String(word)) => word.clone(),
+        _ => String::new(),
+    };
+    let position = args.iter().position(|a| *a == word).map_or(0, |i| i + 1);
+    anyhow!(
+        "unexpected word at position {position} of the command line (not shown: it could be a secret; \
+         secrets go in the environment or a file). Commands: once, check, approve PLAN, log; see --help"
+    )
 }
 
 /// `--since`: a date (midnight UTC) or an RFC 3339 time.
@@ -929,6 +981,51 @@ mod tests {
         .to_string();
         assert!(e.contains("dryrun"), "{e}");
         assert!(run(&["stray"], ENV, &[]).is_err());
+    }
+
+    #[test]
+    fn configuration_errors_name_the_key_and_position_never_a_secret() {
+        const SECRET: &str = "S3CRET-do-not-print";
+        let file = |text: &str| run(&["--config", "/c.toml"], ENV, &[("/c.toml", text)]);
+        let cases: Vec<(&str, Result<Options>)> = vec![
+            (
+                "line 2, column",
+                file(&format!(
+                    "grouper_user = \"u\"\ngrouper_password = \"{SECRET}\n"
+                )),
+            ),
+            (
+                "line 2, column 1",
+                file(&format!(
+                    "grouper_password_file = \"/p\"\ngrouper_password_file = \"{SECRET}\"\n"
+                )),
+            ),
+            ("line 1, column", file(&format!("{SECRET} oops\n"))),
+            (
+                "jupyterhub_api_url",
+                run(
+                    &[],
+                    &[(
+                        "JUPYTERHUB_API_URL",
+                        &format!("http://svc:{SECRET}@hub:8081/hub/api"),
+                    )],
+                    &[],
+                ),
+            ),
+            (
+                "grouper_base_url",
+                file(&format!(
+                    "grouper_base_url = \"https://app:{SECRET}@calgroups.example.edu/gws\"\n"
+                )),
+            ),
+            ("position 2", run(&["check", SECRET], ENV, &[])),
+            ("position 1", run(&[SECRET], ENV, &[])),
+        ];
+        for (names, result) in cases {
+            let e = format!("{:#}", result.err().expect("an error"));
+            assert!(e.contains(names), "{names}: {e}");
+            assert!(!e.contains(SECRET), "{names}: {e}");
+        }
     }
 
     #[test]

@@ -375,6 +375,63 @@ fn once_and_check_commands_exit_codes_and_no_secret_leaks() {
     assert_eq!(code, Some(2), "configuration errors exit 2");
 }
 
+#[test]
+fn configuration_errors_of_the_built_binary_never_print_a_secret() {
+    let w = world();
+    let dir = scratch("config-errors");
+    let base = env(&w, &dir.join("pw"));
+    let with = |key: &str, value: String| -> Vec<(String, String)> {
+        let mut e: Vec<(String, String)> = base.iter().filter(|(k, _)| k != key).cloned().collect();
+        e.push((key.into(), value));
+        e
+    };
+    let config = dir.join("bad.toml");
+    let config_arg = config.display().to_string();
+    let cases: Vec<(Vec<(String, String)>, String, Vec<&str>)> = vec![
+        // a TOML syntax error on the secret's own line (an unterminated string)
+        (
+            base.clone(),
+            format!("grouper_password = \"{PASSWORD}\n"),
+            vec!["line 1, column"],
+        ),
+        // a duplicate key whose value is the secret
+        (
+            base.clone(),
+            format!("grouper_password = \"a\"\ngrouper_password = \"{PASSWORD}\"\n"),
+            vec!["line 2, column 1"],
+        ),
+        // credentials inside the URLs, from the environment and from the file
+        (
+            with(
+                "JUPYTERHUB_API_URL",
+                format!("http://svc:{TOKEN}@127.0.0.1:1/hub/api"),
+            ),
+            String::new(),
+            vec!["jupyterhub_api_url", "***@"],
+        ),
+        (
+            base.clone(),
+            format!("grouper_base_url = \"https://app:{PASSWORD}@calgroups.example.edu/gws\"\n"),
+            vec!["grouper_base_url", "***@"],
+        ),
+    ];
+    for (env, text, says) in cases {
+        std::fs::write(&config, text).unwrap();
+        for command in ["once", "check"] {
+            // run_command fails the test if stdout or stderr holds a secret
+            let (code, _, stderr) = run_command(&env, &[command, "--config", &config_arg]);
+            assert_eq!(code, Some(2), "{command}: {stderr}");
+            for s in &says {
+                assert!(stderr.contains(s), "{command}: {s:?} in {stderr}");
+            }
+        }
+    }
+    // a secret pasted as a stray word is named by its position
+    let (code, _, stderr) = run_command(&base, &["once", PASSWORD]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("position 2"), "{stderr}");
+}
+
 /// `env` with both URLs moved to TLS fronts reached as `localhost`.
 fn https_env(
     env: &[(String, String)],
