@@ -387,7 +387,8 @@ fn configuration_errors_of_the_built_binary_never_print_a_secret() {
     };
     let config = dir.join("bad.toml");
     let config_arg = config.display().to_string();
-    let cases: Vec<(Vec<(String, String)>, String, Vec<&str>)> = vec![
+    type Case<'a> = (Vec<(String, String)>, String, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         // a TOML syntax error on the secret's own line (an unterminated string)
         (
             base.clone(),
