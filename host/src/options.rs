@@ -1022,7 +1022,7 @@ mod tests {
             ("position 1", run(&[SECRET], ENV, &[])),
         ];
         for (names, result) in cases {
-            let e = format!("{:#}", result.err().expect("an error"));
+            let e = format!("{:#}", result.expect_err("an error"));
             assert!(e.contains(names), "{names}: {e}");
             assert!(!e.contains(SECRET), "{names}: {e}");
         }
