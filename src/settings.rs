@@ -1015,6 +1015,59 @@ pub fn fill_template(template: &str, captures: &regex_lite::Captures) -> Result<
     Ok(out)
 }
 
+/// The settings in which two targets of the same group differ, by key.
+fn differing_keys(a: &Target, b: &Target) -> Vec<&'static str> {
+    let checks: [(&str, bool); 15] = [
+        ("direction", a.direction == b.direction),
+        ("hub_group", a.hub_group == b.hub_group),
+        (
+            "hub_group_pattern",
+            a.hub_group_pattern == b.hub_group_pattern,
+        ),
+        ("include_admins", a.include_admins == b.include_admins),
+        ("mode", a.mode == b.mode),
+        (
+            "max_removals",
+            a.limits.max_removals == b.limits.max_removals,
+        ),
+        (
+            "max_removal_fraction",
+            a.limits.max_fraction == b.limits.max_fraction,
+        ),
+        (
+            "removal_fraction_floor",
+            a.limits.fraction_floor == b.limits.fraction_floor,
+        ),
+        ("protected_members", a.protected == b.protected),
+        (
+            "active_within_days",
+            a.filters.active_within_days == b.filters.active_within_days,
+        ),
+        (
+            "only_active_servers",
+            a.filters.only_active_servers == b.filters.only_active_servers,
+        ),
+        (
+            "exclude_users_pattern",
+            a.filters.exclude_users == b.filters.exclude_users,
+        ),
+        (
+            "create_missing_groups",
+            a.create_missing == b.create_missing,
+        ),
+        ("grouper_folder", a.grouper_folder == b.grouper_folder),
+        (
+            "subject mapping",
+            a.subject_from == b.subject_from && a.lookup == b.lookup && a.source_id == b.source_id,
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, same)| !same)
+        .map(|(key, _)| key)
+        .collect()
+}
+
 /// Builds [`Settings`] from a key lookup. The lookup returns `Ok(None)` for an absent key.
 pub fn parse(
     lookup: impl Fn(&str) -> Result<Option<String>, String>,
@@ -1155,7 +1208,23 @@ pub fn parse(
         targets.push(base.clone());
     }
     if let Some(text) = &more_targets {
-        targets.extend(parse_targets(text, &base)?);
+        for (i, entry) in parse_targets(text, &base)?.into_iter().enumerate() {
+            if flat_group.is_none() || entry.group_path != base.group_path {
+                targets.push(entry);
+                continue;
+            }
+            // The service's environment (GROUPER_ID_PATH) and a config file naming the same
+            // group: one target when they agree.
+            let differ = differing_keys(&base, &entry);
+            if !differ.is_empty() {
+                return err(format!(
+                    "the Grouper group {} is named by grouper_id_path (GROUPER_ID_PATH) and by targets[{i}], \
+                     which differ in {}; make them agree, or name the group once",
+                    base.group_path,
+                    differ.join(", ")
+                ));
+            }
+        }
     }
     let mut seen = BTreeSet::new();
     if let Some(dup) = targets.iter().find(|t| !seen.insert(t.group_path.as_str())) {
@@ -1276,6 +1345,56 @@ mod tests {
 
     fn parse_map(m: &HashMap<&'static str, &'static str>) -> Result<Settings, ConfigError> {
         parse(|k| Ok(m.get(k).map(|v| v.to_string())))
+    }
+
+    #[test]
+    fn the_environments_group_and_an_agreeing_targets_entry_are_one_target() {
+        // as the hub's service environment gives GROUPER_ID_PATH (here with mode additive) and
+        // the config file a [[targets]] table for the same group
+        let mut m = base();
+        m.insert("mode", "additive");
+        let groups = |m: &HashMap<&'static str, &'static str>| -> Vec<String> {
+            parse_map(m)
+                .unwrap()
+                .targets
+                .iter()
+                .map(|t| t.group_path.clone())
+                .collect()
+        };
+        m.insert(
+            "targets",
+            r#"[{"grouper_group": "edu:berkeley:app:datahub:datahub-users"},
+                {"grouper_group": "edu:x:staff", "hub_group": "staff"}]"#,
+        );
+        assert_eq!(
+            groups(&m),
+            ["edu:berkeley:app:datahub:datahub-users", "edu:x:staff"]
+        );
+        m.insert(
+            "targets",
+            r#"[{"grouper_group": "edu:berkeley:app:datahub:datahub-users", "mode": "additive", "max_removals": 50}]"#,
+        );
+        assert_eq!(groups(&m).len(), 1, "the same values agree");
+        // disagreeing: the error names the keys that differ
+        m.insert(
+            "targets",
+            r#"[{"grouper_group": "edu:berkeley:app:datahub:datahub-users", "mode": "mirror", "max_removals": 5, "hub_group": "staff"}]"#,
+        );
+        let e = parse_map(&m).unwrap_err().message;
+        assert!(
+            e.contains("named by grouper_id_path (GROUPER_ID_PATH) and by targets[0]")
+                && e.contains("differ in hub_group, mode, max_removals;"),
+            "{e}"
+        );
+        // two entries of the targets list naming one group stay an error
+        m.insert(
+            "targets",
+            r#"[{"grouper_group": "edu:x:a"}, {"grouper_group": "edu:x:a"}]"#,
+        );
+        assert!(parse_map(&m)
+            .unwrap_err()
+            .message
+            .contains("target of two entries"));
     }
 
     #[test]
@@ -1636,8 +1755,8 @@ mod tests {
                 "targets[0] (a::b): grouper_group must be a Grouper group name",
             ),
             (
-                r#"[{"grouper_group": "edu:berkeley:app:datahub:datahub-users"}]"#,
-                "target of two entries",
+                r#"[{"grouper_group": "edu:berkeley:app:datahub:datahub-users", "hub_group": "x"}]"#,
+                "by targets[0], which differ in hub_group;",
             ),
             (
                 r#"[{"grouper_group": "a:{1}", "hub_group_pattern": "course-(.+"}]"#,

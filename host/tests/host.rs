@@ -433,6 +433,41 @@ fn configuration_errors_of_the_built_binary_never_print_a_secret() {
     assert!(stderr.contains("position 2"), "{stderr}");
 }
 
+#[test]
+fn the_services_environment_and_a_config_file_naming_its_group_make_one_target() {
+    let w = world();
+    let dir = scratch("env-and-file");
+    let env = env(&w, &dir.join("pw")); // GROUPER_ID_PATH = GROUP, as in the hub's service environment
+    let config = dir.join("sync.toml");
+    let config_arg = config.display().to_string();
+    std::fs::write(
+        &config,
+        format!("[[targets]]\ngrouper_group = \"{GROUP}\"\nmax_removals = 50\n"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run_command(&env, &["check", "--config", &config_arg]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("target "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let (code, stdout, stderr) = run_command(&env, &["once", "--config", &config_arg]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let r: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(r["targets"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002"]);
+    // disagreeing, the error names the keys
+    std::fs::write(
+        &config,
+        format!("[[targets]]\ngrouper_group = \"{GROUP}\"\nmode = \"additive\"\n"),
+    )
+    .unwrap();
+    let (code, _, stderr) = run_command(&env, &["once", "--config", &config_arg]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("differ in mode"), "{stderr}");
+}
+
 /// `env` with both URLs moved to TLS fronts reached as `localhost`.
 fn https_env(
     env: &[(String, String)],
