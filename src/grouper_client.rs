@@ -170,13 +170,14 @@ pub fn write(
                 return false;
             }
         };
+        let mut confirmed = Vec::new();
         for (row, (change, _)) in rows.into_iter().zip(batch) {
             if row.success {
                 match op {
                     WriteOp::Add => report.added += 1,
                     WriteOp::Delete => report.removed += 1,
                 }
-                report.changes.push(change.clone());
+                confirmed.push(change.clone());
                 continue;
             }
             if row.subject_problem.is_none() && report.error.is_none() {
@@ -199,6 +200,7 @@ pub fn write(
                 message: row.message,
             });
         }
+        s.confirmed(&target.written_group(), report, confirmed);
     }
     true
 }

@@ -300,6 +300,34 @@ pub fn parse_users_page(resp: &Response, keep: Keep) -> Result<UsersPage, SyncEr
     })
 }
 
+/// Parses `GET /users/{name}` as a user model with the list's fields (for a user the listing
+/// did not return). `Ok(None)`: the user does not exist (404).
+pub fn parse_user_model(
+    name: &str,
+    resp: &Response,
+    keep: Keep,
+) -> Result<Option<ListedUser>, UserError> {
+    let what = format!("looking up hub user {name:?}");
+    match resp.status {
+        404 => return Ok(None),
+        403 => return Err(UserError::Permission(status_error(&what, resp))),
+        200 => {}
+        _ => return Err(UserError::Unreadable(status_error(&what, resp))),
+    }
+    let v = parse_json(&what, &resp.body).map_err(UserError::Unreadable)?;
+    let user = parse_user_entry(&v, keep).map_err(|e| match e.kind {
+        ErrorKind::HubForbidden => UserError::Permission(e),
+        _ => UserError::Unreadable(e),
+    })?;
+    if user.name != name {
+        return Err(UserError::Unreadable(bad_answer(format!(
+            "{what}: the hub answered with user {:?}",
+            user.name
+        ))));
+    }
+    Ok(Some(user))
+}
+
 /// Why one user's record could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserError {

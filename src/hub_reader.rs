@@ -8,8 +8,8 @@ use crate::mapping::{
 };
 use crate::session::Session;
 use crate::timestamp::response_date_seconds;
-use crate::user_state::{Next, Prior, ReadReason, ReadReasons, StateStatus};
-use std::collections::BTreeSet;
+use crate::user_state::{lost_subjects, Entry, Next, Prior, ReadReasons, StateStatus, Unlisted};
+use std::collections::{BTreeSet, HashSet};
 
 fn wall_clock_us() -> i64 {
     std::time::SystemTime::now()
@@ -37,6 +37,13 @@ pub struct HubView {
     pub next_state: Option<Vec<u8>>,
     /// The targets of this pass, patterns resolved against the listed groups.
     pub targets: Vec<PassTarget>,
+    /// The hub's clock (s) at the first list page, when it sent one.
+    pub hub_time: Option<i64>,
+    /// Users the state knew and the listing did not return that the hub confirmed gone (404).
+    pub departed: usize,
+    /// Users the state knew and the listing did not return who still exist (offset paging
+    /// skipped them); they were read directly and count as listed.
+    pub unlisted_found: usize,
 }
 
 /// The listing: users in the hub's order, why it may be short, and the hub's clock.
@@ -161,8 +168,18 @@ pub fn group_exists(s: &mut Session, group: &str) -> Result<bool, SyncError> {
     hub::parse_group_exists(group, &resp)
 }
 
+/// One request of the fan-out after the listing.
+enum Lookup {
+    /// A listed user's record, and what the state knew of them.
+    Record(usize, Option<Entry>),
+    /// A user the state knew whom the listing did not return: gone, or skipped?
+    Departure(Unlisted),
+}
+
 /// Lists the hub's users and reads the records the targets need: all of them, or with a usable
-/// user state only those that are new, changed, recently active or due for refresh.
+/// user state only those that are new, changed, recently active or due for refresh. Users the
+/// state knew and the listing did not return are looked up (gone, or skipped by offset paging):
+/// absence alone never counts as a departure.
 pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
     let settings = s.settings;
     let Listing {
@@ -190,18 +207,23 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
     let mut next = hub_time.map(|now| Next::new(now, users.len(), settings));
     let mut reads = ReadReasons::default();
     let mut from_state = 0;
-    let mut wanted: Vec<usize> = Vec::new();
-    for (i, u) in users.iter_mut().enumerate() {
-        let needed = targets
+    let mut lookups: Vec<Lookup> = Vec::new();
+    let needs = |u: &HubUser| {
+        targets
             .iter()
             .filter_map(|t| t.as_ref().ok())
-            .any(|t| needs_record(t, u));
-        if !needed {
+            .any(|t| needs_record(t, u))
+    };
+    for (i, u) in users.iter_mut().enumerate() {
+        if !needs(u) {
+            if let Some(next) = &mut next {
+                next.listed(&u.name);
+            }
             continue;
         }
         let decision = match hub_time {
             Some(now) => prior.decide(u, now, &settings.refresh),
-            None => Err(ReadReason::Full),
+            None => prior.decide(u, wall_clock_us() / 1_000_000, &settings.refresh),
         };
         match decision {
             Ok(entry) => {
@@ -209,18 +231,24 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
                 if let Some(next) = &mut next {
                     next.remember(&entry);
                 }
+                u.lost = entry.lost;
                 u.record = UserRecord::Remembered(entry.subjects);
             }
-            Err(reason) => {
-                reads.count(reason);
-                wanted.push(i);
+            Err(reread) => {
+                reads.count(reread.reason);
+                lookups.push(Lookup::Record(i, reread.before));
             }
         }
     }
+    let listed_names: HashSet<&str> = users.iter().map(|u| u.name.as_str()).collect();
+    let unlisted = prior.unlisted(&listed_names);
+    drop(listed_names);
+    let departure_checks = unlisted.len();
+    lookups.extend(unlisted.into_iter().map(Lookup::Departure));
     if prior.status == StateStatus::Used {
         s.log.info(&format!(
-            "user state: {from_state} remembered; reading {} (new {}, changed {}, recently active {}, refresh {})",
-            wanted.len(),
+            "user state: {from_state} remembered; reading {} (new {}, changed {}, recently active {}, refresh {}); {departure_checks} not listed, looked up",
+            reads.total(),
             reads.new,
             reads.changed,
             reads.margin,
@@ -229,49 +257,95 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
     }
     let state_status = prior.status;
     drop(prior);
+    let keep = hub::Keep {
+        user_info: settings.needs_user_info(),
+        groups: settings.needs_groups(),
+        servers: settings.needs_servers(),
+    };
     let mut unread: Vec<SyncError> = Vec::new();
+    let (mut departed, mut unlisted_found) = (0, 0);
     // In slices, so that memory holds one slice of requests and answers, not one per user.
-    for slice in wanted.chunks(READ_SLICE) {
+    let mut pending = lookups.into_iter().peekable();
+    while pending.peek().is_some() {
+        let slice: Vec<Lookup> = pending.by_ref().take(READ_SLICE).collect();
         let reqs: Vec<_> = slice
             .iter()
-            .map(|&i| {
-                hub::user_request(
-                    &settings.hub_api_url,
-                    settings.hub_token.expose(),
-                    &users[i].name,
-                )
+            .map(|lookup| {
+                let name = match lookup {
+                    Lookup::Record(i, _) => &users[*i].name,
+                    Lookup::Departure(u) => &u.name,
+                };
+                hub::user_request(&settings.hub_api_url, settings.hub_token.expose(), name)
             })
             .collect();
         let outcomes = s.send_all(Service::Hub, &reqs, settings.concurrency);
-        for (&i, outcome) in slice.iter().zip(outcomes) {
-            let user = &mut users[i];
-            let name = &user.name;
-            user.record = match outcome {
-                Err(e) => {
-                    unread.push(SyncError::transport(
-                        Service::Hub,
-                        &format!("reading hub user {name:?}"),
-                        &e,
-                    ));
-                    UserRecord::Unread
+        for (lookup, outcome) in slice.into_iter().zip(outcomes) {
+            match lookup {
+                Lookup::Record(i, before) => {
+                    let user = &mut users[i];
+                    let outcome = outcome.map_err(|e| {
+                        let what = format!("reading hub user {:?}", user.name);
+                        UserError::Unreadable(SyncError::transport(Service::Hub, &what, &e))
+                    });
+                    read_record(user, outcome, before, &mappings, next.as_mut(), &mut unread)?;
                 }
-                Ok(resp) => match hub::parse_user(name, &resp) {
-                    Ok(Some(state)) => {
-                        let subjects = map_auth_state(&state, &mappings);
-                        if let Some(next) = &mut next {
-                            next.read(user, &subjects);
+                Lookup::Departure(gone) => {
+                    let what = format!("looking up hub user {:?}, who was not listed", gone.name);
+                    let answer = outcome
+                        .map_err(|e| {
+                            UserError::Unreadable(SyncError::transport(Service::Hub, &what, &e))
+                        })
+                        .and_then(|resp| {
+                            hub::parse_user_model(&gone.name, &resp, keep)
+                                .map(|found| (found, resp))
+                        });
+                    match answer {
+                        Ok((None, _)) => departed += 1,
+                        Ok((Some(found), resp)) => {
+                            unlisted_found += 1;
+                            let mut user = HubUser::listed(found, now_us);
+                            if needs(&user) {
+                                read_record(
+                                    &mut user,
+                                    Ok(resp),
+                                    gone.entry,
+                                    &mappings,
+                                    next.as_mut(),
+                                    &mut unread,
+                                )?;
+                            } else if let Some(next) = &mut next {
+                                next.listed(&user.name);
+                            }
+                            users.push(user);
                         }
-                        UserRecord::Read(subjects)
+                        Err(UserError::Permission(e)) => return Err(e),
+                        Err(UserError::Unreadable(e)) => {
+                            // not confirmed gone: kept in the state, looked up again next pass
+                            if let Some(next) = &mut next {
+                                match gone.entry {
+                                    Some(mut entry) => {
+                                        entry.unread = true;
+                                        next.remember(&entry);
+                                    }
+                                    None => next.listed(&gone.name),
+                                }
+                            }
+                            unread.push(e);
+                        }
                     }
-                    Ok(None) => UserRecord::Vanished,
-                    Err(UserError::Permission(e)) => return Err(e),
-                    Err(UserError::Unreadable(e)) => {
-                        unread.push(e);
-                        UserRecord::Unread
-                    }
-                },
-            };
+                }
+            }
         }
+    }
+    if unlisted_found > 0 {
+        s.log.warn(&format!(
+            "{unlisted_found} hub user(s) the listing did not return still exist (offset paging skipped them while users were added or deleted); they were read directly"
+        ));
+    }
+    if departed > 0 {
+        s.log.info(&format!(
+            "{departed} hub user(s) left the hub since the last pass"
+        ));
     }
     if let Some(first) = unread.first() {
         let message = format!(
@@ -291,5 +365,44 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
         state_status,
         next_state: next.map(Next::encode),
         targets,
+        hub_time,
+        departed,
+        unlisted_found,
     })
+}
+
+/// Takes one answer of `GET /users/{name}` into the user's record: the subjects it maps to and
+/// the ones it lost since `before`. A token that may not read records fails the pass; any
+/// other failure leaves the user unread (and what the state knew of them, for the next pass).
+fn read_record(
+    user: &mut HubUser,
+    outcome: Result<crate::http::Response, UserError>,
+    before: Option<Entry>,
+    mappings: &[&Vec<Vec<String>>],
+    next: Option<&mut Next>,
+    unread: &mut Vec<SyncError>,
+) -> Result<(), SyncError> {
+    let parsed = outcome.and_then(|resp| hub::parse_user(&user.name, &resp));
+    user.record = match parsed {
+        Ok(Some(state)) => {
+            let subjects = map_auth_state(&state, mappings);
+            let lost = lost_subjects(before.as_ref(), &subjects);
+            if let Some(next) = next {
+                next.read(user, &subjects, lost.as_deref());
+            }
+            user.lost = lost;
+            UserRecord::Read(subjects)
+        }
+        Ok(None) => UserRecord::Vanished,
+        Err(UserError::Permission(e)) => return Err(e),
+        Err(UserError::Unreadable(e)) => {
+            if let (Some(next), Some(mut entry)) = (next, before) {
+                entry.unread = true;
+                next.remember(&entry);
+            }
+            unread.push(e);
+            UserRecord::Unread
+        }
+    };
+    Ok(())
 }

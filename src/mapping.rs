@@ -51,6 +51,9 @@ pub struct HubUser {
     pub idle_seconds: Option<i64>,
     pub server_running: bool,
     pub record: UserRecord,
+    /// Per mapping, a subject an earlier read found and the latest did not (`None`: nothing
+    /// lost). The user is still in the hub, so the membership of a lost subject is kept.
+    pub lost: Option<MappedSubjects>,
 }
 
 /// Does the user pass the target's filters (activity, running server, excluded names)?
@@ -95,6 +98,7 @@ impl HubUser {
             groups: u.groups,
             server_running: u.server_running,
             record: UserRecord::Listed,
+            lost: None,
         }
     }
 }
@@ -111,6 +115,10 @@ pub struct Desired {
     pub unmapped: usize,
     pub duplicates: usize,
     pub unread: usize,
+    /// Lost subjects of selected users who map to no subject now, each with those users: their
+    /// membership is kept (the removal withheld) until a read finds a subject again or an
+    /// admin approves it.
+    pub lost: BTreeMap<String, Vec<String>>,
 }
 
 /// A subject value: trimmed, non-empty, printable, and short enough for a Grouper lookup.
@@ -184,6 +192,17 @@ fn from_user_info(from: &SubjectFrom, user: &HubUser) -> Option<String> {
     }
 }
 
+/// The subject the user's mapping for this target lost, if any (the mapping finds none now).
+fn lost_subject(
+    from: &SubjectFrom,
+    user: &HubUser,
+    mappings: &[&Vec<Vec<String>>],
+) -> Option<String> {
+    let paths = from.auth_state_paths()?;
+    let index = mappings.iter().position(|m| *m == paths)?;
+    user.lost.as_ref()?.get(index)?.clone()
+}
+
 /// Does this target need the user's record (one `GET /users/{name}`) to map them?
 pub fn needs_record(target: &Target, user: &HubUser) -> bool {
     if !selects(target, user) {
@@ -253,7 +272,12 @@ pub fn desired_members(
                 }
                 names.push(user.name.clone());
             }
-            Err(_) => d.unmapped += 1,
+            Err(_) => {
+                d.unmapped += 1;
+                if let Some(lost) = lost_subject(&target.subject_from, user, mappings) {
+                    d.lost.entry(lost).or_default().push(user.name.clone());
+                }
+            }
         }
     }
     d
@@ -610,6 +634,7 @@ mod tests {
             last_activity: None,
             user_info: None,
             record,
+            lost: None,
         }
     }
 
@@ -641,6 +666,8 @@ mod tests {
                 max_removals: 10,
                 max_fraction: 0.5,
                 fraction_floor: 5,
+                max_per_day: 100,
+                max_fraction_per_day: 0.2,
             },
             protected: Default::default(),
         }

@@ -7,8 +7,11 @@ use crate::grouper_client;
 use crate::http::Transport;
 use crate::hub_reader::{self, HubView};
 use crate::mapping::{desired_members, Desired, UserRecord};
-use crate::plan::{plan, Plan};
-use crate::report::{Change, ChangeOp, ChangeReason, Outcome, Report, TargetReport};
+use crate::plan::{plan, Plan, Safety};
+use crate::report::{
+    removed_last_day, Change, ChangeOp, ChangeReason, ChangeSink, Outcome, RemovalRecord, Report,
+    TargetReport,
+};
 use crate::session::Session;
 use crate::settings::{Direction, LogLevel, Settings, Target};
 use crate::to_hub;
@@ -126,15 +129,29 @@ pub fn plan_target(
     cx: &PassContext,
     target: &Target,
     (desired, current): (&BTreeSet<String>, &[Member]),
+    lost: &BTreeSet<String>,
     report: &mut TargetReport,
 ) -> Plan {
     report.current_members = current.len();
-    let incomplete = cx.hub.incomplete.as_ref().map(|e| e.message.as_str());
-    let mut p = plan(target, desired, current, incomplete);
+    let safety = Safety {
+        incomplete: cx.hub.incomplete.as_ref().map(|e| e.message.as_str()),
+        lost: Some(lost),
+        removed_last_day: cx
+            .removed_last_day
+            .get(&target.written_group())
+            .copied()
+            .unwrap_or(0),
+    };
+    let mut p = plan(target, desired, current, safety);
     if let Some(hash) = p.approve(cx.approved_plans) {
         s.log.warn(&format!(
-            "{}: applying approved plan {hash}: removing {} the safety rules had withheld",
+            "{}: {} approved plan {hash}: removing {} the safety rules had withheld",
             target.group_path,
+            if s.settings.dry_run {
+                "(dry run) would apply"
+            } else {
+                "applying"
+            },
             p.to_remove.len()
         ));
         report.approved_plan = Some(hash);
@@ -150,6 +167,7 @@ fn report_plan(s: &Session, label: &str, p: &Plan, report: &mut TargetReport) {
     report.protected_kept = p.protected_kept;
     report.unmanaged_kept = p.unmanaged_kept;
     report.kept_by_mode = p.kept_by_mode;
+    report.subjects_lost = p.lost_kept;
     if let Some(w) = &p.withheld {
         report.withheld_removals = w.count;
         report.withheld_reason = Some(w.reason.clone());
@@ -203,6 +221,8 @@ pub struct PassContext<'a> {
     pub hub: &'a HubView,
     /// Withheld plans an admin approved.
     pub approved_plans: &'a [String],
+    /// Removals per written group in the last 24 hours, for the daily budget.
+    pub removed_last_day: std::collections::HashMap<String, usize>,
 }
 
 /// A `to_grouper` target: read the Grouper group, plan, write.
@@ -222,7 +242,15 @@ fn sync_target(
         }
     };
     // A group that could not be read in full never gets this far.
-    let p = plan_target(s, cx, target, (&desired.subjects(), &current), &mut report);
+    let lost: BTreeSet<String> = desired.lost.keys().cloned().collect();
+    let p = plan_target(
+        s,
+        cx,
+        target,
+        (&desired.subjects(), &current),
+        &lost,
+        &mut report,
+    );
     if !s.settings.dry_run {
         apply(s, cx.conn, target, &p, budget, desired, &mut report);
     }
@@ -271,12 +299,27 @@ pub struct RunOptions {
     /// Withheld plans an admin approved (`withheld_plan` hashes): such a plan goes through if the
     /// pass computes exactly it.
     pub approved_plans: Vec<String>,
+    /// Removals of earlier passes, for the daily budget (older than 24 hours are ignored).
+    pub removal_ledger: Vec<RemovalRecord>,
 }
 
 /// Runs one complete pass and reports it. Never panics on bad input; errors end up in the report.
 pub fn run(settings: &Settings, transport: &mut dyn Transport, options: RunOptions) -> Report {
+    run_reporting(settings, transport, options, None)
+}
+
+/// [`run`], handing every write batch the services confirmed to `sink` as it happens.
+pub fn run_reporting(
+    settings: &Settings,
+    transport: &mut dyn Transport,
+    options: RunOptions,
+    sink: Option<&mut dyn ChangeSink>,
+) -> Report {
     let started = Instant::now();
     let mut s = Session::new(settings, transport);
+    if let Some(sink) = sink {
+        s = s.with_sink(sink);
+    }
     let conn = grouper_client::connection(settings);
     let mut report = Report::new(settings.dry_run);
     let prior = Prior::load(options.user_state, options.full, settings);
@@ -300,14 +343,22 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, options: RunOptio
                 .iter()
                 .filter(|u| u.record == UserRecord::Vanished)
                 .count();
+            report.users_departed = hub.departed;
+            report.users_unlisted = hub.unlisted_found;
             if let Some(why) = &hub.incomplete {
                 report.errors.push(why.clone());
             }
             let mut budget = ChangeBudget(settings.max_changes_per_pass);
+            let now = hub.hub_time.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64)
+            });
             let cx = PassContext {
                 conn: &conn,
                 hub: &hub,
                 approved_plans: &options.approved_plans,
+                removed_last_day: removed_last_day(&options.removal_ledger, now),
             };
             let mappings = settings.auth_state_mappings();
             for target in &hub.targets {
@@ -339,6 +390,12 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, options: RunOptio
                 .map(|t| t.outcome)
                 .max()
                 .unwrap_or(Outcome::Failed);
+            let lost: usize = report.targets.iter().map(|t| t.subjects_lost).sum();
+            if lost > 0 {
+                s.log.warn(&format!(
+                    "{lost} membership(s) kept for hub users who are still in the hub but whose auth_state no longer yields the subject an earlier read found (lost subjects); see withheld_plan"
+                ));
+            }
         }
     }
     report.requests = s.requests.clone();
@@ -698,7 +755,13 @@ mod tests {
             if self.fail_reads_of.as_deref() == Some(name) {
                 return Some(Err(http::TransportError::Connect("reset".into())));
             }
-            let (_, _, _, login) = self.users.iter().find(|(n, ..)| n == name)?;
+            let Some((_, _, _, login)) = self.users.iter().find(|(n, ..)| n == name) else {
+                return Some(Ok(Response {
+                    status: 404,
+                    headers: vec![("date".into(), self.date.into())],
+                    body: br#"{"status": 404, "message": null}"#.to_vec(),
+                }));
+            };
             Some(dated(
                 serde_json::json!({"name": name, "auth_state": {"canvas_user": {"login_id": login}}}),
             ))
@@ -733,6 +796,7 @@ mod tests {
             user_state: state,
             full: false,
             approved_plans: Vec::new(),
+            removal_ledger: Vec::new(),
         };
         let report = run(&settings(&[("retries", "0")]), &mut fake, options);
         let reads = fake
@@ -782,7 +846,8 @@ mod tests {
         assert_eq!(warm.targets[0].to_add + warm.targets[0].to_remove, 0);
         let state = warm.next_user_state.clone().unwrap();
 
-        // b was deleted, d is new, a logged in again: read d and a; remove b; add d
+        // b was deleted, d is new, a logged in again: read d and a; look b up (gone); remove b;
+        // add d
         hub.users.retain(|u| u.0 != "b");
         hub.users.push(hub_user("d", None));
         hub.users[0].2 = Some("2026-11-29T13:30:00.000000Z");
@@ -792,9 +857,11 @@ mod tests {
             reads,
             [
                 "GET http://hub/hub/api/users/a",
-                "GET http://hub/hub/api/users/d"
+                "GET http://hub/hub/api/users/d",
+                "GET http://hub/hub/api/users/b"
             ]
         );
+        assert_eq!((changed.users_departed, changed.users_unlisted), (1, 0));
         assert_eq!(
             (changed.read_reasons.changed, changed.read_reasons.new),
             (1, 1)
@@ -831,6 +898,191 @@ mod tests {
         assert_eq!(second.outcome, Outcome::Converged);
     }
 
+    use crate::test_support::World;
+
+    fn after(state: Option<Vec<u8>>) -> RunOptions {
+        RunOptions {
+            user_state: state,
+            ..RunOptions::default()
+        }
+    }
+
+    const T0: i64 = 1_796_000_000;
+
+    #[test]
+    fn subjects_lost_for_everyone_over_many_incremental_passes_remove_nobody() {
+        let settings = settings(&[("retries", "0")]);
+        let mut w = World::new(300, T0);
+        let first = w.pass(&settings, RunOptions::default());
+        assert_eq!(first.outcome, Outcome::Converged, "{:?}", first.errors);
+        let mut state = first.next_user_state;
+        let before = w.members.clone();
+        // every auth_state rewritten to a shape without a login id (an authenticator upgrade,
+        // enable_auth_state turned off, a rotated crypt key)
+        for u in &mut w.users {
+            u.login = None;
+        }
+        let mut lost = 0;
+        // hourly passes for 30 hours, past full_refresh_hours: everyone is read again
+        for hour in 1..=30 {
+            w.now = T0 + hour * 3600;
+            let now = w.now;
+            for u in w.users.iter_mut().skip((hour as usize * 25) % 300).take(25) {
+                u.last_activity = Some(now - 60); // 25 users active again each hour
+            }
+            let r = w.pass(&settings, after(state.take()));
+            let t = &r.targets[0];
+            assert_eq!((t.removed, t.to_remove), (0, 0), "hour {hour}: {t:?}");
+            assert_eq!(w.members, before, "hour {hour}: nobody removed");
+            assert!(
+                t.subjects_lost >= lost,
+                "hour {hour}: losses are remembered"
+            );
+            lost = t.subjects_lost;
+            assert_eq!(r.outcome, Outcome::RemovalsWithheld, "hour {hour}");
+            assert!(t.withheld_plan.is_some(), "approvable");
+            state = r.next_user_state;
+        }
+        assert_eq!(lost, 300, "by now every user was read again");
+        // a full pass follows the same rule
+        let full = w.pass(
+            &settings,
+            RunOptions {
+                user_state: state.clone(),
+                full: true,
+                ..RunOptions::default()
+            },
+        );
+        let t = &full.targets[0];
+        assert_eq!((t.removed, t.subjects_lost), (0, 300));
+        // an admin who knows why approves the plan: then they go
+        let plan = t.withheld_plan.clone().unwrap();
+        let approved = w.pass(
+            &settings,
+            RunOptions {
+                user_state: full.next_user_state,
+                approved_plans: vec![plan],
+                ..RunOptions::default()
+            },
+        );
+        assert_eq!(
+            approved.targets[0].removed, 300,
+            "{:?}",
+            approved.targets[0]
+        );
+        assert!(w.members.is_empty());
+    }
+
+    #[test]
+    fn a_read_that_finds_a_different_subject_replaces_the_old_one() {
+        let settings = settings(&[("retries", "0")]);
+        let mut w = World::new(20, T0);
+        let state = w.pass(&settings, RunOptions::default()).next_user_state;
+        w.now = T0 + 3600;
+        w.users[3].login = Some("new-id".into());
+        w.users[3].last_activity = Some(w.now - 60);
+        w.users[4].login = None; // lost: kept
+        w.users[4].last_activity = Some(w.now - 60);
+        let r = w.pass(&settings, after(state));
+        let t = &r.targets[0];
+        assert_eq!((t.added, t.removed, t.subjects_lost), (1, 1, 1), "{t:?}");
+        assert!(w.members.contains("new-id") && !w.members.contains("user003-id"));
+        assert!(w.members.contains("user004-id"), "the lost subject stays");
+        assert_eq!(r.outcome, Outcome::RemovalsWithheld);
+    }
+
+    #[test]
+    fn the_daily_budget_withholds_removals_that_add_up_over_passes() {
+        let settings = settings(&[("retries", "0")]);
+        let mut w = World::new(100, T0);
+        let mut state = w.pass(&settings, RunOptions::default()).next_user_state;
+        let mut ledger: Vec<RemovalRecord> = Vec::new();
+        let mut removed = Vec::new();
+        // 8 users leave the hub every hour: each pass alone is within max_removals and
+        // max_removal_fraction (10 %), but 20 % of the group in 24 hours is the daily budget
+        for hour in 1..=3 {
+            w.now = T0 + hour * 3600;
+            w.users.drain(..8);
+            let r = w.pass(
+                &settings,
+                RunOptions {
+                    removal_ledger: ledger.clone(),
+                    ..after(state.take())
+                },
+            );
+            let t = &r.targets[0];
+            removed.push(t.removed);
+            ledger.push(RemovalRecord {
+                target: "grouper:a:b".into(),
+                at: w.now,
+                count: t.removed as u32,
+            });
+            state = r.next_user_state;
+            if hour == 3 {
+                assert_eq!(r.outcome, Outcome::RemovalsWithheld);
+                assert!(
+                    t.withheld_reason
+                        .as_deref()
+                        .unwrap_or("")
+                        .contains("max_removal_fraction_per_day"),
+                    "{t:?}"
+                );
+                assert!(t.withheld_plan.is_some(), "approvable");
+            }
+        }
+        assert_eq!(
+            removed,
+            [8, 8, 0],
+            "the third pass would make 24 of 92 in a day"
+        );
+        // a day later the earlier removals have left the window
+        w.now = T0 + 27 * 3600;
+        let r = w.pass(
+            &settings,
+            RunOptions {
+                removal_ledger: ledger.clone(),
+                ..after(state)
+            },
+        );
+        assert_eq!((r.targets[0].removed, r.outcome), (8, Outcome::Converged));
+    }
+
+    #[test]
+    fn a_user_skipped_by_offset_paging_is_looked_up_not_removed() {
+        let settings = settings(&[("retries", "0")]);
+        let mut w = World::new(5, T0);
+        w.page_size = 2;
+        let state = w.pass(&settings, RunOptions::default()).next_user_state;
+        // between the first and second page, user001 is deleted and user009 created: the
+        // offsets shift, user002 is on no page, and the total stays 5
+        w.between_pages = Some(Box::new(|users| {
+            users.retain(|u| u.name != "user001");
+            users.push(crate::test_support::WorldUser {
+                name: "user009".into(),
+                created: T0,
+                last_activity: None,
+                login: Some("user009-id".into()),
+            });
+        }));
+        w.now = T0 + 3600;
+        let r = w.pass(&settings, after(state));
+        assert_eq!(r.users_unlisted, 1, "{:?}", r);
+        assert!(w
+            .sent
+            .contains(&"GET http://hub/hub/api/users/user002".to_string()));
+        assert!(
+            w.members.contains("user002-id"),
+            "skipped by the listing, not removed"
+        );
+        assert!(w.members.contains("user009-id"));
+        assert_eq!(r.outcome, Outcome::Converged, "{:?}", r.errors);
+        // the next pass finds user001 gone (404) and removes them
+        w.now = T0 + 7200;
+        let r = w.pass(&settings, after(r.next_user_state));
+        assert_eq!((r.users_departed, r.targets[0].removed), (1, 1));
+        assert!(!w.members.contains("user001-id") && w.members.contains("user002-id"));
+    }
+
     #[test]
     fn a_failed_listing_leaves_the_previous_state_in_place() {
         let mut fake = Fake {
@@ -847,6 +1099,7 @@ mod tests {
             user_state: Some(b"{}".to_vec()),
             full: false,
             approved_plans: Vec::new(),
+            removal_ledger: Vec::new(),
         };
         let report = run(&settings(&[("retries", "0")]), &mut fake, options);
         assert_eq!(report.outcome, Outcome::Failed);

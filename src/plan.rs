@@ -24,6 +24,8 @@ pub struct Plan {
     pub unmanaged_kept: usize,
     /// Would-be removals kept because the mode is additive.
     pub kept_by_mode: usize,
+    /// Would-be removals of lost subjects (withheld, whatever else the plan does).
+    pub lost_kept: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,9 +65,30 @@ impl Plan {
             return None;
         }
         let withheld = self.withheld.take()?;
-        self.to_remove = withheld.removals;
+        self.to_remove.extend(withheld.removals);
         Some(hash)
     }
+}
+
+/// What the reads tell the plan besides the two sides' members.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Safety<'a> {
+    /// Why a side was not read in full (then nobody is removed); `None` when both were.
+    pub incomplete: Option<&'a str>,
+    /// Keys of members whose hub users are still in the hub but whose read lost the subject:
+    /// their removal is withheld (approvable) while the rest of the plan goes ahead.
+    pub lost: Option<&'a BTreeSet<String>>,
+    /// Members already removed from this group in the last 24 hours (the daily budget).
+    pub removed_last_day: usize,
+}
+
+impl Safety<'_> {
+    /// Both sides read in full, nothing lost, nothing removed lately.
+    pub const COMPLETE: Safety<'static> = Safety {
+        incomplete: None,
+        lost: None,
+        removed_last_day: 0,
+    };
 }
 
 /// Does the target manage this member (not a group or internal subject, of its source if it has
@@ -80,12 +103,15 @@ pub fn is_managed(member: &Member, target: &Target) -> bool {
     }
 }
 
-/// `incomplete` says why a side was not read in full (then nobody is removed); `None` when both were.
+/// The diff, and the safety rules over its removals, in this order: an incomplete read removes
+/// nobody (not approvable); nobody desired, the per-pass limits or the daily budget withhold
+/// every removal (approvable as one plan); otherwise lost subjects are withheld (approvable)
+/// and the other removals go ahead.
 pub fn plan(
     target: &Target,
     desired: &BTreeSet<String>,
     current: &[Member],
-    incomplete: Option<&str>,
+    safety: Safety,
 ) -> Plan {
     // Only members the sync manages count as present: with source_id set, the same id in
     // another source is another subject (found by the property tests).
@@ -128,6 +154,7 @@ pub fn plan(
         protected_kept,
         unmanaged_kept,
         kept_by_mode: 0,
+        lost_kept: 0,
     };
     if n == 0 {
         return plan;
@@ -137,7 +164,7 @@ pub fn plan(
         return plan;
     }
     let limits = &target.limits;
-    if let Some(why) = incomplete {
+    if let Some(why) = safety.incomplete {
         plan.withheld = Some(Withheld {
             count: n,
             reason: format!("incomplete read, so nobody is removed: {why}"),
@@ -146,6 +173,19 @@ pub fn plan(
         });
         return plan;
     }
+    let (lost, free): (Vec<Member>, Vec<Member>) = candidates.into_iter().partition(|m| {
+        safety
+            .lost
+            .is_some_and(|lost| m.key.as_deref().is_some_and(|k| lost.contains(k)))
+    });
+    let f = free.len();
+    plan.lost_kept = lost.len();
+    let day = safety.removed_last_day + f;
+    let lost_note = if lost.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} of them lost subjects)", lost.len())
+    };
     // An empty desired set with members to remove is how a lost auth_state (no
     // JUPYTERHUB_CRYPT_KEY) or a wrong mapping looks: it empties the group, whatever its size.
     let withheld_reason = if desired.is_empty() {
@@ -157,30 +197,56 @@ pub fn plan(
                 "no member of the Grouper group maps to a hub user, so all {n} user(s) would leave the hub group (is the Grouper group empty on purpose, auth_state readable, the mapping right?)"
             ),
         })
-    } else if n > limits.max_removals {
+    } else if f > limits.max_removals {
         Some(format!(
-            "{n} removals exceed max_removals={}",
+            "{f} removals exceed max_removals={}{lost_note}",
             limits.max_removals
         ))
-    } else if n > limits.fraction_floor && (n as f64) > limits.max_fraction * current.len() as f64 {
+    } else if f > limits.fraction_floor && (f as f64) > limits.max_fraction * current.len() as f64 {
         Some(format!(
-            "{n} removals are more than max_removal_fraction={} of the {} current members",
+            "{f} removals are more than max_removal_fraction={} of the {} current members{lost_note}",
             limits.max_fraction,
             current.len()
+        ))
+    } else if f > 0 && day > limits.max_per_day {
+        Some(format!(
+            "{f} removals would make {day} in 24 hours ({} already), more than max_removals_per_day={}{lost_note}",
+            safety.removed_last_day, limits.max_per_day
+        ))
+    } else if f > 0
+        && day > limits.fraction_floor
+        && (day as f64)
+            > limits.max_fraction_per_day * (current.len() + safety.removed_last_day) as f64
+    {
+        Some(format!(
+            "{f} removals would make {day} in 24 hours ({} already), more than max_removal_fraction_per_day={} of the group{lost_note}",
+            safety.removed_last_day, limits.max_fraction_per_day
         ))
     } else {
         None
     };
+    let withhold = |count: usize, reason: String, removals: Vec<Member>| Withheld {
+        count,
+        reason,
+        plan_hash: Some(plan_hash(&target.group_path, &removals)),
+        removals,
+    };
     match withheld_reason {
         Some(reason) => {
-            plan.withheld = Some(Withheld {
-                count: n,
-                reason,
-                plan_hash: Some(plan_hash(&target.group_path, &candidates)),
-                removals: candidates,
-            })
+            let mut all = free;
+            all.extend(lost);
+            plan.withheld = Some(withhold(n, reason, all));
         }
-        None => plan.to_remove = candidates,
+        None => {
+            plan.to_remove = free;
+            if !lost.is_empty() {
+                let reason = format!(
+                    "{} member(s) belong to hub users who are still in the hub but whose auth_state no longer yields the subject an earlier read found (lost subjects: auth_state cleared or reshaped, JUPYTERHUB_CRYPT_KEY changed?); their membership is kept",
+                    lost.len()
+                );
+                plan.withheld = Some(withhold(lost.len(), reason, lost));
+            }
+        }
     }
     plan
 }
@@ -210,6 +276,8 @@ mod tests {
                 max_removals,
                 max_fraction,
                 fraction_floor: floor,
+                max_per_day: usize::MAX,
+                max_fraction_per_day: 1.0,
             },
             protected: ["keep".to_string()].into(),
         }
@@ -227,7 +295,14 @@ mod tests {
         items.iter().map(|s| s.to_string()).collect()
     }
 
-    const COMPLETE: Option<&str> = None;
+    const COMPLETE: Safety = Safety::COMPLETE;
+
+    fn incomplete(why: &str) -> Safety<'_> {
+        Safety {
+            incomplete: Some(why),
+            ..Safety::COMPLETE
+        }
+    }
 
     #[test]
     fn diff_adds_and_removes() {
@@ -308,7 +383,7 @@ mod tests {
                 &target(Mode::Mirror, 100, 1.0, 0),
                 &set(&["1", "new"]),
                 &cur,
-                Some(why),
+                incomplete(why),
             );
             assert_eq!(p.to_add, ["new"]);
             assert!(p.to_remove.is_empty());
@@ -446,10 +521,89 @@ mod tests {
     }
 
     #[test]
+    fn lost_subjects_are_withheld_apart_and_approvable_while_the_rest_goes() {
+        let cur: Vec<Member> = ["1", "2", "gone", "lost1", "lost2"].map(member).to_vec();
+        let lost = set(&["lost1", "lost2"]);
+        let safety = Safety {
+            lost: Some(&lost),
+            ..Safety::COMPLETE
+        };
+        let t = target(Mode::Mirror, 10, 1.0, 0);
+        let mut p = plan(&t, &set(&["1", "2"]), &cur, safety);
+        assert_eq!(p.to_remove, [member("gone")], "a departure goes ahead");
+        assert_eq!(p.lost_kept, 2);
+        let w = p.withheld.clone().unwrap();
+        assert_eq!((w.count, w.removals.len()), (2, 2));
+        assert!(w.reason.contains("lost subjects"), "{}", w.reason);
+        let hash = w.plan_hash.unwrap();
+        assert_eq!(hash, plan_hash("a:b", &[member("lost1"), member("lost2")]));
+        assert_eq!(p.approve(&[hash]).is_some(), true);
+        assert_eq!(
+            p.to_remove.len(),
+            3,
+            "approved: the departure and the lost ones"
+        );
+        // over a limit, everything is withheld as one plan
+        let t = target(Mode::Mirror, 0, 1.0, 0);
+        let p = plan(&t, &set(&["1", "2"]), &cur, safety);
+        let w = p.withheld.unwrap();
+        assert!(p.to_remove.is_empty() && w.count == 3 && w.removals.len() == 3);
+        assert!(
+            w.reason
+                .contains("max_removals=0 (2 of them lost subjects)"),
+            "{}",
+            w.reason
+        );
+    }
+
+    #[test]
+    fn the_daily_budget_counts_removals_of_the_last_day() {
+        let cur: Vec<Member> = (0..50).map(|i| member(&i.to_string())).collect();
+        let keep: BTreeSet<String> = (0..45).map(|i| i.to_string()).collect();
+        let mut t = target(Mode::Mirror, 50, 1.0, 0);
+        t.limits.max_per_day = 12;
+        let day = |removed_last_day| Safety {
+            removed_last_day,
+            ..Safety::COMPLETE
+        };
+        assert_eq!(
+            plan(&t, &keep, &cur, day(7)).to_remove.len(),
+            5,
+            "7 + 5 = 12 fits"
+        );
+        let p = plan(&t, &keep, &cur, day(8));
+        assert!(p.to_remove.is_empty());
+        let w = p.withheld.unwrap();
+        assert!(
+            w.reason.contains(
+                "would make 13 in 24 hours (8 already), more than max_removals_per_day=12"
+            ),
+            "{}",
+            w.reason
+        );
+        assert!(w.plan_hash.is_some());
+        t.limits.max_per_day = 1000;
+        t.limits.max_fraction_per_day = 0.2;
+        t.limits.fraction_floor = 5;
+        // (5 + 7) of (50 + 7) is above 20 %
+        let p = plan(&t, &keep, &cur, day(7));
+        assert!(p
+            .withheld
+            .unwrap()
+            .reason
+            .contains("max_removal_fraction_per_day=0.2"));
+        assert_eq!(
+            plan(&t, &keep, &cur, day(5)).to_remove.len(),
+            5,
+            "10 of 55 fits"
+        );
+    }
+
+    #[test]
     fn an_incomplete_read_cannot_be_approved() {
         let cur: Vec<Member> = (0..8).map(|i| member(&format!("m{i}"))).collect();
         let t = target(Mode::Mirror, 5, 1.0, 0);
-        let mut p = plan(&t, &set(&[]), &cur, Some("1 user unread"));
+        let mut p = plan(&t, &set(&[]), &cur, incomplete("1 user unread"));
         let w = p.withheld.as_ref().unwrap();
         assert_eq!(w.plan_hash, None);
         let any = plan_hash("a:b", &cur);

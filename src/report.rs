@@ -64,6 +64,9 @@ pub struct TargetReport {
     pub unmanaged_kept: usize,
     /// Members not in the hub that a mirror pass would remove, kept because the mode is additive.
     pub kept_by_mode: usize,
+    /// Members kept because their hub users are still in the hub but read no subject where an
+    /// earlier read found one (their removal is withheld under a plan name).
+    pub subjects_lost: usize,
     pub withheld_removals: usize,
     pub withheld_reason: Option<String>,
     /// The withheld plan's name for `grouper-sync approve` (none for an incomplete read).
@@ -82,14 +85,14 @@ pub struct TargetReport {
     pub changes: Vec<Change>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeOp {
     Add,
     Remove,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeReason {
     /// A selected hub user maps to the subject and the group did not hold it.
@@ -105,13 +108,76 @@ pub enum ChangeReason {
 }
 
 /// One add or removal Grouper confirmed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub op: ChangeOp,
     pub subject: String,
     pub source: Option<String>,
     pub hub_user: Option<String>,
     pub reason: ChangeReason,
+}
+
+/// The changes of one write batch, as soon as the service confirmed them: under `sync.run` the
+/// component writes each as one line of JSON to stdout, `{"confirmed": {…}}`, so that a host
+/// logs every confirmed change even of a pass it stops (deadline, SIGINT). The report at the
+/// end holds the same changes again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmedBatch {
+    /// The Grouper group of the target.
+    pub target: String,
+    pub direction: Direction,
+    /// The hub group a to_hub target writes.
+    pub hub_group: Option<String>,
+    /// The group written, as the removal budget counts it ([`crate::settings::Target::written_group`]).
+    pub written: String,
+    /// The approved plan, for removals it let through.
+    pub approved_plan: Option<String>,
+    pub changes: Vec<Change>,
+}
+
+/// One line of the component's stdout under `sync.run`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressLine {
+    pub confirmed: ConfirmedBatch,
+}
+
+impl ConfirmedBatch {
+    pub fn removals(&self) -> usize {
+        self.changes
+            .iter()
+            .filter(|c| c.op == ChangeOp::Remove)
+            .count()
+    }
+}
+
+/// Receives each confirmed batch as it happens.
+pub trait ChangeSink {
+    fn confirmed(&mut self, batch: &ConfirmedBatch);
+}
+
+/// Removals from one written group at one time, as the host keeps them for the daily budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovalRecord {
+    /// [`crate::settings::Target::written_group`].
+    pub target: String,
+    /// Seconds since the epoch.
+    pub at: i64,
+    pub count: u32,
+}
+
+/// Removals per written group within the 24 hours before `now` (seconds since the epoch).
+pub fn removed_last_day(
+    ledger: &[RemovalRecord],
+    now: i64,
+) -> std::collections::HashMap<String, usize> {
+    let mut out = std::collections::HashMap::new();
+    for r in ledger
+        .iter()
+        .filter(|r| r.at > now - 86_400 && r.at <= now + 300)
+    {
+        *out.entry(r.target.clone()).or_default() += r.count as usize;
+    }
+    out
 }
 
 impl TargetReport {
@@ -138,6 +204,7 @@ impl TargetReport {
             protected_kept: 0,
             unmanaged_kept: 0,
             kept_by_mode: 0,
+            subjects_lost: 0,
             withheld_removals: 0,
             withheld_reason: None,
             withheld_plan: None,
@@ -164,6 +231,11 @@ pub struct Report {
     pub users_seen: usize,
     pub users_unread: usize,
     pub users_vanished: usize,
+    /// Users the state knew whom the listing did not return, confirmed gone (404).
+    pub users_departed: usize,
+    /// Users the state knew whom the listing did not return who still exist (skipped by offset
+    /// paging); read directly.
+    pub users_unlisted: usize,
     /// User records read from the hub (`GET /users/{name}`) in this pass.
     pub users_fetched: usize,
     /// Users whose subjects came from the user state instead.
@@ -190,6 +262,8 @@ impl Report {
             users_seen: 0,
             users_unread: 0,
             users_vanished: 0,
+            users_departed: 0,
+            users_unlisted: 0,
             users_fetched: 0,
             users_from_state: 0,
             read_reasons: ReadReasons::default(),

@@ -4,7 +4,7 @@
 use crate::error::{Service, SyncError};
 use crate::http::{send_with_retries, Outcome, Request, Response, Transport};
 use crate::log::Logger;
-use crate::report::Requests;
+use crate::report::{Change, ChangeSink, ConfirmedBatch, Requests, TargetReport};
 use crate::settings::Settings;
 
 pub struct Session<'a> {
@@ -12,6 +12,7 @@ pub struct Session<'a> {
     transport: &'a mut dyn Transport,
     pub log: Logger,
     pub requests: Requests,
+    sink: Option<&'a mut dyn ChangeSink>,
 }
 
 impl<'a> Session<'a> {
@@ -23,7 +24,33 @@ impl<'a> Session<'a> {
                 level: settings.log_level,
             },
             requests: Requests::default(),
+            sink: None,
         }
+    }
+
+    /// A session that hands every confirmed write batch to `sink` at once.
+    pub fn with_sink(mut self, sink: &'a mut dyn ChangeSink) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Records changes a service just confirmed for the target of `report`: in the report, and
+    /// at once in the sink.
+    pub fn confirmed(&mut self, written: &str, report: &mut TargetReport, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        if let Some(sink) = self.sink.as_deref_mut() {
+            sink.confirmed(&ConfirmedBatch {
+                target: report.group.clone(),
+                direction: report.direction,
+                hub_group: report.hub_group.clone(),
+                written: written.to_string(),
+                approved_plan: report.approved_plan.clone(),
+                changes: changes.clone(),
+            });
+        }
+        report.changes.extend(changes);
     }
 
     /// Sends requests to one service with up to `in_flight` outstanding, retrying transient

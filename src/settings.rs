@@ -95,6 +95,16 @@ pub const KEYS: &[Key] = &[
         "... once more than this many removals are planned (default 5)",
     ),
     key(
+        "max_removals_per_day",
+        "GROUPER_SYNC_MAX_REMOVALS_PER_DAY",
+        "removals that would make more than this many in any 24 hours are withheld (default 100)",
+    ),
+    key(
+        "max_removal_fraction_per_day",
+        "GROUPER_SYNC_MAX_REMOVAL_FRACTION_PER_DAY",
+        "... or more than this fraction of the group in 24 hours, past removal_fraction_floor (default 0.20)",
+    ),
+    key(
         "protected_members",
         "GROUPER_SYNC_PROTECTED_MEMBERS",
         "comma-separated subjects never removed",
@@ -384,10 +394,15 @@ pub struct RemovalLimits {
     /// ... or more than this fraction of the current group, once above `fraction_floor` removals.
     pub max_fraction: f64,
     pub fraction_floor: usize,
+    /// The daily budget: removals that would make more than this many in any 24 hours are
+    /// withheld, ...
+    pub max_per_day: usize,
+    /// ... or more than this fraction of the group (past `fraction_floor`).
+    pub max_fraction_per_day: f64,
 }
 
 /// Which side a target writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Hub users (or one hub group's members) -> the Grouper group.
@@ -449,6 +464,17 @@ pub struct Target {
     pub create_missing: bool,
     /// The folder in which a missing Grouper group may be created.
     pub grouper_folder: Option<String>,
+}
+
+impl Target {
+    /// The group this target writes, as the removal budget counts it: `grouper:<group>` for
+    /// to_grouper, `hub:<hub group>` for to_hub.
+    pub fn written_group(&self) -> String {
+        match (self.direction, &self.hub_group) {
+            (Direction::ToHub, Some(g)) => format!("hub:{g}"),
+            _ => format!("grouper:{}", self.group_path),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -754,6 +780,8 @@ const TARGET_KEYS: &[&str] = &[
     "max_removals",
     "max_removal_fraction",
     "removal_fraction_floor",
+    "max_removals_per_day",
+    "max_removal_fraction_per_day",
     "protected_members",
     "include_admins",
     "active_within_days",
@@ -887,6 +915,16 @@ fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
                 0,
                 usize::MAX,
             )?,
+            max_per_day: r.uint(
+                "max_removals_per_day",
+                base.limits.max_per_day,
+                0,
+                usize::MAX,
+            )?,
+            max_fraction_per_day: r.fraction(
+                "max_removal_fraction_per_day",
+                base.limits.max_fraction_per_day,
+            )?,
         },
         protected,
         ..base.clone()
@@ -1017,7 +1055,7 @@ pub fn fill_template(template: &str, captures: &regex_lite::Captures) -> Result<
 
 /// The settings in which two targets of the same group differ, by key.
 fn differing_keys(a: &Target, b: &Target) -> Vec<&'static str> {
-    let checks: [(&str, bool); 15] = [
+    let checks: [(&str, bool); 17] = [
         ("direction", a.direction == b.direction),
         ("hub_group", a.hub_group == b.hub_group),
         (
@@ -1037,6 +1075,14 @@ fn differing_keys(a: &Target, b: &Target) -> Vec<&'static str> {
         (
             "removal_fraction_floor",
             a.limits.fraction_floor == b.limits.fraction_floor,
+        ),
+        (
+            "max_removals_per_day",
+            a.limits.max_per_day == b.limits.max_per_day,
+        ),
+        (
+            "max_removal_fraction_per_day",
+            a.limits.max_fraction_per_day == b.limits.max_fraction_per_day,
         ),
         ("protected_members", a.protected == b.protected),
         (
@@ -1200,6 +1246,8 @@ pub fn parse(
             max_removals: r.uint("max_removals", 50, 0, usize::MAX)?,
             max_fraction: r.fraction("max_removal_fraction", 0.10)?,
             fraction_floor: r.uint("removal_fraction_floor", 5, 0, usize::MAX)?,
+            max_per_day: r.uint("max_removals_per_day", 100, 0, usize::MAX)?,
+            max_fraction_per_day: r.fraction("max_removal_fraction_per_day", 0.20)?,
         },
         protected,
     };

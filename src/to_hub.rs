@@ -13,7 +13,7 @@ use crate::plan::Plan;
 use crate::report::{Change, ChangeOp, ChangeReason, TargetReport};
 use crate::session::Session;
 use crate::settings::Target;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The source the plan gives hub users (they have no Grouper source).
 const HUB_SOURCE: &str = "jupyterhub";
@@ -86,6 +86,7 @@ fn subjects_by_user(desired: &Desired) -> BTreeMap<&str, &str> {
 fn apply(
     s: &mut Session,
     group: &str,
+    written: &str,
     p: &Plan,
     desired: &Desired,
     budget: &mut ChangeBudget,
@@ -138,13 +139,14 @@ fn apply(
                 report.error = Some(e);
                 return;
             }
-            for name in chunk {
-                if add {
-                    report.added += 1;
-                } else {
-                    report.removed += 1;
-                }
-                report.changes.push(Change {
+            if add {
+                report.added += chunk.len();
+            } else {
+                report.removed += chunk.len();
+            }
+            let confirmed = chunk
+                .iter()
+                .map(|name| Change {
                     op,
                     // the user's subject; the name where they map to none
                     subject: subjects
@@ -154,8 +156,9 @@ fn apply(
                     source: None,
                     hub_user: Some(name.clone()),
                     reason,
-                });
-            }
+                })
+                .collect();
+            s.confirmed(written, report, confirmed);
         }
     }
 }
@@ -214,9 +217,19 @@ pub fn sync(
         protected,
         ..target.clone()
     };
-    let p = plan_target(s, cx, &hub_side, (&wanted.names, &current), &mut report);
+    // users who lost their subject keep their hub group membership
+    let lost: BTreeSet<String> = desired.lost.values().flatten().cloned().collect();
+    let p = plan_target(
+        s,
+        cx,
+        &hub_side,
+        (&wanted.names, &current),
+        &lost,
+        &mut report,
+    );
     if !s.settings.dry_run {
-        apply(s, group, &p, desired, budget, &mut report);
+        let written = target.written_group();
+        apply(s, group, &written, &p, desired, budget, &mut report);
     }
     report.outcome = target_outcome(&report, &p);
     report

@@ -2,9 +2,10 @@
 //! whose `auth_state` must be read again (../docs: jupyterhub-api.md §11).
 //!
 //! The component stays stateless: the host hands in the bytes the previous pass produced and
-//! stores the bytes this pass returns. The state only ever saves reads; it never decides a
-//! removal (only a user absent from a complete listing is removed, as in a full pass), and it
-//! holds subjects, never `auth_state`.
+//! stores the bytes this pass returns. The state holds subjects, never `auth_state`. It saves
+//! reads, and it guards removals: a user it knows who is missing from the listing is looked up
+//! before anyone is removed (offset paging can skip a user), and a user whose read now finds no
+//! subject where it found one before keeps the subject as *lost* (their membership is kept).
 
 use crate::mapping::{HubUser, MappedSubjects};
 use crate::settings::{paths_text, Refresh, Settings};
@@ -31,6 +32,45 @@ pub struct Entry {
     /// The hub's clock (s) at the start of the pass that read it.
     #[serde(rename = "r")]
     pub read_at: i64,
+    /// Per mapping, the subject an earlier read found and a later one did not (a lost subject:
+    /// the user is still in the hub, so their membership is kept).
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<MappedSubjects>,
+    /// The last read of this user failed: read them again, but keep what was known.
+    #[serde(rename = "u", default, skip_serializing_if = "is_false")]
+    pub unread: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Entry {
+    /// The subject known for mapping `j`: the one read, or the one lost since.
+    fn known_subject(&self, j: usize) -> Option<&String> {
+        self.subjects
+            .get(j)
+            .and_then(Option::as_ref)
+            .or_else(|| self.lost.as_ref()?.get(j)?.as_ref())
+    }
+}
+
+/// What a read that found `subjects` loses of what `before` knew: per mapping, the earlier
+/// subject where the read found none. `None` when nothing was lost.
+pub fn lost_subjects(
+    before: Option<&Entry>,
+    subjects: &[Option<String>],
+) -> Option<MappedSubjects> {
+    let before = before?;
+    let lost: MappedSubjects = subjects
+        .iter()
+        .enumerate()
+        .map(|(j, now)| match now {
+            Some(_) => None,
+            None => before.known_subject(j).cloned(),
+        })
+        .collect();
+    lost.iter().any(Option::is_some).then_some(lost)
 }
 
 /// An entry as written: the same fields as [`Entry`], borrowed from the pass.
@@ -41,6 +81,10 @@ struct EntryRef<'a> {
     a: Option<i64>,
     s: &'a [Option<String>],
     r: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    l: Option<&'a [Option<String>]>,
+    #[serde(skip_serializing_if = "is_false")]
+    u: bool,
 }
 
 /// Everything of a state file but its users (written first, then the entries as they come).
@@ -65,6 +109,9 @@ struct StateFile {
     mappings: Vec<String>,
     pass_hub_time: i64,
     users: Vec<Entry>,
+    /// Listed users without an entry (their records were not needed), for departure checks.
+    #[serde(default)]
+    others: Vec<String>,
 }
 
 /// Enough of a state file to tell an old format from a broken one.
@@ -166,11 +213,40 @@ pub struct Prior {
     /// Why the state was not used (for the one warning).
     pub reason: Option<String>,
     known: Option<Known>,
+    /// Whether remembered entries may stand in for reads (only with status `Used`). Without,
+    /// a known state still tells lost subjects and departures.
+    reuse: bool,
 }
 
 struct Known {
     pass_hub_time: i64,
     users: HashMap<String, Entry>,
+    others: std::collections::HashSet<String>,
+}
+
+/// Why a user's record is read, and what the state knew of them (for lost subjects).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reread {
+    pub reason: ReadReason,
+    /// The entry of the same user (same `created`), if the state had one.
+    pub before: Option<Entry>,
+}
+
+impl Reread {
+    fn new(reason: ReadReason) -> Reread {
+        Reread {
+            reason,
+            before: None,
+        }
+    }
+}
+
+/// A user the state knew whom the listing did not return: gone, or skipped by offset paging.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unlisted {
+    pub name: String,
+    /// Their entry, when their record had been read.
+    pub entry: Option<Entry>,
 }
 
 fn mapping_keys(settings: &Settings) -> Vec<String> {
@@ -187,6 +263,7 @@ impl Prior {
             status,
             reason: Some(reason.into()),
             known: None,
+            reuse: false,
         }
     }
 
@@ -205,15 +282,20 @@ impl Prior {
                 status: StateStatus::None,
                 reason: None,
                 known: None,
+                reuse: false,
             };
         };
+        let mut prior = Prior::parse(bytes, settings);
         if full {
-            return Prior {
-                status: StateStatus::FullRequested,
-                reason: None,
-                known: None,
-            };
+            // every record is read, but what the state knew still tells losses and departures
+            prior.status = StateStatus::FullRequested;
+            prior.reason = None;
+            prior.reuse = false;
         }
+        prior
+    }
+
+    fn parse(bytes: Vec<u8>, settings: &Settings) -> Prior {
         let parsed = serde_json::from_slice::<StateFile>(&bytes);
         let file = match parsed {
             Ok(f) => {
@@ -268,7 +350,11 @@ impl Prior {
         let pass_hub_time = file.pass_hub_time;
         let mut users = HashMap::with_capacity(file.users.len());
         for mut entry in file.users {
-            if entry.subjects.len() != keys.len() || entry.read_at > pass_hub_time {
+            let lost_len = entry.lost.as_ref().map_or(keys.len(), Vec::len);
+            if entry.subjects.len() != keys.len()
+                || lost_len != keys.len()
+                || entry.read_at > pass_hub_time
+            {
                 return Prior::unusable(
                     StateStatus::Unreadable,
                     format!(
@@ -286,66 +372,115 @@ impl Prior {
             known: Some(Known {
                 pass_hub_time,
                 users,
+                others: file.others.into_iter().collect(),
             }),
+            reuse: true,
         }
     }
 
-    /// Checks the state against the hub's clock of this pass; drops it if it cannot be trusted.
+    /// Checks the state against the hub's clock of this pass. A state that cannot be trusted to
+    /// stand in for reads is still kept for lost subjects and departures.
     pub fn at_hub_time(&mut self, now: Option<i64>) {
         let Some(known) = &self.known else { return };
-        match now {
-            None => {
-                *self = Prior::unusable(
-                    StateStatus::NoHubTime,
-                    "the hub's answer had no Date header, so the user state cannot be compared",
-                )
-            }
-            Some(now) if now < known.pass_hub_time => {
-                *self = Prior::unusable(
-                    StateStatus::Outdated,
-                    format!(
-                        "the hub's clock ({now}) is behind the user state's ({})",
-                        known.pass_hub_time
-                    ),
-                )
-            }
-            Some(_) => {}
+        if self.status != StateStatus::Used {
+            return;
         }
+        let why = match now {
+            None => (
+                StateStatus::NoHubTime,
+                "the hub's answer had no Date header, so the user state cannot be compared"
+                    .to_string(),
+            ),
+            Some(now) if now < known.pass_hub_time => (
+                StateStatus::Outdated,
+                format!(
+                    "the hub's clock ({now}) is behind the user state's ({})",
+                    known.pass_hub_time
+                ),
+            ),
+            Some(_) => return,
+        };
+        (self.status, self.reason, self.reuse) = (why.0, Some(why.1), false);
+    }
+
+    /// Users the state knew (read or listed) whom the listing did not return, with their
+    /// entries; they are taken out of the state.
+    pub fn unlisted(&mut self, listed: &std::collections::HashSet<&str>) -> Vec<Unlisted> {
+        let Some(known) = &mut self.known else {
+            return Vec::new();
+        };
+        let mut out: Vec<Unlisted> = known
+            .users
+            .drain()
+            .filter(|(name, _)| !listed.contains(name.as_str()))
+            .map(|(name, mut entry)| {
+                entry.name = name.clone();
+                Unlisted {
+                    name,
+                    entry: Some(entry),
+                }
+            })
+            .collect();
+        out.extend(
+            known
+                .others
+                .drain()
+                .filter(|name| !listed.contains(name.as_str()))
+                .map(|name| Unlisted { name, entry: None }),
+        );
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.dedup_by(|a, b| a.name == b.name);
+        out
     }
 
     /// What this pass does about one user whose record a target needs: the remembered entry, or
     /// why it must be read. Takes the entry out of the state (each user is asked about once).
-    pub fn decide(
-        &mut self,
-        user: &HubUser,
-        now: i64,
-        refresh: &Refresh,
-    ) -> Result<Entry, ReadReason> {
+    pub fn decide(&mut self, user: &HubUser, now: i64, refresh: &Refresh) -> Result<Entry, Reread> {
+        let reuse = self.reuse;
         let Some(known) = &mut self.known else {
-            return Err(ReadReason::Full);
+            return Err(Reread::new(ReadReason::Full));
         };
         let Some((name, mut entry)) = known.users.remove_entry(&user.name) else {
-            return Err(ReadReason::New);
+            return Err(Reread::new(if reuse {
+                ReadReason::New
+            } else {
+                ReadReason::Full
+            }));
         };
         entry.name = name;
-        if user.created.is_none()
-            || user.created != entry.created
-            || user.last_activity != entry.last_activity
+        // deleted and recreated (or no `created` to tell): perhaps another person
+        if user.created.is_none() || user.created != entry.created {
+            return Err(Reread::new(if reuse {
+                ReadReason::Changed
+            } else {
+                ReadReason::Full
+            }));
+        }
+        let reason = if !reuse {
+            Some(ReadReason::Full)
+        } else if entry.unread {
+            Some(ReadReason::New)
+        } else if user.last_activity != entry.last_activity {
+            Some(ReadReason::Changed)
+        } else if user
+            .last_activity
+            .is_some_and(|at| at >= (entry.read_at - refresh.activity_margin_seconds) * 1_000_000)
         {
-            return Err(ReadReason::Changed);
+            Some(ReadReason::Margin)
+        } else {
+            let period = refresh.full_refresh_seconds;
+            let phase = refresh_phase(&user.name, period);
+            let crossed =
+                (now - phase).div_euclid(period) > (known.pass_hub_time - phase).div_euclid(period);
+            (crossed || now - entry.read_at >= period).then_some(ReadReason::Refresh)
+        };
+        match reason {
+            Some(reason) => Err(Reread {
+                reason,
+                before: Some(entry),
+            }),
+            None => Ok(entry),
         }
-        let margin_start = (entry.read_at - refresh.activity_margin_seconds) * 1_000_000;
-        if user.last_activity.is_some_and(|at| at >= margin_start) {
-            return Err(ReadReason::Margin);
-        }
-        let period = refresh.full_refresh_seconds;
-        let phase = refresh_phase(&user.name, period);
-        let crossed =
-            (now - phase).div_euclid(period) > (known.pass_hub_time - phase).div_euclid(period);
-        if crossed || now - entry.read_at >= period {
-            return Err(ReadReason::Refresh);
-        }
-        Ok(entry)
     }
 }
 
@@ -362,6 +497,8 @@ pub struct Next {
     /// The state's JSON so far: the head, then the entries, comma-separated.
     json: Vec<u8>,
     count: usize,
+    /// `others` so far: the JSON strings of listed users without an entry, comma-separated.
+    others: Vec<u8>,
 }
 
 impl Next {
@@ -382,6 +519,7 @@ impl Next {
             pass_hub_time,
             json,
             count: 0,
+            others: Vec::new(),
         }
     }
 
@@ -393,7 +531,8 @@ impl Next {
         self.count += 1;
     }
 
-    /// A user served from the state: kept as it was read.
+    /// A user served from the state, or one whose read failed in this pass (then read again
+    /// next time): kept as it was read.
     pub fn remember(&mut self, e: &Entry) {
         self.push(EntryRef {
             n: &e.name,
@@ -401,21 +540,40 @@ impl Next {
             a: e.last_activity,
             s: &e.subjects,
             r: e.read_at,
+            l: e.lost.as_deref(),
+            u: e.unread,
         });
     }
 
-    /// A user read in this pass.
-    pub fn read(&mut self, user: &HubUser, subjects: &[Option<String>]) {
+    /// A user read in this pass, with the subjects the read lost.
+    pub fn read(
+        &mut self,
+        user: &HubUser,
+        subjects: &[Option<String>],
+        lost: Option<&[Option<String>]>,
+    ) {
         self.push(EntryRef {
             n: &user.name,
             c: user.created,
             a: user.last_activity,
             s: subjects,
             r: self.pass_hub_time,
+            l: lost,
+            u: false,
         });
     }
 
+    /// A listed user whose record was not needed: only the name is kept.
+    pub fn listed(&mut self, name: &str) {
+        if !self.others.is_empty() {
+            self.others.push(b',');
+        }
+        serde_json::to_writer(&mut self.others, name).expect("a name always serializes");
+    }
+
     pub fn encode(mut self) -> Vec<u8> {
+        self.json.extend_from_slice(b"],\"others\":[");
+        self.json.append(&mut self.others);
         self.json.extend_from_slice(b"]}");
         self.json
     }
@@ -444,6 +602,7 @@ mod tests {
             server_running: false,
             user_info: None,
             record: crate::mapping::UserRecord::Listed,
+            lost: None,
         }
     }
 
@@ -451,9 +610,16 @@ mod tests {
     fn state_at(s: &Settings, t0: i64, users: &[&HubUser]) -> Vec<u8> {
         let mut next = Next::new(t0, users.len(), s);
         for u in users {
-            next.read(u, &[Some(format!("{}-id", u.name))]);
+            next.read(u, &[Some(format!("{}-id", u.name))], None);
         }
         next.encode()
+    }
+
+    impl Prior {
+        /// `decide`, with only the reason of a read.
+        fn why(&mut self, u: &HubUser, now: i64, r: &Refresh) -> Result<Entry, ReadReason> {
+            self.decide(u, now, r).map_err(|r| r.reason)
+        }
     }
 
     fn loaded(s: &Settings, bytes: &[u8], now: i64) -> Prior {
@@ -472,31 +638,26 @@ mod tests {
         let now = t0 + HOUR;
         let mut p = loaded(&s, &bytes, now);
         assert_eq!(p.status, StateStatus::Used);
-        let e = p
-            .decide(&idle, now, &s.refresh)
-            .expect("idle user remembered");
+        let e = p.why(&idle, now, &s.refresh).expect("idle user remembered");
         assert_eq!(e.subjects, vec![Some("idle-id".to_string())]);
-        assert!(p.decide(&never, now, &s.refresh).is_ok());
+        assert!(p.why(&never, now, &s.refresh).is_ok());
         assert_eq!(
-            p.decide(&listed("newcomer", 1, None), now, &s.refresh),
+            p.why(&listed("newcomer", 1, None), now, &s.refresh),
             Err(ReadReason::New)
         );
 
         let mut p = loaded(&s, &bytes, now);
         let recreated = listed("idle", 2, idle.last_activity);
-        assert_eq!(
-            p.decide(&recreated, now, &s.refresh),
-            Err(ReadReason::Changed)
-        );
+        assert_eq!(p.why(&recreated, now, &s.refresh), Err(ReadReason::Changed));
         let active = listed("never", 1, Some((now - 60) * MICROS));
-        assert_eq!(p.decide(&active, now, &s.refresh), Err(ReadReason::Changed));
+        assert_eq!(p.why(&active, now, &s.refresh), Err(ReadReason::Changed));
         let mut p = loaded(&s, &bytes, now);
         let unknown_created = HubUser {
             created: None,
             ..idle.clone()
         };
         assert_eq!(
-            p.decide(&unknown_created, now, &s.refresh),
+            p.why(&unknown_created, now, &s.refresh),
             Err(ReadReason::Changed),
             "without created, a deleted and recreated user cannot be told apart"
         );
@@ -511,13 +672,13 @@ mod tests {
         let bytes = state_at(&s, t0, &[&recent]);
         let mut p = loaded(&s, &bytes, t0 + HOUR);
         assert_eq!(
-            p.decide(&recent, t0 + HOUR, &s.refresh),
+            p.why(&recent, t0 + HOUR, &s.refresh),
             Err(ReadReason::Margin)
         );
         let s0 = settings(&[("activity_margin_seconds", "0")]);
         let bytes = state_at(&s0, t0, &[&recent]);
         let mut p = loaded(&s0, &bytes, t0 + HOUR);
-        assert!(p.decide(&recent, t0 + HOUR, &s0.refresh).is_ok());
+        assert!(p.why(&recent, t0 + HOUR, &s0.refresh).is_ok());
     }
 
     #[test]
@@ -538,13 +699,13 @@ mod tests {
             let mut next = Next::new(now, users.len(), &s);
             let mut reads = 0;
             for u in &users {
-                match p.decide(u, now, &s.refresh) {
+                match p.why(u, now, &s.refresh) {
                     Ok(e) => next.remember(&e),
                     Err(reason) => {
                         assert_eq!(reason, ReadReason::Refresh);
                         reads += 1;
                         *reads_per_user.entry(u.name.clone()).or_default() += 1;
-                        next.read(u, &[Some("x".into())]);
+                        next.read(u, &[Some("x".into())], None);
                     }
                 }
             }
@@ -573,7 +734,7 @@ mod tests {
         let bytes = state_at(&s, t0, &[&u]);
         let now = t0 + 2 * HOUR;
         let mut p = loaded(&s, &bytes, now);
-        assert_eq!(p.decide(&u, now, &s.refresh), Err(ReadReason::Refresh));
+        assert_eq!(p.why(&u, now, &s.refresh), Err(ReadReason::Refresh));
     }
 
     #[test]
@@ -604,7 +765,7 @@ mod tests {
                 p.reason
             );
             assert_eq!(
-                p.decide(&u, t0 + HOUR, &settings.refresh),
+                p.why(&u, t0 + HOUR, &settings.refresh),
                 Err(ReadReason::Full)
             );
         }
@@ -621,6 +782,97 @@ mod tests {
     }
 
     #[test]
+    fn losses_unread_users_and_listed_names_are_kept_and_read_back() {
+        let s = settings(&[]);
+        let t0 = 1_800_000_000;
+        let (a, b, c) = (
+            listed("a", 1, None),
+            listed("b", 1, None),
+            listed("c", 1, None),
+        );
+        let mut next = Next::new(t0, 3, &s);
+        next.read(&a, &[None], Some(&[Some("a-id".into())]));
+        next.remember(&Entry {
+            name: "b".into(),
+            created: Some(1),
+            last_activity: None,
+            subjects: vec![Some("b-id".into())],
+            read_at: t0,
+            lost: None,
+            unread: true,
+        });
+        next.listed("c");
+        let bytes = next.encode();
+        let mut p = loaded(&s, &bytes, t0 + 60);
+        // a: remembered with its loss; b: read again (its last read failed), what was known kept
+        let e = p.decide(&a, t0 + 60, &s.refresh).expect("remembered");
+        assert_eq!(e.lost, Some(vec![Some("a-id".to_string())]));
+        let again = p.decide(&b, t0 + 60, &s.refresh).unwrap_err();
+        assert_eq!(again.reason, ReadReason::New);
+        assert_eq!(again.before.unwrap().subjects, [Some("b-id".to_string())]);
+        // c was only listed; d is new. Not listed now: c
+        let listed_now: std::collections::HashSet<&str> = ["a", "b", "d"].into();
+        let unlisted = p.unlisted(&listed_now);
+        assert_eq!(
+            unlisted,
+            [Unlisted {
+                name: "c".into(),
+                entry: None
+            }]
+        );
+        // a full pass reads everyone but still knows what was read
+        let mut full = Prior::load(Some(bytes), true, &s);
+        assert_eq!(full.status, StateStatus::FullRequested);
+        let r = full.decide(&a, t0 + 60, &s.refresh).unwrap_err();
+        assert_eq!(r.reason, ReadReason::Full);
+        assert!(r.before.is_some());
+        assert!(
+            !full.unlisted(&["a"].into()).is_empty(),
+            "b and c are looked up"
+        );
+        // deleted and recreated (another `created`): perhaps another person, nothing is carried
+        let recreated = listed("a", 2, None);
+        let mut p = loaded(&s, &next_bytes_with(&s, t0, &a), t0 + 60);
+        let r = p.decide(&recreated, t0 + 60, &s.refresh).unwrap_err();
+        assert_eq!((r.reason, r.before), (ReadReason::Changed, None));
+        _ = c;
+    }
+
+    fn next_bytes_with(s: &Settings, t0: i64, u: &HubUser) -> Vec<u8> {
+        let mut next = Next::new(t0, 1, s);
+        next.read(u, &[Some("x".into())], None);
+        next.encode()
+    }
+
+    #[test]
+    fn a_read_loses_only_where_it_finds_nothing() {
+        let before = Entry {
+            name: "u".into(),
+            created: Some(1),
+            last_activity: None,
+            subjects: vec![Some("one".into()), None],
+            read_at: 0,
+            lost: Some(vec![None, Some("two".into())]),
+            unread: false,
+        };
+        assert_eq!(
+            lost_subjects(Some(&before), &[None, None]),
+            Some(vec![Some("one".into()), Some("two".into())]),
+            "a loss stays lost"
+        );
+        assert_eq!(
+            lost_subjects(Some(&before), &[Some("other".into()), Some("two".into())]),
+            None,
+            "a subject found again, or another one, replaces what was lost"
+        );
+        assert_eq!(
+            lost_subjects(None, &[None, None]),
+            None,
+            "no earlier read, no loss"
+        );
+    }
+
+    #[test]
     fn the_state_holds_the_mapped_subject_and_round_trips() {
         let s = settings(&[]);
         let u = listed("u", 7, Some(9));
@@ -632,7 +884,7 @@ mod tests {
             "the subject, as mapped: {text}"
         );
         let mut p = loaded(&s, &bytes, t0);
-        let e = p.decide(&u, t0, &s.refresh);
+        let e = p.why(&u, t0, &s.refresh);
         // active in 1970, read at t0: far outside the margin, no refresh crossed yet
         assert_eq!(
             e.map(|e| (e.created, e.last_activity, e.read_at)),

@@ -9,7 +9,7 @@
 
 use jupyterhub_grouper_sync::grouper::{self, Member, WriteOp};
 use jupyterhub_grouper_sync::http::Response;
-use jupyterhub_grouper_sync::plan::{plan, UNMANAGED_SOURCES};
+use jupyterhub_grouper_sync::plan::{plan, Safety, UNMANAGED_SOURCES};
 use jupyterhub_grouper_sync::settings::{
     self, Direction, Mode, RemovalLimits, Settings, SubjectFrom, SubjectLookup, Target,
     UserFilters, KEYS,
@@ -41,9 +41,18 @@ fn target_strategy() -> impl Strategy<Value = Target> {
         0usize..10,
         proptest::collection::btree_set((0u8..30).prop_map(|i| format!("u{i}")), 0..4),
         proptest::option::of(Just("ldap".to_string())),
+        (0usize..60, 0.0f64..=1.0),
     )
         .prop_map(
-            |(additive, max_removals, max_fraction, fraction_floor, protected, source_id)| Target {
+            |(
+                additive,
+                max_removals,
+                max_fraction,
+                fraction_floor,
+                protected,
+                source_id,
+                (max_per_day, max_fraction_per_day),
+            )| Target {
                 group_path: "edu:example:app:hub:hub-users".into(),
                 direction: Direction::ToGrouper,
                 hub_group: None,
@@ -66,6 +75,8 @@ fn target_strategy() -> impl Strategy<Value = Target> {
                     max_removals,
                     max_fraction,
                     fraction_floor,
+                    max_per_day,
+                    max_fraction_per_day,
                 },
                 protected,
             },
@@ -87,13 +98,26 @@ proptest! {
         current in proptest::collection::vec(member_strategy(), 0..40),
         desired in proptest::collection::btree_set((0u8..30).prop_map(|i| format!("u{i}")), 0..30),
         incomplete in proptest::option::of(Just("user u3 unread")),
+        lost in proptest::collection::btree_set((0u8..30).prop_map(|i| format!("u{i}")), 0..6),
+        removed_last_day in 0usize..80,
     ) {
-        let p = plan(&target, &desired, &current, incomplete);
+        let safety = Safety { incomplete, lost: Some(&lost), removed_last_day };
+        let p = plan(&target, &desired, &current, safety);
         let removed = &p.to_remove;
         prop_assert!(removed.len() <= target.limits.max_removals);
         if removed.len() > target.limits.fraction_floor {
             prop_assert!(removed.len() as f64 <= target.limits.max_fraction * current.len() as f64);
         }
+        // the daily budget: what this pass removes and what the last 24 hours did
+        if !removed.is_empty() {
+            let day = removed_last_day + removed.len();
+            prop_assert!(day <= target.limits.max_per_day);
+            if day > target.limits.fraction_floor {
+                prop_assert!(day as f64 <= target.limits.max_fraction_per_day * (current.len() + removed_last_day) as f64);
+            }
+        }
+        // a lost subject is never removed without an approval
+        prop_assert!(removed.iter().all(|m| !m.key.as_ref().is_some_and(|k| lost.contains(k))));
         if incomplete.is_some() || desired.is_empty() || target.mode == Mode::Additive {
             prop_assert!(removed.is_empty());
         }
@@ -114,6 +138,7 @@ proptest! {
         }
         // diff ∘ apply = desired, on the members the sync manages
         if p.withheld.is_none() && target.mode == Mode::Mirror && incomplete.is_none() {
+            prop_assert_eq!(p.lost_kept, 0, "nothing lost was a removal");
             let mut after: BTreeSet<String> = current
                 .iter()
                 .filter(|m| managed(m, &target) && !removed.contains(m))
@@ -139,7 +164,7 @@ proptest! {
         // the name of a withheld plan does not depend on Grouper's order
         let mut reversed = current.clone();
         reversed.reverse();
-        let again = plan(&target, &desired, &reversed, incomplete);
+        let again = plan(&target, &desired, &reversed, safety);
         prop_assert_eq!(
             p.withheld.as_ref().map(|w| w.plan_hash.clone()),
             again.withheld.as_ref().map(|w| w.plan_hash.clone())
@@ -342,7 +367,10 @@ proptest! {
                 last_activity: None,
                 subjects: vec![Some("100001".into())],
                 read_at: 1_800_000_000,
+                lost: seed.first().map(|_| vec![Some("100009".into())]),
+                unread: seed.len() % 2 == 0,
             });
+            next.listed("bob");
             let mut b = next.encode();
             for (i, x) in seed.iter().enumerate().take(8) {
                 let at = (*x as usize * 7 + i) % b.len().max(1);

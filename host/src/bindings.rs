@@ -15,7 +15,7 @@ wasmtime::component::bindgen!({
 
 pub use exports::jupyterhub_grouper_sync::sync::sync::{
     Change, ChangeOp, ChangeReason, CheckReport, Direction, ErrorKind, Outcome, ReadReasons,
-    Report, RunOptions, SyncError, TargetReport, UserStateStatus,
+    RemovalRecord, Report, RunOptions, SyncError, TargetReport, UserStateStatus,
 };
 
 use wasi::config0_2_0_draft_2024_09_27::store as draft_store;

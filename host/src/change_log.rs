@@ -3,10 +3,11 @@
 //! Tuesday, and why" has an answer. Rotated by size into `changes-<time>.jsonl`; rotated files
 //! older than the configured age are deleted.
 
-use crate::bindings::{ChangeOp, ChangeReason, Direction, Report};
-use crate::state_store::{append_private, create_private_dir, json_lines};
+use crate::state_store::{append_private, create_private_dir, json_lines, open_nofollow};
 use anyhow::{Context, Result};
 use jiff::Timestamp;
+use jupyterhub_grouper_sync::report::{ChangeOp, ChangeReason, ConfirmedBatch};
+use jupyterhub_grouper_sync::settings::Direction;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -39,40 +40,38 @@ pub struct Entry {
     pub plan: Option<String>,
 }
 
-/// The log's lines for one pass's report.
-pub fn entries(report: &Report, pass: &str, at: Timestamp) -> Vec<Entry> {
+/// The log's lines for one batch the component reported confirmed (at `at`, in pass `pass`).
+pub fn batch_entries(batch: &ConfirmedBatch, pass: &str, at: Timestamp) -> Vec<Entry> {
     let time = at.round(jiff::Unit::Second).unwrap_or(at).to_string();
-    report
-        .targets
+    batch
+        .changes
         .iter()
-        .flat_map(|t| {
-            t.changes.iter().map(|c| Entry {
-                time: time.clone(),
-                pass: pass.to_string(),
-                target: t.group.clone(),
-                hub_group: (t.direction == Direction::ToHub)
-                    .then(|| t.hub_group.clone())
-                    .flatten(),
-                op: match c.op {
-                    ChangeOp::Add => "add",
-                    ChangeOp::Remove => "remove",
-                }
-                .into(),
-                subject: c.subject.clone(),
-                source: c.source.clone(),
-                hub_user: c.hub_user.clone(),
-                reason: match c.reason {
-                    ChangeReason::InHub => "in-hub",
-                    ChangeReason::NotInHub => "not-in-hub",
-                    ChangeReason::ApprovedPlan => "approved-plan",
-                    ChangeReason::InGrouper => "in-grouper",
-                    ChangeReason::NotInGrouper => "not-in-grouper",
-                }
-                .into(),
-                plan: (c.reason == ChangeReason::ApprovedPlan)
-                    .then(|| t.approved_plan.clone())
-                    .flatten(),
-            })
+        .map(|c| Entry {
+            time: time.clone(),
+            pass: pass.to_string(),
+            target: batch.target.clone(),
+            hub_group: (batch.direction == Direction::ToHub)
+                .then(|| batch.hub_group.clone())
+                .flatten(),
+            op: match c.op {
+                ChangeOp::Add => "add",
+                ChangeOp::Remove => "remove",
+            }
+            .into(),
+            subject: c.subject.clone(),
+            source: c.source.clone(),
+            hub_user: c.hub_user.clone(),
+            reason: match c.reason {
+                ChangeReason::InHub => "in-hub",
+                ChangeReason::NotInHub => "not-in-hub",
+                ChangeReason::ApprovedPlan => "approved-plan",
+                ChangeReason::InGrouper => "in-grouper",
+                ChangeReason::NotInGrouper => "not-in-grouper",
+            }
+            .into(),
+            plan: (c.reason == ChangeReason::ApprovedPlan)
+                .then(|| batch.approved_plan.clone())
+                .flatten(),
         })
         .collect()
 }
@@ -188,7 +187,7 @@ impl ChangeLog {
 }
 
 fn read_file(path: &Path, filter: &Filter, out: &mut Vec<Entry>) -> Result<()> {
-    let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let file = open_nofollow(path).with_context(|| format!("opening {}", path.display()))?;
     for (n, line) in BufReader::new(file).lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {

@@ -6,7 +6,6 @@ use crate::outcome::{PassSummary, TargetSummary};
 use crate::state_store::{append_private, create_private_dir, json_lines, StateStore};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use std::fs;
 use std::path::PathBuf;
 
 pub const FILE_NAME: &str = "history.jsonl";
@@ -58,7 +57,7 @@ impl History {
         create_private_dir(&self.dir)?;
         append_private(&self.path(), &json_lines([record])?)?;
         // counting lines is enough to decide; the records are parsed only to rewrite
-        let lines = fs::read(self.path())?
+        let lines = crate::state_store::read_nofollow(&self.path())?
             .iter()
             .filter(|b| **b == b'\n')
             .count();
@@ -72,7 +71,8 @@ impl History {
 
     /// Every pass on record, oldest first; damaged lines are skipped.
     pub fn all(&self) -> Vec<PassRecord> {
-        fs::read_to_string(self.path())
+        crate::state_store::read_nofollow(&self.path())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
@@ -91,6 +91,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn record(i: u64) -> PassRecord {
         PassRecord {

@@ -9,6 +9,7 @@ pub mod history;
 pub mod metrics;
 pub mod options;
 pub mod outcome;
+pub mod progress;
 pub mod runner;
 pub mod schedule;
 pub mod state_store;

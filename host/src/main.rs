@@ -1,16 +1,17 @@
 //! `grouper-sync`: runs the jupyterhub-grouper-sync component as a long-lived JupyterHub
 //! service (or once, or as a read-only check), with the component sandboxed by wasmtime.
 
-use grouper_sync_host::bindings::{core_kind, Direction, RunOptions};
+use grouper_sync_host::bindings::{core_kind, Direction, RemovalRecord, RunOptions};
 use grouper_sync_host::change_log::{self, ChangeLog};
 use grouper_sync_host::endpoint::{self, Board};
 use grouper_sync_host::history::{History, PassRecord};
 use grouper_sync_host::metrics::Metrics;
 use grouper_sync_host::options::{self, Command, LogFormat, Options};
 use grouper_sync_host::outcome::PassSummary;
+use grouper_sync_host::progress::OnBatch;
 use grouper_sync_host::runner::{self, Inputs, Limits, Runner};
 use grouper_sync_host::schedule;
-use grouper_sync_host::state_store::StateStore;
+use grouper_sync_host::state_store::{LockError, StateLock, StateStore};
 use grouper_sync_host::status_page;
 use grouper_sync_host::tls;
 use grouper_sync_host::ui::Ui;
@@ -142,8 +143,18 @@ async fn run(opts: Options) -> ExitCode {
     } else {
         None
     };
+    if matches!(
+        opts.command,
+        Command::Service | Command::Once | Command::Approve
+    ) {
+        // refused before anything runs: whoever can write there can approve removals
+        if let Some(why) = grouper_sync_host::state_store::unsafe_dir(&opts.state_dir) {
+            tracing::error!("{why}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     match opts.command {
-        Command::Approve => return approve(&opts),
+        Command::Approve => return approve(&opts).await,
         Command::Log => return print_log(&opts),
         _ => {}
     }
@@ -176,28 +187,119 @@ struct StopSignals {
     term: tokio::signal::unix::Signal,
 }
 
-/// One pass through the typed export, given the stored user state and approvals, storing the
-/// next state and using up the approvals it applied; logged.
+/// What the lock on `state_dir` says about its holder.
+fn lock_holder(opts: &Options) -> String {
+    let command = match opts.command {
+        Command::Service => "service",
+        Command::Once => "once",
+        Command::Check => "check",
+        Command::Approve => "approve",
+        Command::Log => "log",
+    };
+    format!(
+        "grouper-sync {command} (pid {}, since {})",
+        std::process::id(),
+        jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+    )
+}
+
+/// Takes the lock on `state_dir`, waiting up to `lock_wait` for its holder (saying who).
+async fn lock_state(opts: &Options, store: &StateStore) -> Result<StateLock, LockError> {
+    let holder = lock_holder(opts);
+    let until = Instant::now() + opts.lock_wait;
+    let mut said = false;
+    loop {
+        match store.try_lock(&holder) {
+            Err(LockError::Busy(by)) if Instant::now() < until => {
+                if !said {
+                    tracing::info!(
+                        "state_dir is in use by {by}; waiting up to {} s",
+                        opts.lock_wait.as_secs()
+                    );
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One pass through the typed export under the lock on `state_dir`, given the stored user
+/// state, approvals and removals: every change the services confirm is logged as it happens,
+/// and afterwards the next state is stored and the approvals it applied are used up.
 async fn pass(opts: &Options, runner: &Runner, limits: &Limits, full: bool) -> PassSummary {
     let started = jiff::Timestamp::now();
     let store = StateStore::new(&opts.state_dir);
-    let mut approved_plans = store.approvals(opts.approval_max_age);
+    let lock = match lock_state(opts, &store).await {
+        Ok(lock) => lock,
+        Err(e) => {
+            let summary = PassSummary::not_run(format!("the pass did not run: {e}"));
+            summary.log();
+            return summary;
+        }
+    };
+    let mut approved_plans = store.approvals(&lock, opts.approval_max_age);
     if let (Command::Once, Some(plan)) = (opts.command, &opts.approve) {
         approved_plans.push(plan.clone());
     }
+    let removal_ledger = store
+        .removals()
+        .into_iter()
+        .map(|r| RemovalRecord {
+            target: r.target,
+            at: r.at,
+            count: r.count,
+        })
+        .collect();
     let options = RunOptions {
         user_state: store.load(),
         full,
         approved_plans,
+        removal_ledger,
+    };
+    let pass_id = started.strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
+    let lock = Arc::new(lock);
+    let on_batch: OnBatch = {
+        let (log, store, lock, pass_id) = (
+            change_log(opts),
+            store.clone(),
+            lock.clone(),
+            pass_id.clone(),
+        );
+        Arc::new(move |batch| {
+            let at = jiff::Timestamp::now();
+            let entries = change_log::batch_entries(&batch, &pass_id, at);
+            if let Err(e) = log.append(&entries, at) {
+                tracing::error!(
+                    "cannot write the change log ({e:#}); {} change(s) of this pass are not in it",
+                    entries.len()
+                );
+            }
+            let removed = batch.removals() as u32;
+            if removed > 0 {
+                if let Err(e) =
+                    store.record_removals(&lock, &batch.written, removed, at.as_second())
+                {
+                    tracing::warn!("cannot record the removals for the daily budget ({e:#})");
+                }
+            }
+        })
     };
     let call = runner
-        .run(&Inputs::config(&opts.component_config), limits, options)
+        .run_with_progress(
+            &Inputs::config(&opts.component_config),
+            limits,
+            options,
+            on_batch,
+        )
         .await;
     runner::relog(&call.stderr);
-    let ended = jiff::Timestamp::now();
     if let Ok(Ok(report)) = &call.result {
         if let Some(next) = &report.next_user_state {
-            if let Err(e) = store.save(next) {
+            if let Err(e) = store.save(&lock, next) {
                 tracing::warn!(
                     "cannot store the user state ({e:#}); the next pass reads every user's record"
                 );
@@ -208,28 +310,26 @@ async fn pass(opts: &Options, runner: &Runner, limits: &Limits, full: bool) -> P
             .iter()
             .filter_map(|t| {
                 let plan = t.approved_plan.clone()?;
+                if report.dry_run {
+                    tracing::info!(plan = %plan, group = %t.group, "approved plan {plan} would apply (dry run); its approval stays");
+                    return None;
+                }
                 tracing::warn!(plan = %plan, group = %t.group, "approved plan {plan} was applied; its approval is used up");
                 Some(plan)
             })
             .collect();
-        if let Err(e) = store.consume(&used) {
+        if let Err(e) = store.consume(&lock, &used) {
             tracing::warn!("cannot mark the approval used ({e:#})");
         }
-        let pass_id = started.strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
-        let changes = change_log::entries(report, &pass_id, ended);
-        if let Err(e) = change_log(opts).append(&changes, ended) {
-            tracing::error!(
-                "cannot write the change log ({e:#}); {} change(s) of this pass are not in it",
-                changes.len()
-            );
-        }
     }
+    let ended = jiff::Timestamp::now();
     let summary = PassSummary::from_call(&call);
     summary.log();
     let record = PassRecord::new(&summary, ended);
     if let Err(e) = History::new(&opts.state_dir).append(&record) {
         tracing::warn!("cannot record the pass in the history ({e:#})");
     }
+    drop(lock);
     summary
 }
 
@@ -318,11 +418,19 @@ fn print_log(opts: &Options) -> ExitCode {
 }
 
 /// `grouper-sync approve PLAN`: records the approval for the next pass.
-fn approve(opts: &Options) -> ExitCode {
+async fn approve(opts: &Options) -> ExitCode {
     let Some(plan) = &opts.approve else {
         return ExitCode::from(EXIT_CONFIG);
     };
-    match StateStore::new(&opts.state_dir).approve(plan) {
+    let store = StateStore::new(&opts.state_dir);
+    let lock = match lock_state(opts, &store).await {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("cannot record the approval: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match store.approve(&lock, plan) {
         Ok(()) => {
             tracing::warn!(plan = %plan, "approved plan {plan}");
             println!(

@@ -56,6 +56,8 @@ pub struct Metrics {
     removed: Family<GroupLabel, Counter>,
     skipped: Family<GroupLabel, Counter>,
     withheld: Family<GroupLabel, Counter>,
+    subjects_lost: Family<GroupLabel, Gauge>,
+    users_unlisted: Counter,
     egress_denied: Counter,
     records_read: Family<ReasonLabel, Counter>,
     users_from_state: Gauge,
@@ -80,6 +82,8 @@ impl Default for Metrics {
             removed: Family::default(),
             skipped: Family::default(),
             withheld: Family::default(),
+            subjects_lost: Family::default(),
+            users_unlisted: Counter::default(),
             egress_denied: Counter::default(),
             records_read: Family::default(),
             users_from_state: Gauge::default(),
@@ -111,6 +115,8 @@ impl Default for Metrics {
             "grouper_sync_members_removed", "Members removed from a Grouper group", removed;
             "grouper_sync_users_skipped", "Selected hub users without a usable subject", skipped;
             "grouper_sync_removals_withheld", "Removals held back by the safety rules", withheld;
+            "grouper_sync_subjects_lost", "Members kept in the last pass because their hub users, still in the hub, no longer map to the subject an earlier read found", subjects_lost;
+            "grouper_sync_users_unlisted", "Hub users the listing did not return (offset paging skipped them) found by looking them up", users_unlisted;
             "grouper_sync_egress_denied", "Outgoing requests refused by the egress policy", egress_denied;
             "grouper_sync_user_records_read", "Hub user records read (GET /users/{name}), by why they were read", records_read;
             "grouper_sync_users_from_state", "Users of the last pass whose subjects came from the user state", users_from_state;
@@ -162,7 +168,11 @@ impl Metrics {
             self.withheld
                 .get_or_create(&group)
                 .inc_by(t.withheld.into());
+            self.subjects_lost
+                .get_or_create(&group)
+                .set(t.subjects_lost.into());
         }
+        self.users_unlisted.inc_by(pass.users_unlisted.into());
         self.egress_denied.inc_by(pass.denied_requests.into());
         for (reason, n) in pass.records_read {
             self.records_read
@@ -232,10 +242,12 @@ mod tests {
             unmapped: 2,
             withheld: 0,
             failures: 0,
+            subjects_lost: 4,
         }];
         ok.records_read[0].1 = 5;
         ok.records_read[3].1 = 7;
         ok.users_from_state = 988;
+        ok.users_unlisted = 1;
         ok.peak_memory_bytes = 3 << 20;
         let mut failed = pass(
             Outcome::Failed,
@@ -259,6 +271,8 @@ mod tests {
             "grouper_sync_user_records_read_total{reason=\"refresh\"} 7",
             "grouper_sync_user_records_read_total{reason=\"full\"} 0",
             "grouper_sync_users_from_state 988",
+            "grouper_sync_subjects_lost{group=\"edu:x:users\"} 4",
+            "grouper_sync_users_unlisted_total 1",
             "grouper_sync_component_memory_bytes 3145728",
             "grouper_sync_pass_duration_seconds_count 2",
             "# TYPE grouper_sync_pass_duration_seconds histogram",

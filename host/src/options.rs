@@ -70,6 +70,8 @@ pub struct Options {
     pub approve: Option<String>,
     /// Recorded approvals older than this expire.
     pub approval_max_age: Duration,
+    /// How long a pass, `once` or `approve` waits for another holder of `state_dir`'s lock.
+    pub lock_wait: Duration,
     /// CA certificates trusted in addition to the system's (PEM).
     pub ca_file: Option<PathBuf>,
     /// The change log rotates at this size and keeps rotated files this long.
@@ -110,6 +112,7 @@ pub const HOST_KEYS: &[(&str, &str)] = &[
     ("log_format", "text or json (default text)"),
     ("state_dir", "keep the user state of incremental passes here (default ./grouper-sync-state)"),
     ("approval_max_age_hours", "an approval of a withheld plan not used within this many hours expires (default 24)"),
+    ("lock_wait_seconds", "a pass, once or approve waits this long for another grouper-sync using the same state_dir (default 60)"),
     ("change_log_max_mb", "the change log (changes.jsonl under state_dir) rotates at this size (default 16)"),
     ("change_log_keep_days", "rotated change logs older than this are deleted (default 400)"),
     ("ca_file", "also trust the CA certificates in this PEM file, e.g. a campus or InCommon CA (default: system CAs only)"),
@@ -677,6 +680,7 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
         approval_max_age: Duration::from_secs(
             whole(&values, "approval_max_age_hours", 24, 1..=24 * 31, "hours")? * 3600,
         ),
+        lock_wait: Duration::from_secs(seconds("lock_wait_seconds", 60, 0..=3600)?),
         change_log_max_bytes: whole(&values, "change_log_max_mb", 16, 1..=4096, "MiB")? << 20,
         change_log_keep: Duration::from_secs(
             whole(&values, "change_log_keep_days", 400, 1..=36_500, "days")? * 86_400,

@@ -35,6 +35,9 @@ pub struct TargetSummary {
     pub withheld: u32,
     #[serde(default)]
     pub failures: u32,
+    /// Members kept because their hub users' subjects were lost.
+    #[serde(default)]
+    pub subjects_lost: u32,
 }
 
 /// A pass as the host accounts for it.
@@ -49,6 +52,8 @@ pub struct PassSummary {
     pub records_read: [(&'static str, u32); 5],
     /// Users whose subjects came from the user state.
     pub users_from_state: u32,
+    /// Users the listing did not return who still exist (found by the departure check).
+    pub users_unlisted: u32,
     pub targets: Vec<TargetSummary>,
     pub changes_remaining: u32,
     pub denied_requests: u32,
@@ -81,6 +86,7 @@ impl PassSummary {
                 ("full", 0),
             ],
             users_from_state: 0,
+            users_unlisted: 0,
             targets: Vec::new(),
             changes_remaining: 0,
             denied_requests: denied,
@@ -90,6 +96,13 @@ impl PassSummary {
             json: None,
             config_error: false,
         }
+    }
+
+    /// A pass that did not run (the host could not start it), and why.
+    pub fn not_run(message: String) -> PassSummary {
+        let mut s = PassSummary::empty(Duration::ZERO, 0);
+        s.messages.push(message);
+        s
     }
 
     pub fn from_call(call: &Call<Result<Report, SyncError>>) -> PassSummary {
@@ -120,6 +133,7 @@ impl PassSummary {
                     ("full", why.full),
                 ];
                 s.users_from_state = r.users_from_state;
+                s.users_unlisted = r.users_unlisted;
                 s.targets = r
                     .targets
                     .iter()
@@ -141,6 +155,7 @@ impl PassSummary {
                         unmapped: t.users_unmapped,
                         withheld: t.withheld_removals,
                         failures: t.failures.len() as u32,
+                        subjects_lost: t.subjects_lost,
                     })
                     .collect();
                 s.changes_remaining = r.changes_remaining;

@@ -6,6 +6,7 @@ use crate::bindings::{
     self, CheckReport, ConfigValues, Report, RunOptions, SyncError, SyncHostPre,
 };
 use crate::egress::EgressPolicy;
+use crate::progress::{OnBatch, ProgressStdout};
 use anyhow::{anyhow, Result};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -239,18 +240,21 @@ impl Runner {
         &self.engine
     }
 
-    fn prepare(&self, inputs: &Inputs, limits: &Limits) -> Prepared {
+    /// A fresh store; with `progress`, the component's stdout goes to it line by line instead
+    /// of into [`Call::stdout`].
+    fn prepare(&self, inputs: &Inputs, limits: &Limits, progress: Option<OnBatch>) -> Prepared {
         let started = Instant::now();
         let stdout = MemoryOutputPipe::new(1 << 22);
         let stderr = MemoryOutputPipe::new(1 << 22);
         let denied = Arc::new(AtomicU32::new(0));
         let peak_memory = Arc::new(AtomicUsize::new(0));
+        let mut wasi = WasiCtx::builder();
+        match progress {
+            Some(on_batch) => wasi.stdout(ProgressStdout::new(on_batch)),
+            None => wasi.stdout(stdout.clone()),
+        };
         let state = HostState {
-            wasi: WasiCtx::builder()
-                .stdout(stdout.clone())
-                .stderr(stderr.clone())
-                .envs(&inputs.env)
-                .build(),
+            wasi: wasi.stderr(stderr.clone()).envs(&inputs.env).build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             config: ConfigValues(inputs.config.clone()),
@@ -292,12 +296,18 @@ impl Runner {
     }
 
     /// Runs `body` against a fresh instance under the deadline, and collects what it left.
-    async fn call<T, F, Fut>(&self, inputs: &Inputs, limits: &Limits, body: F) -> Call<T>
+    async fn call<T, F, Fut>(
+        &self,
+        inputs: &Inputs,
+        limits: &Limits,
+        progress: Option<OnBatch>,
+        body: F,
+    ) -> Call<T>
     where
         F: FnOnce(Store<HostState>) -> Fut,
         Fut: Future<Output = wasmtime::Result<T>>,
     {
-        let p = self.prepare(inputs, limits);
+        let p = self.prepare(inputs, limits, progress);
         let deadline_text = format!(
             "the call exceeded its deadline of {} s and was stopped",
             limits.deadline.as_secs()
@@ -323,15 +333,28 @@ impl Runner {
     }
 
     /// `sync.run`: one pass, given the previous pass's user state. `Err(SyncError)` inside
-    /// means the settings were rejected.
+    /// means the settings were rejected. Confirmed batches are dropped (see [`Runner::run_with_progress`]).
     pub async fn run(
         &self,
         inputs: &Inputs,
         limits: &Limits,
         options: RunOptions,
     ) -> Call<Result<Report, SyncError>> {
+        self.run_with_progress(inputs, limits, options, Arc::new(|_| {}))
+            .await
+    }
+
+    /// `sync.run`, handing each batch the hub or Grouper confirmed to `on_batch` as soon as the
+    /// component reports it (also when the call is stopped before it ends).
+    pub async fn run_with_progress(
+        &self,
+        inputs: &Inputs,
+        limits: &Limits,
+        options: RunOptions,
+        on_batch: OnBatch,
+    ) -> Call<Result<Report, SyncError>> {
         let pre = self.pre.clone();
-        self.call(inputs, limits, |mut store| async move {
+        self.call(inputs, limits, Some(on_batch), |mut store| async move {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
                 .jupyterhub_grouper_sync_sync_sync()
@@ -348,7 +371,7 @@ impl Runner {
         limits: &Limits,
     ) -> Call<Result<CheckReport, SyncError>> {
         let pre = self.pre.clone();
-        self.call(inputs, limits, |mut store| async move {
+        self.call(inputs, limits, None, |mut store| async move {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
                 .jupyterhub_grouper_sync_sync_sync()
@@ -361,7 +384,7 @@ impl Runner {
     /// `wasi:cli/run`: `Ok(true)` for exit status 0. Its report lines are in `stdout`.
     pub async fn cli_run(&self, inputs: &Inputs, limits: &Limits) -> Call<bool> {
         let pre = self.pre.clone();
-        self.call(inputs, limits, |mut store| async move {
+        self.call(inputs, limits, None, |mut store| async move {
             let instance = pre.instantiate_async(&mut store).await?;
             let exit = instance.wasi_cli_run().call_run(&mut store).await?;
             Ok(exit.is_ok())
@@ -378,7 +401,7 @@ impl Runner {
     ) -> Call<HttpAnswer> {
         use http_body_util::BodyExt;
         let pre = self.proxy.clone();
-        self.call(inputs, limits, |mut store| async move {
+        self.call(inputs, limits, None, |mut store| async move {
             let (sender, receiver) = tokio::sync::oneshot::channel();
             let request = request.map(|b| {
                 b.map_err(

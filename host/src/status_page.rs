@@ -238,6 +238,7 @@ mod tests {
                 to_add: added,
                 to_remove: 0,
                 failures: 0,
+                subjects_lost: 0,
                 added,
                 removed: 0,
                 unmapped: 1,

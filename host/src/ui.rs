@@ -3,7 +3,7 @@
 //! signs in by posting the token (a session cookie, `HttpOnly` and `SameSite=Strict`, is set) and
 //! every form carries the session's CSRF token; or a client sends `Authorization: Bearer TOKEN`.
 
-use crate::state_store::StateStore;
+use crate::state_store::{LockError, StateStore};
 use jupyterhub_grouper_sync::http_entry::is_plan_hash;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -189,7 +189,19 @@ impl Ui {
         if !is_plan_hash(&plan) {
             return Answer::text(400, "not a plan name: 16 hex digits");
         }
-        match StateStore::new(&self.state_dir).approve(&plan) {
+        let store = StateStore::new(&self.state_dir);
+        let holder = format!("the status page's Approve (pid {})", std::process::id());
+        let lock = match store.try_lock(&holder) {
+            Ok(lock) => lock,
+            Err(LockError::Busy(by)) => {
+                return Answer::text(
+                    503,
+                    &format!("a pass is running (state_dir is in use by {by}); approve again when it has finished"),
+                )
+            }
+            Err(e) => return Answer::text(500, &format!("cannot record the approval: {e}")),
+        };
+        match store.approve(&lock, &plan) {
             Ok(()) => {
                 tracing::warn!(plan = %plan, "approved plan {plan} from the status page");
                 Answer::back_to_page(Vec::new())
@@ -281,7 +293,13 @@ mod tests {
                 .status,
             303
         );
-        let approvals = StateStore::new(dir("auth")).approvals(std::time::Duration::from_secs(60));
+        let store = StateStore::new(dir("auth"));
+        let lock = store.try_lock("a test").unwrap();
+        // while a pass holds state_dir, an approval waits for it to finish
+        let busy = ui.handle(&post("/approve", Some(&cookie), &right)).unwrap();
+        assert_eq!(busy.status, 503, "{busy:?}");
+        assert!(busy.body.contains("a pass is running"), "{}", busy.body);
+        let approvals = store.approvals(&lock, std::time::Duration::from_secs(60));
         assert_eq!(approvals, ["0123456789abcdef"]);
         let mut bearer = post("/run", None, &[]);
         bearer.authorization = Some("Bearer s3cret-ui-token");

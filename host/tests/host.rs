@@ -140,6 +140,7 @@ fn call(export: &str, config: &BTreeMap<String, String>, limits: &Limits) -> Ans
                 user_state: None,
                 full: false,
                 approved_plans: Vec::new(),
+                removal_ledger: Vec::new(),
             };
             as_json(block_on(runner().run(&inputs, limits, full_pass)), |r| {
                 &r.json

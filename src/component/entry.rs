@@ -11,7 +11,10 @@ use crate::check::{self, CheckReport};
 use crate::error::{ErrorKind, SyncError};
 use crate::http_entry::{self, Action, Decision, Reply};
 use crate::pass::RunOptions;
-use crate::report::{Change, ChangeOp, ChangeReason, Outcome, Report, TargetReport};
+use crate::report::{
+    Change, ChangeOp, ChangeReason, ChangeSink, ConfirmedBatch, Outcome, ProgressLine,
+    RemovalRecord, Report, TargetReport,
+};
 use crate::settings::{Direction, Settings};
 use crate::user_state::StateStatus;
 use std::io::Write as _;
@@ -40,10 +43,26 @@ fn load_settings() -> Result<Settings, SyncError> {
     Config::load()?.settings()
 }
 
+/// Writes each confirmed batch to stdout as it happens (the `run` export's progress lines).
+struct StdoutProgress;
+
+impl ChangeSink for StdoutProgress {
+    fn confirmed(&mut self, batch: &ConfirmedBatch) {
+        let line = ProgressLine {
+            confirmed: batch.clone(),
+        };
+        if let Ok(text) = serde_json::to_string(&line) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        }
+    }
+}
+
 impl wit::Guest for Component {
     fn run(options: wit::RunOptions) -> Result<wit::Report, wit::SyncError> {
         let settings = load_settings().map_err(|e| to_wit_error(&e))?;
-        let mut report = crate::pass::run(
+        let mut report = crate::pass::run_reporting(
             &settings,
             &mut WasiTransport {
                 settings: &settings,
@@ -52,7 +71,17 @@ impl wit::Guest for Component {
                 user_state: options.user_state,
                 full: options.full,
                 approved_plans: options.approved_plans,
+                removal_ledger: options
+                    .removal_ledger
+                    .into_iter()
+                    .map(|r| RemovalRecord {
+                        target: r.target,
+                        at: r.at,
+                        count: r.count,
+                    })
+                    .collect(),
             },
+            Some(&mut StdoutProgress),
         );
         let next_user_state = report.next_user_state.take();
         Ok(wit::Report {
@@ -303,6 +332,7 @@ fn to_wit_target(t: &TargetReport) -> wit::TargetReport {
         protected_kept: count(t.protected_kept),
         unmanaged_kept: count(t.unmanaged_kept),
         kept_by_mode: count(t.kept_by_mode),
+        subjects_lost: count(t.subjects_lost),
         withheld_removals: count(t.withheld_removals),
         withheld_reason: t.withheld_reason.clone(),
         withheld_plan: t.withheld_plan.clone(),
@@ -357,6 +387,8 @@ fn to_wit_report(r: &Report) -> wit::Report {
         users_seen: count(r.users_seen),
         users_unread: count(r.users_unread),
         users_vanished: count(r.users_vanished),
+        users_departed: count(r.users_departed),
+        users_unlisted: count(r.users_unlisted),
         users_fetched: count(r.users_fetched),
         users_from_state: count(r.users_from_state),
         read_reasons: wit::ReadReasons {

@@ -153,6 +153,7 @@ pub fn no_state() -> grouper_sync_host::bindings::RunOptions {
         user_state: None,
         full: false,
         approved_plans: Vec::new(),
+        removal_ledger: Vec::new(),
     }
 }
 
@@ -167,6 +168,7 @@ pub fn run_incremental(
         user_state,
         full,
         approved_plans: Vec::new(),
+        removal_ledger: Vec::new(),
     };
     let call = block_on(runner().run(&inputs(config, &[]), &open_limits(), options));
     eprintln!("--- component stderr ---\n{}", call.stderr);
