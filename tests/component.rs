@@ -265,6 +265,61 @@ fn unreadable_user_withholds_removals_but_adds_the_rest() {
 }
 
 #[test]
+fn a_user_skipped_by_offset_paging_is_looked_up_and_kept() {
+    use common::fake_hub::{HubAction, HubFault, HubRoute};
+    let w = world();
+    let settings = settings(&w);
+    {
+        // dan on the second page, where the shift will skip him
+        let mut st = w.hub.state.lock().unwrap();
+        let dan = st.users.remove(4);
+        st.users.insert(2, dan);
+    }
+    let (first, state) = run_incremental(&settings, None, false);
+    assert_eq!(first["outcome"], "converged", "{first}");
+    let converged = w.sim.member_ids(GROUP);
+    assert!(converged.contains(&"100004".to_string()), "{converged:?}");
+    // between the first and the second page bob is deleted and erin created: the offsets
+    // shift by one, dan is on no page, and the total stays the same
+    w.sim.add_subject(Subject::new("ldap", "100005"));
+    w.hub.state.lock().unwrap().faults.push(HubFault {
+        route: HubRoute::List(2),
+        action: HubAction::Mutate(|st| {
+            st.users.retain(|(n, _, _)| n != "bob");
+            st.users.push(("erin".into(), false, canvas("100005")));
+        }),
+        times: 1,
+    });
+    let (shifted, state) = run_incremental(&settings, state, false);
+    assert_eq!(shifted["users_unlisted"], 1, "{shifted}");
+    assert_eq!(shifted["outcome"], "converged", "{shifted}");
+    let requests = w.hub.state.lock().unwrap().requests.clone();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r == "/hub/api/users/dan%40example.edu"),
+        "dan was looked up: {requests:?}"
+    );
+    let after = w.sim.member_ids(GROUP);
+    assert!(after.contains(&"100004".to_string()), "dan kept: {after:?}");
+    assert!(
+        after.contains(&"100005".to_string()),
+        "erin added: {after:?}"
+    );
+    // the next pass confirms bob gone (404), then removes him
+    let (next, _) = run_incremental(&settings, state, false);
+    assert_eq!(
+        (
+            next["users_departed"].as_u64(),
+            next["targets"][0]["removed"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{next}"
+    );
+    assert!(!w.sim.member_ids(GROUP).contains(&"100002".to_string()));
+}
+
+#[test]
 fn grouper_read_failure_writes_nothing() {
     let w = world();
     w.sim.push_fault(Fault {

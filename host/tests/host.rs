@@ -617,6 +617,141 @@ fn killed_in_the_middle_of_a_write_then_restarted_it_converges() {
     assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "100003"]);
 }
 
+/// The change log's lines under a state dir.
+fn change_log_lines(state: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(state.join("changes.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_pass_stopped_after_its_first_batch_leaves_that_batch_in_the_change_log() {
+    // the adds are confirmed, the removal hangs; the pass is then stopped twice over: by its
+    // deadline (`once`) and by SIGINT, as the hub stops its services at every restart
+    for stop_by in ["deadline", "sigint"] {
+        let w = world();
+        let dir = scratch(&format!("stopped-{stop_by}"));
+        let env = env(&w, &dir.join("pw"));
+        w.sim.push_fault(Fault {
+            operation: Some(Operation::DeleteMember),
+            action: FaultAction::Delay(Duration::from_secs(900)),
+            times: 1,
+        });
+        let state = dir.join("state");
+        match stop_by {
+            "deadline" => {
+                let (code, _, stderr) =
+                    run_command(&env, &["once", "--pass-deadline-seconds", "20"]);
+                assert_eq!(code, Some(1), "{stderr}");
+                assert!(stderr.contains("deadline"), "{stderr}");
+            }
+            _ => {
+                let mut child = Command::new(BIN)
+                    .env_clear()
+                    .envs(env.iter().cloned())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                wait_for(
+                    "the removal to reach Grouper",
+                    Duration::from_secs(300),
+                    || {
+                        w.sim
+                            .requests()
+                            .iter()
+                            .any(|r| r.operation == Some(Operation::DeleteMember))
+                    },
+                );
+                Command::new("kill")
+                    .args(["-INT", &child.id().to_string()])
+                    .status()
+                    .unwrap();
+                assert!(wait_exit(&mut child, Duration::from_secs(180)).success());
+            }
+        }
+        // (the simulator commits the delayed removal before it hangs: Grouper did the removal,
+        // but never said so, and an unconfirmed change is not logged)
+        assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002"], "{stop_by}");
+        let logged: Vec<(String, String)> = change_log_lines(&state)
+            .iter()
+            .map(|e| {
+                (
+                    e["op"].as_str().unwrap().into(),
+                    e["subject"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            logged,
+            [
+                ("add".to_string(), "100001".to_string()),
+                ("add".into(), "100002".into())
+            ],
+            "{stop_by}: the confirmed batch is in the log"
+        );
+    }
+}
+
+#[test]
+fn one_writer_per_state_dir_and_a_state_dir_others_can_write_is_refused() {
+    use grouper_sync_host::state_store::StateStore;
+    let w = world();
+    let dir = scratch("lock");
+    let env = env(&w, &dir.join("pw"));
+    let state = dir.join("state");
+    let store = StateStore::new(&state);
+    let held = store.try_lock("the test's own holder (pid 42)").unwrap();
+    // a second writer says who holds state_dir instead of racing it
+    let (code, _, stderr) = run_command(&env, &["once", "--lock-wait-seconds", "0"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("state_dir is in use by the test's own holder (pid 42)"),
+        "{stderr}"
+    );
+    assert_eq!(w.sim.member_ids(GROUP), ["stale"], "the pass did not run");
+    let (code, _, stderr) = run_command(
+        &env,
+        &["approve", "0123456789abcdef", "--lock-wait-seconds", "0"],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("in use by the test's own holder"),
+        "{stderr}"
+    );
+    // one that waits goes ahead once the holder lets go
+    let log = dir.join("waiting.log");
+    let mut child = Command::new(BIN)
+        .arg("once")
+        .env_clear()
+        .envs(env.iter().cloned())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "once to wait for the lock",
+        Duration::from_secs(300),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("waiting up to 60 s")
+        },
+    );
+    drop(held);
+    assert!(wait_exit(&mut child, Duration::from_secs(300)).success());
+    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002"]);
+    // a state_dir others can write is refused before anything runs
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for args in [&["once"][..], &["approve", "0123456789abcdef"], &[]] {
+        let (code, _, stderr) = run_command(&env, args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("chmod go-w"), "{stderr}");
+    }
+}
+
 /// The subject ids of the adds and deletes Grouper received, in order.
 fn written_subjects(sim: &Simulator) -> Vec<(String, String)> {
     fn ids(v: &Value, out: &mut Vec<String>) {
@@ -995,6 +1130,17 @@ fn a_withheld_plan_is_approved_once_and_a_changed_plan_stays_withheld() {
     let (code, _, stdout, _) = run(&["approve", &plan]);
     assert_eq!(code, Some(0));
     assert!(stdout.contains(&plan), "{stdout}");
+
+    // a dry run shows the approved plan would apply, and leaves the approval in place
+    let (code, r, _, stderr) = run(&["once", "--max-removals", "0", "--dry-run"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(r["targets"][0]["approved_plan"], plan.as_str());
+    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "stale"]);
+    let approvals = std::fs::read_to_string(dir.join("state/approvals.json")).unwrap();
+    assert!(
+        approvals.contains(&plan),
+        "a dry run used nothing up: {approvals}"
+    );
 
     // the approved plan goes through, once
     let (code, r, _, stderr) = run(&strict);

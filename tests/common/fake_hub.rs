@@ -70,6 +70,9 @@ pub enum HubAction {
     Rewrite(fn(&mut Value)),
     /// Answer normally, then delete this user (as an admin would, between list and read).
     DeleteUser(&'static str),
+    /// Change the hub's users first, then answer (e.g. users deleted and created between two
+    /// list pages).
+    Mutate(fn(&mut FakeHubState)),
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +143,9 @@ impl FakeHub {
                     std::thread::sleep(delay);
                 }
                 let fault = st.lock().unwrap().take_fault(&req.target);
+                if let Some(HubAction::Mutate(change)) = &fault {
+                    change(&mut st.lock().unwrap());
+                }
                 let (status, mut body) = match &fault {
                     Some(HubAction::Answer { .. }) => (0, Value::Null),
                     _ => fake_hub_answer(&st, &req.target),
@@ -180,7 +186,7 @@ impl FakeHub {
                     }
                     Some(HubAction::Delay(d)) => resp.delay = Some(d),
                     Some(HubAction::Stall(d)) => resp.stall = Some(d),
-                    Some(HubAction::Truncate) => {}
+                    Some(HubAction::Truncate) | Some(HubAction::Mutate(_)) => {}
                     Some(HubAction::Rewrite(change)) => change(&mut body),
                     Some(HubAction::DeleteUser(name)) => {
                         st.lock().unwrap().users.retain(|(n, _, _)| n != name)
