@@ -303,7 +303,8 @@ fn real_hub_incremental_passes_read_only_what_changed() {
         "late is new, inc010 was active: {reasons}"
     );
     assert_eq!(changed["users_fetched"], 2);
-    assert_eq!(hub_requests(&changed), 2 + 2);
+    assert_eq!(changed["users_departed"], 1, "inc007 was looked up: gone");
+    assert_eq!(hub_requests(&changed), 2 + 2 + 1);
     let members = sim.member_ids(GROUP);
     assert!(
         !members.contains(&"500007".to_string()),

@@ -1,7 +1,7 @@
-//! The built `grouper-sync` keeping a hub group from a Grouper group (`direction = "to_hub"` in a
-//! `[[targets]]` table of the config file) on a real JupyterHub 6.1.1: `check` lists the target
+//! The built `grouper-sync` on a real JupyterHub 6.1.1: keeping a hub group from a Grouper group
+//! (`direction = "to_hub"` in a `[[targets]]` table of the config file: `check` lists the target
 //! with its scopes, `once` fills the hub group, and the change log records the hub group that
-//! changed (`log --group` finds it by the hub group's name).
+//! changed), and keeping everyone's membership when every user's `auth_state` loses its login id.
 
 #[path = "../../tests/common/real_hub.rs"]
 #[allow(dead_code)]
@@ -126,5 +126,113 @@ fn once_keeps_a_hub_group_and_logs_its_changes() {
         ),
         "{text}"
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The unlucky deployment of issue 18: after a converged pass every user's `auth_state` is
+/// rewritten (through the admin API) to a shape without a login id, and some users are active
+/// again. The incremental `once` that re-reads them, and a full one after it, remove nobody.
+#[test]
+fn once_after_every_auth_state_lost_its_login_id_removes_nobody() {
+    const GROUP: &str = "edu:example:app:datahub:datahub-users";
+    const PW: &str = "lost-pw-07c3";
+    let hub = RealHub::start("host-lost-subjects");
+    let names: Vec<String> = (0..300).map(|i| format!("lost{i:03}")).collect();
+    for chunk in names.chunks(100) {
+        let (status, _) = hub.admin("POST", "/users", Some(&json!({ "usernames": chunk })));
+        assert_eq!(status, 201);
+    }
+    let set_state = |name: &str, state: Value| {
+        let (status, body) = hub.admin(
+            "PATCH",
+            &format!("/users/{name}"),
+            Some(&json!({ "auth_state": state })),
+        );
+        assert_eq!(status, 200, "{name}: {body}");
+    };
+    let sim = Simulator::new(Config {
+        user: "sync".into(),
+        password: PW.into(),
+        ..Config::default()
+    });
+    for (i, name) in names.iter().enumerate() {
+        let login = format!("9{i:05}");
+        set_state(name, json!({"canvas_user": {"login_id": login}}));
+        sim.add_subject(Subject::new("ldap", &login));
+    }
+    sim.add_group(GROUP);
+    let server = sim.serve("127.0.0.1:0").unwrap();
+    let dir = std::env::temp_dir().join(format!("grouper-sync-lost-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let grouper_sync = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .envs([
+                ("JUPYTERHUB_API_URL", hub.api_url.clone()),
+                ("JUPYTERHUB_API_TOKEN", hub.sync_token.clone()),
+                ("GROUPER_BASE_URL", server.base_url("v2_2_100")),
+                ("GROUPER_USER", "sync".into()),
+                ("GROUPER_PASSWORD", PW.into()),
+                ("GROUPER_ID_PATH", GROUP.into()),
+                (
+                    "GROUPER_SYNC_STATE_DIR",
+                    dir.join("state").display().to_string(),
+                ),
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let report = serde_json::from_str::<Value>(stdout.trim()).unwrap_or(Value::Null);
+        (out.status.code(), report, stderr)
+    };
+    let (code, r, err) = grouper_sync(&["once"]);
+    assert_eq!(code, Some(0), "{r}\n{err}");
+    assert_eq!(sim.member_ids(GROUP).len(), 300);
+
+    // an authenticator upgrade: every auth_state without a login id; 25 users active again
+    for name in &names {
+        set_state(name, json!({"canvas_user": {"name": "no login id here"}}));
+    }
+    let now = jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap()
+        .to_string();
+    for name in names.iter().step_by(12) {
+        let (status, body) = hub.admin(
+            "POST",
+            &format!("/users/{name}/activity"),
+            Some(&json!({ "last_activity": now })),
+        );
+        assert_eq!(status, 200, "{name} active: {body}");
+    }
+    let (code, r, err) = grouper_sync(&["once"]);
+    let t = &r["targets"][0];
+    assert_eq!(code, Some(3), "removals withheld: {r}\n{err}");
+    assert_eq!(
+        (t["removed"].as_u64(), t["to_remove"].as_u64()),
+        (Some(0), Some(0)),
+        "{t}"
+    );
+    assert!(t["subjects_lost"].as_u64().unwrap() >= 25, "{t}");
+    assert!(t["withheld_plan"].is_string(), "approvable: {t}");
+    assert!(err.contains("lost subjects"), "one warning says so: {err}");
+    assert_eq!(sim.member_ids(GROUP).len(), 300, "nobody removed");
+
+    // a full pass reads everyone again, and keeps everyone
+    let (code, r, err) = grouper_sync(&["once", "--full"]);
+    let t = &r["targets"][0];
+    assert_eq!(code, Some(3), "{r}\n{err}");
+    assert_eq!(
+        (
+            r["users_fetched"].as_u64(),
+            t["removed"].as_u64(),
+            t["subjects_lost"].as_u64()
+        ),
+        (Some(300), Some(0), Some(300)),
+        "{t}"
+    );
+    assert_eq!(sim.member_ids(GROUP).len(), 300, "nobody removed");
     std::fs::remove_dir_all(&dir).ok();
 }
