@@ -272,6 +272,11 @@ fn soak_with_random_faults_and_churn() {
             "0.5",
             "--removal-fraction-floor",
             "20",
+            // the churn of an hour of passes is more than a day's budget of a real group
+            "--max-removal-fraction-per-day",
+            "1",
+            "--max-removals-per-day",
+            "100000",
             "--log-level",
             "error",
         ])
