@@ -8,7 +8,9 @@ use crate::mapping::{
 };
 use crate::session::Session;
 use crate::timestamp::response_date_seconds;
-use crate::user_state::{lost_subjects, Entry, Next, Prior, ReadReasons, StateStatus, Unlisted};
+use crate::user_state::{
+    lost_subjects, Decision, Entry, Next, Prior, ReadReasons, StateStatus, Unlisted,
+};
 use std::collections::{BTreeSet, HashSet};
 
 fn wall_clock_us() -> i64 {
@@ -226,7 +228,7 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
             None => prior.decide(u, wall_clock_us() / 1_000_000, &settings.refresh),
         };
         match decision {
-            Ok(entry) => {
+            Decision::Remembered(entry) => {
                 from_state += 1;
                 if let Some(next) = &mut next {
                     next.remember(&entry);
@@ -234,7 +236,7 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
                 u.lost = entry.lost;
                 u.record = UserRecord::Remembered(entry.subjects);
             }
-            Err(reread) => {
+            Decision::Read(reread) => {
                 reads.count(reread.reason);
                 lookups.push(Lookup::Record(i, reread.before));
             }

@@ -537,7 +537,7 @@ mod tests {
         assert!(w.reason.contains("lost subjects"), "{}", w.reason);
         let hash = w.plan_hash.unwrap();
         assert_eq!(hash, plan_hash("a:b", &[member("lost1"), member("lost2")]));
-        assert_eq!(p.approve(&[hash]).is_some(), true);
+        assert!(p.approve(&[hash]).is_some());
         assert_eq!(
             p.to_remove.len(),
             3,

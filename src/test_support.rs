@@ -70,6 +70,9 @@ pub struct WorldUser {
     pub login: Option<String>,
 }
 
+/// A change to the hub's users, made while a pass lists them.
+pub type UsersChange = Box<dyn FnMut(&mut Vec<WorldUser>)>;
+
 /// A hub and a Grouper group in one, with state, answering as the real services do: the hub
 /// pages by offset with a `Date` header and answers 404 for unknown users; Grouper keeps the
 /// group's members and answers every write row by row.
@@ -79,7 +82,7 @@ pub struct World {
     pub now: i64,
     pub page_size: usize,
     /// Runs once, before the hub answers the first list page after the first one.
-    pub between_pages: Option<Box<dyn FnMut(&mut Vec<WorldUser>)>>,
+    pub between_pages: Option<UsersChange>,
     /// The Grouper group's member ids (source `ldap`).
     pub members: std::collections::BTreeSet<String>,
     /// `METHOD URL` of every request of the last pass.

@@ -241,6 +241,15 @@ impl Reread {
     }
 }
 
+/// What a pass does about one user whose record a target needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Served from the state: read in an earlier pass, and nothing since says it changed.
+    Remembered(Entry),
+    /// Read again, for this reason.
+    Read(Reread),
+}
+
 /// A user the state knew whom the listing did not return: gone, or skipped by offset paging.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unlisted {
@@ -435,13 +444,13 @@ impl Prior {
 
     /// What this pass does about one user whose record a target needs: the remembered entry, or
     /// why it must be read. Takes the entry out of the state (each user is asked about once).
-    pub fn decide(&mut self, user: &HubUser, now: i64, refresh: &Refresh) -> Result<Entry, Reread> {
+    pub fn decide(&mut self, user: &HubUser, now: i64, refresh: &Refresh) -> Decision {
         let reuse = self.reuse;
         let Some(known) = &mut self.known else {
-            return Err(Reread::new(ReadReason::Full));
+            return Decision::Read(Reread::new(ReadReason::Full));
         };
         let Some((name, mut entry)) = known.users.remove_entry(&user.name) else {
-            return Err(Reread::new(if reuse {
+            return Decision::Read(Reread::new(if reuse {
                 ReadReason::New
             } else {
                 ReadReason::Full
@@ -450,7 +459,7 @@ impl Prior {
         entry.name = name;
         // deleted and recreated (or no `created` to tell): perhaps another person
         if user.created.is_none() || user.created != entry.created {
-            return Err(Reread::new(if reuse {
+            return Decision::Read(Reread::new(if reuse {
                 ReadReason::Changed
             } else {
                 ReadReason::Full
@@ -475,11 +484,11 @@ impl Prior {
             (crossed || now - entry.read_at >= period).then_some(ReadReason::Refresh)
         };
         match reason {
-            Some(reason) => Err(Reread {
+            Some(reason) => Decision::Read(Reread {
                 reason,
                 before: Some(entry),
             }),
-            None => Ok(entry),
+            None => Decision::Remembered(entry),
         }
     }
 }
@@ -618,7 +627,24 @@ mod tests {
     impl Prior {
         /// `decide`, with only the reason of a read.
         fn why(&mut self, u: &HubUser, now: i64, r: &Refresh) -> Result<Entry, ReadReason> {
-            self.decide(u, now, r).map_err(|r| r.reason)
+            match self.decide(u, now, r) {
+                Decision::Remembered(e) => Ok(e),
+                Decision::Read(r) => Err(r.reason),
+            }
+        }
+
+        fn remembered(&mut self, u: &HubUser, now: i64, r: &Refresh) -> Entry {
+            match self.decide(u, now, r) {
+                Decision::Remembered(e) => e,
+                other => panic!("{other:?}"),
+            }
+        }
+
+        fn reread(&mut self, u: &HubUser, now: i64, r: &Refresh) -> Reread {
+            match self.decide(u, now, r) {
+                Decision::Read(r) => r,
+                other => panic!("{other:?}"),
+            }
         }
     }
 
@@ -805,9 +831,9 @@ mod tests {
         let bytes = next.encode();
         let mut p = loaded(&s, &bytes, t0 + 60);
         // a: remembered with its loss; b: read again (its last read failed), what was known kept
-        let e = p.decide(&a, t0 + 60, &s.refresh).expect("remembered");
+        let e = p.remembered(&a, t0 + 60, &s.refresh);
         assert_eq!(e.lost, Some(vec![Some("a-id".to_string())]));
-        let again = p.decide(&b, t0 + 60, &s.refresh).unwrap_err();
+        let again = p.reread(&b, t0 + 60, &s.refresh);
         assert_eq!(again.reason, ReadReason::New);
         assert_eq!(again.before.unwrap().subjects, [Some("b-id".to_string())]);
         // c was only listed; d is new. Not listed now: c
@@ -823,7 +849,7 @@ mod tests {
         // a full pass reads everyone but still knows what was read
         let mut full = Prior::load(Some(bytes), true, &s);
         assert_eq!(full.status, StateStatus::FullRequested);
-        let r = full.decide(&a, t0 + 60, &s.refresh).unwrap_err();
+        let r = full.reread(&a, t0 + 60, &s.refresh);
         assert_eq!(r.reason, ReadReason::Full);
         assert!(r.before.is_some());
         assert!(
@@ -833,7 +859,7 @@ mod tests {
         // deleted and recreated (another `created`): perhaps another person, nothing is carried
         let recreated = listed("a", 2, None);
         let mut p = loaded(&s, &next_bytes_with(&s, t0, &a), t0 + 60);
-        let r = p.decide(&recreated, t0 + 60, &s.refresh).unwrap_err();
+        let r = p.reread(&recreated, t0 + 60, &s.refresh);
         assert_eq!((r.reason, r.before), (ReadReason::Changed, None));
         _ = c;
     }
