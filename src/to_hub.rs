@@ -275,13 +275,20 @@ mod tests {
         group_read_error: Option<u16>,
         /// Someone else creates the group between our read and our create (409).
         created_meanwhile: bool,
+        /// `auth_state.canvas_user.login_id` by user, for passes that map from auth_state.
+        logins: std::collections::HashMap<&'static str, Option<&'static str>>,
+        /// `last_activity` by user.
+        active: std::collections::HashMap<&'static str, &'static str>,
         sent: Vec<String>,
     }
 
     fn ok(status: u16, body: serde_json::Value) -> HttpOutcome {
         Ok(Response {
             status,
-            headers: vec![("x-grouper-success".into(), "T".into())],
+            headers: vec![
+                ("x-grouper-success".into(), "T".into()),
+                ("date".into(), "Sun, 29 Nov 2026 12:00:00 GMT".into()),
+            ],
             body: body.to_string().into_bytes(),
         })
     }
@@ -314,13 +321,23 @@ mod tests {
                 let items: Vec<_> = self
                     .users
                     .iter()
-                    .map(|(n, g)| json!({"kind": "user", "name": n, "admin": false, "groups": g}))
+                    .map(|(n, g)| json!({"kind": "user", "name": n, "admin": false, "groups": g,
+                        "created": "2026-01-01T00:00:00.000000Z", "last_activity": self.active.get(n)}))
                     .collect();
                 let total = self.users.len() + usize::from(self.short_listing);
                 return ok(
                     200,
                     json!({"items": items, "_pagination": {"offset": 0, "limit": 200, "total": total, "next": null}}),
                 );
+            }
+            if let Some(name) = r.url.strip_prefix("http://hub/hub/api/users/") {
+                return match self.logins.get(name) {
+                    Some(login) => ok(
+                        200,
+                        json!({"kind": "user", "name": name, "auth_state": {"canvas_user": {"login_id": login}}}),
+                    ),
+                    None => ok(404, json!({"status": 404, "message": null})),
+                };
             }
             match (r.method, r.url.as_str()) {
                 (Method::Get, "http://hub/hub/api/groups/gpu")
@@ -380,8 +397,45 @@ mod tests {
             write_error: None,
             group_read_error: None,
             created_meanwhile: false,
+            logins: Default::default(),
+            active: Default::default(),
             sent: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_hub_user_whose_subject_was_lost_keeps_the_hub_group() {
+        let mut w = world();
+        w.logins = [
+            ("ana", Some("a1")),
+            ("ben", Some("b1")),
+            ("cy", Some("c1")),
+            ("dee", None),
+        ]
+        .into();
+        w.grouper = vec!["a1", "c1"];
+        let s = settings("", &[("subject_from", "auth_state")]);
+        let first = run(&s, &mut w, RunOptions::default());
+        assert_eq!(first.outcome, Outcome::Converged, "{:?}", first.errors);
+        assert!(
+            writes(&w).is_empty(),
+            "ana and cy are in both: {:?}",
+            writes(&w)
+        );
+        // cy logs in again, and their auth_state no longer holds a login id
+        w.logins.insert("cy", None);
+        w.active.insert("cy", "2026-11-29T11:59:00.000000Z");
+        w.sent.clear();
+        let options = RunOptions {
+            user_state: first.next_user_state,
+            ..RunOptions::default()
+        };
+        let second = run(&s, &mut w, options);
+        let t = &second.targets[0];
+        assert!(writes(&w).is_empty(), "cy stays in gpu: {:?}", writes(&w));
+        assert_eq!((t.removed, t.subjects_lost), (0, 1), "{t:?}");
+        assert_eq!(second.outcome, Outcome::RemovalsWithheld);
+        assert!(t.withheld_plan.is_some(), "approvable");
     }
 
     fn writes(w: &World) -> Vec<&str> {
