@@ -617,12 +617,17 @@ fn killed_in_the_middle_of_a_write_then_restarted_it_converges() {
     assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "100003"]);
 }
 
-/// The change log's lines under a state dir.
-fn change_log_lines(state: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(state.join("changes.jsonl"))
-        .unwrap_or_default()
+/// `(op, subject)` of change-log lines given as JSON lines.
+fn ops_and_subjects(json_lines: &str) -> Vec<(String, String)> {
+    json_lines
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|e| {
+            (
+                e["op"].as_str().unwrap().into(),
+                e["subject"].as_str().unwrap().into(),
+            )
+        })
         .collect()
 }
 
@@ -674,15 +679,9 @@ fn a_pass_stopped_after_its_first_batch_leaves_that_batch_in_the_change_log() {
         // (the simulator commits the delayed removal before it hangs: Grouper did the removal,
         // but never said so, and an unconfirmed change is not logged)
         assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002"], "{stop_by}");
-        let logged: Vec<(String, String)> = change_log_lines(&state)
-            .iter()
-            .map(|e| {
-                (
-                    e["op"].as_str().unwrap().into(),
-                    e["subject"].as_str().unwrap().into(),
-                )
-            })
-            .collect();
+        let logged = ops_and_subjects(
+            &std::fs::read_to_string(state.join("changes.jsonl")).unwrap_or_default(),
+        );
         assert_eq!(
             logged,
             [
@@ -805,15 +804,7 @@ fn the_change_log_records_what_grouper_was_told_and_log_finds_it() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let logged: Vec<(String, String)> = entries
-        .iter()
-        .map(|e| {
-            (
-                e["op"].as_str().unwrap().into(),
-                e["subject"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let logged = ops_and_subjects(&stdout);
     assert_eq!(
         logged,
         written_subjects(&w.sim),
