@@ -124,16 +124,6 @@ pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
 pub trait Transport {
     fn send_all(&mut self, requests: &[Request], max_in_flight: usize) -> Vec<Outcome>;
 
-    fn send(&mut self, request: &Request) -> Outcome {
-        self.send_all(std::slice::from_ref(request), 1)
-            .pop()
-            .unwrap_or_else(|| {
-                Err(TransportError::Other(
-                    "transport returned no outcome".into(),
-                ))
-            })
-    }
-
     /// Waits before a retry. The component sleeps on the WASI monotonic clock.
     fn sleep(&mut self, duration: Duration);
 }

@@ -509,11 +509,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Does any target need `auth_state` (and so one `GET /users/{name}` per selected user)?
-    pub fn needs_auth_state(&self) -> bool {
-        !self.auth_state_mappings().is_empty()
-    }
-
     /// The distinct `auth_state` path lists the targets map with, in a stable order: a user's
     /// record is mapped once per entry, and the user state stores one subject per entry.
     pub fn auth_state_mappings(&self) -> Vec<&Vec<Vec<String>>> {
@@ -1493,7 +1488,7 @@ mod tests {
         assert_eq!(t.lookup, SubjectLookup::SubjectId);
         assert!(!s.dry_run);
         assert_eq!(s.grouper_content_type, "text/x-json; charset=UTF-8");
-        assert!(s.needs_auth_state());
+        assert!(!s.auth_state_mappings().is_empty());
     }
 
     #[test]
@@ -1560,7 +1555,7 @@ mod tests {
                 template: "{name}@example.edu".into()
             }
         );
-        assert!(!s.needs_auth_state());
+        assert!(s.auth_state_mappings().is_empty());
         m.insert("username_template", "{user}@x");
         assert!(parse_map(&m)
             .unwrap_err()
@@ -1589,7 +1584,7 @@ mod tests {
         };
         assert_eq!(paths_text(paths), "campus.uid,login_id");
         assert_eq!(paths_text(fallback), DEFAULT_AUTH_STATE_PATHS);
-        assert!(s.needs_user_info() && s.needs_auth_state());
+        assert!(s.needs_user_info() && !s.auth_state_mappings().is_empty());
         assert_eq!(s.auth_state_mappings(), [fallback]);
         assert_eq!(s.refresh.full_refresh_seconds, 6 * 3600);
         assert_eq!(s.refresh.activity_margin_seconds, 0);

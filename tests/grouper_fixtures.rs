@@ -2,7 +2,7 @@
 //! skipped with a message when absent): the client must parse every batch response, and the
 //! simulator must answer each captured request with the captured status, headers and body.
 
-mod common;
+use grouper_sync_testkit as common;
 
 use common::fixture;
 use grouper_sim::{Config, SimRequest, Simulator, Subject};

@@ -4,13 +4,9 @@
 //! BENCHMARKS.md has the command and a recorded output.
 
 mod client;
-#[path = "../../tests/common/fake_hub.rs"]
-#[allow(dead_code)]
-mod fake_hub;
 mod proxy;
-#[path = "../../tests/common/real_hub.rs"]
-#[allow(dead_code)]
-mod real_hub;
+
+use grouper_sync_testkit::{fake_hub, real_hub};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;

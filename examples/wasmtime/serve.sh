@@ -2,7 +2,7 @@
 # The component as an HTTP service under the wasmtime CLI (48.x): POST /sync, POST /check,
 # GET /healthz. Settings are config vars; secrets reach the component through `--env NAME`, which
 # passes the variable without putting its value on the command line.
-# Tested: tests/platforms.rs (wasmtime_serve_and_run_against_the_real_hub).
+# Tested: tests/e2e/tests/platforms.rs (wasmtime_serve_and_run_against_the_real_hub).
 set -euo pipefail
 : "${JUPYTERHUB_API_TOKEN:?}" "${GROUPER_PASSWORD:?}" "${GROUPER_SYNC_AUTH_TOKEN:?}"
 wasm=${WASM:-target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm}

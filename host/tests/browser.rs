@@ -6,11 +6,9 @@
 //! `.ci/run` installs `chromium` and `chromium-driver` with apt. Elsewhere, without them, the
 //! test skips with a message; in CI (`CI` set) it fails.
 
-#[path = "../../tests/common/fake_hub.rs"]
-#[allow(dead_code)]
-mod fake_hub;
+use grouper_sync_testkit::fake_hub;
 
-mod support;
+use grouper_sync_testkit::wait as support;
 
 use base64::Engine;
 use fake_hub::FakeHub;

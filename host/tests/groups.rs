@@ -3,9 +3,7 @@
 //! with its scopes, `once` fills the hub group, and the change log records the hub group that
 //! changed), and keeping everyone's membership when every user's `auth_state` loses its login id.
 
-#[path = "../../tests/common/real_hub.rs"]
-#[allow(dead_code)]
-mod real_hub;
+use grouper_sync_testkit::real_hub;
 
 use grouper_sim::{Config, Simulator, Subject};
 use real_hub::RealHub;

@@ -2,11 +2,9 @@
 //! egress policy, deadline, memory limit, the `once`/`check` commands, the service loop with
 //! metrics and signals, and a search of every output for the secrets.
 
-#[path = "../../tests/common/fake_hub.rs"]
-#[allow(dead_code)]
-mod fake_hub;
+use grouper_sync_testkit::fake_hub;
 
-mod support;
+use grouper_sync_testkit::wait as support;
 
 use fake_hub::FakeHub;
 use grouper_sim::tls::{TestCa, TlsFront, Validity};

@@ -5,11 +5,9 @@
 //! service cleanly. The command is the pip-installed one when `GROUPER_SYNC_BIN` names it (CI sets
 //! it after `scripts/wheel.sh`), and that command's `--help` and `check` are exercised too.
 
-#[path = "../../tests/common/real_hub.rs"]
-#[allow(dead_code)]
-mod real_hub;
+use grouper_sync_testkit::real_hub;
 
-mod support;
+use grouper_sync_testkit::wait as support;
 
 use grouper_sim::{Config, Simulator, Subject};
 use real_hub::RealHub;

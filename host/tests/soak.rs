@@ -6,11 +6,9 @@
 //! CI runs 60 passes; the long run (figures in TESTING.md):
 //! `SOAK_PASSES=600 cargo test -p grouper-sync-host --release --test soak -- --nocapture`.
 
-#[path = "../../tests/common/fake_hub.rs"]
-#[allow(dead_code)]
-mod fake_hub;
+use grouper_sync_testkit::fake_hub;
 
-mod support;
+use grouper_sync_testkit::wait as support;
 
 use fake_hub::{FakeHub, HubAction, HubFault, HubRoute};
 use grouper_sim::{Config, Fault, FaultAction, Operation, Simulator, Subject};

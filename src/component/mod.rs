@@ -2,7 +2,7 @@
 //! from `wasi:config`, and HTTP over `wasi:http`. The rules live in the core; this only moves data.
 
 // Every WASI interface maps to waki's bindings, so that one set of wasi:http/io types serves both
-// the client (waki) and our own exports; only wasi:config, std's extra cli imports and our
+// our outgoing transport (written over those bindings) and our own exports; only wasi:config, std's extra cli imports and our
 // interface are generated here. The two builds differ only in the world (and so the config version).
 macro_rules! bindings {
     ($world:literal, $config:literal) => {

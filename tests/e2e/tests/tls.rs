@@ -3,7 +3,7 @@
 //! certificate and a certificate for another host each fail the pass with an error naming the
 //! problem, and nobody is removed.
 
-mod common;
+use grouper_sync_e2e as common;
 
 use common::real_hub::repo_root;
 use common::world::{error, ops, settings, world, World, GROUP};

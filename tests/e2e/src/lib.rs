@@ -1,8 +1,7 @@
-//! Test harness: builds the release component once and runs it through the same embedding as
-//! `grouper-sync` (`grouper_sync_host::runner::Runner`: typed exports, both wasi:config versions,
-//! wasi:http), with any export. Also a small fake JupyterHub for fault injection (the real hub is
-//! used by tests/real_hub.rs).
-#![allow(dead_code)]
+//! The component's test harness: builds the release component once and runs it through the same
+//! embedding as `grouper-sync` (`grouper_sync_host::runner::Runner`: typed exports, both
+//! wasi:config versions, wasi:http), with any export. The fakes, the real hub and the waits come
+//! from the shared test kit, re-exported here.
 
 use grouper_sync_host::runner::{Call, HttpAnswer, Inputs, Limits, Runner};
 use serde_json::Value;
@@ -11,14 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-pub mod fake_hub;
-pub mod platform;
-pub mod real_hub;
-pub mod world;
-#[allow(unused_imports)]
-pub use fake_hub::FakeHub;
-#[allow(unused_imports)]
-pub use real_hub::{http, RealHub};
+pub use grouper_sync_testkit::*;
 
 pub const SYNC_INTERFACE: &str = "jupyterhub-grouper-sync:sync/sync@0.1.0";
 
@@ -50,7 +42,7 @@ pub fn spin_component_path() -> PathBuf {
 /// Builds the component with these cargo features into its own target directory (so that a
 /// feature build never overwrites the default one) and returns the `.wasm` path.
 pub fn build_component(features: &[&str], dir: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = repo_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
     cmd.current_dir(&root).args([
@@ -296,38 +288,4 @@ fn typed_report(report: &grouper_sync_host::bindings::Report) -> Value {
         parsed["errors"].as_array().unwrap().len()
     );
     parsed
-}
-
-/// Configuration as `wasi:config` pairs.
-pub fn config(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// Replaces or adds pairs.
-pub fn with(mut base: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    for (k, v) in extra {
-        base.retain(|(bk, _)| bk != k);
-        base.push((k.to_string(), v.to_string()));
-    }
-    base
-}
-
-/// Reads a Grouper capture from ../shared/fixtures/grouper, or None (with a message) when absent.
-pub fn fixture(name: &str) -> Option<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/grouper")
-        .join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))),
-        Err(_) => {
-            eprintln!(
-                "SKIP: Grouper fixture {} is absent (third-party captures live outside the repo)",
-                path.display()
-            );
-            None
-        }
-    }
 }

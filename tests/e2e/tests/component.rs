@@ -1,7 +1,7 @@
 //! The built component, run by wasmtime in-process, against the Grouper simulator and a fake hub
-//! (the fake hub is for fault injection; tests/real_hub.rs uses a real JupyterHub).
+//! (the fake hub is for fault injection; tests/e2e/tests/real_hub.rs uses a real JupyterHub).
 
-mod common;
+use grouper_sync_e2e as common;
 
 use common::world::*;
 use common::*;

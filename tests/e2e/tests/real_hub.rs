@@ -1,7 +1,7 @@
 //! End to end against a real JupyterHub 6.x (pip-installed, started on 127.0.0.1 by
 //! scripts/jupyterhub/hub.sh) and the Grouper simulator, with the component run by wasmtime.
 
-mod common;
+use grouper_sync_e2e as common;
 
 use common::world::{canvas, ops};
 use common::*;

@@ -1,7 +1,7 @@
 //! The standard test world: a fake hub with every kind of user and a simulated Grouper group
 //! holding one stale member and one group member the sync must never touch.
 
-use super::{config, FakeHub};
+use crate::{config, FakeHub};
 use grouper_sim::{Config, Operation, Simulator, Subject};
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! `wash`): where their binaries are, and a child process that is killed with its whole process
 //! group when the test ends.
 
-use super::real_hub::repo_root;
+use crate::real_hub::repo_root;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! of `wasi:cli/run`, `max_changes_per_pass`, and the `--features spin` build (wasi:config
 //! draft-2024-09-27) running a full pass and a `POST /sync`.
 
-mod common;
+use grouper_sync_e2e as common;
 
 use common::world::*;
 use common::*;

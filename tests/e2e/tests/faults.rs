@@ -2,7 +2,7 @@
 //! for one pass of the built component, then checks that nobody was wrongly removed, that the
 //! report says what happened, and that the next pass, with the fault gone, converges.
 
-mod common;
+use grouper_sync_e2e as common;
 
 use common::fake_hub::{HubAction, HubFault, HubRoute};
 use common::world::{canvas, ops, settings, world, World, GROUP};
@@ -946,7 +946,7 @@ fn fault_matrix() {
     );
 }
 
-/// The matrix as TESTING.md's table: `cargo test --test faults -- --ignored --nocapture table`.
+/// The matrix as TESTING.md's table: `cargo test -p grouper-sync-e2e --test faults -- --ignored --nocapture table`.
 #[test]
 #[ignore]
 fn table() {
