@@ -1,7 +1,7 @@
 //! The one error type of the sync: a kind that logs, metrics and HTTP statuses use, and a message
 //! for people. The WIT mirrors it (`error-kind`, `sync-error`).
 
-use crate::http::TransportError;
+use crate::wire::http::TransportError;
 use serde::Serialize;
 use std::fmt;
 

@@ -1,10 +1,10 @@
 //! The HTTP entry's rules, pure: which route a request takes, who may call it, and which status a
 //! report answers with. The WASI adapter only moves bytes in and out.
 
-use crate::check::CheckReport;
 use crate::error::{ErrorKind, SyncError};
-use crate::report::{Outcome, Report};
 use crate::settings::parse_bool;
+use crate::sync::check::CheckReport;
+use crate::sync::report::{Outcome, Report};
 use serde::Serialize;
 
 /// What a caller asked for, once it may have it.

@@ -1,27 +1,20 @@
 //! jupyterhub-grouper-sync: keeps a Grouper group in step with the users of a JupyterHub.
 //!
-//! The pure core (settings, mapping, plan, wire parsing) is plain Rust and unit-tested natively.
-//! The WASI adapters (`component`) exist only in the `wasm32` build.
+//! The layers, each depending only on those above it:
+//! - [`error`], [`settings`]: the error kinds and every configuration key;
+//! - [`wire`]: HTTP values and the strict request builders and parsers of both APIs;
+//! - [`policy`]: the pure rules (mapping users to subjects, the plan and its safety limits, the
+//!   user state of incremental passes);
+//! - [`sync`]: one pass, with one module per direction over a shared target pipeline;
+//! - [`http_entry`]: the HTTP entry's routes; `component`: the WASI shell (only in the `wasm32`
+//!   build), which only moves data between WASI and the layers above.
 
-pub mod check;
 pub mod error;
-pub mod grouper;
-pub mod grouper_client;
-pub mod hashing;
-pub mod http;
 pub mod http_entry;
-pub mod hub;
-pub mod hub_reader;
-pub mod log;
-pub mod mapping;
-pub mod pass;
-pub mod plan;
-pub mod report;
-pub mod session;
+pub mod policy;
 pub mod settings;
-pub mod timestamp;
-pub mod to_hub;
-pub mod user_state;
+pub mod sync;
+pub mod wire;
 
 #[cfg(test)]
 mod test_support;

@@ -1,7 +1,7 @@
 //! Test doubles shared by the core's unit tests: a transport answered by a closure, and
 //! Grouper's answers in their wire shapes.
 
-use crate::http::{Outcome, Request, Response, Transport};
+use crate::wire::http::{Outcome, Request, Response, Transport};
 use std::time::Duration;
 
 /// A loopback-free stand-in for both services: the closure answers each request.
@@ -9,6 +9,18 @@ pub struct Fake<F: FnMut(&Request) -> Outcome> {
     pub answer: F,
     /// `METHOD URL` of every request, in order.
     pub log: Vec<String>,
+    /// Every wait before a retry, in order.
+    pub slept: Vec<Duration>,
+}
+
+impl<F: FnMut(&Request) -> Outcome> Fake<F> {
+    pub fn new(answer: F) -> Self {
+        Fake {
+            answer,
+            log: Vec::new(),
+            slept: Vec::new(),
+        }
+    }
 }
 
 impl<F: FnMut(&Request) -> Outcome> Transport for Fake<F> {
@@ -21,7 +33,9 @@ impl<F: FnMut(&Request) -> Outcome> Transport for Fake<F> {
             })
             .collect()
     }
-    fn sleep(&mut self, _: Duration) {}
+    fn sleep(&mut self, d: Duration) {
+        self.slept.push(d);
+    }
 }
 
 /// A JSON answer with Grouper's success header.
@@ -230,14 +244,15 @@ impl World {
     pub fn pass(
         &mut self,
         settings: &crate::settings::Settings,
-        options: crate::pass::RunOptions,
-    ) -> crate::report::Report {
+        options: crate::sync::pass::RunOptions,
+    ) -> crate::sync::report::Report {
         self.sent.clear();
         let world = std::cell::RefCell::new(self);
         let mut fake = Fake {
             answer: |r: &Request| world.borrow_mut().answer(r),
             log: vec![],
+            slept: vec![],
         };
-        crate::pass::run(settings, &mut fake, options)
+        crate::sync::pass::run(settings, &mut fake, options)
     }
 }

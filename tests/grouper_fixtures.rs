@@ -6,9 +6,9 @@ use grouper_sync_testkit as common;
 
 use common::fixture;
 use grouper_sim::{Config, SimRequest, Simulator, Subject};
-use jupyterhub_grouper_sync::grouper::{parse_get_members, parse_write, WriteOp};
-use jupyterhub_grouper_sync::http::Response;
 use jupyterhub_grouper_sync::settings::SubjectLookup;
+use jupyterhub_grouper_sync::wire::grouper::{parse_get_members, parse_write, WriteOp};
+use jupyterhub_grouper_sync::wire::http::Response;
 use serde_json::Value;
 use std::sync::Arc;
 

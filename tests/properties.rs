@@ -7,14 +7,15 @@
 //!   mutated inputs (seeded from the captured Grouper fixtures when present, and from built-in
 //!   answers) give a value or a typed error, never a panic.
 
-use jupyterhub_grouper_sync::grouper::{self, Member, WriteOp};
-use jupyterhub_grouper_sync::http::Response;
-use jupyterhub_grouper_sync::plan::{plan, Safety, UNMANAGED_SOURCES};
+use jupyterhub_grouper_sync::policy::plan::{plan, Safety, UNMANAGED_SOURCES};
+use jupyterhub_grouper_sync::policy::user_state;
 use jupyterhub_grouper_sync::settings::{
     self, Direction, Mode, RemovalLimits, Settings, SubjectFrom, SubjectLookup, Target,
     UserFilters, KEYS,
 };
-use jupyterhub_grouper_sync::{hub, timestamp, user_state};
+use jupyterhub_grouper_sync::wire::grouper::{self, Member, WriteOp};
+use jupyterhub_grouper_sync::wire::http::Response;
+use jupyterhub_grouper_sync::wire::{hub, timestamp};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;

@@ -81,8 +81,8 @@ pub fn core_kind(k: ErrorKind) -> jupyterhub_grouper_sync::error::ErrorKind {
     }
 }
 
-pub fn core_outcome(o: Outcome) -> jupyterhub_grouper_sync::report::Outcome {
-    use jupyterhub_grouper_sync::report::Outcome as O;
+pub fn core_outcome(o: Outcome) -> jupyterhub_grouper_sync::sync::report::Outcome {
+    use jupyterhub_grouper_sync::sync::report::Outcome as O;
     match o {
         Outcome::Converged => O::Converged,
         Outcome::ChangesRemaining => O::ChangesRemaining,

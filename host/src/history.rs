@@ -139,7 +139,7 @@ mod tests {
         let t = &record.targets[0];
         assert_eq!(
             t.outcome,
-            jupyterhub_grouper_sync::report::Outcome::RemovalsWithheld
+            jupyterhub_grouper_sync::sync::report::Outcome::RemovalsWithheld
         );
         assert_eq!((t.unmapped, t.withheld, t.to_add, t.failures), (1, 2, 0, 0));
         assert_eq!(t.keeps_hub_group, None);

@@ -3,7 +3,7 @@
 
 use crate::outcome::PassSummary;
 use jupyterhub_grouper_sync::error::ErrorKind;
-use jupyterhub_grouper_sync::report::Outcome;
+use jupyterhub_grouper_sync::sync::report::Outcome;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

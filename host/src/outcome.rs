@@ -4,7 +4,7 @@
 use crate::bindings::{core_kind, core_outcome, Direction, Report, SyncError};
 use crate::runner::Call;
 use jupyterhub_grouper_sync::error::ErrorKind;
-use jupyterhub_grouper_sync::report::Outcome;
+use jupyterhub_grouper_sync::sync::report::Outcome;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

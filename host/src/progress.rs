@@ -1,9 +1,9 @@
 //! The component's stdout under `sync.run`: one JSON line per write batch the hub or Grouper
-//! confirmed (`jupyterhub_grouper_sync::report::ProgressLine`), handed to the host as each line
+//! confirmed (`jupyterhub_grouper_sync::sync::report::ProgressLine`), handed to the host as each line
 //! ends, so that a pass stopped midway still leaves every confirmed change in the change log.
 
 use bytes::Bytes;
-use jupyterhub_grouper_sync::report::{ConfirmedBatch, ProgressLine};
+use jupyterhub_grouper_sync::sync::report::{ConfirmedBatch, ProgressLine};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};

@@ -20,7 +20,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jupyterhub_grouper_sync::report::RemovalRecord;
+use jupyterhub_grouper_sync::sync::report::RemovalRecord;
 
 pub const FILE_NAME: &str = "user-state.json";
 pub const APPROVALS_FILE: &str = "approvals.json";

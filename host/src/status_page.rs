@@ -210,7 +210,7 @@ pub fn render(passes: &[PassRecord], cx: &Context, auth: &Auth) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jupyterhub_grouper_sync::report::Outcome;
+    use jupyterhub_grouper_sync::sync::report::Outcome;
 
     fn pass(time: &str, members: u32, added: u32, withheld: Option<&str>) -> PassRecord {
         PassRecord {

@@ -7,16 +7,16 @@ use super::exports::wasi::cli::run::Guest as RunGuest;
 use super::exports::wasi::http::incoming_handler::Guest as HttpGuest;
 use super::transport::WasiTransport;
 use super::Component;
-use crate::check::{self, CheckReport};
 use crate::error::{ErrorKind, SyncError};
 use crate::http_entry::{self, Action, Decision, Reply};
-use crate::pass::RunOptions;
-use crate::report::{
+use crate::policy::user_state::StateStatus;
+use crate::settings::{Direction, Settings};
+use crate::sync::check::{self, CheckReport};
+use crate::sync::pass::RunOptions;
+use crate::sync::report::{
     Change, ChangeOp, ChangeReason, ChangeSink, ConfirmedBatch, Outcome, ProgressLine,
     RemovalRecord, Report, TargetReport,
 };
-use crate::settings::{Direction, Settings};
-use crate::user_state::StateStatus;
 use std::io::Write as _;
 use std::time::Duration;
 use waki::bindings::wasi::http::types::{
@@ -25,7 +25,7 @@ use waki::bindings::wasi::http::types::{
 
 /// A pass of the stateless entries (`wasi:cli/run`, HTTP): every user's record is read.
 fn run_pass(settings: &Settings, approved_plans: Vec<String>) -> Report {
-    crate::pass::run(
+    crate::sync::pass::run(
         settings,
         &mut WasiTransport { settings },
         RunOptions {
@@ -62,7 +62,7 @@ impl ChangeSink for StdoutProgress {
 impl wit::Guest for Component {
     fn run(options: wit::RunOptions) -> Result<wit::Report, wit::SyncError> {
         let settings = load_settings().map_err(|e| to_wit_error(&e))?;
-        let mut report = crate::pass::run_reporting(
+        let mut report = crate::sync::pass::run_reporting(
             &settings,
             &mut WasiTransport {
                 settings: &settings,

@@ -1,11 +1,11 @@
 //! `Transport` over `wasi:http/outgoing-handler`: all three timeouts set, and bounded fan-out by
 //! polling several response pollables with `wasi:io/poll`.
 
-use crate::http::{
+use crate::settings::Settings;
+use crate::wire::http::{
     Method, Outcome as HttpOutcome, Request, Response, Transport, TransportError,
     MAX_RESPONSE_BYTES,
 };
-use crate::settings::Settings;
 use std::time::Duration;
 use waki::bindings::wasi::http::outgoing_handler;
 use waki::bindings::wasi::http::types::{

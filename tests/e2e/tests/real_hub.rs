@@ -7,7 +7,7 @@ use common::world::{canvas, ops};
 use common::*;
 use grouper_sim::tls::{TestCa, TlsFront, Validity};
 use grouper_sim::{Config, Operation, Simulator, Subject};
-use jupyterhub_grouper_sync::http::encode_segment;
+use jupyterhub_grouper_sync::wire::http::encode_segment;
 use serde_json::json;
 
 const GROUP: &str = "edu:example:app:datahub:datahub-users";

@@ -2,8 +2,8 @@
 //! (HTTP status, `X-Grouper-*` headers, top-level result, and every per-subject row).
 
 use crate::error::{ErrorKind, SyncError};
-use crate::http::{base64, encode_segment, truncate, Method, Request, Response};
 use crate::settings::{Direction, SubjectLookup, Target};
+use crate::wire::http::{base64, encode_segment, truncate, Method, Request, Response};
 use serde_json::{json, Map, Value};
 
 /// How to reach one Grouper WS endpoint.

@@ -2,9 +2,9 @@
 //! each selected user maps to.
 
 use crate::error::SyncError;
-use crate::grouper::Member;
-use crate::hub::{AuthState, ListedUser};
 use crate::settings::{self, Direction, SubjectFrom, Target, UserFilters};
+use crate::wire::grouper::Member;
+use crate::wire::hub::{AuthState, ListedUser};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -392,7 +392,7 @@ pub struct HubMembers {
 pub fn hub_members(target: &Target, desired: &Desired, members: &[Member]) -> HubMembers {
     let mut out = HubMembers::default();
     for m in members {
-        let key = match (&m.key, crate::plan::is_managed(m, target)) {
+        let key = match (&m.key, crate::policy::plan::is_managed(m, target)) {
             (Some(key), true) => key,
             _ => {
                 out.unmanaged += 1;

@@ -2,8 +2,8 @@
 //! tokens or auth_state, and no member lists (those go to the debug log only).
 
 use crate::error::{ErrorKind, SyncError};
+use crate::policy::user_state::{ReadReasons, StateStatus};
 use crate::settings::Direction;
-use crate::user_state::{ReadReasons, StateStatus};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

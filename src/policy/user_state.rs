@@ -7,7 +7,7 @@
 //! before anyone is removed (offset paging can skip a user), and a user whose read now finds no
 //! subject where it found one before keeps the subject as *lost* (their membership is kept).
 
-use crate::mapping::{HubUser, MappedSubjects};
+use crate::policy::mapping::{HubUser, MappedSubjects};
 use crate::settings::{paths_text, Refresh, Settings};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -496,7 +496,7 @@ impl Prior {
 /// Where in the refresh period a user's turn falls: a stable hash of the name (FNV-1a), so that
 /// the users spread evenly over the period whatever the schedule.
 pub fn refresh_phase(name: &str, period: i64) -> i64 {
-    (crate::hashing::fnv1a64(name.as_bytes()) % period.max(1) as u64) as i64
+    (crate::policy::hashing::fnv1a64(name.as_bytes()) % period.max(1) as u64) as i64
 }
 
 /// The state a pass leaves for the next one: every user read successfully in it or remembered.
@@ -610,7 +610,7 @@ mod tests {
             idle_seconds: None,
             server_running: false,
             user_info: None,
-            record: crate::mapping::UserRecord::Listed,
+            record: crate::policy::mapping::UserRecord::Listed,
             lost: None,
         }
     }

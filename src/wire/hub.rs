@@ -1,7 +1,7 @@
 //! JupyterHub REST API: the requests the sync sends and the parsing of their answers.
 
 use crate::error::{ErrorKind, SyncError};
-use crate::http::{encode_segment, truncate, Method, Request, Response};
+use crate::wire::http::{encode_segment, truncate, Method, Request, Response};
 use serde_json::Value;
 
 pub const PAGINATION_ACCEPT: &str = "application/jupyterhub-pagination+json";
@@ -174,7 +174,7 @@ fn parse_json(what: &str, body: &[u8]) -> Result<Value, SyncError> {
 fn timestamp_field(item: &Value, key: &str) -> Option<i64> {
     item.get(key)
         .and_then(Value::as_str)
-        .and_then(crate::timestamp::parse_iso8601_micros)
+        .and_then(crate::wire::timestamp::parse_iso8601_micros)
 }
 
 fn parse_user_entry(item: &Value, keep: Keep) -> Result<ListedUser, SyncError> {

@@ -2,15 +2,15 @@
 //! needs `auth_state`, with bounded fan-out. Failures of single users mark them unread.
 
 use crate::error::{ErrorKind, Service, SyncError};
-use crate::hub::{self, ListedUser, UserError};
-use crate::mapping::{
+use crate::policy::mapping::{
     expand_targets, map_auth_state, needs_record, HubUser, PassTarget, UserRecord,
 };
-use crate::session::Session;
-use crate::timestamp::response_date_seconds;
-use crate::user_state::{
+use crate::policy::user_state::{
     lost_subjects, Decision, Entry, Next, Prior, ReadReasons, StateStatus, Unlisted,
 };
+use crate::sync::session::Session;
+use crate::wire::hub::{self, ListedUser, UserError};
+use crate::wire::timestamp::response_date_seconds;
 use std::collections::{BTreeSet, HashSet};
 
 fn wall_clock_us() -> i64 {
@@ -378,7 +378,7 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
 /// other failure leaves the user unread (and what the state knew of them, for the next pass).
 fn read_record(
     user: &mut HubUser,
-    outcome: Result<crate::http::Response, UserError>,
+    outcome: Result<crate::wire::http::Response, UserError>,
     before: Option<Entry>,
     mappings: &[&Vec<Vec<String>>],
     next: Option<&mut Next>,

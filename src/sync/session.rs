@@ -2,10 +2,10 @@
 //! requests sent to each service.
 
 use crate::error::{Service, SyncError};
-use crate::http::{send_with_retries, Outcome, Request, Response, Transport};
-use crate::log::Logger;
-use crate::report::{Change, ChangeSink, ConfirmedBatch, Requests, TargetReport};
 use crate::settings::Settings;
+use crate::sync::log::Logger;
+use crate::sync::report::{Change, ChangeSink, ConfirmedBatch, Requests, TargetReport};
+use crate::wire::http::{send_with_retries, Outcome, Request, Response, Transport};
 
 pub struct Session<'a> {
     pub settings: &'a Settings,

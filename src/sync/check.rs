@@ -3,14 +3,14 @@
 //! that the Grouper credentials can read each Grouper group. Writes nothing.
 
 use crate::error::{ErrorKind, Service, SyncError};
-use crate::grouper;
-use crate::grouper_client;
-use crate::http::{Method, Request, Transport};
-use crate::hub;
-use crate::hub_reader;
-use crate::mapping::{expand_targets, HubUser};
-use crate::session::Session;
+use crate::policy::mapping::{expand_targets, HubUser};
 use crate::settings::{Direction, Settings, Target};
+use crate::sync::grouper_client;
+use crate::sync::hub_reader;
+use crate::sync::session::Session;
+use crate::wire::grouper;
+use crate::wire::http::{Method, Request, Transport};
+use crate::wire::hub;
 use serde::Serialize;
 use serde_json::Value;
 

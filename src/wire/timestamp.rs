@@ -1,7 +1,7 @@
 //! The two clocks a pass compares: the hub's `created`/`last_activity` fields (ISO 8601, UTC) and
 //! the hub's `Date` header. Both are the hub's clock, never ours, so skew does not matter.
 
-use crate::http::Response;
+use crate::wire::http::Response;
 
 /// Microseconds since the Unix epoch of a JupyterHub timestamp such as
 /// `2026-11-29T12:34:56.123456Z` (also without fraction, or with `+00:00`). `None` for anything

@@ -253,6 +253,7 @@ pub fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::Fake;
     use std::collections::VecDeque;
 
     fn resp(status: u16) -> Outcome {
@@ -337,34 +338,15 @@ mod tests {
         assert_eq!(retry_delay(1, base, &dated("soon", None)), base);
     }
 
-    struct Scripted {
-        answers: VecDeque<Outcome>,
-        sent: Vec<String>,
-        slept: Vec<Duration>,
-    }
-
-    impl Transport for Scripted {
-        fn send_all(&mut self, requests: &[Request], _: usize) -> Vec<Outcome> {
-            requests
-                .iter()
-                .map(|r| {
-                    self.sent.push(r.url.clone());
-                    self.answers.pop_front().unwrap()
-                })
-                .collect()
-        }
-        fn sleep(&mut self, d: Duration) {
-            self.slept.push(d);
-        }
+    /// Answers in order, one per request.
+    fn scripted(answers: Vec<Outcome>) -> Fake<impl FnMut(&Request) -> Outcome> {
+        let mut answers = VecDeque::from(answers);
+        Fake::new(move |_: &Request| answers.pop_front().expect("an answer for every request"))
     }
 
     #[test]
     fn retries_only_transient_failures_in_order() {
-        let mut t = Scripted {
-            answers: VecDeque::from([resp(503), resp(200), resp(404), resp(200)]),
-            sent: vec![],
-            slept: vec![],
-        };
+        let mut t = scripted(vec![resp(503), resp(200), resp(404), resp(200)]);
         let reqs = vec![
             Request::new(Method::Get, "a"),
             Request::new(Method::Get, "b"),
@@ -377,18 +359,14 @@ mod tests {
                 .collect::<Vec<_>>(),
             [200, 200, 404]
         );
-        assert_eq!(t.sent, ["a", "b", "c", "a"]);
+        assert_eq!(t.log, ["GET a", "GET b", "GET c", "GET a"]);
         assert_eq!(sent, 4);
         assert_eq!(t.slept, [Duration::from_millis(10)]);
     }
 
     #[test]
     fn gives_up_after_the_retry_budget() {
-        let mut t = Scripted {
-            answers: VecDeque::from([resp(502), resp(502), resp(502)]),
-            sent: vec![],
-            slept: vec![],
-        };
+        let mut t = scripted(vec![resp(502), resp(502), resp(502)]);
         let (out, sent) = send_with_retries(
             &mut t,
             &[Request::new(Method::Get, "a")],

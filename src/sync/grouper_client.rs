@@ -2,11 +2,11 @@
 //! add/delete batches, checking every row.
 
 use crate::error::{ErrorKind, Service, SyncError};
-use crate::grouper::{self, Connection, GroupSaved, Member, WriteOp};
-use crate::hub_reader::MAX_PAGES;
-use crate::report::{Change, SubjectFailure, TargetReport};
-use crate::session::Session;
 use crate::settings::{in_folder, Settings, Target};
+use crate::sync::hub_reader::MAX_PAGES;
+use crate::sync::report::{Change, SubjectFailure, TargetReport};
+use crate::sync::session::Session;
+use crate::wire::grouper::{self, Connection, GroupSaved, Member, WriteOp};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -216,12 +216,13 @@ mod tests {
         let settings = settings::for_tests(&[("grouper_page_size", "2")]);
         let mut page = 0;
         let mut fake = Fake {
-            answer: |_: &crate::http::Request| {
+            answer: |_: &crate::wire::http::Request| {
                 page += 1;
                 let (a, b) = (format!("{page}a"), format!("{page}b"));
                 members_page(&[&a, &b]) // always a full page of new members
             },
             log: vec![],
+            slept: vec![],
         };
         let mut s = Session::new(&settings, &mut fake);
         let conn = connection(&settings);

@@ -1,8 +1,8 @@
 //! The diff between desired and current membership, and the safety rules that decide which
 //! removals may go ahead. Pure: everything here is decided from values, without I/O.
 
-use crate::grouper::Member;
 use crate::settings::{Direction, Mode, Target};
+use crate::wire::grouper::Member;
 use std::collections::BTreeSet;
 
 /// Subject sources that hold Grouper groups and internal subjects, never hub users.
@@ -54,7 +54,7 @@ pub fn plan_hash(group: &str, removals: &[Member]) -> String {
     for (source, id) in keys {
         text.push_str(&format!("{source}\t{id}\n"));
     }
-    crate::hashing::sha256_hex16(text.as_bytes())
+    crate::policy::hashing::sha256_hex16(text.as_bytes())
 }
 
 impl Plan {

@@ -1,0 +1,234 @@
+//! A `to_hub` target: the Grouper group's members, mapped back to hub users through the subject
+//! mapping, become the hub group's membership. The same safety rules as the other direction: an
+//! incomplete read of either side removes nobody; removal limits, protected members, dry run.
+
+use crate::error::{ErrorKind, Service, SyncError};
+use crate::policy::mapping::{hub_members, Desired};
+use crate::policy::plan::Plan;
+use crate::settings::Target;
+use crate::sync::grouper_client;
+use crate::sync::hub_reader::{self, HubView};
+use crate::sync::report::{Change, ChangeOp, ChangeReason, TargetReport};
+use crate::sync::session::Session;
+use crate::sync::target::{plan_target, target_outcome, ChangeBudget, PassContext};
+use crate::wire::grouper::Member;
+use crate::wire::hub;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The source the plan gives hub users (they have no Grouper source).
+const HUB_SOURCE: &str = "jupyterhub";
+
+/// Makes sure the hub group exists; creates it with `create_missing_groups`. `Ok(false)`: it is
+/// missing and this is a dry run, so the pass plans against an empty group.
+fn ensure_group(
+    s: &mut Session,
+    target: &Target,
+    group: &str,
+    report: &mut TargetReport,
+) -> Result<bool, SyncError> {
+    if hub_reader::group_exists(s, group)? {
+        return Ok(true);
+    }
+    if !target.create_missing {
+        return Err(SyncError::new(
+            ErrorKind::GroupNotFound,
+            format!(
+                "the hub group {group:?} does not exist; create it (POST /groups/{group}) or set create_missing_groups = true for this target"
+            ),
+        ));
+    }
+    if s.settings.dry_run {
+        s.log.info(&format!(
+            "hub group {group:?} does not exist; a pass that is not a dry run creates it"
+        ));
+        return Ok(false);
+    }
+    let settings = s.settings;
+    let req = hub::create_group_request(&settings.hub_api_url, settings.hub_token.expose(), group);
+    let what = format!("creating hub group {group:?}");
+    let resp = s.send(Service::Hub, &what, &req)?;
+    match resp.status {
+        // 409: created by someone else since the read; it exists, which is what we wanted
+        201 | 409 => {
+            report.group_created = resp.status == 201;
+            if report.group_created {
+                s.log.info(&format!("created hub group {group:?}"));
+            }
+            Ok(true)
+        }
+        _ => Err(hub::status_error(&what, &resp)),
+    }
+}
+
+/// The hub group's members as the listing showed them, in the plan's member form.
+fn current_members(hub: &HubView, group: &str) -> Vec<Member> {
+    hub.users
+        .iter()
+        .filter(|u| u.groups.iter().any(|g| g == group))
+        .map(|u| Member {
+            id: u.name.clone(),
+            source_id: HUB_SOURCE.into(),
+            key: Some(u.name.clone()),
+        })
+        .collect()
+}
+
+/// Each selected hub user's subject, for the change log.
+fn subjects_by_user(desired: &Desired) -> BTreeMap<&str, &str> {
+    desired
+        .users_by_subject
+        .iter()
+        .flat_map(|(subject, names)| names.iter().map(move |n| (n.as_str(), subject.as_str())))
+        .collect()
+}
+
+/// Sends the plan's adds, then its removals, in batches; stops at the first batch that fails.
+fn apply(
+    s: &mut Session,
+    group: &str,
+    written: &str,
+    p: &Plan,
+    desired: &Desired,
+    budget: &mut ChangeBudget,
+    report: &mut TargetReport,
+) {
+    let allowed = budget.allow(p);
+    report.changes_remaining = allowed.remaining;
+    let removals: Vec<String> = p.to_remove[..allowed.removes]
+        .iter()
+        .map(|m| m.id.clone())
+        .collect();
+    let batch = s.settings.grouper_batch_size;
+    let subjects = subjects_by_user(desired);
+    let steps = [
+        (ChangeOp::Add, &p.to_add[..allowed.adds]),
+        (ChangeOp::Remove, &removals[..]),
+    ];
+    for (op, names) in steps {
+        let reason = match op {
+            ChangeOp::Add => ChangeReason::InGrouper,
+            ChangeOp::Remove if report.approved_plan.is_some() => ChangeReason::ApprovedPlan,
+            ChangeOp::Remove => ChangeReason::NotInGrouper,
+        };
+        for chunk in names.chunks(batch) {
+            let settings = s.settings;
+            let add = op == ChangeOp::Add;
+            let req = hub::group_users_request(
+                &settings.hub_api_url,
+                settings.hub_token.expose(),
+                group,
+                add,
+                chunk,
+            );
+            let what = format!(
+                "{} {} user(s) {} hub group {group:?}",
+                if add { "adding" } else { "removing" },
+                chunk.len(),
+                if add { "to" } else { "from" }
+            );
+            let sent = s.send(Service::Hub, &what, &req).and_then(|resp| {
+                if resp.status == 200 {
+                    Ok(())
+                } else {
+                    Err(hub::status_error(&what, &resp))
+                }
+            });
+            if let Err(e) = sent {
+                report.error = Some(e);
+                return;
+            }
+            if add {
+                report.added += chunk.len();
+            } else {
+                report.removed += chunk.len();
+            }
+            let confirmed = chunk
+                .iter()
+                .map(|name| Change {
+                    op,
+                    // the user's subject; the name where they map to none
+                    subject: subjects
+                        .get(name.as_str())
+                        .unwrap_or(&name.as_str())
+                        .to_string(),
+                    source: None,
+                    hub_user: Some(name.clone()),
+                    reason,
+                })
+                .collect();
+            s.confirmed(written, report, confirmed);
+        }
+    }
+}
+
+/// One `to_hub` target: read the hub group (from the listing) and the Grouper group, plan, write.
+pub fn sync(
+    s: &mut Session,
+    cx: &PassContext,
+    target: &Target,
+    desired: &Desired,
+    mut report: TargetReport,
+    budget: &mut ChangeBudget,
+) -> TargetReport {
+    let Some(group) = target.hub_group.as_deref() else {
+        report.error = Some(SyncError::config("a to_hub target needs hub_group"));
+        return report;
+    };
+    let exists = match ensure_group(s, target, group, &mut report) {
+        Ok(exists) => exists,
+        Err(e) => {
+            report.error = Some(e);
+            return report;
+        }
+    };
+    let members = match grouper_client::read_group(s, cx.conn, target) {
+        Ok(m) => m,
+        Err(e) => {
+            report.error = Some(e);
+            return report;
+        }
+    };
+    let wanted = hub_members(target, desired, &members);
+    report.members_without_hub_user = wanted.without_hub_user + wanted.unmanaged;
+    if report.members_without_hub_user > 0 {
+        s.log.info(&format!(
+            "{}: {} member(s) of {} map to no selected hub user and are skipped",
+            group, report.members_without_hub_user, target.group_path
+        ));
+    }
+    let current = if exists {
+        current_members(cx.hub, group)
+    } else {
+        Vec::new()
+    };
+    // The plan sees hub users: protection by subject covers the users who map to it, and the
+    // plan's name says which hub group it changes.
+    let mut protected = target.protected.clone();
+    for (subject, names) in &desired.users_by_subject {
+        if target.protected.contains(subject) {
+            protected.extend(names.iter().cloned());
+        }
+    }
+    let hub_side = Target {
+        group_path: format!("{} -> hub group {group}", target.group_path),
+        source_id: None,
+        protected,
+        ..target.clone()
+    };
+    // users who lost their subject keep their hub group membership
+    let lost: BTreeSet<String> = desired.lost.values().flatten().cloned().collect();
+    let p = plan_target(
+        s,
+        cx,
+        &hub_side,
+        (&wanted.names, &current),
+        &lost,
+        &mut report,
+    );
+    if !s.settings.dry_run {
+        let written = target.written_group();
+        apply(s, group, &written, &p, desired, budget, &mut report);
+    }
+    report.outcome = target_outcome(&report, &p);
+    report
+}
