@@ -2,7 +2,7 @@
 //! report answers with. The WASI adapter only moves bytes in and out.
 
 use crate::error::{ErrorKind, SyncError};
-use crate::settings::parse_bool;
+use crate::settings::{parse_bool, Secret};
 use crate::sync::check::CheckReport;
 use crate::sync::report::{Outcome, Report};
 use serde::Serialize;
@@ -111,7 +111,7 @@ pub fn route(
     method: &str,
     path_with_query: &str,
     authorization: Option<&str>,
-    token: impl FnOnce() -> Result<Option<String>, SyncError>,
+    token: impl FnOnce() -> Result<Option<Secret>, SyncError>,
 ) -> Decision {
     let (path, query) = path_with_query
         .split_once('?')
@@ -141,7 +141,7 @@ pub fn route(
         return Decision::Answer(Reply::json(200, &serde_json::json!({"status": "ok"})));
     }
     let expected = match token() {
-        Ok(Some(t)) if !t.is_empty() => t,
+        Ok(Some(t)) if !t.expose().is_empty() => t,
         Ok(_) => {
             return Decision::Answer(Reply::error(
                 503,
@@ -152,7 +152,7 @@ pub fn route(
         Err(e) => return Decision::Answer(Reply::error(503, e.kind.as_str(), &e.message)),
     };
     let authorized = bearer(authorization)
-        .is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()));
+        .is_some_and(|given| constant_time_eq(given.as_bytes(), expected.expose().as_bytes()));
     if !authorized {
         return Decision::Answer(
             Reply::error(
@@ -209,8 +209,8 @@ pub fn config_error_reply(error: SyncError) -> Reply {
 mod tests {
     use super::*;
 
-    fn token() -> Result<Option<String>, SyncError> {
-        Ok(Some("s3cret-token".into()))
+    fn token() -> Result<Option<Secret>, SyncError> {
+        Ok(Some(Secret::new("s3cret-token")))
     }
 
     fn status(d: &Decision) -> u16 {
@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn fails_closed_without_a_token() {
-        for configured in [None, Some(String::new())] {
+        for configured in [None, Some(Secret::new(""))] {
             let d = route("POST", "/sync", Some("Bearer x"), || Ok(configured.clone()));
             assert_eq!(status(&d), 503);
         }
@@ -304,7 +304,7 @@ mod tests {
     #[test]
     fn health_needs_no_config_and_bad_requests_are_named() {
         let never =
-            || -> Result<Option<String>, SyncError> { panic!("no config read for /healthz") };
+            || -> Result<Option<Secret>, SyncError> { panic!("no config read for /healthz") };
         assert_eq!(status(&route("GET", "/healthz", None, never)), 200);
         assert_eq!(status(&route("GET", "/nope", None, never)), 404);
         let d = route("GET", "/sync", None, never);

@@ -15,6 +15,7 @@ use grouper_sync_host::state_store::{LockError, StateLock, StateStore};
 use grouper_sync_host::status_page;
 use grouper_sync_host::tls;
 use grouper_sync_host::ui::Ui;
+use jupyterhub_grouper_sync::settings::LogLevel;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,11 +67,11 @@ fn main() -> ExitCode {
 
 fn init_logging(opts: &Options) {
     use std::io::IsTerminal;
-    let level = match opts.log_level.as_str() {
-        "error" => tracing::Level::ERROR,
-        "warn" => tracing::Level::WARN,
-        "debug" => tracing::Level::DEBUG,
-        _ => tracing::Level::INFO,
+    let level = match opts.log_level {
+        LogLevel::Error => tracing::Level::ERROR,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Debug => tracing::Level::DEBUG,
     };
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
@@ -366,7 +367,7 @@ fn page_context(opts: &Options) -> status_page::Context {
         .map(|(k, v)| {
             let secret = jupyterhub_grouper_sync::settings::KEYS
                 .iter()
-                .any(|key| key.name == k && key.secret);
+                .any(|key| key.name == k && key.is_secret());
             (k.clone(), if secret { "(set)".into() } else { v.clone() })
         })
         .collect();

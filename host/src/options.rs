@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 use jupyterhub_grouper_sync::http_entry::is_plan_hash;
-use jupyterhub_grouper_sync::settings::{self, KEYS};
+use jupyterhub_grouper_sync::settings::{self, Key, Kind, LogLevel, Scope, KEYS, SYNC_INTERVAL};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +43,8 @@ pub enum LogFormat {
     Json,
 }
 
+jupyterhub_grouper_sync::choice_enum!(LogFormat, LOG_FORMATS, [Text, Json]);
+
 #[derive(Clone)]
 pub struct Options {
     pub command: Command,
@@ -56,7 +58,7 @@ pub struct Options {
     pub windows: Windows,
     pub metrics_addr: Option<SocketAddr>,
     pub log_format: LogFormat,
-    pub log_level: String,
+    pub log_level: LogLevel,
     pub pass_deadline: Duration,
     pub memory_limit_bytes: usize,
     pub http_timeout_cap: Duration,
@@ -97,39 +99,66 @@ impl std::fmt::Debug for Options {
     }
 }
 
-/// Host settings: names usable in the config file and, where a flag exists, on the command line.
+/// Host settings: names usable in the config file and, where a flag exists, on the command line;
+/// in the same schema as the component's keys, so a default or bound is written once.
 #[rustfmt::skip]
-pub const HOST_KEYS: &[(&str, &str)] = &[
-    ("sync_every", "seconds between passes (default 3600)"),
-    ("enabled", "false keeps the service running but idle (default true)"),
-    ("allowed_dates", "only run on these dates, e.g. [\"2026-12-01\"] (default: any day)"),
-    ("weekly_windows", "only run inside these windows, e.g. [\"Mon-Fri 02:00-04:00\"] (default: any time)"),
-    ("timezone", "time zone of dates and windows (default UTC), e.g. America/Los_Angeles"),
-    ("pass_deadline_seconds", "a pass running longer is stopped (default 900)"),
-    ("memory_limit_mb", "the component's memory limit (default 256)"),
-    ("http_timeout_cap_seconds", "upper bound on every HTTP timeout (default 120)"),
-    ("metrics_addr", "serve /metrics, /healthz, /readyz here, e.g. 127.0.0.1:9090 (default: off)"),
-    ("log_format", "text or json (default text)"),
-    ("state_dir", "keep the user state of incremental passes here (default ./grouper-sync-state)"),
-    ("approval_max_age_hours", "an approval of a withheld plan not used within this many hours expires (default 24)"),
-    ("lock_wait_seconds", "a pass, once or approve waits this long for another grouper-sync using the same state_dir (default 60)"),
-    ("change_log_max_mb", "the change log (changes.jsonl under state_dir) rotates at this size (default 16)"),
-    ("change_log_keep_days", "rotated change logs older than this are deleted (default 400)"),
-    ("ca_file", "also trust the CA certificates in this PEM file, e.g. a campus or InCommon CA (default: system CAs only)"),
-    ("component", "run this .wasm instead of the embedded component"),
-    ("jupyterhub_api_token_file", "read the hub token from this file"),
-    ("grouper_password_file", "read the Grouper password from this file"),
+pub const HOST_KEYS: &[Key] = &[
+    host("sync_every", "", SYNC_INTERVAL, Some("3600"), "seconds between passes"),
+    host("enabled", "", Kind::Bool, Some("true"), "false keeps the service running but idle"),
+    host("allowed_dates", "", Kind::List, None, "only run on these dates, e.g. [\"2026-12-01\"] (unset: any day)"),
+    host("weekly_windows", "", Kind::List, None, "only run inside these windows, e.g. [\"Mon-Fri 02:00-04:00\"] (unset: any time)"),
+    host("timezone", "", Kind::Text, Some("UTC"), "time zone of dates and windows, e.g. America/Los_Angeles"),
+    host("pass_deadline_seconds", "", whole(5, 86_400, "seconds"), Some("900"), "a pass running longer is stopped"),
+    host("memory_limit_mb", "", whole(16, 4096, "MiB"), Some("256"), "the component's memory limit"),
+    host("http_timeout_cap_seconds", "", whole(1, 3600, "seconds"), Some("120"), "upper bound on every HTTP timeout"),
+    host("metrics_addr", "", Kind::Path, None, "serve /metrics, /healthz, /readyz here, e.g. 127.0.0.1:9090 (unset: off)"),
+    host("log_format", "", Kind::Choice(LOG_FORMATS), Some("text"), "text or json"),
+    host("state_dir", "GROUPER_SYNC_STATE_DIR", Kind::Path, Some(crate::state_store::DEFAULT_DIR), "keep the user state of incremental passes here"),
+    host("approval_max_age_hours", "", whole(1, 24 * 31, "hours"), Some("24"), "an approval of a withheld plan not used within this many hours expires"),
+    host("lock_wait_seconds", "", whole(0, 3600, "seconds"), Some("60"), "a pass, once or approve waits this long for another grouper-sync using the same state_dir"),
+    host("change_log_max_mb", "", whole(1, 4096, "MiB"), Some("16"), "the change log (changes.jsonl under state_dir) rotates at this size"),
+    host("change_log_keep_days", "", whole(1, 36_500, "days"), Some("400"), "rotated change logs older than this are deleted"),
+    host("ca_file", "GROUPER_SYNC_CA_FILE", Kind::Path, None, "also trust the CA certificates in this PEM file, e.g. a campus or InCommon CA (unset: system CAs only)"),
+    host("component", "", Kind::Path, None, "run this .wasm instead of the embedded component"),
+    host("jupyterhub_api_token_file", "", Kind::Path, None, "read the hub token from this file"),
+    host("grouper_password_file", "", Kind::Path, None, "read the Grouper password from this file"),
 ];
+
+const LOG_FORMATS: &[&str] = &["text", "json"];
+
+const fn host(
+    name: &'static str,
+    env: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    help: &'static str,
+) -> Key {
+    Key {
+        name,
+        env,
+        kind,
+        default,
+        required: false,
+        scope: Scope::Host,
+        help,
+    }
+}
+
+const fn whole(min: u64, max: u64, unit: &'static str) -> Kind {
+    Kind::Whole { min, max, unit }
+}
+
+/// The host key named `name` (every name asked for is in [`HOST_KEYS`]: unit-tested).
+fn host_key(name: &str) -> &'static Key {
+    HOST_KEYS
+        .iter()
+        .find(|k| k.name == name)
+        .unwrap_or_else(|| panic!("{name} is not in HOST_KEYS"))
+}
 
 const SECRET_FILE_ENVS: &[(&str, &str)] = &[
     ("jupyterhub_api_token", "JUPYTERHUB_API_TOKEN_FILE"),
     ("grouper_password", "GROUPER_PASSWORD_FILE"),
-];
-
-/// Host settings that may also come from the environment.
-const HOST_KEY_ENVS: &[(&str, &str)] = &[
-    ("state_dir", "GROUPER_SYNC_STATE_DIR"),
-    ("ca_file", "GROUPER_SYNC_CA_FILE"),
 ];
 
 /// Component keys the host handles itself instead of forwarding: the component's own loop
@@ -149,7 +178,7 @@ fn host_name(k: &str) -> &str {
 }
 
 fn is_host_key(k: &str) -> bool {
-    HOST_KEYS.iter().any(|(name, _)| *name == k)
+    HOST_KEYS.iter().any(|key| key.name == k)
 }
 
 fn read_secret_file(path: &str, read: &dyn Fn(&Path) -> Result<String>) -> Result<String> {
@@ -317,31 +346,26 @@ fn setting_args() -> Vec<Arg> {
         .env("GROUPER_SYNC_CONFIG")];
     for key in KEYS
         .iter()
-        .filter(|k| !k.secret && is_component_key(k.name))
+        .filter(|k| !k.is_secret() && is_component_key(k.name))
     {
-        let mut arg = setting_arg(key.name, key.help.to_string(), Some(key.env));
+        let mut arg = setting_arg(key.name, key.help_line(), Some(key.env));
         if key.name == "dry_run" {
             // `--dry-run` alone means true, as before
             arg = arg.num_args(0..=1).default_missing_value("true");
         }
         args.push(arg);
     }
-    for (name, what) in HOST_KEYS.iter().filter(|(n, _)| !is_secret_file_key(n)) {
+    for key in HOST_KEYS.iter().filter(|k| !is_secret_file_key(k.name)) {
         let env = KEYS
             .iter()
             .find(|k| {
                 HOST_HANDLED_KEYS
                     .iter()
-                    .any(|(c, h)| *c == k.name && h == name)
+                    .any(|(c, h)| *c == k.name && *h == key.name)
             })
             .map(|k| k.env)
-            .or_else(|| {
-                HOST_KEY_ENVS
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, e)| *e)
-            });
-        args.push(setting_arg(name, what.to_string(), env));
+            .or((!key.env.is_empty()).then_some(key.env));
+        args.push(setting_arg(key.name, key.help_line(), env));
     }
     args
 }
@@ -356,12 +380,12 @@ fn is_secret_file_key(name: &str) -> bool {
 /// The ids of the generated setting options.
 fn flag_ids() -> impl Iterator<Item = &'static str> {
     KEYS.iter()
-        .filter(|k| !k.secret && is_component_key(k.name))
+        .filter(|k| !k.is_secret() && is_component_key(k.name))
         .map(|k| k.name)
         .chain(
             HOST_KEYS
                 .iter()
-                .map(|(n, _)| *n)
+                .map(|k| k.name)
                 .filter(|n| !is_secret_file_key(n)),
         )
 }
@@ -369,7 +393,7 @@ fn flag_ids() -> impl Iterator<Item = &'static str> {
 /// The clap command, with the secrets (which have no flags) listed after the options.
 fn command() -> clap::Command {
     let mut secrets = String::from("Secrets (environment or file only, never flags):\n");
-    for key in KEYS.iter().filter(|k| k.secret) {
+    for key in KEYS.iter().filter(|k| k.is_secret()) {
         let file = SECRET_FILE_ENVS
             .iter()
             .find(|(k, _)| *k == key.name)
@@ -472,9 +496,9 @@ pub fn parse(
             values.insert(host_name(key.name).into(), v);
         }
     }
-    for (key, var) in HOST_KEY_ENVS {
-        if let Some(v) = env(var).filter(|v| !v.is_empty()) {
-            values.insert((*key).into(), v);
+    for key in HOST_KEYS.iter().filter(|k| !k.env.is_empty()) {
+        if let Some(v) = env(key.env).filter(|v| !v.is_empty()) {
+            values.insert(key.name.into(), v);
         }
     }
     for (key, var) in SECRET_FILE_ENVS {
@@ -571,38 +595,27 @@ fn parse_since(v: &str) -> Result<jiff::Timestamp> {
     Ok(day.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
 }
 
-/// A setting that is a whole number of `unit` within `range`, or `default` where unset.
-fn whole(
-    values: &BTreeMap<String, String>,
-    key: &str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-    unit: &str,
-) -> Result<u64> {
-    let Some(v) = values.get(key) else {
-        return Ok(default);
-    };
-    v.trim()
-        .parse()
-        .ok()
-        .filter(|n| range.contains(n))
-        .ok_or_else(|| {
-            let (min, max) = range.into_inner();
-            anyhow!("{key} must be whole {unit} from {min} to {max}, not {v:?}")
-        })
-}
-
 fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> {
-    let seconds = |key, default, range| whole(&values, key, default, range, "seconds");
-    let sync_every = Duration::from_secs(seconds("sync_every", 3600, 1..=31 * 86_400)?);
-    let boolean = |key: &str, default| match values.get(key) {
-        None => Ok(default),
-        Some(v) => {
-            settings::parse_bool(v).ok_or_else(|| anyhow!("{key} must be true or false, not {v:?}"))
-        }
+    let get = |name: &str| values.get(name).map(String::as_str);
+    let number = |name: &str| -> Result<u64> {
+        let value = host_key(name).whole(get(name)).map_err(|e| anyhow!(e.0))?;
+        Ok(value.unwrap_or_else(|| panic!("{name} has a default")))
     };
-    let (enabled, dry_run) = (boolean("enabled", true)?, boolean("dry_run", false)?);
-    let timezone = values.get("timezone").map(String::as_str).unwrap_or("UTC");
+    let seconds = |name: &str| number(name).map(Duration::from_secs);
+    let sync_every = seconds("sync_every")?;
+    let boolean = |name: &str| host_key(name).flag(get(name)).map_err(|e| anyhow!(e.0));
+    // dry_run is the component's key: read with the component's schema
+    let dry_run = settings::schema::key("dry_run")
+        .flag(get("dry_run"))
+        .map_err(|e| anyhow!(e.0))?;
+    let enabled = boolean("enabled")?;
+    let log_level: LogLevel = settings::schema::key("log_level")
+        .choice(get("log_level"))
+        .map_err(|e| anyhow!(e.0))?
+        .unwrap_or(LogLevel::Info);
+    let timezone = get("timezone")
+        .or(host_key("timezone").default)
+        .unwrap_or("UTC");
     let tz = jiff::tz::TimeZone::get(timezone)
         .map_err(|e| anyhow!("invalid timezone {timezone:?}: {e}"))?;
     // comma-separated, as the environment and flags give lists (a file's list is joined so)
@@ -622,15 +635,10 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
     let weekly = items("weekly_windows")
         .map(WeeklyWindow::parse)
         .collect::<Result<Vec<_>>>()?;
-    let log_format = match values
-        .get("log_format")
-        .map(String::as_str)
-        .unwrap_or("text")
-    {
-        "text" => LogFormat::Text,
-        "json" => LogFormat::Json,
-        other => bail!("log_format must be text or json, not {other:?}"),
-    };
+    let log_format = host_key("log_format")
+        .choice(get("log_format"))
+        .map_err(|e| anyhow!(e.0))?
+        .unwrap_or(LogFormat::Text);
     let metrics_addr = match values.get("metrics_addr") {
         None => None,
         Some(a) => Some(
@@ -638,9 +646,9 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
                 .map_err(|_| anyhow!("metrics_addr must be IP:PORT, not {a:?}"))?,
         ),
     };
-    let pass_deadline = Duration::from_secs(seconds("pass_deadline_seconds", 900, 5..=86_400)?);
-    let http_timeout_cap = Duration::from_secs(seconds("http_timeout_cap_seconds", 120, 1..=3600)?);
-    let memory_mb = whole(&values, "memory_limit_mb", 256, 16..=4096, "MiB")?;
+    let pass_deadline = seconds("pass_deadline_seconds")?;
+    let http_timeout_cap = seconds("http_timeout_cap_seconds")?;
+    let memory_mb = number("memory_limit_mb")?;
     let mut allowed_hosts = Vec::new();
     for key in ["jupyterhub_api_url", "grouper_base_url"] {
         if let Some(url) = values.get(key) {
@@ -662,29 +670,22 @@ fn build(command: Command, values: BTreeMap<String, String>) -> Result<Options> 
         windows: Windows { dates, weekly, tz },
         metrics_addr,
         log_format,
-        log_level: values
-            .get("log_level")
-            .cloned()
-            .unwrap_or_else(|| "info".into()),
+        log_level,
         pass_deadline,
         memory_limit_bytes: (memory_mb as usize) << 20,
         http_timeout_cap,
         allowed_hosts,
-        state_dir: match values.get("state_dir").map(|d| d.trim()) {
-            None => PathBuf::from(crate::state_store::DEFAULT_DIR),
+        state_dir: match get("state_dir").map(str::trim) {
+            None => PathBuf::from(host_key("state_dir").default.unwrap_or_default()),
             Some("") => bail!("state_dir must name a directory"),
             Some(d) => PathBuf::from(d),
         },
         full: false,
         approve: None,
-        approval_max_age: Duration::from_secs(
-            whole(&values, "approval_max_age_hours", 24, 1..=24 * 31, "hours")? * 3600,
-        ),
-        lock_wait: Duration::from_secs(seconds("lock_wait_seconds", 60, 0..=3600)?),
-        change_log_max_bytes: whole(&values, "change_log_max_mb", 16, 1..=4096, "MiB")? << 20,
-        change_log_keep: Duration::from_secs(
-            whole(&values, "change_log_keep_days", 400, 1..=36_500, "days")? * 86_400,
-        ),
+        approval_max_age: Duration::from_secs(number("approval_max_age_hours")? * 3600),
+        lock_wait: seconds("lock_wait_seconds")?,
+        change_log_max_bytes: number("change_log_max_mb")? << 20,
+        change_log_keep: Duration::from_secs(number("change_log_keep_days")? * 86_400),
         log: LogQuery::default(),
         ui_token: None,
         service_prefix: None,
@@ -958,14 +959,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("sync_every must be whole seconds from 1 to 2678400, not \"0\""),
+            e.contains("sync_every must be a whole number of seconds from 1 to 2678400, not \"0\""),
             "{e}"
         );
         let e = run(&["--memory-limit-mb", "8"], ENV, &[])
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("memory_limit_mb must be whole MiB from 16"),
+            e.contains("memory_limit_mb must be a whole number of MiB from 16"),
             "{e}"
         );
         let e = run(&["--enabled", "perhaps"], ENV, &[])
@@ -1067,10 +1068,41 @@ mod tests {
         for key in KEYS {
             assert!(h.contains(key.name) && h.contains(key.env), "{}", key.name);
         }
-        for (name, _) in HOST_KEYS {
+        for key in HOST_KEYS {
+            let name = key.name;
             assert!(
                 h.contains(&name.replace('_', "-")) || h.contains(name),
                 "{name}"
+            );
+            if let Some(d) = key.default {
+                assert!(h.contains(&format!("(default {d})")), "{name}");
+            }
+        }
+    }
+
+    /// docs/configuration.md's host table shows each host key's default as the schema has it.
+    #[test]
+    fn the_configuration_reference_shows_every_host_default() {
+        let doc = include_str!("../../docs/configuration.md");
+        for key in HOST_KEYS {
+            let Some(default) = key.default else { continue };
+            let (flag, name) = (
+                format!("`--{}`", key.name.replace('_', "-")),
+                format!("`{}`", key.name),
+            );
+            let row = doc
+                .lines()
+                .filter(|l| l.starts_with("| `"))
+                .find(|l| {
+                    let first = l.split(" | ").next().unwrap_or("");
+                    first.contains(&flag) || first.contains(&name)
+                })
+                .unwrap_or_else(|| panic!("no row for {}", key.name));
+            let shown = row.split(" | ").nth(1).unwrap_or("");
+            assert!(
+                shown.starts_with(&format!("`{default}`")),
+                "{}: the schema's default is {default}, the reference says {shown}",
+                key.name
             );
         }
     }

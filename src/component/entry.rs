@@ -10,7 +10,7 @@ use super::Component;
 use crate::error::{ErrorKind, SyncError};
 use crate::http_entry::{self, Action, Decision, Reply};
 use crate::policy::user_state::StateStatus;
-use crate::settings::{Direction, Settings};
+use crate::settings::{self, Direction, Secret, Settings};
 use crate::sync::check::{self, CheckReport};
 use crate::sync::pass::RunOptions;
 use crate::sync::report::{
@@ -124,16 +124,10 @@ impl wit::Guest for Component {
 
 /// `sync_every_seconds`, when set: the command loops instead of running one pass.
 fn loop_interval(config: &Config) -> Result<Option<Duration>, SyncError> {
-    let Some(v) = config.get("sync_every_seconds") else {
-        return Ok(None);
-    };
-    match v.trim().parse::<u64>() {
-        Ok(n) if (1..=31 * 86_400).contains(&n) => Ok(Some(Duration::from_secs(n))),
-        _ => Err(SyncError::config(format!(
-            "sync_every_seconds must be a whole number of seconds from 1 to 2678400, not {:?}",
-            v.trim()
-        ))),
-    }
+    settings::schema::key("sync_every_seconds")
+        .whole(config.get("sync_every_seconds").as_deref())
+        .map(|n| n.map(Duration::from_secs))
+        .map_err(|e| SyncError::config(e.0))
 }
 
 /// One pass with fresh settings, its report printed as one JSON line.
@@ -240,7 +234,7 @@ impl HttpGuest for Component {
         let token = || {
             load()
                 .as_ref()
-                .map(|c| c.get("sync_auth_token"))
+                .map(|c| c.get("sync_auth_token").map(Secret::new))
                 .map_err(Clone::clone)
         };
         let reply =

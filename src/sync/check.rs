@@ -216,7 +216,7 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
                 Err(e) => report.errors.push(e),
             }
             checked.notes.push(format!(
-                "if the authenticator manages groups (manage_groups = True), every login sets a user's groups to the authenticator's list and drops {group} until the next pass; keep it with the post_auth_hook in the README"
+                "if the authenticator manages groups (manage_groups = True), every login sets a user's groups to the authenticator's list and drops {group} until the next pass; keep it with the post_auth_hook in docs/targets.md"
             ));
         }
         let req = grouper::get_members_request(
