@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's whole test suite, as CI runs it: format, the release component build, lints (native
 # and wasm, both builds), then every test (unit, simulator, fixtures, component-in-wasmtime, HTTP
-# entry and the Spin build, real hub, real platforms, host). The platform tests need
-# `scripts/platforms.sh install` (outside CI they skip with a message if it was not run).
+# entry and the Spin build, real hub, real platforms, host), the host's beside the rest. The
+# platform tests need `scripts/platforms.sh install` (outside CI they skip with a message if it
+# was not run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTFLAGS="${RUSTFLAGS:--Dwarnings}"
@@ -14,4 +15,21 @@ export GROUPER_SYNC_COMPONENT="$PWD/target/wasm32-wasip2/release/jupyterhub_grou
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p jupyterhub-grouper-sync --target wasm32-wasip2 -- -D warnings
 cargo clippy -p jupyterhub-grouper-sync --target wasm32-wasip2 --features spin -- -D warnings
-cargo test --workspace
+# Everything is built first; then the host's tests and the rest run side by side (two cargo
+# processes may run tests at once; most of the time is spent waiting on hubs and timers). Each
+# group's output is printed when it ends.
+cargo test --workspace --no-run
+scripts/jupyterhub/hub.sh install # once, before two groups of tests could both create the venv
+logs=$(mktemp -d)
+cargo test -p grouper-sync-host >"$logs/host.log" 2>&1 &
+host=$!
+cargo test --workspace --exclude grouper-sync-host >"$logs/rest.log" 2>&1 &
+rest=$!
+status=0
+wait "$rest" || status=1
+echo "== cargo test --workspace --exclude grouper-sync-host"; cat "$logs/rest.log"
+wait "$host" || status=1
+echo "== cargo test -p grouper-sync-host"; cat "$logs/host.log"
+rm -rf "$logs"
+[ "$status" = 0 ] || { echo "tests failed (the logs above say which)"; exit 1; }
+echo "all tests passed"
