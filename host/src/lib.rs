@@ -3,6 +3,8 @@
 
 pub mod bindings;
 pub mod change_log;
+pub mod commands;
+mod config_file;
 pub mod egress;
 pub mod endpoint;
 pub mod history;

@@ -8,12 +8,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 use jupyterhub_grouper_sync::http_entry::is_plan_hash;
+use jupyterhub_grouper_sync::settings::schema::whole;
 use jupyterhub_grouper_sync::settings::{self, Key, Kind, LogLevel, Scope, KEYS, SYNC_INTERVAL};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::config_file::{read_secret_file, toml_error, toml_to_string};
 use crate::schedule::{WeeklyWindow, Windows};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,19 +135,7 @@ const fn host(
     default: Option<&'static str>,
     help: &'static str,
 ) -> Key {
-    Key {
-        name,
-        env,
-        kind,
-        default,
-        required: false,
-        scope: Scope::Host,
-        help,
-    }
-}
-
-const fn whole(min: u64, max: u64, unit: &'static str) -> Kind {
-    Kind::Whole { min, max, unit }
+    Key::new(name, env, kind, default, Scope::Host, help)
 }
 
 /// The host key named `name` (every name asked for is in [`HOST_KEYS`]: unit-tested).
@@ -181,29 +171,6 @@ fn is_host_key(k: &str) -> bool {
     HOST_KEYS.iter().any(|key| key.name == k)
 }
 
-fn read_secret_file(path: &str, read: &dyn Fn(&Path) -> Result<String>) -> Result<String> {
-    let text = read(Path::new(path)).with_context(|| format!("reading secret file {path}"))?;
-    Ok(text.trim_end_matches(['\n', '\r']).to_string())
-}
-
-fn toml_to_string(key: &str, v: &toml::Value) -> Result<String> {
-    Ok(match v {
-        toml::Value::String(s) => s.clone(),
-        toml::Value::Integer(i) => i.to_string(),
-        toml::Value::Float(f) => f.to_string(),
-        toml::Value::Boolean(b) => b.to_string(),
-        toml::Value::Array(items) => items
-            .iter()
-            .map(|i| match i {
-                toml::Value::String(s) => Ok(s.clone()),
-                other => toml_to_string(key, other),
-            })
-            .collect::<Result<Vec<_>>>()?
-            .join(","),
-        _ => bail!("config file: {key} must be a string, number, boolean or list"),
-    })
-}
-
 fn url_origin(key: &str, url: &str) -> Result<String> {
     crate::egress::url_origin(url).ok_or_else(|| {
         anyhow!(
@@ -211,24 +178,6 @@ fn url_origin(key: &str, url: &str) -> Result<String> {
             settings::redact_userinfo(url)
         )
     })
-}
-
-/// A TOML syntax error by position and reason only: toml's own message quotes the offending
-/// line, which may be `grouper_password = "…"`.
-fn toml_error(path: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
-    let at = e
-        .span()
-        .map(|span| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!(" at line {line}, column {column}")
-        })
-        .unwrap_or_default();
-    anyhow!(
-        "parsing config file {path}{at}: {} (the line is not shown: it may hold a secret)",
-        e.message().trim()
-    )
 }
 
 /// The command line: subcommands derived, every setting a global `--key VALUE` option generated

@@ -1,6 +1,27 @@
 //! What one call of `sync.run` amounted to, read from the typed report: the result that logs,
 //! metrics, exit codes and the schedule use, and the kinds of its errors.
 
+/// The exit statuses of every command, written once (`--help` and docs/operations.md list them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    /// Converged, or the command did what it was asked.
+    Ok = 0,
+    Failed = 1,
+    /// The configuration or the command line is invalid.
+    Config = 2,
+    /// Removals were withheld by a safety rule.
+    Withheld = 3,
+    /// `max_changes_per_pass` left changes for the next pass.
+    Remaining = 4,
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        std::process::ExitCode::from(status as u8)
+    }
+}
+
 use crate::bindings::{core_kind, core_outcome, Direction, Report, SyncError};
 use crate::runner::Call;
 use jupyterhub_grouper_sync::error::ErrorKind;
@@ -185,13 +206,13 @@ impl PassSummary {
     }
 
     /// Exit status of `once`.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_status(&self) -> ExitStatus {
         match self.outcome {
-            _ if self.config_error => 2,
-            Outcome::Converged => 0,
-            Outcome::Failed => 1,
-            Outcome::RemovalsWithheld => 3,
-            Outcome::ChangesRemaining => 4,
+            _ if self.config_error => ExitStatus::Config,
+            Outcome::Converged => ExitStatus::Ok,
+            Outcome::Failed => ExitStatus::Failed,
+            Outcome::RemovalsWithheld => ExitStatus::Withheld,
+            Outcome::ChangesRemaining => ExitStatus::Remaining,
         }
     }
 

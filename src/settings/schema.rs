@@ -81,8 +81,31 @@ const COUNT: Kind = Kind::Whole {
     unit: "",
 };
 
-const fn whole(min: u64, max: u64, unit: &'static str) -> Kind {
+/// A `Whole` kind.
+pub const fn whole(min: u64, max: u64, unit: &'static str) -> Kind {
     Kind::Whole { min, max, unit }
+}
+
+impl Key {
+    /// An optional key (`required: false`) of this scope.
+    pub const fn new(
+        name: &'static str,
+        env: &'static str,
+        kind: Kind,
+        default: Option<&'static str>,
+        scope: Scope,
+        help: &'static str,
+    ) -> Key {
+        Key {
+            name,
+            env,
+            kind,
+            default,
+            required: false,
+            scope,
+            help,
+        }
+    }
 }
 
 const fn setting(
@@ -92,15 +115,7 @@ const fn setting(
     default: Option<&'static str>,
     help: &'static str,
 ) -> Key {
-    Key {
-        name,
-        env,
-        kind,
-        default,
-        required: false,
-        scope: Scope::Pass,
-        help,
-    }
+    Key::new(name, env, kind, default, Scope::Pass, help)
 }
 
 const fn required(name: &'static str, env: &'static str, kind: Kind, help: &'static str) -> Key {

@@ -1,0 +1,69 @@
+//! `grouper-sync check`: the settings, the hub token's scopes and the targets, read and printed;
+//! nothing written.
+
+use super::ExitStatus;
+use crate::bindings::{core_kind, Direction};
+use crate::options::Options;
+use crate::runner::{self, Inputs, Limits, Runner};
+
+pub async fn execute(opts: &Options, runner: &Runner, limits: &Limits) -> ExitStatus {
+    let call = runner
+        .check(&Inputs::config(&opts.component_config), limits)
+        .await;
+    runner::relog(&call.stderr);
+    let report = match call.result {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            eprintln!("configuration: {}", e.message);
+            return ExitStatus::Config;
+        }
+        Err(stopped) => {
+            eprintln!("check failed: {}", stopped.message());
+            return ExitStatus::Failed;
+        }
+    };
+    println!("configuration: valid");
+    println!("egress allowed to: {}", opts.allowed_hosts.join(", "));
+    match &report.hub_identity {
+        Some(who) => println!("hub token: {who}; scopes: {}", report.hub_scopes.join(", ")),
+        None => println!("hub token: could not be checked"),
+    }
+    for s in &report.missing_scopes {
+        println!("MISSING scope: {s} (add it to the service's role in c.JupyterHub.load_roles)");
+    }
+    for t in &report.targets {
+        let (arrow, hub) = match (&t.direction, &t.hub_group) {
+            (Direction::ToHub, Some(g)) => ("->", format!("hub group {g}")),
+            (_, Some(g)) => ("<-", format!("hub group {g}")),
+            (_, None) => ("<-", "all hub users".to_string()),
+        };
+        let members = match t.grouper_members {
+            Some(n) => format!("readable, {n} member(s) on the first page"),
+            None => "not read".to_string(),
+        };
+        println!(
+            "target {} {arrow} {hub}: {members}; needs {}",
+            t.group,
+            t.scopes.join(", ")
+        );
+        for note in &t.notes {
+            println!("  note: {note}");
+        }
+    }
+    for e in &report.errors {
+        println!("ERROR [{}]: {}", core_kind(e.kind), e.message);
+    }
+    println!(
+        "{}",
+        if report.ok {
+            "check passed; nothing was written"
+        } else {
+            "check FAILED; nothing was written"
+        }
+    );
+    if report.ok {
+        ExitStatus::Ok
+    } else {
+        ExitStatus::Failed
+    }
+}
