@@ -1,8 +1,11 @@
-//! The component's stdout under `sync.run`: one JSON line per write batch the hub or Grouper
-//! confirmed (`jupyterhub_grouper_sync::sync::report::ProgressLine`), handed to the host as each line
-//! ends, so that a pass stopped midway still leaves every confirmed change in the change log.
+//! The component's stdout under the typed exports: one JSON line per write batch the hub or
+//! Grouper confirmed and per log record (`jupyterhub_grouper_sync::sync::report::ProgressLine`),
+//! handled as each line ends: a pass stopped midway still leaves every confirmed change in the
+//! change log, and the component's records are logged live, with their level and fields.
 
 use bytes::Bytes;
+use jupyterhub_grouper_sync::settings::LogLevel;
+use jupyterhub_grouper_sync::sync::log::LogRecord;
 use jupyterhub_grouper_sync::sync::report::{ConfirmedBatch, ProgressLine};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -51,11 +54,50 @@ impl ProgressStdout {
                 continue;
             }
             match serde_json::from_str::<ProgressLine>(&text) {
-                Ok(p) => (self.on_batch)(p.confirmed),
+                Ok(ProgressLine::Confirmed(batch)) => (self.on_batch)(batch),
+                Ok(ProgressLine::Log(record)) => emit(&record),
                 Err(e) => tracing::warn!(
                     "the component wrote a line to stdout that is not a progress line ({e})"
                 ),
             }
+        }
+    }
+}
+
+/// Logs one of the component's records through tracing: its level, its message, and its fields
+/// (`group` as a field of its own, the rest as `fields`).
+pub fn emit(record: &LogRecord) {
+    let group = record
+        .fields
+        .iter()
+        .find(|(k, _)| k == "group")
+        .map(|(_, v)| v.as_str());
+    let rest: Vec<String> = record
+        .fields
+        .iter()
+        .filter(|(k, _)| k != "group")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let rest = (!rest.is_empty()).then(|| rest.join(" "));
+    let message = record.message.as_str();
+    macro_rules! at {
+        ($level:ident) => {
+            tracing::$level!(target: "component", group, fields = rest.as_deref(), "{message}")
+        };
+    }
+    match record.level {
+        LogLevel::Error => at!(error),
+        LogLevel::Warn => at!(warn),
+        LogLevel::Info => at!(info),
+        LogLevel::Debug => at!(debug),
+    }
+}
+
+/// The log records among lines the component wrote (a `check`'s stdout, read after the call).
+pub fn emit_logged(stdout: &str) {
+    for line in stdout.lines() {
+        if let Ok(ProgressLine::Log(record)) = serde_json::from_str::<ProgressLine>(line) {
+            emit(&record);
         }
     }
 }
@@ -132,5 +174,55 @@ mod tests {
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0].removals(), 1);
         assert_eq!(seen[0].written, "grouper:a:b");
+    }
+
+    /// A buffer the test's subscriber writes to.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn log_lines_are_logged_with_their_level_and_fields_not_taken_for_batches() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        let batches: Arc<Mutex<usize>> = Arc::default();
+        let count = batches.clone();
+        let out = ProgressStdout::new(Arc::new(move |_| *count.lock().unwrap() += 1));
+        tracing::subscriber::with_default(subscriber, || {
+            out.take(
+                br#"{"log":{"level":"warn","message":"a:b: withholding 3 removal(s)","fields":[["group","a:b"],["plan","0123456789abcdef"]]}}
+{"log":{"level":"debug","message":"to add []"}}
+"#,
+            );
+        });
+        assert_eq!(*batches.lock().unwrap(), 0);
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 2, "{text}");
+        assert_eq!(records[0]["level"], "WARN");
+        assert_eq!(records[0]["message"], "a:b: withholding 3 removal(s)");
+        assert_eq!(records[0]["group"], "a:b");
+        assert_eq!(records[0]["fields"], "plan=0123456789abcdef");
+        assert_eq!(records[0]["target"], "component");
+        assert_eq!(records[1]["level"], "DEBUG");
+        assert!(records[1].get("group").is_none());
     }
 }

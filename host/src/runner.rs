@@ -340,12 +340,12 @@ impl Runner {
         limits: &Limits,
         options: RunOptions,
     ) -> Call<Result<Report, SyncError>> {
-        self.run_with_progress(inputs, limits, options, Arc::new(|_| {}))
-            .await
+        self.run_reporting(inputs, limits, options, None).await
     }
 
     /// `sync.run`, handing each batch the hub or Grouper confirmed to `on_batch` as soon as the
-    /// component reports it (also when the call is stopped before it ends).
+    /// component reports it (also when the call is stopped before it ends), and logging its
+    /// records as they come. ([`Runner::run`] keeps both lines in [`Call::stdout`] instead.)
     pub async fn run_with_progress(
         &self,
         inputs: &Inputs,
@@ -353,8 +353,19 @@ impl Runner {
         options: RunOptions,
         on_batch: OnBatch,
     ) -> Call<Result<Report, SyncError>> {
+        self.run_reporting(inputs, limits, options, Some(on_batch))
+            .await
+    }
+
+    async fn run_reporting(
+        &self,
+        inputs: &Inputs,
+        limits: &Limits,
+        options: RunOptions,
+        progress: Option<OnBatch>,
+    ) -> Call<Result<Report, SyncError>> {
         let pre = self.pre.clone();
-        self.call(inputs, limits, Some(on_batch), |mut store| async move {
+        self.call(inputs, limits, progress, |mut store| async move {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
                 .jupyterhub_grouper_sync_sync_sync()

@@ -12,6 +12,7 @@ use crate::http_entry::{self, Action, Decision, Reply};
 use crate::policy::user_state::StateStatus;
 use crate::settings::{self, Direction, Secret, Settings};
 use crate::sync::check::{self, CheckReport};
+use crate::sync::log::LogTo;
 use crate::sync::pass::RunOptions;
 use crate::sync::report::{
     Change, ChangeOp, ChangeReason, ChangeSink, ConfirmedBatch, Outcome, ProgressLine,
@@ -35,8 +36,8 @@ fn run_pass(settings: &Settings, approved_plans: Vec<String>) -> Report {
     )
 }
 
-fn run_check(settings: &Settings) -> CheckReport {
-    check::run(settings, &mut WasiTransport { settings })
+fn run_check(settings: &Settings, log_to: LogTo) -> CheckReport {
+    check::run(settings, &mut WasiTransport { settings }, log_to)
 }
 
 fn load_settings() -> Result<Settings, SyncError> {
@@ -48,9 +49,7 @@ struct StdoutProgress;
 
 impl ChangeSink for StdoutProgress {
     fn confirmed(&mut self, batch: &ConfirmedBatch) {
-        let line = ProgressLine {
-            confirmed: batch.clone(),
-        };
+        let line = ProgressLine::Confirmed(batch.clone());
         if let Ok(text) = serde_json::to_string(&line) {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{text}");
@@ -82,6 +81,7 @@ impl wit::Guest for Component {
                     .collect(),
             },
             Some(&mut StdoutProgress),
+            LogTo::ProgressLines,
         );
         let next_user_state = report.next_user_state.take();
         Ok(wit::Report {
@@ -92,7 +92,7 @@ impl wit::Guest for Component {
 
     fn check() -> Result<wit::CheckReport, wit::SyncError> {
         let settings = load_settings().map_err(|e| to_wit_error(&e))?;
-        let r = run_check(&settings);
+        let r = run_check(&settings, LogTo::ProgressLines);
         Ok(wit::CheckReport {
             ok: r.ok(),
             hub_identity: r.hub_identity.clone(),
@@ -252,7 +252,9 @@ impl HttpGuest for Component {
                             let approved = approve.into_iter().collect();
                             http_entry::report_reply(&run_pass(&settings, approved))
                         }
-                        Action::Check => http_entry::check_reply(&run_check(&settings)),
+                        Action::Check => {
+                            http_entry::check_reply(&run_check(&settings, LogTo::Stderr))
+                        }
                     },
                 },
             };

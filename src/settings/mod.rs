@@ -130,7 +130,10 @@ pub enum SubjectLookup {
     SubjectIdentifier { attribute: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     Error,
     Warn,
@@ -251,6 +254,7 @@ pub struct Settings {
     pub grouper_content_type: String,
     pub grouper_page_size: usize,
     pub grouper_batch_size: usize,
+    pub hub_batch_size: usize,
     pub api_page_size: usize,
     pub concurrency: usize,
     pub dry_run: bool,

@@ -602,6 +602,7 @@ pub fn parse(
         grouper_content_type: content_type.to_string(),
         grouper_page_size: r.whole("grouper_page_size")?,
         grouper_batch_size: r.whole("grouper_batch_size")?,
+        hub_batch_size: r.whole("hub_batch_size")?,
         api_page_size: r.whole("api_page_size")?,
         concurrency: r.whole("concurrency")?,
         dry_run: r.flag("dry_run")?,

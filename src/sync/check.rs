@@ -7,12 +7,12 @@ use crate::policy::mapping::{expand_targets, HubUser};
 use crate::settings::{Direction, Settings, Target};
 use crate::sync::grouper_client;
 use crate::sync::hub_reader;
+use crate::sync::log::LogTo;
 use crate::sync::session::Session;
 use crate::wire::grouper;
-use crate::wire::http::{Method, Request, Transport};
+use crate::wire::http::Transport;
 use crate::wire::hub;
 use serde::Serialize;
-use serde_json::Value;
 
 /// One target as `check` resolved it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -116,8 +116,8 @@ fn listed_users(s: &mut Session) -> Result<Option<Vec<HubUser>>, SyncError> {
     ))
 }
 
-pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
-    let mut s = Session::new(settings, transport);
+pub fn run(settings: &Settings, transport: &mut dyn Transport, log_to: LogTo) -> CheckReport {
+    let mut s = Session::new(settings, transport).logging_to(log_to);
     let mut report = CheckReport {
         hub_identity: None,
         hub_scopes: Vec::new(),
@@ -126,36 +126,16 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport) -> CheckReport {
         targets: Vec::new(),
         errors: Vec::new(),
     };
-    const WHAT: &str = "JupyterHub /user";
-    let whoami = Request::new(Method::Get, format!("{}/user", settings.hub_api_url))
-        .header(
-            "Authorization",
-            format!("token {}", settings.hub_token.expose()),
-        )
-        .header("Accept", "application/json");
-    match s.send(Service::Hub, WHAT, &whoami) {
+    let whoami = hub::whoami_request(&settings.hub_api_url, settings.hub_token.expose());
+    match s
+        .send(Service::Hub, "JupyterHub /user", &whoami)
+        .and_then(|resp| hub::parse_whoami(&resp))
+    {
         Err(e) => report.errors.push(e),
-        Ok(resp) if resp.status != 200 => report.errors.push(hub::status_error(WHAT, &resp)),
-        Ok(resp) => match serde_json::from_slice::<Value>(&resp.body) {
-            Err(e) => report.errors.push(SyncError::new(
-                ErrorKind::HubBadAnswer,
-                format!("{WHAT}: not JSON ({e})"),
-            )),
-            Ok(v) => {
-                let kind = v.get("kind").and_then(Value::as_str).unwrap_or("?");
-                let name = v.get("name").and_then(Value::as_str).unwrap_or("?");
-                report.hub_identity = Some(format!("{kind} {name}"));
-                report.hub_scopes = v
-                    .get("scopes")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|s| s.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-            }
-        },
+        Ok(owner) => {
+            report.hub_identity = Some(owner.identity);
+            report.hub_scopes = owner.scopes;
+        }
     }
     let users = match listed_users(&mut s) {
         Ok(users) => users,

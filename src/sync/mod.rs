@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod grouper_client;
+pub mod hub_client;
 pub mod hub_reader;
 pub mod log;
 pub mod pass;

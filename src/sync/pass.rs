@@ -4,6 +4,7 @@
 use crate::policy::mapping::{desired_members, UserRecord};
 use crate::policy::user_state::Prior;
 use crate::settings::{Direction, LogLevel, Settings};
+use crate::sync::log::LogTo;
 use crate::sync::report::{
     removed_last_day, ChangeSink, Outcome, RemovalRecord, Report, TargetReport,
 };
@@ -16,7 +17,7 @@ use std::time::Instant;
 fn log_summary(s: &Session, report: &Report) {
     let settings = s.settings;
     for t in &report.targets {
-        s.log.info(&format!(
+        let line = format!(
             "pass {}: {} outcome={} users={} mapped={} unmapped={} members={} to_add={} to_remove={} added={} removed={} withheld={} remaining={} failures={}{}",
             if settings.dry_run { "(dry run)" } else { "done" },
             t.group,
@@ -33,7 +34,18 @@ fn log_summary(s: &Session, report: &Report) {
             t.changes_remaining,
             t.failures.len(),
             t.error.as_ref().map(|e| format!(" error [{}]: {}", e.kind, e.message)).unwrap_or_default()
-        ));
+        );
+        s.log.record(
+            LogLevel::Info,
+            &line,
+            &[
+                ("group", t.group.clone()),
+                ("outcome", t.outcome.as_str().to_string()),
+                ("added", t.added.to_string()),
+                ("removed", t.removed.to_string()),
+                ("withheld", t.withheld_removals.to_string()),
+            ],
+        );
     }
     if report.targets.is_empty() {
         let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
@@ -60,18 +72,20 @@ pub struct RunOptions {
 
 /// Runs one complete pass and reports it. Never panics on bad input; errors end up in the report.
 pub fn run(settings: &Settings, transport: &mut dyn Transport, options: RunOptions) -> Report {
-    run_reporting(settings, transport, options, None)
+    run_reporting(settings, transport, options, None, LogTo::Stderr)
 }
 
-/// [`run`], handing every write batch the services confirmed to `sink` as it happens.
+/// [`run`], handing every write batch the services confirmed to `sink` as it happens, and the
+/// log records to `log_to`.
 pub fn run_reporting(
     settings: &Settings,
     transport: &mut dyn Transport,
     options: RunOptions,
     sink: Option<&mut dyn ChangeSink>,
+    log_to: LogTo,
 ) -> Report {
     let started = Instant::now();
-    let mut s = Session::new(settings, transport);
+    let mut s = Session::new(settings, transport).logging_to(log_to);
     if let Some(sink) = sink {
         s = s.with_sink(sink);
     }

@@ -135,10 +135,13 @@ pub struct ConfirmedBatch {
     pub changes: Vec<Change>,
 }
 
-/// One line of the component's stdout under `sync.run`.
+/// One line of the component's stdout under the typed exports: `{"confirmed": …}` or
+/// `{"log": …}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProgressLine {
-    pub confirmed: ConfirmedBatch,
+#[serde(rename_all = "snake_case")]
+pub enum ProgressLine {
+    Confirmed(ConfirmedBatch),
+    Log(crate::sync::log::LogRecord),
 }
 
 impl ConfirmedBatch {

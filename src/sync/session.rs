@@ -3,7 +3,7 @@
 
 use crate::error::{Service, SyncError};
 use crate::settings::Settings;
-use crate::sync::log::Logger;
+use crate::sync::log::{LogTo, Logger};
 use crate::sync::report::{Change, ChangeSink, ConfirmedBatch, Requests, TargetReport};
 use crate::wire::http::{send_with_retries, Outcome, Request, Response, Transport};
 
@@ -20,9 +20,7 @@ impl<'a> Session<'a> {
         Session {
             settings,
             transport,
-            log: Logger {
-                level: settings.log_level,
-            },
+            log: Logger::new(settings.log_level),
             requests: Requests::default(),
             sink: None,
         }
@@ -31,6 +29,12 @@ impl<'a> Session<'a> {
     /// A session that hands every confirmed write batch to `sink` at once.
     pub fn with_sink(mut self, sink: &'a mut dyn ChangeSink) -> Self {
         self.sink = Some(sink);
+        self
+    }
+
+    /// A session whose log records go where this says.
+    pub fn logging_to(mut self, to: LogTo) -> Self {
+        self.log.to = to;
         self
     }
 

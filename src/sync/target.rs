@@ -129,10 +129,21 @@ fn report_plan(s: &Session, label: &str, p: &Plan, report: &mut TargetReport) {
                 format!(" (plan {h}; `grouper-sync approve {h}` lets exactly this plan through)")
             })
             .unwrap_or_default();
-        s.log.warn(&format!(
-            "{label}: withholding {} removal(s): {}{approve}",
-            w.count, w.reason
-        ));
+        let mut fields = vec![
+            ("group", label.to_string()),
+            ("withheld", w.count.to_string()),
+        ];
+        if let Some(plan) = &w.plan_hash {
+            fields.push(("plan", plan.clone()));
+        }
+        s.log.record(
+            LogLevel::Warn,
+            &format!(
+                "{label}: withholding {} removal(s): {}{approve}",
+                w.count, w.reason
+            ),
+            &fields,
+        );
     }
     if s.log.enabled(LogLevel::Debug) {
         let ids =

@@ -2,63 +2,21 @@
 //! mapping, become the hub group's membership. The same safety rules as the other direction: an
 //! incomplete read of either side removes nobody; removal limits, protected members, dry run.
 
-use crate::error::{ErrorKind, Service, SyncError};
+use crate::error::SyncError;
 use crate::policy::mapping::{hub_members, Desired};
 use crate::policy::plan::Plan;
 use crate::settings::Target;
 use crate::sync::grouper_client;
-use crate::sync::hub_reader::{self, HubView};
+use crate::sync::hub_client;
+use crate::sync::hub_reader::HubView;
 use crate::sync::report::{Change, ChangeOp, ChangeReason, TargetReport};
 use crate::sync::session::Session;
 use crate::sync::target::{plan_target, target_outcome, ChangeBudget, PassContext};
 use crate::wire::grouper::Member;
-use crate::wire::hub;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The source the plan gives hub users (they have no Grouper source).
 const HUB_SOURCE: &str = "jupyterhub";
-
-/// Makes sure the hub group exists; creates it with `create_missing_groups`. `Ok(false)`: it is
-/// missing and this is a dry run, so the pass plans against an empty group.
-fn ensure_group(
-    s: &mut Session,
-    target: &Target,
-    group: &str,
-    report: &mut TargetReport,
-) -> Result<bool, SyncError> {
-    if hub_reader::group_exists(s, group)? {
-        return Ok(true);
-    }
-    if !target.create_missing {
-        return Err(SyncError::new(
-            ErrorKind::GroupNotFound,
-            format!(
-                "the hub group {group:?} does not exist; create it (POST /groups/{group}) or set create_missing_groups = true for this target"
-            ),
-        ));
-    }
-    if s.settings.dry_run {
-        s.log.info(&format!(
-            "hub group {group:?} does not exist; a pass that is not a dry run creates it"
-        ));
-        return Ok(false);
-    }
-    let settings = s.settings;
-    let req = hub::create_group_request(&settings.hub_api_url, settings.hub_token.expose(), group);
-    let what = format!("creating hub group {group:?}");
-    let resp = s.send(Service::Hub, &what, &req)?;
-    match resp.status {
-        // 409: created by someone else since the read; it exists, which is what we wanted
-        201 | 409 => {
-            report.group_created = resp.status == 201;
-            if report.group_created {
-                s.log.info(&format!("created hub group {group:?}"));
-            }
-            Ok(true)
-        }
-        _ => Err(hub::status_error(&what, &resp)),
-    }
-}
 
 /// The hub group's members as the listing showed them, in the plan's member form.
 fn current_members(hub: &HubView, group: &str) -> Vec<Member> {
@@ -98,7 +56,7 @@ fn apply(
         .iter()
         .map(|m| m.id.clone())
         .collect();
-    let batch = s.settings.grouper_batch_size;
+    let batch = s.settings.hub_batch_size;
     let subjects = subjects_by_user(desired);
     let steps = [
         (ChangeOp::Add, &p.to_add[..allowed.adds]),
@@ -111,28 +69,8 @@ fn apply(
             ChangeOp::Remove => ChangeReason::NotInGrouper,
         };
         for chunk in names.chunks(batch) {
-            let settings = s.settings;
             let add = op == ChangeOp::Add;
-            let req = hub::group_users_request(
-                &settings.hub_api_url,
-                settings.hub_token.expose(),
-                group,
-                add,
-                chunk,
-            );
-            let what = format!(
-                "{} {} user(s) {} hub group {group:?}",
-                if add { "adding" } else { "removing" },
-                chunk.len(),
-                if add { "to" } else { "from" }
-            );
-            let sent = s.send(Service::Hub, &what, &req).and_then(|resp| {
-                if resp.status == 200 {
-                    Ok(())
-                } else {
-                    Err(hub::status_error(&what, &resp))
-                }
-            });
+            let sent = hub_client::write_users(s, group, add, chunk);
             if let Err(e) = sent {
                 report.error = Some(e);
                 return;
@@ -174,7 +112,7 @@ pub fn sync(
         report.error = Some(SyncError::config("a to_hub target needs hub_group"));
         return report;
     };
-    let exists = match ensure_group(s, target, group, &mut report) {
+    let exists = match hub_client::ensure_group(s, target, group, &mut report) {
         Ok(exists) => exists,
         Err(e) => {
             report.error = Some(e);

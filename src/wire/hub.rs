@@ -82,6 +82,47 @@ pub fn user_request(api_url: &str, token: &str, name: &str) -> Request {
     auth(Request::new(Method::Get, url), token).header("Accept", "application/json")
 }
 
+/// `GET /user`: who the token belongs to, and its scopes.
+pub fn whoami_request(api_url: &str, token: &str) -> Request {
+    auth(Request::new(Method::Get, format!("{api_url}/user")), token)
+        .header("Accept", "application/json")
+}
+
+/// The token's owner as `check` shows it (`kind name`), and its scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOwner {
+    pub identity: String,
+    pub scopes: Vec<String>,
+}
+
+/// The answer to [`whoami_request`].
+pub fn parse_whoami(resp: &Response) -> Result<TokenOwner, SyncError> {
+    const WHAT: &str = "JupyterHub /user";
+    if resp.status != 200 {
+        return Err(status_error(WHAT, resp));
+    }
+    let v: Value = serde_json::from_slice(&resp.body)
+        .map_err(|e| bad_answer(format!("{WHAT}: not JSON ({e})")))?;
+    let text = |key: &str| {
+        v.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string()
+    };
+    Ok(TokenOwner {
+        identity: format!("{} {}", text("kind"), text("name")),
+        scopes: v
+            .get("scopes")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
 /// `GET /groups/{name}`: does the hub group exist? (`read:groups:name`, which `list:groups` and
 /// `groups` include.)
 pub fn group_request(api_url: &str, token: &str, group: &str) -> Request {
@@ -556,5 +597,28 @@ mod tests {
             body: br#"{"status": 404, "message": null}"#.to_vec(),
         };
         assert_eq!(parse_user("u", &gone).unwrap(), None);
+    }
+
+    #[test]
+    fn whoami_names_the_owner_and_its_scopes_and_refuses_anything_else() {
+        let r = whoami_request("http://hub/hub/api", "t");
+        assert_eq!(r.url, "http://hub/hub/api/user");
+        let owner = parse_whoami(&ok(
+            r#"{"kind": "service", "name": "grouper-sync", "scopes": ["list:users", "read:users"]}"#,
+        ))
+        .unwrap();
+        assert_eq!(owner.identity, "service grouper-sync");
+        assert_eq!(owner.scopes, ["list:users", "read:users"]);
+        let denied = Response {
+            status: 401,
+            ..ok(r#"{"status": 401, "message": "Unauthorized"}"#)
+        };
+        assert_eq!(
+            parse_whoami(&denied).unwrap_err().kind,
+            ErrorKind::HubUnauthorized
+        );
+        let html = parse_whoami(&ok("<html>")).unwrap_err();
+        assert_eq!(html.kind, ErrorKind::HubBadAnswer);
+        assert!(html.message.contains("/user: not JSON"), "{}", html.message);
     }
 }

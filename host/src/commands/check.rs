@@ -11,6 +11,7 @@ pub async fn execute(opts: &Options, runner: &Runner, limits: &Limits) -> ExitSt
         .check(&Inputs::config(&opts.component_config), limits)
         .await;
     runner::relog(&call.stderr);
+    crate::progress::emit_logged(&call.stdout);
     let report = match call.result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {

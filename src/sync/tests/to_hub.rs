@@ -410,3 +410,23 @@ fn protected_dry_run_and_missing_groups() {
     assert!(!t.group_created);
     assert_eq!(t.added, 1);
 }
+
+#[test]
+fn hub_writes_are_batched_by_hub_batch_size_not_grouper_batch_size() {
+    let mut w = world();
+    w.grouper = vec!["ana", "ben", "dee", "zed"];
+    let s = settings(
+        "",
+        &[("hub_batch_size", "1"), ("grouper_batch_size", "100")],
+    );
+    let report = run(&s, &mut w, RunOptions::default());
+    assert_eq!(report.outcome, Outcome::Converged, "{:?}", report.errors);
+    assert_eq!(
+        writes(&w),
+        [
+            r#"POST http://hub/hub/api/groups/gpu/users {"users":["ben"]}"#,
+            r#"POST http://hub/hub/api/groups/gpu/users {"users":["dee"]}"#,
+            r#"DELETE http://hub/hub/api/groups/gpu/users {"users":["cy"]}"#
+        ]
+    );
+}

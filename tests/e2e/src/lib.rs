@@ -111,6 +111,19 @@ impl Run {
     pub fn target(&self) -> &Value {
         &self.report()["targets"][0]
     }
+
+    /// What the component logged, wherever its entry logs: the text lines on stderr and the
+    /// messages of the `{"log": …}` lines the typed exports write to stdout.
+    pub fn log_text(&self) -> String {
+        let records = self.stdout.lines().filter_map(|l| {
+            let v: Value = serde_json::from_str(l).ok()?;
+            v["log"]["message"].as_str().map(String::from)
+        });
+        std::iter::once(self.stderr.clone())
+            .chain(records)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 pub enum Entry {

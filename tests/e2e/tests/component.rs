@@ -6,7 +6,7 @@ use grouper_sync_e2e as common;
 use common::world::*;
 use common::*;
 use grouper_sim::{Fault, FaultAction, Operation, Subject};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// The interfaces `world runtime` in wit/world.wit imports (versions aside), plus wasi:config.
 const WORLD_IMPORTS: &[&str] = &[
@@ -587,7 +587,7 @@ fn secrets_and_member_lists_stay_out_of_outputs() {
             assert!(!all.contains(secret), "{secret} leaked at {level}");
         }
         assert_eq!(
-            run.stderr.contains("100001"),
+            run.log_text().contains("100001"),
             level == "debug",
             "member ids only at debug level"
         );
@@ -689,4 +689,40 @@ fn slow_grouper_answers_time_out_and_write_nothing() {
     assert_eq!(kind, "timeout");
     assert!(err.contains("timed out"), "{err}");
     assert_eq!(w.sim.member_ids(GROUP), ["edu:example:staff", "stale1"]);
+}
+
+#[test]
+fn the_typed_export_logs_records_with_fields_on_stdout_not_text_on_stderr() {
+    let w = world();
+    let run = run_component(Entry::Typed, &settings(&w), &[]);
+    assert_eq!(run.report()["outcome"], "converged", "{}", run.stderr);
+    let records: Vec<Value> = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v.get("log").cloned())
+        .collect();
+    let summary = records
+        .iter()
+        .find(|r| {
+            r["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("pass done"))
+        })
+        .unwrap_or_else(|| panic!("no summary record in {}", run.stdout));
+    assert_eq!(summary["level"], "info");
+    let fields: Vec<(String, String)> = serde_json::from_value(summary["fields"].clone()).unwrap();
+    assert!(
+        fields.contains(&("group".into(), GROUP.into())),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&("outcome".into(), "converged".into())),
+        "{fields:?}"
+    );
+    assert!(
+        !run.stderr.contains("grouper-sync info:"),
+        "records are not also text: {}",
+        run.stderr
+    );
 }
