@@ -5,84 +5,79 @@ use crate::wire::http::TransportError;
 use serde::Serialize;
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ErrorKind {
-    /// A setting is missing or invalid.
-    Config,
-    /// The hub rejected the token itself.
-    HubUnauthorized,
-    /// The token is valid but lacks a scope (named in `missing_scope` when the hub says which).
-    HubForbidden,
-    /// The hub could not be reached or answered 5xx/429.
-    HubUnavailable,
-    /// The hub answered something that is not what its API promises.
-    HubBadAnswer,
-    /// The hub was read, but not completely (unread users, a listing shorter than its total).
-    HubIncomplete,
-    /// Grouper (or the container in front of it) rejected the credentials.
-    GrouperUnauthorized,
-    /// The Grouper user may not read or change the group.
-    GrouperForbidden,
-    /// Grouper could not be reached or answered without a Grouper answer (5xx, 429).
-    GrouperUnavailable,
-    /// Grouper answered something that cannot be trusted (malformed, a failed row, wrong group).
-    GrouperBadAnswer,
-    /// The target group does not exist, or the Grouper user cannot see it.
-    GroupNotFound,
-    /// A request timed out.
-    Timeout,
-    /// The TLS handshake failed: a certificate from an unknown CA, expired, or for another host.
-    Tls,
-    /// The host's egress policy refused a request.
-    EgressDenied,
-    /// The pass ran past the host's deadline and was stopped.
-    Deadline,
-    /// Anything else: a trap, a host failure, a bug.
-    Internal,
+/// The error kinds, written once: each with its doc and its name (the WIT's `error-kind`, the
+/// label in logs and metrics). `error_kinds!(callback, args…)` hands the list to a macro, so the
+/// enum below and the component's and host's conversions from and to the WIT are all made from it
+/// (the compiler then checks that the WIT's enum has exactly these variants).
+#[macro_export]
+macro_rules! error_kinds {
+    ($callback:ident $(, $arg:tt)*) => {
+        $callback! { $($arg,)* [
+            /// A setting is missing or invalid.
+            (Config, "config"),
+            /// The hub rejected the token itself.
+            (HubUnauthorized, "hub-unauthorized"),
+            /// The token is valid but lacks a scope (named in `missing_scope` when the hub says which).
+            (HubForbidden, "hub-forbidden"),
+            /// The hub could not be reached or answered 5xx/429.
+            (HubUnavailable, "hub-unavailable"),
+            /// The hub answered something that is not what its API promises.
+            (HubBadAnswer, "hub-bad-answer"),
+            /// The hub was read, but not completely (unread users, a listing shorter than its total).
+            (HubIncomplete, "hub-incomplete"),
+            /// Grouper (or the container in front of it) rejected the credentials.
+            (GrouperUnauthorized, "grouper-unauthorized"),
+            /// The Grouper user may not read or change the group.
+            (GrouperForbidden, "grouper-forbidden"),
+            /// Grouper could not be reached or answered without a Grouper answer (5xx, 429).
+            (GrouperUnavailable, "grouper-unavailable"),
+            /// Grouper answered something that cannot be trusted (malformed, a failed row, wrong group).
+            (GrouperBadAnswer, "grouper-bad-answer"),
+            /// The target group does not exist, or the Grouper user cannot see it.
+            (GroupNotFound, "group-not-found"),
+            /// A request timed out.
+            (Timeout, "timeout"),
+            /// The TLS handshake failed: a certificate from an unknown CA, expired, or for another host.
+            (Tls, "tls"),
+            /// The host's egress policy refused a request.
+            (EgressDenied, "egress-denied"),
+            /// The pass ran past the host's deadline and was stopped.
+            (Deadline, "deadline"),
+            /// Anything else: a trap, a host failure, a bug.
+            (Internal, "internal"),
+        ] }
+    };
 }
 
-impl ErrorKind {
-    pub const ALL: &'static [ErrorKind] = &[
-        ErrorKind::Config,
-        ErrorKind::HubUnauthorized,
-        ErrorKind::HubForbidden,
-        ErrorKind::HubUnavailable,
-        ErrorKind::HubBadAnswer,
-        ErrorKind::HubIncomplete,
-        ErrorKind::GrouperUnauthorized,
-        ErrorKind::GrouperForbidden,
-        ErrorKind::GrouperUnavailable,
-        ErrorKind::GrouperBadAnswer,
-        ErrorKind::GroupNotFound,
-        ErrorKind::Timeout,
-        ErrorKind::Tls,
-        ErrorKind::EgressDenied,
-        ErrorKind::Deadline,
-        ErrorKind::Internal,
-    ];
+/// Maps `value` between two enums with the variants of a list such as [`error_kinds!`]'s:
+/// `error_kinds!(convert_variants, value, From, To)` with `From` and `To` enum names in scope.
+#[macro_export]
+macro_rules! convert_variants {
+    ($value:expr, $from:ident, $to:ident, [$($(#[$doc:meta])* ($variant:ident, $name:literal)),* $(,)?]) => {
+        match $value { $($from::$variant => $to::$variant,)* }
+    };
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Config => "config",
-            ErrorKind::HubUnauthorized => "hub-unauthorized",
-            ErrorKind::HubForbidden => "hub-forbidden",
-            ErrorKind::HubUnavailable => "hub-unavailable",
-            ErrorKind::HubBadAnswer => "hub-bad-answer",
-            ErrorKind::HubIncomplete => "hub-incomplete",
-            ErrorKind::GrouperUnauthorized => "grouper-unauthorized",
-            ErrorKind::GrouperForbidden => "grouper-forbidden",
-            ErrorKind::GrouperUnavailable => "grouper-unavailable",
-            ErrorKind::GrouperBadAnswer => "grouper-bad-answer",
-            ErrorKind::GroupNotFound => "group-not-found",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Tls => "tls",
-            ErrorKind::EgressDenied => "egress-denied",
-            ErrorKind::Deadline => "deadline",
-            ErrorKind::Internal => "internal",
+macro_rules! define_error_kind {
+    ([$($(#[$doc:meta])* ($variant:ident, $name:literal)),* $(,)?]) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        pub enum ErrorKind {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)*
         }
-    }
 
+        impl ErrorKind {
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorKind::$variant => $name,)* }
+            }
+        }
+    };
+}
+
+error_kinds!(define_error_kind);
+
+impl ErrorKind {
     /// Did the pass fail because the hub or Grouper (or the way to them) failed, rather than
     /// because of its own settings or the runtime? The HTTP entry answers 502 for these.
     pub fn is_upstream(self) -> bool {

@@ -1,7 +1,9 @@
 //! jupyterhub-grouper-sync: keeps a Grouper group in step with the users of a JupyterHub.
 //!
 //! The layers, each depending only on those above it:
-//! - [`error`], [`settings`]: the error kinds and every configuration key;
+//! - [`error`], [`model`]: the error kinds; targets (as configured and as a pass runs them) and
+//!   the members a plan compares;
+//! - [`settings`]: every configuration key, parsed into the model;
 //! - [`wire`]: HTTP values and the strict request builders and parsers of both APIs;
 //! - [`policy`]: the pure rules (mapping users to subjects, the plan and its safety limits, the
 //!   user state of incremental passes);
@@ -11,6 +13,7 @@
 
 pub mod error;
 pub mod http_entry;
+pub mod model;
 pub mod policy;
 pub mod settings;
 pub mod sync;

@@ -6,7 +6,7 @@ use grouper_sync_testkit as common;
 
 use common::fixture;
 use grouper_sim::{Config, SimRequest, Simulator, Subject};
-use jupyterhub_grouper_sync::settings::SubjectLookup;
+use jupyterhub_grouper_sync::model::SubjectLookup;
 use jupyterhub_grouper_sync::wire::grouper::{parse_get_members, parse_write, WriteOp};
 use jupyterhub_grouper_sync::wire::http::Response;
 use serde_json::Value;

@@ -7,13 +7,14 @@
 //!   mutated inputs (seeded from the captured Grouper fixtures when present, and from built-in
 //!   answers) give a value or a typed error, never a panic.
 
-use jupyterhub_grouper_sync::policy::plan::{plan, Safety, UNMANAGED_SOURCES};
-use jupyterhub_grouper_sync::policy::user_state;
-use jupyterhub_grouper_sync::settings::{
-    self, Direction, Mode, RemovalLimits, Settings, SubjectFrom, SubjectLookup, Target,
-    UserFilters, KEYS,
+use jupyterhub_grouper_sync::model::Member;
+use jupyterhub_grouper_sync::model::{
+    Mode, RemovalLimits, Side, SubjectFrom, SubjectLookup, Target, TargetRules, UserFilters,
 };
-use jupyterhub_grouper_sync::wire::grouper::{self, Member, WriteOp};
+use jupyterhub_grouper_sync::policy::plan::{plan, PlanScope, Safety, UNMANAGED_SOURCES};
+use jupyterhub_grouper_sync::policy::user_state;
+use jupyterhub_grouper_sync::settings::{self, Settings, KEYS};
+use jupyterhub_grouper_sync::wire::grouper::{self, WriteOp};
 use jupyterhub_grouper_sync::wire::http::Response;
 use jupyterhub_grouper_sync::wire::{hub, timestamp};
 use proptest::prelude::*;
@@ -55,31 +56,31 @@ fn target_strategy() -> impl Strategy<Value = Target> {
                 (max_per_day, max_fraction_per_day),
             )| Target {
                 group_path: "edu:example:app:hub:hub-users".into(),
-                direction: Direction::ToGrouper,
-                hub_group: None,
-                hub_group_pattern: None,
-                filters: UserFilters::default(),
-                create_missing: false,
-                grouper_folder: None,
-                include_admins: false,
-                subject_from: SubjectFrom::Username {
-                    template: "{name}".into(),
+                side: Side::ToGrouper { hub_group: None },
+                rules: TargetRules {
+                    filters: UserFilters::default(),
+                    create_missing: false,
+                    grouper_folder: None,
+                    include_admins: false,
+                    subject_from: SubjectFrom::Username {
+                        template: "{name}".into(),
+                    },
+                    lookup: SubjectLookup::SubjectId,
+                    source_id,
+                    mode: if additive {
+                        Mode::Additive
+                    } else {
+                        Mode::Mirror
+                    },
+                    limits: RemovalLimits {
+                        max_removals,
+                        max_fraction,
+                        fraction_floor,
+                        max_per_day,
+                        max_fraction_per_day,
+                    },
+                    protected,
                 },
-                lookup: SubjectLookup::SubjectId,
-                source_id,
-                mode: if additive {
-                    Mode::Additive
-                } else {
-                    Mode::Mirror
-                },
-                limits: RemovalLimits {
-                    max_removals,
-                    max_fraction,
-                    fraction_floor,
-                    max_per_day,
-                    max_fraction_per_day,
-                },
-                protected,
             },
         )
 }
@@ -87,7 +88,7 @@ fn target_strategy() -> impl Strategy<Value = Target> {
 fn managed(m: &Member, t: &Target) -> bool {
     !UNMANAGED_SOURCES.contains(&m.source_id.as_str())
         && m.key.is_some()
-        && t.source_id.as_ref().is_none_or(|s| *s == m.source_id)
+        && t.rules.source_id.as_ref().is_none_or(|s| *s == m.source_id)
 }
 
 proptest! {
@@ -103,23 +104,23 @@ proptest! {
         removed_last_day in 0usize..80,
     ) {
         let safety = Safety { incomplete, lost: Some(&lost), removed_last_day };
-        let p = plan(&target, &desired, &current, safety);
+        let p = plan(&PlanScope::of(&target), &desired, &current, safety);
         let removed = &p.to_remove;
-        prop_assert!(removed.len() <= target.limits.max_removals);
-        if removed.len() > target.limits.fraction_floor {
-            prop_assert!(removed.len() as f64 <= target.limits.max_fraction * current.len() as f64);
+        prop_assert!(removed.len() <= target.rules.limits.max_removals);
+        if removed.len() > target.rules.limits.fraction_floor {
+            prop_assert!(removed.len() as f64 <= target.rules.limits.max_fraction * current.len() as f64);
         }
         // the daily budget: what this pass removes and what the last 24 hours did
         if !removed.is_empty() {
             let day = removed_last_day + removed.len();
-            prop_assert!(day <= target.limits.max_per_day);
-            if day > target.limits.fraction_floor {
-                prop_assert!(day as f64 <= target.limits.max_fraction_per_day * (current.len() + removed_last_day) as f64);
+            prop_assert!(day <= target.rules.limits.max_per_day);
+            if day > target.rules.limits.fraction_floor {
+                prop_assert!(day as f64 <= target.rules.limits.max_fraction_per_day * (current.len() + removed_last_day) as f64);
             }
         }
         // a lost subject is never removed without an approval
         prop_assert!(removed.iter().all(|m| !m.key.as_ref().is_some_and(|k| lost.contains(k))));
-        if incomplete.is_some() || desired.is_empty() || target.mode == Mode::Additive {
+        if incomplete.is_some() || desired.is_empty() || target.rules.mode == Mode::Additive {
             prop_assert!(removed.is_empty());
         }
         for m in removed {
@@ -127,7 +128,7 @@ proptest! {
             prop_assert!(managed(m, &target), "never an unmanaged member: {m:?}");
             let key = m.key.as_deref().unwrap_or_default();
             prop_assert!(!desired.contains(key), "never a desired member");
-            prop_assert!(!target.protected.contains(key) && !target.protected.contains(&m.id));
+            prop_assert!(!target.rules.protected.contains(key) && !target.rules.protected.contains(&m.id));
         }
         let current_keys: BTreeSet<&str> = current
             .iter()
@@ -138,7 +139,7 @@ proptest! {
             prop_assert!(desired.contains(a) && !current_keys.contains(a.as_str()));
         }
         // diff ∘ apply = desired, on the members the sync manages
-        if p.withheld.is_none() && target.mode == Mode::Mirror && incomplete.is_none() {
+        if p.withheld.is_none() && target.rules.mode == Mode::Mirror && incomplete.is_none() {
             prop_assert_eq!(p.lost_kept, 0, "nothing lost was a removal");
             let mut after: BTreeSet<String> = current
                 .iter()
@@ -148,7 +149,7 @@ proptest! {
             after.extend(p.to_add.iter().cloned());
             let kept: BTreeSet<String> = after
                 .iter()
-                .filter(|k| !desired.contains(*k) && !target.protected.contains(*k))
+                .filter(|k| !desired.contains(*k) && !target.rules.protected.contains(*k))
                 .cloned()
                 .collect();
             prop_assert!(desired.iter().all(|d| after.contains(d)), "every desired subject is in");
@@ -157,7 +158,7 @@ proptest! {
             for k in &kept {
                 prop_assert!(
                     current.iter().any(|m| m.key.as_deref() == Some(k.as_str())
-                        && (target.protected.contains(&m.id) || !managed(m, &target))),
+                        && (target.rules.protected.contains(&m.id) || !managed(m, &target))),
                     "{k} stays but is neither desired nor protected"
                 );
             }
@@ -165,7 +166,7 @@ proptest! {
         // the name of a withheld plan does not depend on Grouper's order
         let mut reversed = current.clone();
         reversed.reverse();
-        let again = plan(&target, &desired, &reversed, safety);
+        let again = plan(&PlanScope::of(&target), &desired, &reversed, safety);
         prop_assert_eq!(
             p.withheld.as_ref().map(|w| w.plan_hash.clone()),
             again.withheld.as_ref().map(|w| w.plan_hash.clone())

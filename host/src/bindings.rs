@@ -14,7 +14,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::jupyterhub_grouper_sync::sync::sync::{
-    Change, ChangeOp, ChangeReason, CheckReport, Direction, ErrorKind, Outcome, ReadReasons,
+    Change, ChangeOp, ChangeReason, CheckReport, Direction, ErrorKind, Mode, Outcome, ReadReasons,
     RemovalRecord, Report, RunOptions, SyncError, TargetReport, UserStateStatus,
 };
 
@@ -60,25 +60,9 @@ pub fn add_config_to_linker<T: Send + 'static>(
 
 /// The core's kind for a kind the component reported; the core owns the names logs and metrics use.
 pub fn core_kind(k: ErrorKind) -> jupyterhub_grouper_sync::error::ErrorKind {
-    use jupyterhub_grouper_sync::error::ErrorKind as K;
-    match k {
-        ErrorKind::Config => K::Config,
-        ErrorKind::HubUnauthorized => K::HubUnauthorized,
-        ErrorKind::HubForbidden => K::HubForbidden,
-        ErrorKind::HubUnavailable => K::HubUnavailable,
-        ErrorKind::HubBadAnswer => K::HubBadAnswer,
-        ErrorKind::HubIncomplete => K::HubIncomplete,
-        ErrorKind::GrouperUnauthorized => K::GrouperUnauthorized,
-        ErrorKind::GrouperForbidden => K::GrouperForbidden,
-        ErrorKind::GrouperUnavailable => K::GrouperUnavailable,
-        ErrorKind::GrouperBadAnswer => K::GrouperBadAnswer,
-        ErrorKind::GroupNotFound => K::GroupNotFound,
-        ErrorKind::Timeout => K::Timeout,
-        ErrorKind::Tls => K::Tls,
-        ErrorKind::EgressDenied => K::EgressDenied,
-        ErrorKind::Deadline => K::Deadline,
-        ErrorKind::Internal => K::Internal,
-    }
+    use jupyterhub_grouper_sync::convert_variants;
+    use jupyterhub_grouper_sync::error::ErrorKind as Core;
+    jupyterhub_grouper_sync::error_kinds!(convert_variants, k, ErrorKind, Core)
 }
 
 pub fn core_outcome(o: Outcome) -> jupyterhub_grouper_sync::sync::report::Outcome {

@@ -6,7 +6,7 @@
 use crate::state_store::{append_private, create_private_dir, json_lines, open_nofollow};
 use anyhow::{Context, Result};
 use jiff::Timestamp;
-use jupyterhub_grouper_sync::settings::Direction;
+use jupyterhub_grouper_sync::model::Direction;
 use jupyterhub_grouper_sync::sync::report::{ChangeOp, ChangeReason, ConfirmedBatch};
 use serde::{Deserialize, Serialize};
 use std::fs;

@@ -7,10 +7,12 @@ use super::exports::wasi::cli::run::Guest as RunGuest;
 use super::exports::wasi::http::incoming_handler::Guest as HttpGuest;
 use super::transport::WasiTransport;
 use super::Component;
+use crate::convert_variants;
 use crate::error::{ErrorKind, SyncError};
 use crate::http_entry::{self, Action, Decision, Reply};
+use crate::model::{Direction, Mode};
 use crate::policy::user_state::StateStatus;
-use crate::settings::{self, Direction, Secret, Settings};
+use crate::settings::{self, Secret, Settings};
 use crate::sync::check::{self, CheckReport};
 use crate::sync::log::LogTo;
 use crate::sync::pass::RunOptions;
@@ -267,25 +269,8 @@ fn count(n: usize) -> u32 {
 }
 
 fn to_wit_kind(k: ErrorKind) -> wit::ErrorKind {
-    use wit::ErrorKind as W;
-    match k {
-        ErrorKind::Config => W::Config,
-        ErrorKind::HubUnauthorized => W::HubUnauthorized,
-        ErrorKind::HubForbidden => W::HubForbidden,
-        ErrorKind::HubUnavailable => W::HubUnavailable,
-        ErrorKind::HubBadAnswer => W::HubBadAnswer,
-        ErrorKind::HubIncomplete => W::HubIncomplete,
-        ErrorKind::GrouperUnauthorized => W::GrouperUnauthorized,
-        ErrorKind::GrouperForbidden => W::GrouperForbidden,
-        ErrorKind::GrouperUnavailable => W::GrouperUnavailable,
-        ErrorKind::GrouperBadAnswer => W::GrouperBadAnswer,
-        ErrorKind::GroupNotFound => W::GroupNotFound,
-        ErrorKind::Timeout => W::Timeout,
-        ErrorKind::Tls => W::Tls,
-        ErrorKind::EgressDenied => W::EgressDenied,
-        ErrorKind::Deadline => W::Deadline,
-        ErrorKind::Internal => W::Internal,
-    }
+    use wit::ErrorKind as Wit;
+    crate::error_kinds!(convert_variants, k, ErrorKind, Wit)
 }
 
 fn to_wit_error(e: &SyncError) -> wit::SyncError {
@@ -311,7 +296,10 @@ fn to_wit_target(t: &TargetReport) -> wit::TargetReport {
         direction: to_wit_direction(t.direction),
         hub_group: t.hub_group.clone(),
         outcome: to_wit_outcome(t.outcome),
-        mode: t.mode.clone(),
+        mode: match t.mode {
+            Mode::Mirror => wit::Mode::Mirror,
+            Mode::Additive => wit::Mode::Additive,
+        },
         users_selected: count(t.users_selected),
         admins_skipped: count(t.admins_skipped),
         users_filtered: count(t.users_filtered),

@@ -2,8 +2,9 @@
 //! each selected user maps to.
 
 use crate::error::SyncError;
-use crate::settings::{self, Direction, SubjectFrom, Target, UserFilters};
-use crate::wire::grouper::Member;
+use crate::model::Member;
+use crate::model::{Mode, Selection, Side, SubjectFrom, Target, TargetSpec, UserFilters};
+use crate::settings::{self};
 use crate::wire::hub::{AuthState, ListedUser};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -71,18 +72,17 @@ pub fn passes_filters(filters: &UserFilters, user: &HubUser) -> bool {
 /// Is the user in the hub group a to_grouper target selects from (every user without one, and
 /// every user for to_hub, whose hub group is what it writes)?
 fn in_selected_group(target: &Target, user: &HubUser) -> bool {
-    target.direction == Direction::ToHub
-        || target
-            .hub_group
-            .as_ref()
-            .is_none_or(|g| user.groups.iter().any(|ug| ug == g))
+    match &target.side {
+        Side::ToGrouper { hub_group: Some(g) } => user.groups.iter().any(|ug| ug == g),
+        Side::ToGrouper { hub_group: None } | Side::ToHub { .. } => true,
+    }
 }
 
 /// Does the target select this user (admins only if included; its hub group; the filters)?
 pub fn selects(target: &Target, user: &HubUser) -> bool {
-    (!user.admin || target.include_admins)
+    (!user.admin || target.rules.include_admins)
         && in_selected_group(target, user)
-        && passes_filters(&target.filters, user)
+        && passes_filters(&target.rules.filters, user)
 }
 
 impl HubUser {
@@ -208,7 +208,7 @@ pub fn needs_record(target: &Target, user: &HubUser) -> bool {
     if !selects(target, user) {
         return false;
     }
-    match &target.subject_from {
+    match &target.rules.subject_from {
         SubjectFrom::Username { .. } => false,
         SubjectFrom::AuthState(_) => true,
         SubjectFrom::UserInfo { paths, .. } => user
@@ -244,7 +244,7 @@ pub fn desired_members(
 ) -> Desired {
     let mut d = Desired::default();
     for user in users {
-        if user.admin && !target.include_admins {
+        if user.admin && !target.rules.include_admins {
             d.admins_skipped += 1;
             continue;
         }
@@ -263,7 +263,7 @@ pub fn desired_members(
             }
             _ => d.selected += 1,
         }
-        match subject_for(&target.subject_from, user, mappings) {
+        match subject_for(&target.rules.subject_from, user, mappings) {
             Ok(subject) => {
                 d.mapped += 1;
                 let names = d.users_by_subject.entry(subject).or_default();
@@ -274,7 +274,7 @@ pub fn desired_members(
             }
             Err(_) => {
                 d.unmapped += 1;
-                if let Some(lost) = lost_subject(&target.subject_from, user, mappings) {
+                if let Some(lost) = lost_subject(&target.rules.subject_from, user, mappings) {
                     d.lost.entry(lost).or_default().push(user.name.clone());
                 }
             }
@@ -291,37 +291,26 @@ pub type PassTarget = Result<Target, Unresolved>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unresolved {
     pub group: String,
-    pub mode: &'static str,
+    pub mode: Mode,
     pub error: SyncError,
 }
 
 /// The targets of this pass: a pattern target becomes one target per hub group (of the listed
 /// users, in name order) whose whole name matches. A template that makes no valid group name,
 /// or a group that an earlier entry already targets, is an error for that group alone.
-pub fn expand_targets(targets: &[Target], users: &[HubUser]) -> Vec<PassTarget> {
+pub fn expand_targets(targets: &[TargetSpec], users: &[HubUser]) -> Vec<PassTarget> {
     let names: BTreeSet<&str> = users
         .iter()
         .flat_map(|u| u.groups.iter().map(String::as_str))
         .collect();
     let mut out: Vec<PassTarget> = Vec::new();
     for t in targets {
-        let Some(pattern) = &t.hub_group_pattern else {
-            out.push(Ok(t.clone()));
+        let Selection::HubGroupPattern(pattern) = &t.selection else {
+            out.extend(t.single().map(Ok));
             continue;
         };
-        let re = match settings::group_pattern(pattern) {
-            Ok(re) => re,
-            Err(error) => {
-                out.push(Err(Unresolved {
-                    group: t.group_path.clone(),
-                    mode: t.mode.as_str(),
-                    error,
-                }));
-                continue;
-            }
-        };
         for name in names.iter().copied() {
-            let Some(captures) = re.captures(name) else {
+            let Some(captures) = pattern.captures(name) else {
                 continue;
             };
             // the label of a group that cannot be made: the filled name, else the template
@@ -336,13 +325,14 @@ pub fn expand_targets(targets: &[Target], users: &[HubUser]) -> Vec<PassTarget> 
             out.push(match made {
                 Ok(group_path) => Ok(Target {
                     group_path,
-                    hub_group: Some(name.to_string()),
-                    hub_group_pattern: None,
-                    ..t.clone()
+                    side: Side::ToGrouper {
+                        hub_group: Some(name.to_string()),
+                    },
+                    rules: t.rules.clone(),
                 }),
                 Err(why) => Err(Unresolved {
                     group: label,
-                    mode: t.mode.as_str(),
+                    mode: t.rules.mode,
                     error: SyncError::config(format!(
                         "hub group {name:?} cannot fill {}: {why}",
                         t.group_path
@@ -361,7 +351,7 @@ pub fn expand_targets(targets: &[Target], users: &[HubUser]) -> Vec<PassTarget> 
                         "{group} is already the target of an earlier entry; each group may have one"
                     )),
                     group,
-                    mode: t.mode.as_str(),
+                    mode: t.rules.mode,
                 });
             }
         }
@@ -392,7 +382,10 @@ pub struct HubMembers {
 pub fn hub_members(target: &Target, desired: &Desired, members: &[Member]) -> HubMembers {
     let mut out = HubMembers::default();
     for m in members {
-        let key = match (&m.key, crate::policy::plan::is_managed(m, target)) {
+        let key = match (
+            &m.key,
+            crate::policy::plan::is_managed(m, target.rules.source_id.as_deref()),
+        ) {
             (Some(key), true) => key,
             _ => {
                 out.unmanaged += 1;
@@ -410,19 +403,23 @@ pub fn hub_members(target: &Target, desired: &Desired, members: &[Member]) -> Hu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{Mode, NamePattern, RemovalLimits, SubjectLookup};
+    use crate::model::{Mode, RemovalLimits, SubjectLookup, TargetRules};
 
     #[test]
     fn a_pattern_becomes_one_target_per_matching_hub_group() {
         let from = || SubjectFrom::Username {
             template: "{name}".into(),
         };
-        let mut t = target(from(), false);
-        t.group_path = "edu:x:course-{1}".into();
-        t.hub_group_pattern = Some("course-([a-z0-9]+)".into());
-        let mut fixed = target(from(), false);
-        fixed.group_path = "edu:x:course-data8".into();
-        fixed.hub_group = Some("data8-staff".into());
+        let t = pattern_spec(
+            target(from(), false),
+            "edu:x:course-{1}",
+            "course-([a-z0-9]+)",
+        );
+        let fixed = TargetSpec {
+            group_path: "edu:x:course-data8".into(),
+            selection: Selection::HubGroup("data8-staff".into()),
+            rules: target(from(), false).rules,
+        };
         let mut ana = user("ana", false, UserRecord::Listed);
         ana.groups = vec!["course-data8".into(), "gpu".into(), "course-".into()];
         let mut ben = user("ben", false, UserRecord::Listed);
@@ -431,11 +428,7 @@ mod tests {
         let shown: Vec<String> = resolved
             .iter()
             .map(|r| match r {
-                Ok(t) => format!(
-                    "{} <- {}",
-                    t.group_path,
-                    t.hub_group.as_deref().unwrap_or("")
-                ),
+                Ok(t) => format!("{} <- {}", t.group_path, t.hub_group().unwrap_or("")),
                 Err(u) => format!("error {}: {}", u.group, u.error.message),
             })
             .collect();
@@ -448,9 +441,7 @@ mod tests {
             "{shown:?}"
         );
         // a name the template turns into an invalid group fails alone
-        let mut odd = target(from(), false);
-        odd.group_path = "edu:x:{1}".into();
-        odd.hub_group_pattern = Some("team-(.*)".into());
+        let odd = pattern_spec(target(from(), false), "edu:x:{1}", "team-(.*)");
         let mut cy = user("cy", false, UserRecord::Listed);
         cy.groups = vec!["team-".into(), "team-ok".into()];
         let resolved = expand_targets(&[odd], &[cy]);
@@ -463,14 +454,16 @@ mod tests {
 
     #[test]
     fn captures_cannot_smuggle_a_folder_or_a_field_into_the_group_name() {
-        let mut t = target(
-            SubjectFrom::Username {
-                template: "{name}".into(),
-            },
-            false,
+        let t = pattern_spec(
+            target(
+                SubjectFrom::Username {
+                    template: "{name}".into(),
+                },
+                false,
+            ),
+            "edu:x:courses:{1}-{2}",
+            "course-([^-]*)-(.*)",
         );
-        t.group_path = "edu:x:courses:{1}-{2}".into();
-        t.hub_group_pattern = Some("course-([^-]*)-(.*)".into());
         let mut u = user("ana", false, UserRecord::Listed);
         u.groups = vec![
             "course-a:b-1".into(),    // ':' would make edu:x:courses:a a folder
@@ -525,25 +518,25 @@ mod tests {
             (d.subjects().into_iter().collect::<Vec<_>>(), d.filtered)
         };
         assert_eq!(names(&t).1, 0);
-        t.filters.active_within_days = Some(30);
+        t.rules.filters.active_within_days = Some(30);
         assert_eq!(
             names(&t),
             (vec!["fresh".into(), "stopped".into(), "test-bot".into()], 2)
         );
-        t.filters.only_active_servers = true;
+        t.rules.filters.only_active_servers = true;
         assert_eq!(names(&t), (vec!["fresh".into(), "test-bot".into()], 3));
-        t.filters.exclude_users =
-            Some(NamePattern::new("exclude_users_pattern", "test-.*").unwrap());
+        t.rules.filters.exclude_users =
+            Some(settings::name_pattern("exclude_users_pattern", "test-.*").unwrap());
         assert_eq!(names(&t), (vec!["fresh".into()], 4));
         // whole names only: "fresh" is not excluded by a pattern that matches part of it
-        t.filters = UserFilters {
-            exclude_users: Some(NamePattern::new("exclude_users_pattern", "res").unwrap()),
+        t.rules.filters = UserFilters {
+            exclude_users: Some(settings::name_pattern("exclude_users_pattern", "res").unwrap()),
             ..UserFilters::default()
         };
         assert_eq!(names(&t).1, 0);
         // filters decide whose record is read, too
-        t.subject_from = SubjectFrom::AuthState(default_paths());
-        t.filters.only_active_servers = true;
+        t.rules.subject_from = SubjectFrom::AuthState(default_paths());
+        t.rules.filters.only_active_servers = true;
         assert!(needs_record(&t, &users[0]) && !needs_record(&t, &users[2]));
     }
 
@@ -551,8 +544,9 @@ mod tests {
     fn grouper_members_map_back_to_every_hub_user_with_their_subject() {
         let p = default_paths();
         let mut t = target(SubjectFrom::AuthState(p.clone()), true);
-        t.direction = Direction::ToHub;
-        t.hub_group = Some("gpu".into());
+        t.side = Side::ToHub {
+            hub_group: "gpu".into(),
+        };
         let mut boss = read("boss", true, json!({"canvas_user": {"login_id": "9"}}));
         boss.groups = vec!["other".into()];
         let users = vec![
@@ -582,7 +576,7 @@ mod tests {
             ["ana", "ana2", "boss"]
         );
         assert_eq!((m.without_hub_user, m.unmanaged), (1, 1));
-        t.include_admins = false;
+        t.rules.include_admins = false;
         let d = desired_members(&t, &users, &[&p]);
         assert!(!hub_members(&t, &d, &members).names.contains("boss"));
     }
@@ -595,7 +589,9 @@ mod tests {
             },
             false,
         );
-        t.hub_group = Some("course-101".into());
+        t.side = Side::ToGrouper {
+            hub_group: Some("course-101".into()),
+        };
         let mut ana = user("ana", false, UserRecord::Listed);
         ana.groups = vec!["course-101".into(), "gpu".into()];
         let ben = user("ben", false, UserRecord::Listed);
@@ -606,9 +602,9 @@ mod tests {
         assert_eq!(d.subjects().into_iter().collect::<Vec<_>>(), ["ana"]);
         assert_eq!((d.selected, d.admins_skipped), (1, 1));
         // auth_state is read only for the users a target selects
-        t.subject_from = SubjectFrom::AuthState(default_paths());
+        t.rules.subject_from = SubjectFrom::AuthState(default_paths());
         assert!(needs_record(&t, &ana) && !needs_record(&t, &ben) && !needs_record(&t, &boss));
-        t.hub_group = None;
+        t.side = Side::ToGrouper { hub_group: None };
         assert!(needs_record(&t, &ben));
     }
     use serde_json::json;
@@ -648,28 +644,37 @@ mod tests {
         )
     }
 
+    /// A pattern target with `target`'s rules.
+    fn pattern_spec(target: Target, template: &str, pattern: &str) -> TargetSpec {
+        TargetSpec {
+            group_path: template.into(),
+            selection: Selection::HubGroupPattern(settings::group_pattern(pattern).unwrap()),
+            rules: target.rules,
+        }
+    }
+
     fn target(from: SubjectFrom, include_admins: bool) -> Target {
         Target {
             group_path: "a:b".into(),
-            direction: Direction::ToGrouper,
-            hub_group: None,
-            hub_group_pattern: None,
-            filters: UserFilters::default(),
-            create_missing: false,
-            grouper_folder: None,
-            include_admins,
-            subject_from: from,
-            lookup: SubjectLookup::SubjectId,
-            source_id: None,
-            mode: Mode::Mirror,
-            limits: RemovalLimits {
-                max_removals: 10,
-                max_fraction: 0.5,
-                fraction_floor: 5,
-                max_per_day: 100,
-                max_fraction_per_day: 0.2,
+            side: Side::ToGrouper { hub_group: None },
+            rules: TargetRules {
+                filters: UserFilters::default(),
+                create_missing: false,
+                grouper_folder: None,
+                include_admins,
+                subject_from: from,
+                lookup: SubjectLookup::SubjectId,
+                source_id: None,
+                mode: Mode::Mirror,
+                limits: RemovalLimits {
+                    max_removals: 10,
+                    max_fraction: 0.5,
+                    fraction_floor: 5,
+                    max_per_day: 100,
+                    max_fraction_per_day: 0.2,
+                },
+                protected: Default::default(),
             },
-            protected: Default::default(),
         }
     }
 

@@ -1,8 +1,8 @@
 //! The diff between desired and current membership, and the safety rules that decide which
 //! removals may go ahead. Pure: everything here is decided from values, without I/O.
 
-use crate::settings::{Direction, Mode, Target};
-use crate::wire::grouper::Member;
+use crate::model::Member;
+use crate::model::{Direction, Mode, RemovalLimits, Target};
 use std::collections::BTreeSet;
 
 /// Subject sources that hold Grouper groups and internal subjects, never hub users.
@@ -91,16 +91,41 @@ impl Safety<'_> {
     };
 }
 
-/// Does the target manage this member (not a group or internal subject, of its source if it has
-/// one, with a key to match on)?
-pub fn is_managed(member: &Member, target: &Target) -> bool {
+/// What the plan of one written group follows: the group's name in the plan's hash and the
+/// messages, and the target's rules as they apply to that group's members.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanScope<'a> {
+    pub label: &'a str,
+    pub direction: Direction,
+    pub mode: Mode,
+    pub limits: &'a RemovalLimits,
+    /// Members (by key or id) never removed.
+    pub protected: &'a BTreeSet<String>,
+    /// Only members of this source are managed (`None`: any source but the unmanaged ones).
+    pub source_id: Option<&'a str>,
+}
+
+impl<'a> PlanScope<'a> {
+    /// A to_grouper target's plan: its Grouper group, by its own rules.
+    pub fn of(target: &'a Target) -> Self {
+        PlanScope {
+            label: &target.group_path,
+            direction: target.direction(),
+            mode: target.rules.mode,
+            limits: &target.rules.limits,
+            protected: &target.rules.protected,
+            source_id: target.rules.source_id.as_deref(),
+        }
+    }
+}
+
+/// Is this member one the sync manages (not a group or internal subject, of `source_id` when
+/// set, with a key to match on)?
+pub fn is_managed(member: &Member, source_id: Option<&str>) -> bool {
     if UNMANAGED_SOURCES.contains(&member.source_id.as_str()) || member.key.is_none() {
         return false;
     }
-    match &target.source_id {
-        Some(src) => &member.source_id == src,
-        None => true,
-    }
+    source_id.is_none_or(|src| member.source_id == src)
 }
 
 /// The diff, and the safety rules over its removals, in this order: an incomplete read removes
@@ -108,7 +133,7 @@ pub fn is_managed(member: &Member, target: &Target) -> bool {
 /// every removal (approvable as one plan); otherwise lost subjects are withheld (approvable)
 /// and the other removals go ahead.
 pub fn plan(
-    target: &Target,
+    scope: &PlanScope,
     desired: &BTreeSet<String>,
     current: &[Member],
     safety: Safety,
@@ -117,7 +142,7 @@ pub fn plan(
     // another source is another subject (found by the property tests).
     let current_keys: BTreeSet<&str> = current
         .iter()
-        .filter(|m| is_managed(m, target))
+        .filter(|m| is_managed(m, scope.source_id))
         .filter_map(|m| m.key.as_deref())
         .collect();
     let to_add: Vec<String> = desired
@@ -130,7 +155,7 @@ pub fn plan(
     let mut protected_kept = 0;
     let mut candidates: Vec<Member> = Vec::new();
     for m in current {
-        if !is_managed(m, target) {
+        if !is_managed(m, scope.source_id) {
             unmanaged_kept += 1;
             continue;
         }
@@ -138,7 +163,7 @@ pub fn plan(
         if desired.contains(key) {
             continue;
         }
-        if target.protected.contains(key) || target.protected.contains(&m.id) {
+        if scope.protected.contains(key) || scope.protected.contains(&m.id) {
             protected_kept += 1;
             continue;
         }
@@ -159,11 +184,11 @@ pub fn plan(
     if n == 0 {
         return plan;
     }
-    if target.mode == Mode::Additive {
+    if scope.mode == Mode::Additive {
         plan.kept_by_mode = n;
         return plan;
     }
-    let limits = &target.limits;
+    let limits = scope.limits;
     if let Some(why) = safety.incomplete {
         plan.withheld = Some(Withheld {
             count: n,
@@ -189,7 +214,7 @@ pub fn plan(
     // An empty desired set with members to remove is how a lost auth_state (no
     // JUPYTERHUB_CRYPT_KEY) or a wrong mapping looks: it empties the group, whatever its size.
     let withheld_reason = if desired.is_empty() {
-        Some(match target.direction {
+        Some(match scope.direction {
             Direction::ToGrouper => format!(
                 "no hub user maps to a subject, so all {n} managed member(s) would be removed (is auth_state readable, JUPYTERHUB_CRYPT_KEY set, the mapping right?)"
             ),
@@ -228,7 +253,7 @@ pub fn plan(
     let withhold = |count: usize, reason: String, removals: Vec<Member>| Withheld {
         count,
         reason,
-        plan_hash: Some(plan_hash(&target.group_path, &removals)),
+        plan_hash: Some(plan_hash(scope.label, &removals)),
         removals,
     };
     match withheld_reason {
@@ -254,32 +279,42 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{Direction, RemovalLimits, SubjectFrom, SubjectLookup, UserFilters};
+
+    /// The plan of a to_grouper target's group.
+    fn plan(
+        target: &Target,
+        desired: &BTreeSet<String>,
+        current: &[Member],
+        safety: Safety,
+    ) -> Plan {
+        super::plan(&PlanScope::of(target), desired, current, safety)
+    }
+    use crate::model::{RemovalLimits, Side, SubjectFrom, SubjectLookup, TargetRules, UserFilters};
 
     fn target(mode: Mode, max_removals: usize, max_fraction: f64, floor: usize) -> Target {
         Target {
             group_path: "a:b".into(),
-            direction: Direction::ToGrouper,
-            hub_group: None,
-            hub_group_pattern: None,
-            filters: UserFilters::default(),
-            create_missing: false,
-            grouper_folder: None,
-            include_admins: false,
-            subject_from: SubjectFrom::Username {
-                template: "{name}".into(),
+            side: Side::ToGrouper { hub_group: None },
+            rules: TargetRules {
+                filters: UserFilters::default(),
+                create_missing: false,
+                grouper_folder: None,
+                include_admins: false,
+                subject_from: SubjectFrom::Username {
+                    template: "{name}".into(),
+                },
+                lookup: SubjectLookup::SubjectId,
+                source_id: None,
+                mode,
+                limits: RemovalLimits {
+                    max_removals,
+                    max_fraction,
+                    fraction_floor: floor,
+                    max_per_day: usize::MAX,
+                    max_fraction_per_day: 1.0,
+                },
+                protected: ["keep".to_string()].into(),
             },
-            lookup: SubjectLookup::SubjectId,
-            source_id: None,
-            mode,
-            limits: RemovalLimits {
-                max_removals,
-                max_fraction,
-                fraction_floor: floor,
-                max_per_day: usize::MAX,
-                max_fraction_per_day: 1.0,
-            },
-            protected: ["keep".to_string()].into(),
         }
     }
 
@@ -346,7 +381,7 @@ mod tests {
     #[test]
     fn other_sources_are_unmanaged_when_a_source_is_set() {
         let mut t = target(Mode::Mirror, 10, 1.0, 0);
-        t.source_id = Some("ldap".into());
+        t.rules.source_id = Some("ldap".into());
         let cur = vec![
             member("x"),
             Member {
@@ -364,7 +399,7 @@ mod tests {
     fn a_member_with_the_same_id_in_another_source_is_another_subject() {
         // found by tests/properties.rs: with source_id set, jdbc:u11 is not ldap:u11
         let mut t = target(Mode::Mirror, 10, 1.0, 0);
-        t.source_id = Some("ldap".into());
+        t.rules.source_id = Some("ldap".into());
         let cur = vec![Member {
             id: "u11".into(),
             source_id: "jdbc".into(),
@@ -561,7 +596,7 @@ mod tests {
         let cur: Vec<Member> = (0..50).map(|i| member(&i.to_string())).collect();
         let keep: BTreeSet<String> = (0..45).map(|i| i.to_string()).collect();
         let mut t = target(Mode::Mirror, 50, 1.0, 0);
-        t.limits.max_per_day = 12;
+        t.rules.limits.max_per_day = 12;
         let day = |removed_last_day| Safety {
             removed_last_day,
             ..Safety::COMPLETE
@@ -582,9 +617,9 @@ mod tests {
             w.reason
         );
         assert!(w.plan_hash.is_some());
-        t.limits.max_per_day = 1000;
-        t.limits.max_fraction_per_day = 0.2;
-        t.limits.fraction_floor = 5;
+        t.rules.limits.max_per_day = 1000;
+        t.rules.limits.max_fraction_per_day = 0.2;
+        t.rules.limits.fraction_floor = 5;
         // (5 + 7) of (50 + 7) is above 20 %
         let p = plan(&t, &keep, &cur, day(7));
         assert!(p

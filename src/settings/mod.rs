@@ -11,17 +11,20 @@ pub mod schema;
 #[cfg(test)]
 mod tests;
 
-pub use names::{fill_template, group_pattern, in_folder, parse_group_path, template_fields};
+pub use names::{
+    anchored as name_pattern, fill_template, group_pattern, in_folder, parse_group_path,
+    template_fields,
+};
 #[cfg(test)]
 pub(crate) use parse::for_tests;
 pub use parse::{parse, redact_userinfo, url_authority};
 pub use schema::{env_name, parse_bool, Key, Kind, Scope, ValueError, KEYS, SYNC_INTERVAL};
 
 use crate::error::SyncError;
+use crate::model::{Direction, Mode, SubjectFrom, TargetSpec};
 use schema::{
     choice_enum, CONTENT_TYPES, DIRECTIONS, LOG_LEVELS, MODES, SUBJECT_LOOKUPS, SUBJECT_SOURCES,
 };
-use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -44,15 +47,8 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Adds missing members and removes members who are no longer hub users.
-    Mirror,
-    /// Only adds; never removes anyone.
-    Additive,
-}
-
 choice_enum!(Mode, MODES, [Mirror, Additive]);
+choice_enum!(Direction, DIRECTIONS, [ToGrouper, ToHub]);
 
 /// `subject_from`: where the subject comes from (the paths and template are read with it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,32 +82,6 @@ pub enum ContentType {
 
 choice_enum!(ContentType, CONTENT_TYPES, [TextXJson, ApplicationJson]);
 
-/// Where a user's Grouper subject value comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SubjectFrom {
-    /// The first `auth_state` path (each a list of object keys) that holds a non-empty string.
-    AuthState(Vec<Vec<String>>),
-    /// The hub username put through a template containing `{name}`.
-    Username { template: String },
-    /// The first `user_info` path (listed with every user, JupyterHub >= 6) that holds a
-    /// non-empty string; users whose `user_info` lacks it fall back to these `auth_state` paths.
-    UserInfo {
-        paths: Vec<Vec<String>>,
-        fallback: Vec<Vec<String>>,
-    },
-}
-
-impl SubjectFrom {
-    /// The `auth_state` paths this mapping may need a user's record for.
-    pub fn auth_state_paths(&self) -> Option<&Vec<Vec<String>>> {
-        match self {
-            SubjectFrom::AuthState(paths) => Some(paths),
-            SubjectFrom::UserInfo { fallback, .. } => Some(fallback),
-            SubjectFrom::Username { .. } => None,
-        }
-    }
-}
-
 /// How incremental passes decide whose `auth_state` to read again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refresh {
@@ -119,15 +89,6 @@ pub struct Refresh {
     pub full_refresh_seconds: i64,
     /// Users active within this many seconds of their last read are read again.
     pub activity_margin_seconds: i64,
-}
-
-/// How the subject value is sent to Grouper, and so how current members are matched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SubjectLookup {
-    /// `subjectId`; current members match on their subject id.
-    SubjectId,
-    /// `subjectIdentifier`; current members match on the value of this subject attribute.
-    SubjectIdentifier { attribute: String },
 }
 
 #[derive(
@@ -142,98 +103,6 @@ pub enum LogLevel {
 }
 
 choice_enum!(LogLevel, LOG_LEVELS, [Error, Warn, Info, Debug]);
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RemovalLimits {
-    /// A pass that would remove more than this many members removes none.
-    pub max_removals: usize,
-    /// ... or more than this fraction of the current group, once above `fraction_floor` removals.
-    pub max_fraction: f64,
-    pub fraction_floor: usize,
-    /// The daily budget: removals that would make more than this many in any 24 hours are
-    /// withheld, ...
-    pub max_per_day: usize,
-    /// ... or more than this fraction of the group (past `fraction_floor`).
-    pub max_fraction_per_day: f64,
-}
-
-/// Which side a target writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// Hub users (or one hub group's members) -> the Grouper group.
-    ToGrouper,
-    /// The Grouper group's members, mapped back to hub users -> the hub group.
-    ToHub,
-}
-
-choice_enum!(Direction, DIRECTIONS, [ToGrouper, ToHub]);
-
-/// A regex matched against whole names.
-#[derive(Debug, Clone)]
-pub struct NamePattern(regex_lite::Regex);
-
-impl NamePattern {
-    pub fn new(key: &str, pattern: &str) -> Result<NamePattern, ConfigError> {
-        names::anchored(key, pattern).map(NamePattern)
-    }
-    pub fn matches(&self, name: &str) -> bool {
-        self.0.is_match(name)
-    }
-}
-
-impl PartialEq for NamePattern {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.as_str() == other.0.as_str()
-    }
-}
-
-/// Which hub users a target counts, besides its hub group and the admin rule.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct UserFilters {
-    /// Only users whose `last_activity` lies within this many days of the hub's clock.
-    pub active_within_days: Option<u32>,
-    /// Only users with a running server (any of their servers).
-    pub only_active_servers: bool,
-    /// Users whose whole name matches are never selected.
-    pub exclude_users: Option<NamePattern>,
-}
-
-/// One (selection -> target group) pair.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    pub group_path: String,
-    pub direction: Direction,
-    /// `to_grouper`: only the members of this hub group (`None`: every hub user).
-    /// `to_hub`: the hub group this target keeps.
-    pub hub_group: Option<String>,
-    /// One target per hub group whose whole name matches this regex; `group_path` is then a
-    /// template (`{0}` the name, `{1}`… its captures). Resolved in each pass.
-    pub hub_group_pattern: Option<String>,
-    pub include_admins: bool,
-    pub subject_from: SubjectFrom,
-    pub lookup: SubjectLookup,
-    pub source_id: Option<String>,
-    pub mode: Mode,
-    pub limits: RemovalLimits,
-    pub protected: BTreeSet<String>,
-    pub filters: UserFilters,
-    /// Create the written group when it does not exist.
-    pub create_missing: bool,
-    /// The folder in which a missing Grouper group may be created.
-    pub grouper_folder: Option<String>,
-}
-
-impl Target {
-    /// The group this target writes, as the removal budget counts it: `grouper:<group>` for
-    /// to_grouper, `hub:<hub group>` for to_hub.
-    pub fn written_group(&self) -> String {
-        match (self.direction, &self.hub_group) {
-            (Direction::ToHub, Some(g)) => format!("hub:{g}"),
-            _ => format!("grouper:{}", self.group_path),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpSettings {
@@ -261,7 +130,7 @@ pub struct Settings {
     pub allow_empty_hub: bool,
     pub log_level: LogLevel,
     pub http: HttpSettings,
-    pub targets: Vec<Target>,
+    pub targets: Vec<TargetSpec>,
     /// At most this many adds and removes per pass (the rest wait for the next pass).
     pub max_changes_per_pass: Option<usize>,
     pub refresh: Refresh,
@@ -275,7 +144,7 @@ impl Settings {
         for paths in self
             .targets
             .iter()
-            .filter_map(|t| t.subject_from.auth_state_paths())
+            .filter_map(|t| t.rules.subject_from.auth_state_paths())
         {
             if !out.contains(&paths) {
                 out.push(paths);
@@ -286,21 +155,21 @@ impl Settings {
 
     /// Does a target select users by hub group or keep one (so the list must carry groups)?
     pub fn needs_groups(&self) -> bool {
-        self.targets
-            .iter()
-            .any(|t| t.hub_group.is_some() || t.hub_group_pattern.is_some())
+        self.targets.iter().any(TargetSpec::uses_hub_groups)
     }
 
     /// Does a target select only users with a running server (so the list must carry them)?
     pub fn needs_servers(&self) -> bool {
-        self.targets.iter().any(|t| t.filters.only_active_servers)
+        self.targets
+            .iter()
+            .any(|t| t.rules.filters.only_active_servers)
     }
 
     /// Does any target map subjects from the listed `user_info`?
     pub fn needs_user_info(&self) -> bool {
         self.targets
             .iter()
-            .any(|t| matches!(t.subject_from, SubjectFrom::UserInfo { .. }))
+            .any(|t| matches!(t.rules.subject_from, SubjectFrom::UserInfo { .. }))
     }
 }
 

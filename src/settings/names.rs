@@ -3,6 +3,7 @@
 
 use super::{err, ConfigError};
 use crate::error::SyncError;
+use crate::model::NamePattern;
 
 /// Grouper group names are `stem:stem:extension`; the path is put in a URL segment.
 pub fn parse_group_path(key: &str, value: &str) -> Result<String, ConfigError> {
@@ -36,13 +37,14 @@ pub fn in_folder(group: &str, folder: &str) -> bool {
 }
 
 /// The regex of setting `key`, matching whole names only.
-pub(super) fn anchored(key: &str, pattern: &str) -> Result<regex_lite::Regex, ConfigError> {
+pub fn anchored(key: &str, pattern: &str) -> Result<NamePattern, ConfigError> {
     regex_lite::Regex::new(&format!("^(?:{pattern})$"))
+        .map(NamePattern::new)
         .map_err(|e| SyncError::config(format!("{key} {pattern:?} is not a valid regex: {e}")))
 }
 
 /// A `hub_group_pattern`, matched against whole hub group names.
-pub fn group_pattern(pattern: &str) -> Result<regex_lite::Regex, ConfigError> {
+pub fn group_pattern(pattern: &str) -> Result<NamePattern, ConfigError> {
     anchored("hub_group_pattern", pattern)
 }
 

@@ -6,7 +6,9 @@ use super::names::{
 };
 use super::schema::{env_name, key, Scope, ValueError, KEYS};
 use super::*;
+use crate::model::{RemovalLimits, Selection, SubjectLookup, TargetRules, UserFilters};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::str::FromStr;
 
 /// Reads settings through a lookup, typed by the schema: every default and bound comes from
@@ -237,7 +239,7 @@ fn flat_value(v: &Value) -> Option<String> {
 
 /// The `targets` list: each entry a target group, selecting every hub user or one hub group's
 /// members, with the flat settings as defaults. Errors name the entry and the key.
-fn parse_targets(text: &str, base: &Target) -> Result<Vec<Target>, ConfigError> {
+fn parse_targets(text: &str, base: &TargetRules) -> Result<Vec<TargetSpec>, ConfigError> {
     const SHAPE: &str = "targets must be a JSON list of objects, e.g. [{\"grouper_group\": \"edu:x:course-101\", \"hub_group\": \"course-101\"}]";
     let list: Value =
         serde_json::from_str(text).map_err(|e| SyncError::config(format!("{SHAPE} ({e})")))?;
@@ -268,8 +270,8 @@ fn parse_targets(text: &str, base: &Target) -> Result<Vec<Target>, ConfigError> 
 
 fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
     r: &Reader<F>,
-    base: &Target,
-) -> Result<Target, ConfigError> {
+    base: &TargetRules,
+) -> Result<TargetSpec, ConfigError> {
     let direction: Direction = r.choice("direction")?;
     let protected = match r.raw("protected_members")? {
         None => base.protected.clone(),
@@ -283,48 +285,58 @@ fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
     let hub_group = r.raw("hub_group")?.map(|g| g.trim().to_string());
     let hub_group_pattern = r.raw("hub_group_pattern")?;
     let group_path = parse_group_path("grouper_group", &r.required("grouper_group")?)?;
-    if direction == Direction::ToHub {
-        if hub_group_pattern.is_some() {
+    let selection = match (direction, hub_group, hub_group_pattern) {
+        (Direction::ToHub, _, Some(_)) => {
             return err(
                 "direction to_hub keeps one hub group: give hub_group, not hub_group_pattern",
-            );
+            )
         }
-        match &hub_group {
-            None => return err("direction to_hub needs hub_group: the hub group it keeps"),
-            Some(g) => parse_hub_group_name(g)?,
+        (Direction::ToHub, None, None) => {
+            return err("direction to_hub needs hub_group: the hub group it keeps")
         }
-    }
-    if let Some(pattern) = &hub_group_pattern {
-        if hub_group.is_some() {
-            return err("give hub_group or hub_group_pattern, not both");
+        (Direction::ToHub, Some(g), None) => {
+            parse_hub_group_name(&g)?;
+            Selection::KeepsHubGroup(g)
         }
-        let captures = group_pattern(pattern)?.captures_len();
-        for n in template_fields(&group_path) {
-            if n >= captures {
-                return err(format!(
-                    "grouper_group uses {{{n}}}, but hub_group_pattern {pattern:?} has only {} capture group(s)",
-                    captures - 1
-                ));
+        (Direction::ToGrouper, Some(_), Some(_)) => {
+            return err("give hub_group or hub_group_pattern, not both")
+        }
+        (Direction::ToGrouper, Some(g), None) => Selection::HubGroup(g),
+        (Direction::ToGrouper, None, Some(pattern)) => {
+            let compiled = group_pattern(&pattern)?;
+            let captures = compiled.captures_len();
+            for n in template_fields(&group_path) {
+                if n >= captures {
+                    return err(format!(
+                        "grouper_group uses {{{n}}}, but hub_group_pattern {pattern:?} has only {} capture group(s)",
+                        captures - 1
+                    ));
+                }
             }
+            Selection::HubGroupPattern(compiled)
         }
-    } else if !template_fields(&group_path).is_empty() {
+        (Direction::ToGrouper, None, None) => Selection::AllUsers,
+    };
+    if !matches!(selection, Selection::HubGroupPattern(_))
+        && !template_fields(&group_path).is_empty()
+    {
         return err("grouper_group has {n} fields but no hub_group_pattern to fill them");
     }
     // In to_hub the admins are hub users like any other: a Grouper roster holds them too.
     let admins_default = direction == Direction::ToHub || base.include_admins;
-    Ok(Target {
+    Ok(TargetSpec {
         group_path,
-        direction,
-        hub_group,
-        hub_group_pattern,
-        include_admins: r.flag_or("include_admins", Some(admins_default))?,
-        filters: user_filters(r, &base.filters)?,
-        create_missing: r.flag_or("create_missing_groups", Some(base.create_missing))?,
-        grouper_folder: folder_setting(r, base.grouper_folder.as_ref())?,
-        mode: r.choice_or("mode", Some(base.mode))?,
-        limits: limits(r, Some(&base.limits))?,
-        protected,
-        ..base.clone()
+        selection,
+        rules: TargetRules {
+            include_admins: r.flag_or("include_admins", Some(admins_default))?,
+            filters: user_filters(r, &base.filters)?,
+            create_missing: r.flag_or("create_missing_groups", Some(base.create_missing))?,
+            grouper_folder: folder_setting(r, base.grouper_folder.as_ref())?,
+            mode: r.choice_or("mode", Some(base.mode))?,
+            limits: limits(r, Some(&base.limits))?,
+            protected,
+            ..base.clone()
+        },
     })
 }
 
@@ -342,7 +354,7 @@ fn user_filters<F: Fn(&str) -> Result<Option<String>, String>>(
         exclude_users: match r.raw("exclude_users_pattern")? {
             None => base.exclude_users.clone(),
             Some(p) if p.trim().is_empty() => None,
-            Some(p) => Some(NamePattern::new("exclude_users_pattern", &p)?),
+            Some(p) => Some(super::names::anchored("exclude_users_pattern", &p)?),
         },
     })
 }
@@ -376,14 +388,16 @@ fn limits<F: Fn(&str) -> Result<Option<String>, String>>(
 }
 
 /// The settings in which two targets of the same group differ, by key.
-fn differing_keys(a: &Target, b: &Target) -> Vec<&'static str> {
+fn differing_keys(spec_a: &TargetSpec, spec_b: &TargetSpec) -> Vec<&'static str> {
+    let (a, b) = (&spec_a.rules, &spec_b.rules);
+    let pattern = |s: &TargetSpec| match &s.selection {
+        Selection::HubGroupPattern(p) => Some(p.as_str().to_string()),
+        _ => None,
+    };
     let checks: [(&str, bool); 17] = [
-        ("direction", a.direction == b.direction),
-        ("hub_group", a.hub_group == b.hub_group),
-        (
-            "hub_group_pattern",
-            a.hub_group_pattern == b.hub_group_pattern,
-        ),
+        ("direction", spec_a.direction() == spec_b.direction()),
+        ("hub_group", spec_a.hub_group() == spec_b.hub_group()),
+        ("hub_group_pattern", pattern(spec_a) == pattern(spec_b)),
         ("include_admins", a.include_admins == b.include_admins),
         ("mode", a.mode == b.mode),
         (
@@ -514,15 +528,11 @@ pub fn parse(
     };
     let log_level: LogLevel = r.choice("log_level")?;
 
-    let base = Target {
-        group_path: flat_group
-            .as_deref()
-            .map(|g| parse_group_path("grouper_id_path", g))
-            .transpose()?
-            .unwrap_or_default(),
-        direction: Direction::ToGrouper,
-        hub_group: None,
-        hub_group_pattern: None,
+    let flat_path = flat_group
+        .as_deref()
+        .map(|g| parse_group_path("grouper_id_path", g))
+        .transpose()?;
+    let base = TargetRules {
         include_admins: r.flag("include_admins")?,
         filters: user_filters(&r, &UserFilters::default())?,
         create_missing: r.flag("create_missing_groups")?,
@@ -534,24 +544,26 @@ pub fn parse(
         limits: limits(&r, None)?,
         protected,
     };
-    let mut targets = Vec::new();
-    if flat_group.is_some() {
-        targets.push(base.clone());
-    }
+    let flat = flat_path.map(|group_path| TargetSpec {
+        group_path,
+        selection: Selection::AllUsers,
+        rules: base.clone(),
+    });
+    let mut targets: Vec<TargetSpec> = flat.iter().cloned().collect();
     if let Some(text) = &more_targets {
         for (i, entry) in parse_targets(text, &base)?.into_iter().enumerate() {
-            if flat_group.is_none() || entry.group_path != base.group_path {
+            let Some(flat) = flat.as_ref().filter(|f| f.group_path == entry.group_path) else {
                 targets.push(entry);
                 continue;
-            }
+            };
             // The service's environment (GROUPER_ID_PATH) and a config file naming the same
             // group: one target when they agree.
-            let differ = differing_keys(&base, &entry);
+            let differ = differing_keys(flat, &entry);
             if !differ.is_empty() {
                 return err(format!(
                     "the Grouper group {} is named by grouper_id_path (GROUPER_ID_PATH) and by targets[{i}], \
                      which differ in {}; make them agree, or name the group once",
-                    base.group_path,
+                    flat.group_path,
                     differ.join(", ")
                 ));
             }
@@ -567,17 +579,19 @@ pub fn parse(
     let mut kept = BTreeSet::new();
     if let Some(dup) = targets
         .iter()
-        .filter(|t| t.direction == Direction::ToHub)
-        .find(|t| !kept.insert(t.hub_group.as_deref()))
+        .filter_map(|t| match &t.selection {
+            Selection::KeepsHubGroup(g) => Some(g),
+            _ => None,
+        })
+        .find(|g| !kept.insert(*g))
     {
         return err(format!(
-            "the hub group {} is kept by two to_hub entries; each hub group may have one",
-            dup.hub_group.as_deref().unwrap_or_default()
+            "the hub group {dup} is kept by two to_hub entries; each hub group may have one"
         ));
     }
     for t in &targets {
-        if t.create_missing && t.direction == Direction::ToGrouper {
-            match &t.grouper_folder {
+        if t.rules.create_missing && t.direction() == Direction::ToGrouper {
+            match &t.rules.grouper_folder {
                 None => return err(format!(
                     "{}: create_missing_groups needs grouper_folder, the folder in which groups may be created",
                     t.group_path

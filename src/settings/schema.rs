@@ -395,7 +395,8 @@ pub use choice_enum;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{ContentType, Direction, LogLevel, LookupKind, Mode, SubjectSource};
+    use crate::model::{Direction, Mode};
+    use crate::settings::{ContentType, LogLevel, LookupKind, SubjectSource};
 
     #[test]
     fn every_default_is_a_valid_value_of_its_kind() {

@@ -1,6 +1,7 @@
 //! The settings: every key, default, bound and error.
 
 use super::*;
+use crate::model::SubjectLookup;
 use std::collections::HashMap;
 
 fn base() -> HashMap<&'static str, &'static str> {
@@ -108,15 +109,15 @@ fn defaults_match_the_original_tool() {
     assert_eq!(s.hub_api_url, "http://127.0.0.1:8081/hub/api");
     let t = &s.targets[0];
     assert_eq!(
-        t.subject_from,
+        t.rules.subject_from,
         SubjectFrom::AuthState(vec![
             vec!["canvas_user".into(), "login_id".into()],
             vec!["oauth_user".into(), "login_id".into()]
         ])
     );
-    assert!(!t.include_admins);
-    assert_eq!(t.mode, Mode::Mirror);
-    assert_eq!(t.lookup, SubjectLookup::SubjectId);
+    assert!(!t.rules.include_admins);
+    assert_eq!(t.rules.mode, Mode::Mirror);
+    assert_eq!(t.rules.lookup, SubjectLookup::SubjectId);
     assert!(!s.dry_run);
     assert_eq!(s.grouper_content_type, "text/x-json; charset=UTF-8");
     assert!(!s.auth_state_mappings().is_empty());
@@ -167,7 +168,7 @@ fn identifier_lookup_needs_attribute() {
     m.insert("identifier_attribute", "uid");
     let s = parse_map(&m).unwrap();
     assert_eq!(
-        s.targets[0].lookup,
+        s.targets[0].rules.lookup,
         SubjectLookup::SubjectIdentifier {
             attribute: "uid".into()
         }
@@ -181,7 +182,7 @@ fn username_template() {
     m.insert("username_template", "{name}@example.edu");
     let s = parse_map(&m).unwrap();
     assert_eq!(
-        s.targets[0].subject_from,
+        s.targets[0].rules.subject_from,
         SubjectFrom::Username {
             template: "{name}@example.edu".into()
         }
@@ -210,8 +211,8 @@ fn user_info_with_auth_state_fallback_and_refresh_settings() {
     m.insert("full_refresh_hours", "6");
     m.insert("activity_margin_seconds", "0");
     let s = parse_map(&m).unwrap();
-    let SubjectFrom::UserInfo { paths, fallback } = &s.targets[0].subject_from else {
-        panic!("{:?}", s.targets[0].subject_from)
+    let SubjectFrom::UserInfo { paths, fallback } = &s.targets[0].rules.subject_from else {
+        panic!("{:?}", s.targets[0].rules.subject_from)
     };
     assert_eq!(paths_text(paths), "campus.uid,login_id");
     assert_eq!(paths_text(fallback), DEFAULT_AUTH_STATE_PATHS);
@@ -299,7 +300,7 @@ fn targets_add_groups_with_the_flat_settings_as_defaults() {
     let groups: Vec<(&str, Option<&str>)> = s
         .targets
         .iter()
-        .map(|t| (t.group_path.as_str(), t.hub_group.as_deref()))
+        .map(|t| (t.group_path.as_str(), t.hub_group()))
         .collect();
     assert_eq!(
         groups,
@@ -310,16 +311,20 @@ fn targets_add_groups_with_the_flat_settings_as_defaults() {
         ]
     );
     assert_eq!(
-        s.targets[1].limits.max_removals, 7,
+        s.targets[1].rules.limits.max_removals, 7,
         "the flat value is the default"
     );
-    assert_eq!(s.targets[1].mode, Mode::Mirror);
+    assert_eq!(s.targets[1].rules.mode, Mode::Mirror);
     let gpu = &s.targets[2];
     assert_eq!(
-        (gpu.mode, gpu.limits.max_removals, gpu.include_admins),
+        (
+            gpu.rules.mode,
+            gpu.rules.limits.max_removals,
+            gpu.rules.include_admins
+        ),
         (Mode::Additive, 2, true)
     );
-    assert_eq!(gpu.protected.len(), 2);
+    assert_eq!(gpu.rules.protected.len(), 2);
     assert!(s.needs_groups());
     // without the flat group, the list alone
     m.remove("grouper_id_path");
@@ -341,29 +346,34 @@ fn to_hub_targets_and_filters() {
     );
     let s = parse_map(&m).unwrap();
     let (all, gpu, active) = (&s.targets[0], &s.targets[1], &s.targets[2]);
-    assert_eq!(all.filters.active_within_days, Some(30));
-    assert_eq!(gpu.direction, Direction::ToHub);
-    assert_eq!(gpu.hub_group.as_deref(), Some("gpu"));
+    assert_eq!(all.rules.filters.active_within_days, Some(30));
+    assert_eq!(gpu.direction(), Direction::ToHub);
+    assert_eq!(gpu.hub_group(), Some("gpu"));
     assert!(
-        gpu.include_admins,
+        gpu.rules.include_admins,
         "to_hub: admins are hub users like any other"
     );
-    assert!(gpu.create_missing, "a missing hub group needs no folder");
-    assert!(!all.include_admins);
+    assert!(
+        gpu.rules.create_missing,
+        "a missing hub group needs no folder"
+    );
+    assert!(!all.rules.include_admins);
     assert_eq!(
-        gpu.filters.active_within_days,
+        gpu.rules.filters.active_within_days,
         Some(30),
         "flat filters are defaults"
     );
-    assert_eq!(active.filters.active_within_days, Some(7));
-    assert!(active.filters.only_active_servers);
+    assert_eq!(active.rules.filters.active_within_days, Some(7));
+    assert!(active.rules.filters.only_active_servers);
     assert!(active
+        .rules
         .filters
         .exclude_users
         .as_ref()
         .unwrap()
         .matches("test-1"));
     assert!(!active
+        .rules
         .filters
         .exclude_users
         .as_ref()
@@ -464,5 +474,5 @@ fn protected_members_list() {
     let mut m = base();
     m.insert("protected_members", " 100, 200 ,,300");
     let s = parse_map(&m).unwrap();
-    assert_eq!(s.targets[0].protected.len(), 3);
+    assert_eq!(s.targets[0].rules.protected.len(), 3);
 }

@@ -3,8 +3,9 @@
 //! that the Grouper credentials can read each Grouper group. Writes nothing.
 
 use crate::error::{ErrorKind, Service, SyncError};
+use crate::model::{Direction, Selection, Side, Target, TargetSpec};
 use crate::policy::mapping::{expand_targets, HubUser};
-use crate::settings::{Direction, Settings, Target};
+use crate::settings::Settings;
 use crate::sync::grouper_client;
 use crate::sync::hub_reader;
 use crate::sync::log::LogTo;
@@ -61,23 +62,23 @@ pub fn target_scopes(target: &Target) -> Vec<String> {
         }
     };
     // auth_state (also user_info's fallback) needs a read of the user's record
-    if target.subject_from.auth_state_paths().is_some() {
+    if target.rules.subject_from.auth_state_paths().is_some() {
         add("read:users");
         add("admin:auth_state");
     }
-    if target.hub_group.is_some() || target.hub_group_pattern.is_some() {
+    if target.hub_group().is_some() {
         add("read:users:groups");
     }
-    if target.filters.active_within_days.is_some() {
+    if target.rules.filters.active_within_days.is_some() {
         add("read:users:activity");
     }
-    if target.filters.only_active_servers {
+    if target.rules.filters.only_active_servers {
         add("read:users");
     }
-    if target.direction == Direction::ToHub {
+    if target.direction() == Direction::ToHub {
         add("read:groups:name");
         add("groups");
-        if target.create_missing {
+        if target.rules.create_missing {
             add("admin:groups");
         }
     }
@@ -102,7 +103,7 @@ fn listed_users(s: &mut Session) -> Result<Option<Vec<HubUser>>, SyncError> {
     if s.settings
         .targets
         .iter()
-        .all(|t| t.hub_group_pattern.is_none())
+        .all(|t| !matches!(t.selection, Selection::HubGroupPattern(_)))
     {
         return Ok(None);
     }
@@ -146,12 +147,17 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, log_to: LogTo) ->
     };
     let resolved = match &users {
         Some(users) => expand_targets(&settings.targets, users),
-        None => settings.targets.iter().cloned().map(Ok).collect(),
+        // the listing failed: the pattern targets are left out (the error says why)
+        None => settings
+            .targets
+            .iter()
+            .filter_map(TargetSpec::single)
+            .map(Ok)
+            .collect(),
     };
     let conn = grouper_client::connection(settings);
     for entry in resolved {
         let target = match entry {
-            Ok(t) if t.hub_group_pattern.is_some() => continue, // the listing failed
             Ok(t) => t,
             Err(unresolved) => {
                 report.errors.push(unresolved.error);
@@ -160,8 +166,8 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, log_to: LogTo) ->
         };
         let mut checked = TargetCheck {
             group: target.group_path.clone(),
-            direction: target.direction,
-            hub_group: target.hub_group.clone(),
+            direction: target.direction(),
+            hub_group: target.hub_group().map(String::from),
             scopes: target_scopes(&target),
             grouper_members: None,
             hub_group_exists: None,
@@ -169,7 +175,7 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, log_to: LogTo) ->
         };
         if report.hub_identity.is_some() {
             for scope in &checked.scopes {
-                let group = target.hub_group.as_deref();
+                let group = target.hub_group();
                 if !holds(&report.hub_scopes, scope, group)
                     && !report.missing_scopes.contains(scope)
                 {
@@ -177,10 +183,10 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, log_to: LogTo) ->
                 }
             }
         }
-        if let (Direction::ToHub, Some(group)) = (target.direction, target.hub_group.as_deref()) {
+        if let Side::ToHub { hub_group: group } = &target.side {
             match hub_reader::group_exists(&mut s, group) {
                 Ok(true) => checked.hub_group_exists = Some(true),
-                Ok(false) if target.create_missing => {
+                Ok(false) if target.rules.create_missing => {
                     checked.hub_group_exists = Some(false);
                     checked.notes.push(format!(
                         "the hub group {group} does not exist; the first pass creates it"
@@ -202,15 +208,15 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, log_to: LogTo) ->
         let req = grouper::get_members_request(
             &conn,
             &target.group_path,
-            &target.lookup,
-            target.source_id.as_deref(),
+            &target.rules.lookup,
+            target.rules.source_id.as_deref(),
             grouper::MemberFilter::for_target(&target),
             (10, 1),
         );
         let what = format!("reading members of {}", target.group_path);
-        let parsed = s
-            .send(Service::Grouper, &what, &req)
-            .and_then(|resp| grouper::parse_get_members(&target.group_path, &target.lookup, &resp));
+        let parsed = s.send(Service::Grouper, &what, &req).and_then(|resp| {
+            grouper::parse_get_members(&target.group_path, &target.rules.lookup, &resp)
+        });
         match parsed {
             Ok(page) => {
                 checked.grouper_members = Some(page.members.len());
@@ -221,13 +227,13 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, log_to: LogTo) ->
             // only to_grouper targets create Grouper groups; to_hub creates the hub group
             Err(e)
                 if e.kind == ErrorKind::GroupNotFound
-                    && target.create_missing
-                    && target.direction == Direction::ToGrouper =>
+                    && target.rules.create_missing
+                    && target.direction() == Direction::ToGrouper =>
             {
                 checked.notes.push(format!(
                     "{} does not exist; the first pass creates it in {}",
                     target.group_path,
-                    target.grouper_folder.as_deref().unwrap_or("?")
+                    target.rules.grouper_folder.as_deref().unwrap_or("?")
                 ));
             }
             Err(e) => report.errors.push(e),
@@ -264,7 +270,11 @@ mod tests {
                 {"grouper_group": "x:gpu", "direction": "to_hub", "hub_group": "gpu", "create_missing_groups": true},
                 {"grouper_group": "x:active", "active_within_days": 3}]"#,
         )]);
-        let scopes: Vec<Vec<String>> = s.targets.iter().map(target_scopes).collect();
+        let scopes: Vec<Vec<String>> = s
+            .targets
+            .iter()
+            .map(|t| target_scopes(&t.single().unwrap()))
+            .collect();
         assert_eq!(scopes[0], ["list:users", "read:users", "admin:auth_state"]);
         assert_eq!(
             scopes[1],
@@ -292,6 +302,9 @@ mod tests {
             Some("read:users:activity")
         );
         let username = crate::settings::for_tests(&[("subject_from", "username")]);
-        assert_eq!(target_scopes(&username.targets[0]), ["list:users"]);
+        assert_eq!(
+            target_scopes(&username.targets[0].single().unwrap()),
+            ["list:users"]
+        );
     }
 }

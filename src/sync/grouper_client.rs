@@ -2,11 +2,13 @@
 //! add/delete batches, checking every row.
 
 use crate::error::{ErrorKind, Service, SyncError};
-use crate::settings::{in_folder, Settings, Target};
+use crate::model::Member;
+use crate::model::Target;
+use crate::settings::{in_folder, Settings};
 use crate::sync::hub_reader::MAX_PAGES;
 use crate::sync::report::{Change, SubjectFailure, TargetReport};
 use crate::sync::session::Session;
-use crate::wire::grouper::{self, Connection, GroupSaved, Member, WriteOp};
+use crate::wire::grouper::{self, Connection, GroupSaved, WriteOp};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -46,13 +48,13 @@ fn read_group_pages(
         let req = grouper::get_members_request(
             conn,
             &target.group_path,
-            &target.lookup,
-            target.source_id.as_deref(),
+            &target.rules.lookup,
+            target.rules.source_id.as_deref(),
             grouper::MemberFilter::for_target(target),
             (page_size, page_number),
         );
         let resp = s.send(Service::Grouper, &what, &req)?;
-        let page = grouper::parse_get_members(&target.group_path, &target.lookup, &resp)?;
+        let page = grouper::parse_get_members(&target.group_path, &target.rules.lookup, &resp)?;
         unresolvable += page.unresolvable;
         let count = page.members.len();
         let mut new = 0;
@@ -102,11 +104,11 @@ pub fn read_or_create_group(
     report: &mut TargetReport,
 ) -> Result<Vec<Member>, SyncError> {
     let missing = match read_group(s, conn, target) {
-        Err(e) if e.kind == ErrorKind::GroupNotFound && target.create_missing => e,
+        Err(e) if e.kind == ErrorKind::GroupNotFound && target.rules.create_missing => e,
         other => return other,
     };
     let group = &target.group_path;
-    let Some(folder) = &target.grouper_folder else {
+    let Some(folder) = &target.rules.grouper_folder else {
         return Err(missing);
     };
     if !in_folder(group, folder) {
@@ -226,7 +228,7 @@ mod tests {
         };
         let mut s = Session::new(&settings, &mut fake);
         let conn = connection(&settings);
-        let target = settings.targets[0].clone();
+        let target = settings.targets[0].single().unwrap();
         let e = read_group_pages(&mut s, &conn, &target, 3).unwrap_err();
         assert_eq!(e.kind, ErrorKind::GrouperBadAnswer);
         assert!(e.message.contains("after 3 pages"), "{}", e.message);

@@ -2,7 +2,7 @@
 //! `create_missing_groups`), and users added to or removed from it in one request per batch.
 
 use crate::error::{ErrorKind, Service, SyncError};
-use crate::settings::Target;
+use crate::model::Target;
 use crate::sync::hub_reader;
 use crate::sync::report::TargetReport;
 use crate::sync::session::Session;
@@ -19,7 +19,7 @@ pub fn ensure_group(
     if hub_reader::group_exists(s, group)? {
         return Ok(true);
     }
-    if !target.create_missing {
+    if !target.rules.create_missing {
         return Err(SyncError::new(
             ErrorKind::GroupNotFound,
             format!(

@@ -1,9 +1,10 @@
 //! One sync pass, as a short orchestration: read the hub, then per target hand the selection to
 //! its direction (`to_grouper` or `to_hub`), and report. Talks to the outside only through [`Transport`], so it runs natively in tests.
 
+use crate::model::Side;
 use crate::policy::mapping::{desired_members, UserRecord};
 use crate::policy::user_state::Prior;
-use crate::settings::{Direction, LogLevel, Settings};
+use crate::settings::{LogLevel, Settings};
 use crate::sync::log::LogTo;
 use crate::sync::report::{
     removed_last_day, ChangeSink, Outcome, RemovalRecord, Report, TargetReport,
@@ -135,11 +136,20 @@ pub fn run_reporting(
                     Ok(target) => {
                         let desired = desired_members(target, &hub.users, &mappings);
                         let report = selection_report(&s, target, &desired);
-                        let sync = match target.direction {
-                            Direction::ToHub => to_hub::sync,
-                            Direction::ToGrouper => to_grouper::sync,
-                        };
-                        sync(&mut s, &cx, target, &desired, report, &mut budget)
+                        match &target.side {
+                            Side::ToHub { hub_group } => to_hub::sync(
+                                &mut s,
+                                &cx,
+                                target,
+                                hub_group,
+                                &desired,
+                                report,
+                                &mut budget,
+                            ),
+                            Side::ToGrouper { .. } => {
+                                to_grouper::sync(&mut s, &cx, target, &desired, report, &mut budget)
+                            }
+                        }
                     }
                     Err(unresolved) => {
                         let mut failed = TargetReport::new(&unresolved.group, unresolved.mode);

@@ -2,8 +2,8 @@
 //! tokens or auth_state, and no member lists (those go to the debug log only).
 
 use crate::error::{ErrorKind, SyncError};
+use crate::model::{Direction, Mode};
 use crate::policy::user_state::{ReadReasons, StateStatus};
-use crate::settings::Direction;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -43,7 +43,7 @@ pub struct TargetReport {
     /// The hub group selected (to_grouper) or written (to_hub).
     pub hub_group: Option<String>,
     pub outcome: Outcome,
-    pub mode: String,
+    pub mode: Mode,
     pub users_selected: usize,
     pub admins_skipped: usize,
     /// Users left out by the target's filters (activity, running server, excluded names).
@@ -182,13 +182,13 @@ pub fn removed_last_day(
 }
 
 impl TargetReport {
-    pub fn new(group: &str, mode: &str) -> Self {
+    pub fn new(group: &str, mode: Mode) -> Self {
         TargetReport {
             group: group.to_string(),
             direction: Direction::ToGrouper,
             hub_group: None,
             outcome: Outcome::Failed,
-            mode: mode.to_string(),
+            mode,
             users_selected: 0,
             admins_skipped: 0,
             users_filtered: 0,

@@ -1,13 +1,15 @@
 //! The pipeline both directions share: a target's report from its selection, its plan under the
 //! safety rules (with an approved plan let through), the per-pass change budget, its outcome.
 
+use crate::model::Member;
+use crate::model::Target;
 use crate::policy::mapping::Desired;
-use crate::policy::plan::{plan, Plan, Safety};
-use crate::settings::{LogLevel, Target};
+use crate::policy::plan::{plan, Plan, PlanScope, Safety};
+use crate::settings::LogLevel;
 use crate::sync::hub_reader::HubView;
 use crate::sync::report::{Outcome, TargetReport};
 use crate::sync::session::Session;
-use crate::wire::grouper::{Connection, Member};
+use crate::wire::grouper::Connection;
 use std::collections::BTreeSet;
 
 /// What is left of `max_changes_per_pass` as the targets use it up.
@@ -53,9 +55,9 @@ impl ChangeBudget {
 
 /// A target's report with what the selection found.
 pub fn selection_report(s: &Session, target: &Target, desired: &Desired) -> TargetReport {
-    let mut report = TargetReport::new(&target.group_path, target.mode.as_str());
-    report.direction = target.direction;
-    report.hub_group = target.hub_group.clone();
+    let mut report = TargetReport::new(&target.group_path, target.rules.mode);
+    report.direction = target.direction();
+    report.hub_group = target.hub_group().map(String::from);
     report.users_selected = desired.selected;
     report.admins_skipped = desired.admins_skipped;
     report.users_filtered = desired.filtered;
@@ -71,12 +73,14 @@ pub fn selection_report(s: &Session, target: &Target, desired: &Desired) -> Targ
     report
 }
 
-/// Plans a target from what was read (`desired` and `current`; removals withheld when the hub
-/// was not read in full), lets an approved plan through, and reports the plan.
+/// Plans a target's written group (by `scope`) from what was read (`desired` and `current`;
+/// removals withheld when the hub was not read in full), lets an approved plan through, and
+/// reports the plan.
 pub fn plan_target(
     s: &Session,
     cx: &PassContext,
     target: &Target,
+    scope: &PlanScope,
     (desired, current): (&BTreeSet<String>, &[Member]),
     lost: &BTreeSet<String>,
     report: &mut TargetReport,
@@ -91,11 +95,11 @@ pub fn plan_target(
             .copied()
             .unwrap_or(0),
     };
-    let mut p = plan(target, desired, current, safety);
+    let mut p = plan(scope, desired, current, safety);
     if let Some(hash) = p.approve(cx.approved_plans) {
         s.log.warn(&format!(
             "{}: {} approved plan {hash}: removing {} the safety rules had withheld",
-            target.group_path,
+            scope.label,
             if s.settings.dry_run {
                 "(dry run) would apply"
             } else {
@@ -105,7 +109,7 @@ pub fn plan_target(
         ));
         report.approved_plan = Some(hash);
     }
-    report_plan(s, &target.group_path, &p, report);
+    report_plan(s, scope.label, &p, report);
     p
 }
 

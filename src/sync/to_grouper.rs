@@ -1,9 +1,10 @@
 //! A `to_grouper` target: read the Grouper group (creating it where allowed), plan, and write the
 //! adds and then the removals in batches through the Grouper client.
 
+use crate::model::Target;
 use crate::policy::mapping::Desired;
 use crate::policy::plan::Plan;
-use crate::settings::Target;
+use crate::policy::plan::PlanScope;
 use crate::sync::grouper_client;
 use crate::sync::report::{Change, ChangeOp, ChangeReason, TargetReport};
 use crate::sync::session::Session;
@@ -34,6 +35,7 @@ pub fn sync(
         s,
         cx,
         target,
+        &PlanScope::of(target),
         (&desired.subjects(), &current),
         &lost,
         &mut report,
@@ -62,12 +64,15 @@ fn apply(
         let adds: Vec<(Change, Value)> = chunk
             .iter()
             .map(|subject| {
-                let lookup =
-                    grouper::subject_lookup(subject, &target.lookup, target.source_id.as_deref());
+                let lookup = grouper::subject_lookup(
+                    subject,
+                    &target.rules.lookup,
+                    target.rules.source_id.as_deref(),
+                );
                 let change = Change {
                     op: ChangeOp::Add,
                     subject: subject.clone(),
-                    source: target.source_id.clone(),
+                    source: target.rules.source_id.clone(),
                     hub_user: desired
                         .users_by_subject
                         .get(subject)

@@ -2,32 +2,24 @@
 //! mapping, become the hub group's membership. The same safety rules as the other direction: an
 //! incomplete read of either side removes nobody; removal limits, protected members, dry run.
 
-use crate::error::SyncError;
+use crate::model::Member;
+use crate::model::Target;
 use crate::policy::mapping::{hub_members, Desired};
-use crate::policy::plan::Plan;
-use crate::settings::Target;
+use crate::policy::plan::{Plan, PlanScope};
 use crate::sync::grouper_client;
 use crate::sync::hub_client;
 use crate::sync::hub_reader::HubView;
 use crate::sync::report::{Change, ChangeOp, ChangeReason, TargetReport};
 use crate::sync::session::Session;
 use crate::sync::target::{plan_target, target_outcome, ChangeBudget, PassContext};
-use crate::wire::grouper::Member;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The source the plan gives hub users (they have no Grouper source).
-const HUB_SOURCE: &str = "jupyterhub";
-
-/// The hub group's members as the listing showed them, in the plan's member form.
+/// The hub group's members as the listing showed them.
 fn current_members(hub: &HubView, group: &str) -> Vec<Member> {
     hub.users
         .iter()
         .filter(|u| u.groups.iter().any(|g| g == group))
-        .map(|u| Member {
-            id: u.name.clone(),
-            source_id: HUB_SOURCE.into(),
-            key: Some(u.name.clone()),
-        })
+        .map(|u| Member::hub_user(&u.name))
         .collect()
 }
 
@@ -99,19 +91,17 @@ fn apply(
     }
 }
 
-/// One `to_hub` target: read the hub group (from the listing) and the Grouper group, plan, write.
+/// One `to_hub` target, keeping hub group `group`: read the hub group (from the listing) and the
+/// Grouper group, plan, write.
 pub fn sync(
     s: &mut Session,
     cx: &PassContext,
     target: &Target,
+    group: &str,
     desired: &Desired,
     mut report: TargetReport,
     budget: &mut ChangeBudget,
 ) -> TargetReport {
-    let Some(group) = target.hub_group.as_deref() else {
-        report.error = Some(SyncError::config("a to_hub target needs hub_group"));
-        return report;
-    };
     let exists = match hub_client::ensure_group(s, target, group, &mut report) {
         Ok(exists) => exists,
         Err(e) => {
@@ -141,24 +131,26 @@ pub fn sync(
     };
     // The plan sees hub users: protection by subject covers the users who map to it, and the
     // plan's name says which hub group it changes.
-    let mut protected = target.protected.clone();
+    let mut protected = target.rules.protected.clone();
     for (subject, names) in &desired.users_by_subject {
-        if target.protected.contains(subject) {
+        if target.rules.protected.contains(subject) {
             protected.extend(names.iter().cloned());
         }
     }
-    let hub_side = Target {
-        group_path: format!("{} -> hub group {group}", target.group_path),
+    let label = format!("{} -> hub group {group}", target.group_path);
+    let scope = PlanScope {
+        label: &label,
+        protected: &protected,
         source_id: None,
-        protected,
-        ..target.clone()
+        ..PlanScope::of(target)
     };
     // users who lost their subject keep their hub group membership
     let lost: BTreeSet<String> = desired.lost.values().flatten().cloned().collect();
     let p = plan_target(
         s,
         cx,
-        &hub_side,
+        target,
+        &scope,
         (&wanted.names, &current),
         &lost,
         &mut report,

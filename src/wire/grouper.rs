@@ -2,7 +2,8 @@
 //! (HTTP status, `X-Grouper-*` headers, top-level result, and every per-subject row).
 
 use crate::error::{ErrorKind, SyncError};
-use crate::settings::{Direction, SubjectLookup, Target};
+use crate::model::Member;
+use crate::model::{Direction, SubjectLookup, Target};
 use crate::wire::http::{base64, encode_segment, truncate, Method, Request, Response};
 use serde_json::{json, Map, Value};
 
@@ -52,15 +53,6 @@ impl WriteOp {
             WriteOp::Delete => "WsDeleteMemberResults",
         }
     }
-}
-
-/// A current immediate member of the group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub id: String,
-    pub source_id: String,
-    /// The value compared with desired subjects: the subject id, or the identifier attribute.
-    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +130,7 @@ pub enum MemberFilter {
 
 impl MemberFilter {
     pub fn for_target(target: &Target) -> MemberFilter {
-        match target.direction {
+        match target.direction() {
             Direction::ToHub => MemberFilter::All,
             Direction::ToGrouper => MemberFilter::Immediate,
         }

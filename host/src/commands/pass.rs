@@ -153,9 +153,9 @@ pub async fn pass(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::{Direction, Outcome, ReadReasons, TargetReport, UserStateStatus};
+    use crate::bindings::{Direction, Mode, Outcome, ReadReasons, TargetReport, UserStateStatus};
     use crate::outcome::ExitStatus;
-    use jupyterhub_grouper_sync::settings::Direction as CoreDirection;
+    use jupyterhub_grouper_sync::model::Direction as CoreDirection;
     use jupyterhub_grouper_sync::sync::report::{Change, ChangeOp, ChangeReason, ConfirmedBatch};
     use std::sync::Mutex;
     use std::time::Duration;
@@ -208,7 +208,7 @@ mod tests {
             direction: Direction::ToGrouper,
             hub_group: None,
             outcome: Outcome::Converged,
-            mode: "mirror".into(),
+            mode: Mode::Mirror,
             users_selected: 3,
             admins_skipped: 0,
             users_filtered: 0,

@@ -1,7 +1,8 @@
 //! `to_hub` targets through whole passes, against a hub and a Grouper in one fake.
 
 use crate::error::ErrorKind;
-use crate::settings::{Direction, Settings};
+use crate::model::Direction;
+use crate::settings::Settings;
 use crate::sync::pass::RunOptions;
 use crate::sync::report::{ChangeReason, Outcome, Report};
 use crate::test_support::Fake;
