@@ -3,8 +3,7 @@
 # and wasm, both builds), then every test (unit, simulator, fixtures, component-in-wasmtime, HTTP
 # entry and the Spin build, real hub, real platforms, host), the host's beside the rest. The
 # platform tests need `scripts/platforms.sh install` (outside CI they skip with a message if it
-# was not run). `--build-only` stops once everything is built and linted (CI builds the wheel
-# meanwhile).
+# was not run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTFLAGS="${RUSTFLAGS:--Dwarnings}"
@@ -20,7 +19,6 @@ cargo clippy -p jupyterhub-grouper-sync --target wasm32-wasip2 --features spin -
 # processes may run tests at once; most of the time is spent waiting on hubs and timers). Each
 # group's output is printed when it ends.
 cargo test --workspace --no-run
-[ "${1:-}" = --build-only ] && exit 0
 scripts/jupyterhub/hub.sh install # once, before two groups of tests could both create the venv
 logs=$(mktemp -d)
 cargo test -p grouper-sync-host >"$logs/host.log" 2>&1 &

@@ -1,20 +1,16 @@
 //! The `grouper-sync` host: runs the jupyterhub-grouper-sync component under wasmtime with
 //! an egress allow-list, deadlines and memory limits, on a schedule, with metrics.
+//!
+//! - [`options`] (with `config_file`): flags, config file and environment, by the schema;
+//! - [`commands`]: one module per command, and a pass's side effects (`commands::pass`);
+//! - [`sandbox`]: the component under wasmtime; [`store`]: the state directory; [`web`]: the
+//!   listener, status page and metrics; [`schedule`], [`outcome`]: when passes run, how they end.
 
-pub mod bindings;
-pub mod change_log;
 pub mod commands;
 mod config_file;
-pub mod egress;
-pub mod endpoint;
-pub mod history;
-pub mod metrics;
 pub mod options;
 pub mod outcome;
-pub mod progress;
-pub mod runner;
+pub mod sandbox;
 pub mod schedule;
-pub mod state_store;
-pub mod status_page;
-pub mod tls;
-pub mod ui;
+pub mod store;
+pub mod web;

@@ -35,7 +35,7 @@ pub enum Command {
 /// What `grouper-sync log` shows.
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {
-    pub filter: crate::change_log::Filter,
+    pub filter: crate::store::change_log::Filter,
     pub json: bool,
 }
 
@@ -115,7 +115,7 @@ pub const HOST_KEYS: &[Key] = &[
     host("http_timeout_cap_seconds", "", whole(1, 3600, "seconds"), Some("120"), "upper bound on every HTTP timeout"),
     host("metrics_addr", "", Kind::Path, None, "serve /metrics, /healthz, /readyz here, e.g. 127.0.0.1:9090 (unset: off)"),
     host("log_format", "", Kind::Choice(LOG_FORMATS), Some("text"), "text or json"),
-    host("state_dir", "GROUPER_SYNC_STATE_DIR", Kind::Path, Some(crate::state_store::DEFAULT_DIR), "keep the user state of incremental passes here"),
+    host("state_dir", "GROUPER_SYNC_STATE_DIR", Kind::Path, Some(crate::store::state::DEFAULT_DIR), "keep the user state of incremental passes here"),
     host("approval_max_age_hours", "", whole(1, 24 * 31, "hours"), Some("24"), "an approval of a withheld plan not used within this many hours expires"),
     host("lock_wait_seconds", "", whole(0, 3600, "seconds"), Some("60"), "a pass, once or approve waits this long for another grouper-sync using the same state_dir"),
     host("change_log_max_mb", "", whole(1, 4096, "MiB"), Some("16"), "the change log (changes.jsonl under state_dir) rotates at this size"),
@@ -172,7 +172,7 @@ fn is_host_key(k: &str) -> bool {
 }
 
 fn url_origin(key: &str, url: &str) -> Result<String> {
-    crate::egress::url_origin(url).ok_or_else(|| {
+    crate::sandbox::egress::url_origin(url).ok_or_else(|| {
         anyhow!(
             "{key} must be an http:// or https:// URL with a host and no credentials, got {:?}",
             settings::redact_userinfo(url)
@@ -403,7 +403,7 @@ pub fn parse(
             json,
         }) => {
             log = LogQuery {
-                filter: crate::change_log::Filter {
+                filter: crate::store::change_log::Filter {
                     subject,
                     hub_user,
                     target: group,

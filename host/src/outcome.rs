@@ -22,8 +22,8 @@ impl From<ExitStatus> for std::process::ExitCode {
     }
 }
 
-use crate::bindings::{core_kind, core_outcome, Direction, Report, SyncError};
-use crate::runner::Call;
+use crate::sandbox::bindings::{core_kind, core_outcome, Direction, Report, SyncError};
+use crate::sandbox::runner::Call;
 use jupyterhub_grouper_sync::error::ErrorKind;
 use jupyterhub_grouper_sync::sync::report::Outcome;
 use serde::{Deserialize, Serialize};

@@ -194,6 +194,15 @@ impl Browser {
             .to_string()
     }
 
+    /// Waits until the page an action redirected to says `what` (a form's submission navigates
+    /// after the click returns, so the next click must wait for the new page).
+    fn wait_for_notice(&self, what: &str) {
+        wait_for(what, Duration::from_secs(120), || {
+            self.source()
+                .contains(&format!("<p class=\"notice\">{what}"))
+        });
+    }
+
     fn source(&self) -> String {
         self.call("GET", "/source", None)
             .as_str()
@@ -304,9 +313,7 @@ fn an_admin_approves_a_withheld_plan_in_a_real_browser() {
     // sign in, approve, run now
     browser.type_into("input[name=token]", UI_TOKEN);
     browser.click("form[action='login'] button");
-    wait_for("the signed-in page", Duration::from_secs(60), || {
-        browser.source().contains("Run a pass now")
-    });
+    browser.wait_for_notice("Signed in.");
     // the screenshot for README: a withheld plan, its members opened, the buttons
     browser.click(".withheld details summary");
     let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/status-page.png");
@@ -314,7 +321,9 @@ fn an_admin_approves_a_withheld_plan_in_a_real_browser() {
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
     eprintln!("screenshot: {}", shot.display());
     browser.click("form[action='approve'] button");
+    browser.wait_for_notice(&format!("Approved plan {plan}"));
     browser.click("form[action='run'] button");
+    browser.wait_for_notice("A pass was requested");
     wait_for(
         "the approved plan applied",
         Duration::from_secs(300),

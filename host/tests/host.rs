@@ -9,7 +9,9 @@ use grouper_sync_testkit::wait as support;
 use fake_hub::FakeHub;
 use grouper_sim::tls::{TestCa, TlsFront, Validity};
 use grouper_sim::{Config, Fault, FaultAction, Operation, Simulator, Subject};
-use grouper_sync_host::runner::{Call, Inputs, Limits, Runner, Stopped, EMBEDDED_COMPONENT};
+use grouper_sync_host::sandbox::runner::{
+    Call, Inputs, Limits, Runner, Stopped, EMBEDDED_COMPONENT,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -79,14 +81,14 @@ fn config(w: &World) -> BTreeMap<String, String> {
 }
 
 fn origin(url: &str) -> String {
-    grouper_sync_host::egress::url_origin(url).unwrap()
+    grouper_sync_host::sandbox::egress::url_origin(url).unwrap()
 }
 
 fn limits(w: &World) -> Limits {
     Limits {
         allowed_hosts: Some(vec![origin(&w.hub.url), origin(&w.server.base_url("x"))]),
         http_timeout_cap: Duration::from_secs(30),
-        tls: grouper_sync_host::tls::client_config(None).unwrap(),
+        tls: grouper_sync_host::sandbox::tls::client_config(None).unwrap(),
         deadline: Duration::from_secs(60),
         memory_bytes: 256 << 20,
     }
@@ -113,7 +115,7 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 
 /// Reads a typed call's report back through its `json` field.
 fn as_json<T>(
-    c: Call<Result<T, grouper_sync_host::bindings::SyncError>>,
+    c: Call<Result<T, grouper_sync_host::sandbox::bindings::SyncError>>,
     json: fn(&T) -> &str,
 ) -> Answer {
     eprintln!("--- component stderr ---\n{}", c.stderr);
@@ -134,7 +136,7 @@ fn call(export: &str, config: &BTreeMap<String, String>, limits: &Limits) -> Ans
     let inputs = Inputs::config(config);
     match export {
         "run" => {
-            let full_pass = grouper_sync_host::bindings::RunOptions {
+            let full_pass = grouper_sync_host::sandbox::bindings::RunOptions {
                 user_state: None,
                 full: false,
                 approved_plans: Vec::new(),
@@ -693,7 +695,7 @@ fn a_pass_stopped_after_its_first_batch_leaves_that_batch_in_the_change_log() {
 
 #[test]
 fn one_writer_per_state_dir_and_a_state_dir_others_can_write_is_refused() {
-    use grouper_sync_host::state_store::StateStore;
+    use grouper_sync_host::store::state::StateStore;
     let w = world();
     let dir = scratch("lock");
     let env = env(&w, &dir.join("pw"));

@@ -2,7 +2,7 @@
 
 use super::{lock_state, ExitStatus};
 use crate::options::Options;
-use crate::state_store::StateStore;
+use crate::store::state::StateStore;
 
 /// `grouper-sync approve PLAN`: records the approval for the next pass.
 pub async fn execute(opts: &Options) -> ExitStatus {

@@ -2,16 +2,16 @@
 //! nothing written.
 
 use super::ExitStatus;
-use crate::bindings::{core_kind, Direction};
 use crate::options::Options;
-use crate::runner::{self, Inputs, Limits, Runner};
+use crate::sandbox::bindings::{core_kind, Direction};
+use crate::sandbox::runner::{self, Inputs, Limits, Runner};
 
 pub async fn execute(opts: &Options, runner: &Runner, limits: &Limits) -> ExitStatus {
     let call = runner
         .check(&Inputs::config(&opts.component_config), limits)
         .await;
     runner::relog(&call.stderr);
-    crate::progress::emit_logged(&call.stdout);
+    crate::sandbox::progress::emit_logged(&call.stdout);
     let report = match call.result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {

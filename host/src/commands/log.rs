@@ -1,8 +1,8 @@
 //! `grouper-sync log`: the change log, filtered.
 
 use super::{change_log, ExitStatus};
-use crate::change_log;
 use crate::options::Options;
+use crate::store::change_log;
 
 /// `grouper-sync log`: the change log, filtered, as text or JSON lines.
 pub fn execute(opts: &Options) -> ExitStatus {

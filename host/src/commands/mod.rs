@@ -9,12 +9,12 @@ mod once;
 pub mod pass;
 mod service;
 
-use crate::change_log::ChangeLog;
 use crate::options::{Command, Options};
 pub use crate::outcome::ExitStatus;
-use crate::runner::{self, Limits, Runner};
-use crate::state_store::{LockError, StateLock, StateStore};
-use crate::tls;
+use crate::sandbox::runner::{self, Limits, Runner};
+use crate::sandbox::tls;
+use crate::store::change_log::ChangeLog;
+use crate::store::state::{LockError, StateLock, StateStore};
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::Instant;
@@ -43,7 +43,7 @@ pub async fn execute(opts: Options) -> ExitStatus {
         Command::Service | Command::Once | Command::Approve
     ) {
         // refused before anything runs: whoever can write there can approve removals
-        if let Some(why) = crate::state_store::unsafe_dir(&opts.state_dir) {
+        if let Some(why) = crate::store::state::unsafe_dir(&opts.state_dir) {
             tracing::error!("{why}");
             return ExitStatus::Config;
         }
@@ -114,7 +114,7 @@ fn limits(opts: &Options) -> Result<Limits, String> {
 fn warn_cleartext(opts: &Options) {
     for key in ["jupyterhub_api_url", "grouper_base_url"] {
         if let Some(url) = opts.component_config.get(key) {
-            if crate::egress::is_cleartext_remote(url) {
+            if crate::sandbox::egress::is_cleartext_remote(url) {
                 tracing::warn!(
                     setting = key,
                     "{key} is http:// to a host other than this machine: its credentials cross the network unencrypted (use https://)"

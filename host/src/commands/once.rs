@@ -3,7 +3,7 @@
 use super::pass::pass;
 use super::ExitStatus;
 use crate::options::Options;
-use crate::runner::{Limits, Runner};
+use crate::sandbox::runner::{Limits, Runner};
 
 pub async fn execute(opts: &Options, runner: &Runner, limits: &Limits) -> ExitStatus {
     let summary = pass(opts, runner, limits, opts.full).await;

@@ -3,15 +3,15 @@
 //! happens; afterwards the next user state stored, the approvals applied used up, the history.
 
 use super::{change_log, lock_state};
-use crate::bindings::{RemovalRecord, RunOptions};
-use crate::bindings::{Report, SyncError};
-use crate::change_log;
-use crate::history::{History, PassRecord};
 use crate::options::{Command, Options};
 use crate::outcome::PassSummary;
-use crate::progress::OnBatch;
-use crate::runner::{self, Call, Inputs, Limits, Runner};
-use crate::state_store::StateStore;
+use crate::sandbox::bindings::{RemovalRecord, RunOptions};
+use crate::sandbox::bindings::{Report, SyncError};
+use crate::sandbox::progress::OnBatch;
+use crate::sandbox::runner::{self, Call, Inputs, Limits, Runner};
+use crate::store::change_log;
+use crate::store::history::{History, PassRecord};
+use crate::store::state::StateStore;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -153,8 +153,10 @@ pub async fn pass(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::{Direction, Mode, Outcome, ReadReasons, TargetReport, UserStateStatus};
     use crate::outcome::ExitStatus;
+    use crate::sandbox::bindings::{
+        Direction, Mode, Outcome, ReadReasons, TargetReport, UserStateStatus,
+    };
     use jupyterhub_grouper_sync::model::Direction as CoreDirection;
     use jupyterhub_grouper_sync::sync::report::{Change, ChangeOp, ChangeReason, ConfirmedBatch};
     use std::sync::Mutex;
@@ -277,7 +279,7 @@ mod tests {
         Limits {
             allowed_hosts: Some(vec![]),
             http_timeout_cap: Duration::from_secs(1),
-            tls: crate::tls::client_config(None).unwrap(),
+            tls: crate::sandbox::tls::client_config(None).unwrap(),
             deadline: Duration::from_secs(1),
             memory_bytes: 1 << 24,
         }

@@ -3,14 +3,14 @@
 
 use super::pass::pass;
 use super::{ExitStatus, StopSignals};
-use crate::endpoint::{self, Board};
-use crate::history::History;
-use crate::metrics::Metrics;
 use crate::options::Options;
-use crate::runner::{Limits, Runner};
+use crate::sandbox::runner::{Limits, Runner};
 use crate::schedule;
-use crate::status_page;
-use crate::ui::Ui;
+use crate::store::history::History;
+use crate::web::endpoint::{self, Board};
+use crate::web::metrics::Metrics;
+use crate::web::status_page;
+use crate::web::ui::Ui;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;

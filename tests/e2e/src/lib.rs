@@ -1,9 +1,9 @@
 //! The component's test harness: builds the release component once and runs it through the same
-//! embedding as `grouper-sync` (`grouper_sync_host::runner::Runner`: typed exports, both
+//! embedding as `grouper-sync` (`grouper_sync_host::sandbox::runner::Runner`: typed exports, both
 //! wasi:config versions, wasi:http), with any export. The fakes, the real hub and the waits come
 //! from the shared test kit, re-exported here.
 
-use grouper_sync_host::runner::{Call, HttpAnswer, Inputs, Limits, Runner};
+use grouper_sync_host::sandbox::runner::{Call, HttpAnswer, Inputs, Limits, Runner};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,10 +80,10 @@ pub fn open_limits() -> Limits {
 }
 
 /// The host's default trust: the system's CA certificates only.
-pub fn system_trust() -> grouper_sync_host::tls::Trust {
-    static TRUST: OnceLock<grouper_sync_host::tls::Trust> = OnceLock::new();
+pub fn system_trust() -> grouper_sync_host::sandbox::tls::Trust {
+    static TRUST: OnceLock<grouper_sync_host::sandbox::tls::Trust> = OnceLock::new();
     TRUST
-        .get_or_init(|| grouper_sync_host::tls::client_config(None).expect("system CAs"))
+        .get_or_init(|| grouper_sync_host::sandbox::tls::client_config(None).expect("system CAs"))
         .clone()
 }
 
@@ -153,8 +153,8 @@ pub fn inputs(config: &[(String, String)], env: &[(String, String)]) -> Inputs {
 }
 
 /// Run options of a pass without a user state (a full pass).
-pub fn no_state() -> grouper_sync_host::bindings::RunOptions {
-    grouper_sync_host::bindings::RunOptions {
+pub fn no_state() -> grouper_sync_host::sandbox::bindings::RunOptions {
+    grouper_sync_host::sandbox::bindings::RunOptions {
         user_state: None,
         full: false,
         approved_plans: Vec::new(),
@@ -169,7 +169,7 @@ pub fn run_incremental(
     user_state: Option<Vec<u8>>,
     full: bool,
 ) -> (Value, Option<Vec<u8>>) {
-    let options = grouper_sync_host::bindings::RunOptions {
+    let options = grouper_sync_host::sandbox::bindings::RunOptions {
         user_state,
         full,
         approved_plans: Vec::new(),
@@ -194,7 +194,7 @@ pub fn run_incremental(
 }
 
 /// The typed `check` of the default build with these `wasi:config` values.
-pub fn run_check(config: &[(String, String)]) -> grouper_sync_host::bindings::CheckReport {
+pub fn run_check(config: &[(String, String)]) -> grouper_sync_host::sandbox::bindings::CheckReport {
     let call = block_on(runner().check(&inputs(config, &[]), &open_limits()));
     eprintln!("--- component stderr ---\n{}", call.stderr);
     match call.result {
@@ -234,7 +234,7 @@ pub fn run_limited(
                 Ok(report) => Ok(typed_report(&report)),
                 Err(e) => Err(format!(
                     "[{}] {}",
-                    grouper_sync_host::bindings::core_kind(e.kind),
+                    grouper_sync_host::sandbox::bindings::core_kind(e.kind),
                     e.message
                 )),
             };
@@ -285,10 +285,10 @@ pub fn http_request(
 }
 
 /// Checks that the typed record agrees with its own `json` field, and returns the JSON.
-fn typed_report(report: &grouper_sync_host::bindings::Report) -> Value {
+fn typed_report(report: &grouper_sync_host::sandbox::bindings::Report) -> Value {
     let parsed: Value = serde_json::from_str(&report.json).expect("json field parses");
     assert_eq!(
-        grouper_sync_host::bindings::core_outcome(report.outcome).as_str(),
+        grouper_sync_host::sandbox::bindings::core_outcome(report.outcome).as_str(),
         parsed["outcome"].as_str().unwrap(),
         "typed outcome matches JSON"
     );

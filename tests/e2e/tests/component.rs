@@ -678,7 +678,7 @@ fn slow_grouper_answers_time_out_and_write_nothing() {
     );
     // the host's cap and deadline well above 1 s: were the setting ignored, the deadline would
     // stop the call (and `run_limited` would fail) instead of the read timing out
-    let limits = grouper_sync_host::runner::Limits {
+    let limits = grouper_sync_host::sandbox::runner::Limits {
         http_timeout_cap: std::time::Duration::from_secs(600),
         deadline: std::time::Duration::from_secs(300),
         ..common::open_limits()

@@ -141,8 +141,8 @@ fn real_hub_pass_gives_exactly_the_expected_membership() {
     );
     let ca_file = hub.dir.join("campus-ca.pem");
     ca.write_cert(&ca_file);
-    let limits = grouper_sync_host::runner::Limits {
-        tls: grouper_sync_host::tls::client_config(Some(&ca_file)).unwrap(),
+    let limits = grouper_sync_host::sandbox::runner::Limits {
+        tls: grouper_sync_host::sandbox::tls::client_config(Some(&ca_file)).unwrap(),
         ..open_limits()
     };
     let grouper_base = server.base_url("v2_2_100");

@@ -8,7 +8,7 @@ use grouper_sync_e2e as common;
 use common::world::*;
 use common::*;
 use grouper_sim::Operation;
-use grouper_sync_host::runner::{HttpAnswer, Limits, Runner, Stopped};
+use grouper_sync_host::sandbox::runner::{HttpAnswer, Limits, Runner, Stopped};
 use serde_json::Value;
 use std::time::Duration;
 

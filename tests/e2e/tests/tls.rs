@@ -9,7 +9,7 @@ use common::real_hub::repo_root;
 use common::world::{error, ops, settings, world, World, GROUP};
 use common::*;
 use grouper_sim::tls::{TestCa, TlsFront, Validity};
-use grouper_sync_host::tls::client_config;
+use grouper_sync_host::sandbox::tls::client_config;
 
 /// Both services behind TLS, with certificates from `ca` for these names.
 struct Fronts {
@@ -52,10 +52,10 @@ fn https_settings(w: &World, f: &Fronts, host: &str) -> Vec<(String, String)> {
     )
 }
 
-fn trusting(ca: &TestCa, dir: &std::path::Path) -> grouper_sync_host::runner::Limits {
+fn trusting(ca: &TestCa, dir: &std::path::Path) -> grouper_sync_host::sandbox::runner::Limits {
     let ca_file = dir.join("campus-ca.pem");
     ca.write_cert(&ca_file);
-    grouper_sync_host::runner::Limits {
+    grouper_sync_host::sandbox::runner::Limits {
         tls: client_config(Some(&ca_file)).expect("the CA file loads"),
         ..open_limits()
     }

@@ -3,7 +3,7 @@
 //! Tuesday, and why" has an answer. Rotated by size into `changes-<time>.jsonl`; rotated files
 //! older than the configured age are deleted.
 
-use crate::state_store::{append_private, create_private_dir, json_lines, open_nofollow};
+use crate::store::state::{append_private, create_private_dir, json_lines, open_nofollow};
 use anyhow::{Context, Result};
 use jiff::Timestamp;
 use jupyterhub_grouper_sync::model::Direction;

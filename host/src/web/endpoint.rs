@@ -4,8 +4,8 @@
 //! hub proxy's prefix (`/services/grouper-sync/metrics`). Connections are served by hyper with a
 //! deadline per connection and a graceful shutdown.
 
-use crate::metrics::Metrics;
-use crate::ui::Answer;
+use crate::web::metrics::Metrics;
+use crate::web::ui::Answer;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
@@ -28,9 +28,9 @@ const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What the status page reads: the pass history and what the service knows of itself.
 pub struct Board {
-    pub history: crate::history::History,
-    pub context: Mutex<crate::status_page::Context>,
-    pub ui: crate::ui::Ui,
+    pub history: crate::store::history::History,
+    pub context: Mutex<crate::web::status_page::Context>,
+    pub ui: crate::web::ui::Ui,
     /// The path the hub's proxy puts in front (`JUPYTERHUB_SERVICE_PREFIX`), if any.
     pub prefix: Option<String>,
 }
@@ -93,12 +93,12 @@ fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn page(State(s): State<Served>, headers: HeaderMap) -> impl IntoResponse {
+async fn page(State(s): State<Served>, uri: Uri, headers: HeaderMap) -> impl IntoResponse {
     let auth = s.board.ui.auth(
         header(&headers, header::COOKIE),
         header(&headers, header::AUTHORIZATION),
     );
-    let passes = s.board.history.recent(crate::history::KEEP);
+    let passes = s.board.history.recent(crate::store::history::KEEP);
     let context = s
         .board
         .context
@@ -112,13 +112,18 @@ async fn page(State(s): State<Served>, headers: HeaderMap) -> impl IntoResponse 
             (header::X_FRAME_OPTIONS, "DENY"),
             (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
         ],
-        Html(crate::status_page::render(&passes, &context, &auth)),
+        Html(crate::web::status_page::render(
+            &passes,
+            &context,
+            &auth,
+            crate::web::ui::Notice::from_query(uri.query()).as_ref(),
+        )),
     )
 }
 
 /// `POST /login`, `/approve`, `/run`; the path is the one below the prefix.
 async fn action(State(s): State<Served>, uri: Uri, headers: HeaderMap, form: Bytes) -> Response {
-    let request = crate::ui::Request {
+    let request = crate::web::ui::Request {
         method: "POST",
         path: uri.path(),
         cookie: header(&headers, header::COOKIE),
@@ -196,13 +201,13 @@ mod tests {
             prefix.is_some()
         ));
         Arc::new(Board {
-            history: crate::history::History::new(&dir),
-            context: Mutex::new(crate::status_page::Context {
+            history: crate::store::history::History::new(&dir),
+            context: Mutex::new(crate::web::status_page::Context {
                 schedule: Vec::new(),
                 next_pass: None,
                 settings: Vec::new(),
             }),
-            ui: crate::ui::Ui::new(token.map(str::to_string), &dir),
+            ui: crate::web::ui::Ui::new(token.map(str::to_string), &dir),
             prefix: prefix.map(str::to_string),
         })
     }
@@ -249,7 +254,7 @@ mod tests {
         for path in ["/run", "/services/grouper-sync/run"] {
             assert_eq!(
                 status(&router, "POST", path, "").await,
-                (303, "./".to_string())
+                (303, "./?done=run".to_string())
             );
         }
         assert_eq!(status(&router, "POST", "/approve", "plan=zz").await.0, 400);

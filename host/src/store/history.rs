@@ -3,7 +3,7 @@
 //! the file holds twice [`KEEP`] passes it is rewritten with the last [`KEEP`].
 
 use crate::outcome::{PassSummary, TargetSummary};
-use crate::state_store::{append_private, create_private_dir, json_lines, StateStore};
+use crate::store::state::{append_private, create_private_dir, json_lines, StateStore};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -57,7 +57,7 @@ impl History {
         create_private_dir(&self.dir)?;
         append_private(&self.path(), &json_lines([record])?)?;
         // counting lines is enough to decide; the records are parsed only to rewrite
-        let lines = crate::state_store::read_nofollow(&self.path())?
+        let lines = crate::store::state::read_nofollow(&self.path())?
             .iter()
             .filter(|b| **b == b'\n')
             .count();
@@ -71,7 +71,7 @@ impl History {
 
     /// Every pass on record, oldest first; damaged lines are skipped.
     pub fn all(&self) -> Vec<PassRecord> {
-        crate::state_store::read_nofollow(&self.path())
+        crate::store::state::read_nofollow(&self.path())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
             .lines()

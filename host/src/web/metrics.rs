@@ -194,7 +194,7 @@ impl Metrics {
     /// The OpenMetrics text of every metric.
     pub fn render(&self) -> String {
         self.component_instances
-            .set(crate::runner::live_instances() as i64);
+            .set(crate::sandbox::runner::live_instances() as i64);
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
@@ -207,8 +207,8 @@ mod tests {
     use crate::outcome::TargetSummary;
 
     fn pass(outcome: Outcome, kinds: &[ErrorKind]) -> PassSummary {
-        let call = crate::runner::Call {
-            result: Err(crate::runner::Stopped::Trapped("x".into())),
+        let call = crate::sandbox::runner::Call {
+            result: Err(crate::sandbox::runner::Stopped::Trapped("x".into())),
             denied_requests: 0,
             duration: Duration::from_millis(500),
             peak_memory_bytes: 0,

@@ -14,7 +14,7 @@ pub struct EgressPolicy {
     /// Lower-case `scheme://host:port` origins; `None` allows every host (used by tests only).
     pub allowed: Option<Arc<Vec<String>>>,
     pub timeout_cap: Duration,
-    pub tls: crate::tls::Trust,
+    pub tls: crate::sandbox::tls::Trust,
     /// Requests refused in this pass.
     pub denied: Arc<AtomicU32>,
 }
@@ -98,7 +98,7 @@ impl WasiHttpHooks for EgressPolicy {
         let options = clamp(options, self.timeout_cap);
         let tls = self.tls.clone();
         Box::new(async move {
-            let (res, io) = crate::tls::send(request, options, tls).await?;
+            let (res, io) = crate::sandbox::tls::send(request, options, tls).await?;
             Ok((res, Box::new(io) as IoFuture))
         })
     }
@@ -144,7 +144,7 @@ mod tests {
                 url_origin("http://127.0.0.1:8081/hub/api").unwrap(),
             ])),
             timeout_cap: Duration::from_secs(5),
-            tls: crate::tls::client_config(None).unwrap(),
+            tls: crate::sandbox::tls::client_config(None).unwrap(),
             denied: Arc::default(),
         };
         let allows = |u: &str| policy.allows(&u.parse().unwrap());

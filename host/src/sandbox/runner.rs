@@ -2,11 +2,11 @@
 //! fresh store per call with its own config, environment, egress policy, memory limit and
 //! deadline. The exports are called through the typed bindings generated from `wit/world.wit`.
 
-use crate::bindings::{
+use crate::sandbox::bindings::{
     self, CheckReport, ConfigValues, Report, RunOptions, SyncError, SyncHostPre,
 };
-use crate::egress::EgressPolicy;
-use crate::progress::{OnBatch, ProgressStdout};
+use crate::sandbox::egress::EgressPolicy;
+use crate::sandbox::progress::{OnBatch, ProgressStdout};
 use anyhow::{anyhow, Result};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -120,7 +120,7 @@ pub struct Limits {
     pub allowed_hosts: Option<Vec<String>>,
     pub http_timeout_cap: Duration,
     /// The roots HTTPS requests are verified against (`tls::client_config`).
-    pub tls: crate::tls::Trust,
+    pub tls: crate::sandbox::tls::Trust,
     pub deadline: Duration,
     pub memory_bytes: usize,
 }

@@ -3,9 +3,9 @@
 //! withheld plan with its name and members; then the schedule and the effective settings with the
 //! secrets left out.
 
-use crate::history::PassRecord;
 use crate::outcome::TargetSummary;
-use crate::ui::Auth;
+use crate::store::history::PassRecord;
+use crate::web::ui::{Auth, Notice};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 /// Passes shown per target.
@@ -149,7 +149,7 @@ fn target_section(group: &str, passes: &[PassRecord], auth: &Auth) -> Markup {
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;max-width:70rem}\
 table{border-collapse:collapse;margin:.5rem 0 1.5rem}th,td{padding:.2rem .6rem;text-align:left;\
 border-bottom:1px solid #ddd}tr.failed{background:#fde8e8}tr.removals_withheld{background:#fff4d6}\
-.withheld{border-left:4px solid #d9a400;padding-left:.8rem}.spark{vertical-align:middle;color:#2b6cb0}\
+.notice{background:#e6f4ea;padding:.4rem .8rem}.withheld{border-left:4px solid #d9a400;padding-left:.8rem}.spark{vertical-align:middle;color:#2b6cb0}\
 code{font-size:13px}";
 
 fn actions(auth: &Auth) -> Markup {
@@ -172,8 +172,9 @@ fn actions(auth: &Auth) -> Markup {
     }
 }
 
-/// The whole page for this viewer. `passes` is newest first.
-pub fn render(passes: &[PassRecord], cx: &Context, auth: &Auth) -> String {
+/// `passes` is newest first.
+/// The whole page for this viewer, with what the viewer's last action did (`notice`).
+pub fn render(passes: &[PassRecord], cx: &Context, auth: &Auth, notice: Option<&Notice>) -> String {
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -185,6 +186,7 @@ pub fn render(passes: &[PassRecord], cx: &Context, auth: &Auth) -> String {
             }
             body {
                 h1 { "grouper-sync" }
+                @if let Some(n) = notice { p class="notice" { (n.message()) } }
                 (actions(auth))
                 @if let Some(p) = passes.first() {
                     p {
@@ -262,7 +264,7 @@ mod tests {
             next_pass: Some("2026-11-30T03:00:00Z".into()),
             settings: vec![("grouper_password".into(), "(set)".into())],
         };
-        let html = render(&passes, &cx, &Auth::Disabled);
+        let html = render(&passes, &cx, &Auth::Disabled, None);
         assert!(
             html.contains("edu:example:&lt;group&gt;"),
             "values are escaped"
@@ -277,7 +279,7 @@ mod tests {
         assert!(html.contains("Next pass: 2026-11-30T03:00:00Z"));
         assert!(!html.contains("<script"), "no JavaScript");
         assert!(!html.contains("<form"), "read-only without a ui_token");
-        let anonymous = render(&passes, &cx, &Auth::Anonymous);
+        let anonymous = render(&passes, &cx, &Auth::Anonymous, None);
         assert!(
             anonymous.contains("action=\"login\"") && !anonymous.contains("action=\"approve\"")
         );
@@ -287,13 +289,17 @@ mod tests {
             &Auth::Session {
                 csrf: "c5rf".into(),
             },
+            Some(&Notice::Approved("0123456789abcdef".into())),
         );
         assert!(signed_in.contains("action=\"approve\"") && signed_in.contains("value=\"c5rf\""));
         assert!(signed_in.contains("action=\"run\""));
+        assert!(signed_in.contains("<p class=\"notice\">Approved plan 0123456789abcdef"));
+        assert!(!html.contains("class=\"notice\""));
     }
 
     #[test]
     fn an_empty_history_says_so() {
-        assert!(render(&[], &Context::default(), &Auth::Disabled).contains("No pass has run yet."));
+        assert!(render(&[], &Context::default(), &Auth::Disabled, None)
+            .contains("No pass has run yet."));
     }
 }

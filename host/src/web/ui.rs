@@ -3,7 +3,7 @@
 //! signs in by posting the token (a session cookie, `HttpOnly` and `SameSite=Strict`, is set) and
 //! every form carries the session's CSRF token; or a client sends `Authorization: Bearer TOKEN`.
 
-use crate::state_store::{LockError, StateStore};
+use crate::store::state::{LockError, StateStore};
 use jupyterhub_grouper_sync::http_entry::is_plan_hash;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,6 +35,56 @@ pub struct Request<'a> {
     pub form: Vec<(String, String)>,
 }
 
+/// What the page says after an action redirected back to it (`?done=…` on the redirect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    SignedIn,
+    Approved(String),
+    PassRequested,
+}
+
+impl Notice {
+    fn query(&self) -> String {
+        match self {
+            Notice::SignedIn => "done=signed-in".into(),
+            Notice::Approved(plan) => format!("done=approved&plan={plan}"),
+            Notice::PassRequested => "done=run".into(),
+        }
+    }
+
+    /// The notice a page request's query names; anything else (an unknown word, a plan that is
+    /// not 16 hex digits) is none.
+    pub fn from_query(query: Option<&str>) -> Option<Notice> {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query?.as_bytes())
+            .into_owned()
+            .collect();
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        match get("done")? {
+            "signed-in" => Some(Notice::SignedIn),
+            "run" => Some(Notice::PassRequested),
+            "approved" => get("plan")
+                .filter(|p| is_plan_hash(p))
+                .map(|p| Notice::Approved(p.to_string())),
+            _ => None,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Notice::SignedIn => "Signed in.".into(),
+            Notice::Approved(plan) => format!(
+                "Approved plan {plan}: the next pass applies it if the members it removes are \
+                 still the same. Run a pass now to apply it at once."
+            ),
+            Notice::PassRequested => {
+                "A pass was requested; it starts when no other pass is running. Reload this \
+                 page to see it."
+                    .into()
+            }
+        }
+    }
+}
+
 /// An action's answer: a status, a body, and headers (a redirect, a cookie).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Answer {
@@ -51,8 +101,8 @@ impl Answer {
             body: format!("{body}\n"),
         }
     }
-    fn back_to_page(extra: Vec<(&'static str, String)>) -> Answer {
-        let mut headers = vec![("location", "./".to_string())];
+    fn back_to_page(notice: Notice, extra: Vec<(&'static str, String)>) -> Answer {
+        let mut headers = vec![("location", format!("./?{}", notice.query()))];
         headers.extend(extra);
         Answer {
             status: 303,
@@ -152,7 +202,7 @@ impl Ui {
             _ => {
                 tracing::warn!("a pass was requested from the status page");
                 self.run_now.notify_one();
-                Answer::back_to_page(Vec::new())
+                Answer::back_to_page(Notice::PassRequested, Vec::new())
             }
         })
     }
@@ -175,13 +225,16 @@ impl Ui {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(session.clone(), (csrf, std::time::Instant::now()));
-        Answer::back_to_page(vec![(
-            "set-cookie",
-            format!(
-                "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-                SESSION_LIFETIME.as_secs()
-            ),
-        )])
+        Answer::back_to_page(
+            Notice::SignedIn,
+            vec![(
+                "set-cookie",
+                format!(
+                    "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+                    SESSION_LIFETIME.as_secs()
+                ),
+            )],
+        )
     }
 
     fn approve(&self, plan: &str) -> Answer {
@@ -204,7 +257,7 @@ impl Ui {
         match store.approve(&lock, &plan) {
             Ok(()) => {
                 tracing::warn!(plan = %plan, "approved plan {plan} from the status page");
-                Answer::back_to_page(Vec::new())
+                Answer::back_to_page(Notice::Approved(plan), Vec::new())
             }
             Err(e) => Answer::text(500, &format!("cannot record the approval: {e:#}")),
         }
@@ -230,6 +283,27 @@ mod tests {
 
     fn dir(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("grouper-sync-ui-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn a_notice_is_read_only_from_the_words_the_actions_write() {
+        for n in [
+            Notice::SignedIn,
+            Notice::PassRequested,
+            Notice::Approved("0123456789abcdef".into()),
+        ] {
+            assert_eq!(Notice::from_query(Some(&n.query())), Some(n));
+        }
+        for q in [
+            None,
+            Some(""),
+            Some("done=other"),
+            Some("done=approved"),
+            Some("done=approved&plan=%3Cscript%3E"),
+            Some("done=approved&plan=0123456789abcdeg"),
+        ] {
+            assert_eq!(Notice::from_query(q), None, "{q:?}");
+        }
     }
 
     #[test]
