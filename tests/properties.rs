@@ -407,7 +407,7 @@ proptest! {
     #[test]
     fn timestamps_parse_or_not_without_panicking(s in ".{0,40}") {
         let _ = timestamp::parse_iso8601_micros(&s);
-        let _ = settings::url_authority(&s);
+        let _ = jupyterhub_grouper_sync::model::HttpUrl::parse(&s);
         let _ = jupyterhub_grouper_sync::http_entry::is_plan_hash(&s);
     }
 }

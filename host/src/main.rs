@@ -1,15 +1,16 @@
 //! `grouper-sync`: runs the jupyterhub-grouper-sync component as a long-lived JupyterHub
 //! service (or once, or as a read-only check), with the component sandboxed by wasmtime. This
-//! file only parses the command line and dispatches to `grouper_sync_host::commands`.
+//! file only parses the command line (`cli`) and dispatches to `grouper_sync_host::commands`.
 
+use grouper_sync_host::cli;
 use grouper_sync_host::commands::{self, ExitStatus};
-use grouper_sync_host::options::{self, LogFormat, Options};
+use grouper_sync_host::options::{LogFormat, Options};
 use jupyterhub_grouper_sync::settings::LogLevel;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match options::parse(&args, &|k| std::env::var(k).ok(), &|p| {
+    let (command, opts) = match cli::parse(&args, &|k| std::env::var(k).ok(), &|p| {
         Ok(std::fs::read_to_string(p)?)
     }) {
         Ok(o) => o,
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
             return ExitStatus::Failed.into();
         }
     };
-    let code = rt.block_on(commands::execute(opts));
+    let code = rt.block_on(commands::execute(command, opts));
     // Do not wait for an abandoned pass's connections on the way out.
     rt.shutdown_background();
     code.into()

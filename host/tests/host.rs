@@ -497,10 +497,14 @@ fn https_with_the_campus_ca_from_the_flag_or_the_environment() {
     let ca_file = dir.join("campus-ca.pem");
     ca.write_cert(&ca_file);
     let cert = ca.issue(&["localhost"], Validity::Current);
-    let hub_addr = url::Url::parse(&w.hub.url)
-        .unwrap()
-        .socket_addrs(|| None)
-        .unwrap()[0];
+    let hub_addr = std::net::ToSocketAddrs::to_socket_addrs(
+        &jupyterhub_grouper_sync::model::HttpUrl::parse(&w.hub.url)
+            .unwrap()
+            .authority(),
+    )
+    .unwrap()
+    .next()
+    .unwrap();
     let (hub, grouper) = (
         TlsFront::start(&cert, hub_addr),
         TlsFront::start(&cert, w.server.addr),

@@ -1,10 +1,13 @@
-//! The domain the sync works on, below the settings and the wire formats: targets and members.
+//! The domain the sync works on, below the settings and the wire formats: targets, members and
+//! the services' URLs.
 
 pub mod member;
 pub mod target;
+pub mod url;
 
 pub use member::Member;
 pub use target::{
     Direction, Mode, NamePattern, RemovalLimits, Selection, Side, SubjectFrom, SubjectLookup,
     Target, TargetRules, TargetSpec, UserFilters,
 };
+pub use url::{HttpUrl, UrlError};

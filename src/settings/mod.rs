@@ -17,7 +17,7 @@ pub use names::{
 };
 #[cfg(test)]
 pub(crate) use parse::for_tests;
-pub use parse::{parse, redact_userinfo, url_authority};
+pub use parse::{parse, redact_userinfo};
 pub use schema::{env_name, parse_bool, Key, Kind, Scope, ValueError, KEYS, SYNC_INTERVAL};
 
 use crate::error::SyncError;

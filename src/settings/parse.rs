@@ -6,7 +6,7 @@ use super::names::{
 };
 use super::schema::{env_name, key, Scope, ValueError, KEYS};
 use super::*;
-use crate::model::{RemovalLimits, Selection, SubjectLookup, TargetRules, UserFilters};
+use crate::model::{HttpUrl, RemovalLimits, Selection, SubjectLookup, TargetRules, UserFilters};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -127,39 +127,10 @@ impl<F: Fn(&str) -> Result<Option<String>, String>> Reader<F> {
     }
 }
 
-/// `host:port` (lower-case, default port filled in) of an `http://` or `https://` URL; the one
-/// reading of a URL's authority, used for the egress allow-list and for validation.
-pub fn url_authority(url: &str) -> Option<String> {
-    let (scheme, rest) = url.trim().split_once("://")?;
-    let default_port = match scheme.to_ascii_lowercase().as_str() {
-        "http" => 80,
-        "https" => 443,
-        _ => return None,
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    // userinfo is not allowed: credentials go in their own settings
-    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
-        return None;
-    }
-    let authority = authority.to_ascii_lowercase();
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !authority.ends_with(']') => (h, Some(p)),
-        _ => (authority.as_str(), None),
-    };
-    if host.is_empty() {
-        return None;
-    }
-    let port = match port {
-        None => default_port,
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0)?,
-    };
-    Some(format!("{host}:{port}"))
-}
-
 fn http_url(name: &str, value: &str) -> Result<String, ConfigError> {
     let v = value.trim().trim_end_matches('/');
     let lowercase_scheme = v.starts_with("http://") || v.starts_with("https://");
-    if lowercase_scheme && url_authority(v).is_some() && !v.contains(['?', '#', ' ']) {
+    if lowercase_scheme && HttpUrl::parse(v).is_ok() && !v.contains(['?', '#', ' ']) {
         Ok(v.to_string())
     } else {
         err(format!(

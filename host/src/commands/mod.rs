@@ -2,14 +2,14 @@
 //! over what they share: the sandbox limits, the compiled component, the lock on `state_dir`, and
 //! one pass's sequence of side effects (`pass`).
 
-mod approve;
+pub mod approve;
 mod check;
-mod log;
-mod once;
+pub mod log;
+pub mod once;
 pub mod pass;
 mod service;
 
-use crate::options::{Command, Options};
+use crate::options::Options;
 pub use crate::outcome::ExitStatus;
 use crate::sandbox::runner::{self, Limits, Runner};
 use crate::sandbox::tls;
@@ -19,12 +19,37 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::Instant;
 
-/// Runs the command the options name.
-pub async fn execute(opts: Options) -> ExitStatus {
+/// What `grouper-sync` was asked to do, with the command's own arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run passes on a schedule until stopped (no command on the command line).
+    Service(pass::PassArgs),
+    /// One pass; the exit status tells the outcome.
+    Once(once::Args),
+    /// Validate the settings, show the hub token's scopes, read the targets; write nothing.
+    Check,
+    /// Record an approval of a withheld plan for the next pass.
+    Approve(approve::Args),
+    /// Print the change log.
+    Log(log::Args),
+}
+
+/// A withheld plan's name as given on the command line: 16 hex digits, any case.
+pub(crate) fn plan_name(given: &str) -> Result<String, String> {
+    let plan = given.trim().to_ascii_lowercase();
+    if jupyterhub_grouper_sync::http_entry::is_plan_hash(&plan) {
+        Ok(plan)
+    } else {
+        Err("a withheld plan is named by 16 hex digits (withheld_plan in the report)".into())
+    }
+}
+
+/// Runs the command with the settings.
+pub async fn execute(command: Command, opts: Options) -> ExitStatus {
     // Installed before anything slow (compiling the component takes a moment): a process started
     // from a background job inherits SIGINT as ignored, and the hub stops services with SIGINT, so
     // a signal during start-up must not be lost.
-    let stop = if opts.command == Command::Service {
+    let stop = if matches!(command, Command::Service(_)) {
         match (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
@@ -39,8 +64,8 @@ pub async fn execute(opts: Options) -> ExitStatus {
         None
     };
     if matches!(
-        opts.command,
-        Command::Service | Command::Once | Command::Approve
+        command,
+        Command::Service(_) | Command::Once(_) | Command::Approve(_)
     ) {
         // refused before anything runs: whoever can write there can approve removals
         if let Some(why) = crate::store::state::unsafe_dir(&opts.state_dir) {
@@ -48,9 +73,9 @@ pub async fn execute(opts: Options) -> ExitStatus {
             return ExitStatus::Config;
         }
     }
-    match opts.command {
-        Command::Approve => return approve::execute(&opts).await,
-        Command::Log => return log::execute(&opts),
+    match &command {
+        Command::Approve(args) => return args.execute(&opts).await,
+        Command::Log(args) => return args.execute(&opts),
         _ => {}
     }
     let limits = match limits(&opts) {
@@ -68,12 +93,16 @@ pub async fn execute(opts: Options) -> ExitStatus {
             return ExitStatus::Failed;
         }
     };
-    match (opts.command, stop) {
-        (Command::Once, _) => once::execute(&opts, &runner, &limits).await,
+    match (command, stop) {
+        (Command::Once(args), _) => args.execute(&opts, &runner, &limits).await,
         (Command::Check, _) => check::execute(&opts, &runner, &limits).await,
-        (Command::Approve | Command::Log, _) => unreachable!("approve and log run no component"),
-        (Command::Service, Some(stop)) => service::execute(&opts, &runner, &limits, stop).await,
-        (Command::Service, None) => unreachable!("signals are installed for the service"),
+        (Command::Approve(_) | Command::Log(_), _) => {
+            unreachable!("approve and log run no component")
+        }
+        (Command::Service(args), Some(stop)) => {
+            service::execute(&args, &opts, &runner, &limits, stop).await
+        }
+        (Command::Service(_), None) => unreachable!("signals are installed for the service"),
     }
 }
 
@@ -124,15 +153,8 @@ fn warn_cleartext(opts: &Options) {
     }
 }
 
-/// What the lock on `state_dir` says about its holder.
-fn lock_holder(opts: &Options) -> String {
-    let command = match opts.command {
-        Command::Service => "service",
-        Command::Once => "once",
-        Command::Check => "check",
-        Command::Approve => "approve",
-        Command::Log => "log",
-    };
+/// What the lock on `state_dir` says about its holder, `grouper-sync <command>`.
+fn lock_holder(command: &str) -> String {
     format!(
         "grouper-sync {command} (pid {}, since {})",
         std::process::id(),
@@ -142,9 +164,14 @@ fn lock_holder(opts: &Options) -> String {
     )
 }
 
-/// Takes the lock on `state_dir`, waiting up to `lock_wait` for its holder (saying who).
-pub(crate) async fn lock_state(opts: &Options, store: &StateStore) -> Result<StateLock, LockError> {
-    let holder = lock_holder(opts);
+/// Takes the lock on `state_dir` for `command`, waiting up to `lock_wait` for its holder (saying
+/// who).
+pub(crate) async fn lock_state(
+    opts: &Options,
+    store: &StateStore,
+    command: &str,
+) -> Result<StateLock, LockError> {
+    let holder = lock_holder(command);
     let until = Instant::now() + opts.lock_wait;
     let mut said = false;
     loop {

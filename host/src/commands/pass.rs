@@ -3,7 +3,7 @@
 //! happens; afterwards the next user state stored, the approvals applied used up, the history.
 
 use super::{change_log, lock_state};
-use crate::options::{Command, Options};
+use crate::options::Options;
 use crate::outcome::PassSummary;
 use crate::sandbox::bindings::{RemovalRecord, RunOptions};
 use crate::sandbox::bindings::{Report, SyncError};
@@ -39,6 +39,24 @@ impl PassRunner for Runner {
     }
 }
 
+/// What the service's and `once`'s passes take from the command line.
+#[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassArgs {
+    /// Read every user's record in the (first) pass, whatever the user state says; a new user
+    /// state is written as usual
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// One pass's request: every user's record read or not, and a plan approved for this pass only
+/// (`once --approve`), on top of the recorded approvals.
+#[derive(Debug, Clone, Default)]
+pub struct PassRequest<'a> {
+    pub command: &'static str,
+    pub full: bool,
+    pub approved_now: Option<&'a str>,
+}
+
 /// One pass through the typed export under the lock on `state_dir`, given the stored user
 /// state, approvals and removals: every change the services confirm is logged as it happens,
 /// and afterwards the next state is stored and the approvals it applied are used up.
@@ -46,11 +64,11 @@ pub async fn pass(
     opts: &Options,
     runner: &impl PassRunner,
     limits: &Limits,
-    full: bool,
+    request: PassRequest<'_>,
 ) -> PassSummary {
     let started = jiff::Timestamp::now();
     let store = StateStore::new(&opts.state_dir);
-    let lock = match lock_state(opts, &store).await {
+    let lock = match lock_state(opts, &store, request.command).await {
         Ok(lock) => lock,
         Err(e) => {
             let summary = PassSummary::not_run(format!("the pass did not run: {e}"));
@@ -59,9 +77,7 @@ pub async fn pass(
         }
     };
     let mut approved_plans = store.approvals(&lock, opts.approval_max_age);
-    if let (Command::Once, Some(plan)) = (opts.command, &opts.approve) {
-        approved_plans.push(plan.clone());
-    }
+    approved_plans.extend(request.approved_now.map(String::from));
     let removal_ledger = store
         .removals()
         .into_iter()
@@ -73,7 +89,7 @@ pub async fn pass(
         .collect();
     let options = RunOptions {
         user_state: store.load(),
-        full,
+        full: request.full,
         approved_plans,
         removal_ledger,
     };
@@ -269,10 +285,11 @@ mod tests {
 
     fn options(dir: &std::path::Path) -> Options {
         let args = ["once", "--state-dir", &dir.display().to_string()].map(String::from);
-        crate::options::parse(&args, &|_| None, &|p| {
+        crate::cli::parse(&args, &|_| None, &|p| {
             anyhow::bail!("no file {}", p.display())
         })
         .unwrap()
+        .1
     }
 
     fn limits() -> Limits {
@@ -309,7 +326,15 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let summary = rt.block_on(pass(&opts, &runner, &limits(), false));
+        let summary = rt.block_on(pass(
+            &opts,
+            &runner,
+            &limits(),
+            PassRequest {
+                command: "once",
+                ..PassRequest::default()
+            },
+        ));
         let seen = runner.seen.lock().unwrap().take().expect("the runner ran");
         (dir, seen, summary)
     }

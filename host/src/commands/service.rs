@@ -1,7 +1,7 @@
 //! The service: a pass at start and then on the schedule, the metrics endpoint and status page,
 //! stopped by SIGINT or SIGTERM.
 
-use super::pass::pass;
+use super::pass::{pass, PassArgs, PassRequest};
 use super::{ExitStatus, StopSignals};
 use crate::options::Options;
 use crate::sandbox::runner::{Limits, Runner};
@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Runs the service until a signal stops it.
 pub async fn execute(
+    args: &PassArgs,
     opts: &Options,
     runner: &Runner,
     limits: &Limits,
@@ -57,7 +59,7 @@ pub async fn execute(
     );
     let mut failures = 0u32;
     let mut next = Instant::now();
-    let mut full = opts.full;
+    let mut full = args.full;
     loop {
         let wait = next.saturating_duration_since(Instant::now());
         let at = jiff::SignedDuration::try_from(wait)
@@ -99,7 +101,7 @@ pub async fn execute(
             continue;
         }
         let summary = tokio::select! {
-            summary = pass(opts, runner, limits, full) => summary,
+            summary = pass(opts, runner, limits, PassRequest { command: "service", full, approved_now: None }) => summary,
             _ = sigint.recv() => { tracing::warn!("stopping: abandoning the pass in progress"); break }
             _ = sigterm.recv() => { tracing::warn!("stopping: abandoning the pass in progress"); break }
         };

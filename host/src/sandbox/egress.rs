@@ -2,6 +2,7 @@
 //! default, and every HTTP timeout clamped (waki-based guests set only the connect timeout, and
 //! wasmtime's default for the others is 600 s).
 
+use jupyterhub_grouper_sync::model::HttpUrl;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -19,44 +20,23 @@ pub struct EgressPolicy {
     pub denied: Arc<AtomicU32>,
 }
 
-/// `scheme://host:port` (lower-case, default port filled in) of an `http://` or `https://` URL
-/// without credentials, as the `url` crate reads it (WHATWG URL: IPv6 literals,
-/// percent-encoding, IDNA). The configured URLs and every request the component sends are
-/// compared in this form: the scheme counts, so `http://grouper:443` is not `https://grouper`.
+/// `scheme://host:port` of a configured URL in the form requests are compared in
+/// ([`HttpUrl::origin`]); `None` for anything but an `http://` or `https://` URL without credentials.
 pub fn url_origin(text: &str) -> Option<String> {
-    let url = url::Url::parse(text.trim()).ok()?;
-    if !matches!(url.scheme(), "http" | "https")
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        return None;
-    }
-    Some(format!(
-        "{}://{}:{}",
-        url.scheme(),
-        url.host_str()?,
-        url.port_or_known_default()?
-    ))
+    HttpUrl::parse(text).ok().map(|u| u.origin())
 }
 
 /// Is this an `http://` URL to a host other than this machine? Credentials sent to it cross the
 /// network unencrypted.
 pub fn is_cleartext_remote(text: &str) -> bool {
-    let Ok(url) = url::Url::parse(text.trim()) else {
-        return false;
-    };
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return false,
-    };
-    url.scheme() == "http" && !loopback
+    HttpUrl::parse(text).is_ok_and(|u| u.is_cleartext_remote())
 }
 
 /// `scheme://host:port` of a request URI (empty when it has none: never allowed).
 pub fn origin_of(uri: &http::Uri) -> String {
-    url_origin(&uri.to_string()).unwrap_or_default()
+    HttpUrl::from_uri(uri)
+        .map(|u| u.origin())
+        .unwrap_or_default()
 }
 
 impl EgressPolicy {
@@ -109,7 +89,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_are_read_by_the_url_crate() {
+    fn configured_urls_are_read_as_requests_are() {
         assert_eq!(
             url_origin("https://[::1]/gws").as_deref(),
             Some("https://[::1]:443")

@@ -397,20 +397,25 @@ fn scenarios() -> Vec<Scenario> {
             Some("hub-bad-answer"),
             "listing hub users",
         ),
-        s(
-            "hub: a list page larger than the size cap",
-            |w| {
-                hub_fault(
-                    w,
-                    HubRoute::List(0),
-                    HubAction::Rewrite(|v| v["padding"] = json!("x".repeat(33 << 20))),
-                    100,
-                )
-            },
-            Failed,
-            Some("hub-bad-answer"),
-            "larger than 32 MiB",
-        ),
+        Scenario {
+            // The fake hub takes seconds to write 33 MiB on a busy debug build: past the 2 s
+            // timeout this scenario is not about.
+            config: &[("request_timeout_seconds", "120")],
+            ..s(
+                "hub: a list page larger than the size cap",
+                |w| {
+                    hub_fault(
+                        w,
+                        HubRoute::List(0),
+                        HubAction::Rewrite(|v| v["padding"] = json!("x".repeat(33 << 20))),
+                        100,
+                    )
+                },
+                Failed,
+                Some("hub-bad-answer"),
+                "larger than 32 MiB",
+            )
+        },
         Scenario {
             converged: Some(&["100001", "100004", "edu:example:staff"]),
             ..s(

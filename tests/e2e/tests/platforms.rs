@@ -292,7 +292,9 @@ fn wash_dev(wash: &Path, project: &Path, home: &Path, hub: &RealHub, log: &str) 
 }
 
 fn authority(url: &str) -> String {
-    jupyterhub_grouper_sync::settings::url_authority(url).unwrap()
+    jupyterhub_grouper_sync::model::HttpUrl::parse(url)
+        .unwrap()
+        .authority()
 }
 
 #[test]
