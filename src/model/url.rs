@@ -139,7 +139,7 @@ mod tests {
             (" https://g.example.edu ", Ok("https://g.example.edu:443")),
             ("http://h:0/", Err(UrlError::BadPort)),
             ("http://h:99999/", Err(UrlError::BadPort)),
-            ("http://h:x/", Err(UrlError::Malformed)),
+            ("http://h:x/", Err(UrlError::BadPort)),
             ("http://user:pw@h/", Err(UrlError::Credentials)),
             ("https://user@h/", Err(UrlError::Credentials)),
             ("ftp://h/", Err(UrlError::NotHttp)),
