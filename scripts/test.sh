@@ -15,21 +15,24 @@ export GROUPER_SYNC_COMPONENT="$PWD/target/wasm32-wasip2/release/jupyterhub_grou
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p jupyterhub-grouper-sync --target wasm32-wasip2 -- -D warnings
 cargo clippy -p jupyterhub-grouper-sync --target wasm32-wasip2 --features spin -- -D warnings
+# The tests build in the wheel's profile (host-release, Cargo.toml says why): wasmtime is compiled
+# once for the wheel and the tests, and the grouper-sync the tests run is the one the wheel packs.
+test=(cargo test --profile host-release)
 # Everything is built first; then the host's tests and the rest run side by side (two cargo
 # processes may run tests at once; most of the time is spent waiting on hubs and timers). Each
 # group's output is printed when it ends.
-cargo test --workspace --no-run
+"${test[@]}" --workspace --no-run
 scripts/jupyterhub/hub.sh install # once, before two groups of tests could both create the venv
 logs=$(mktemp -d)
-cargo test -p grouper-sync-host >"$logs/host.log" 2>&1 &
+"${test[@]}" -p grouper-sync-host >"$logs/host.log" 2>&1 &
 host=$!
-cargo test --workspace --exclude grouper-sync-host >"$logs/rest.log" 2>&1 &
+"${test[@]}" --workspace --exclude grouper-sync-host >"$logs/rest.log" 2>&1 &
 rest=$!
 status=0
 wait "$rest" || status=1
-echo "== cargo test --workspace --exclude grouper-sync-host"; cat "$logs/rest.log"
+echo "== ${test[*]} --workspace --exclude grouper-sync-host"; cat "$logs/rest.log"
 wait "$host" || status=1
-echo "== cargo test -p grouper-sync-host"; cat "$logs/host.log"
+echo "== ${test[*]} -p grouper-sync-host"; cat "$logs/host.log"
 rm -rf "$logs"
 [ "$status" = 0 ] || { echo "tests failed (the logs above say which)"; exit 1; }
 echo "all tests passed"

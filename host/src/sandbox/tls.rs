@@ -182,7 +182,11 @@ where
         .map_err(|_| Error::ConnectionTimeout)?
         .map_err(Error::Connect)?;
     let stream: Box<dyn Stream> = if use_tls {
-        let name = ServerName::try_from(host.clone()).map_err(Error::InvalidDnsNameError)?;
+        // What wasmtime-wasi-http's own client answers for a name rustls cannot take.
+        let name = ServerName::try_from(host.clone()).map_err(|_| Error::DnsError {
+            rcode: Some("invalid dns name".into()),
+            info_code: None,
+        })?;
         let connector = tokio_rustls::TlsConnector::from(tls);
         let handshake = connector.connect(name, tcp);
         let tls_stream = tokio::time::timeout(connect_timeout, handshake)
