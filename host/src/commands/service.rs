@@ -6,7 +6,7 @@ use super::{ExitStatus, StopSignals};
 use crate::options::Options;
 use crate::sandbox::runner::{Limits, Runner};
 use crate::schedule;
-use crate::store::history::History;
+use crate::store::history::{History, RecentPasses};
 use crate::web::endpoint::{self, Board};
 use crate::web::metrics::Metrics;
 use crate::web::status_page;
@@ -29,7 +29,7 @@ pub async fn execute(
     } = stop;
     let metrics = Arc::new(Metrics::default());
     let board = Arc::new(Board {
-        history: History::new(&opts.state_dir),
+        history: RecentPasses::new(History::new(&opts.state_dir)),
         context: std::sync::Mutex::new(page_context(opts)),
         ui: Ui::new(opts.ui_token.clone(), &opts.state_dir),
         prefix: opts.service_prefix.clone(),

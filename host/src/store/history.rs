@@ -7,6 +7,7 @@ use crate::store::state::{append_private, create_private_dir, json_lines, StateS
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 pub const FILE_NAME: &str = "history.jsonl";
 /// Passes kept.
@@ -88,6 +89,61 @@ impl History {
     }
 }
 
+/// What identifies one content of the file without reading it: passes only ever append or
+/// rewrite it, both of which change its length or its modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+/// The recent passes as the status page shows them, kept in memory and read again only when the
+/// file changed (a pass of the service, or of a `grouper-sync once` beside it, appended to it).
+pub struct RecentPasses {
+    history: History,
+    cached: Mutex<Option<(Option<FileStamp>, Arc<Vec<PassRecord>>)>>,
+    reads: std::sync::atomic::AtomicU64,
+}
+
+impl RecentPasses {
+    pub fn new(history: History) -> RecentPasses {
+        RecentPasses {
+            history,
+            cached: Mutex::new(None),
+            reads: Default::default(),
+        }
+    }
+
+    fn stamp(&self) -> Option<FileStamp> {
+        let meta = std::fs::symlink_metadata(self.history.path()).ok()?;
+        Some(FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+
+    /// The last [`KEEP`] passes, newest first.
+    pub fn get(&self) -> Arc<Vec<PassRecord>> {
+        let stamp = self.stamp();
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, passes)) = cached.as_ref() {
+            if *seen == stamp {
+                return passes.clone();
+            }
+        }
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let passes = Arc::new(self.history.recent(KEEP));
+        *cached = Some((stamp, passes.clone()));
+        passes
+    }
+
+    /// How often the file was read (for tests).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +186,32 @@ mod tests {
         drop(f);
         h.append(&record(999)).unwrap();
         assert_eq!(h.recent(1)[0].duration_ms, 999);
+    }
+
+    #[test]
+    fn the_page_reads_the_file_again_only_when_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let recent = RecentPasses::new(History::new(dir.path()));
+        assert!(recent.get().is_empty());
+        assert!(recent.get().is_empty());
+        assert_eq!(recent.reads(), 1, "no file: read once");
+        // another process (`grouper-sync once`) appends
+        History::new(dir.path()).append(&record(1)).unwrap();
+        assert_eq!(recent.get()[0].duration_ms, 1);
+        for _ in 0..5 {
+            assert_eq!(recent.get().len(), 1);
+        }
+        assert_eq!(recent.reads(), 2, "unchanged: served from memory");
+        History::new(dir.path()).append(&record(2)).unwrap();
+        assert_eq!(
+            recent
+                .get()
+                .iter()
+                .map(|r| r.duration_ms)
+                .collect::<Vec<_>>(),
+            [2, 1]
+        );
+        assert_eq!(recent.reads(), 3);
     }
 
     #[test]

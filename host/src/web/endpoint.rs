@@ -28,7 +28,7 @@ const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What the status page reads: the pass history and what the service knows of itself.
 pub struct Board {
-    pub history: crate::store::history::History,
+    pub history: crate::store::history::RecentPasses,
     pub context: Mutex<crate::web::status_page::Context>,
     pub ui: crate::web::ui::Ui,
     /// The path the hub's proxy puts in front (`JUPYTERHUB_SERVICE_PREFIX`), if any.
@@ -98,7 +98,7 @@ async fn page(State(s): State<Served>, uri: Uri, headers: HeaderMap) -> impl Int
         header(&headers, header::COOKIE),
         header(&headers, header::AUTHORIZATION),
     );
-    let passes = s.board.history.recent(crate::store::history::KEEP);
+    let passes = s.board.history.get();
     let context = s
         .board
         .context
@@ -153,26 +153,56 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
     tokio::net::TcpListener::bind(addr).await
 }
 
+/// Connections served at once; one more waits in the listen queue until a slot frees.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// After an accept error (out of file descriptors, most likely) the loop waits this long.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(500);
+
 /// Serves `router` until `shutdown` turns true; connections in progress then finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_at_most(listener, router, shutdown, MAX_CONNECTIONS).await
+}
+
+async fn serve_at_most(
+    listener: tokio::net::TcpListener,
+    router: Router,
     mut shutdown: watch::Receiver<bool>,
+    max_connections: usize,
 ) {
     use hyper::server::conn::http1;
     use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
-                Err(_) => continue,
+                Err(e) => {
+                    tracing::warn!("cannot accept a connection ({e}); retrying in {} ms", ACCEPT_BACKOFF.as_millis());
+                    tokio::select! {
+                        _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                        _ = shutdown.changed() => break,
+                    }
+                }
             },
             _ = shutdown.changed() => break,
         };
         let service = TowerToHyperService::new(router.clone());
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
@@ -201,7 +231,9 @@ mod tests {
             prefix.is_some()
         ));
         Arc::new(Board {
-            history: crate::store::history::History::new(&dir),
+            history: crate::store::history::RecentPasses::new(crate::store::history::History::new(
+                &dir,
+            )),
             context: Mutex::new(crate::web::status_page::Context {
                 schedule: Vec::new(),
                 next_pass: None,
@@ -286,5 +318,41 @@ mod tests {
         );
         // read-only: no ui_token
         assert_eq!(status(&router, "POST", "/run", "").await.0, 403);
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = router(
+            Arc::new(Metrics::default()),
+            board(None, None),
+            Duration::from_secs(60),
+        );
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(serve_at_most(listener, router, stopped, 1));
+        // a client that connects and says nothing holds the only slot
+        let idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        second
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let early =
+            tokio::time::timeout(Duration::from_millis(300), second.read_to_end(&mut answer)).await;
+        assert!(early.is_err(), "answered beyond the limit: {answer:?}");
+        drop(idle);
+        tokio::time::timeout(Duration::from_secs(120), second.read_to_end(&mut answer))
+            .await
+            .expect("the freed slot serves the waiting connection")
+            .unwrap();
+        assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(120), server)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }
