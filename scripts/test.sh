@@ -22,7 +22,9 @@ test=(cargo test --profile host-release)
 # processes may run tests at once; most of the time is spent waiting on hubs and timers). Each
 # group's output is printed when it ends.
 "${test[@]}" --workspace --no-run
-scripts/jupyterhub/hub.sh install # once, before two groups of tests could both create the venv
+# once, before two groups of tests could both create the venv or install the proxy
+scripts/jupyterhub/hub.sh install
+scripts/jupyterhub/hub.sh install-proxy
 logs=$(mktemp -d)
 "${test[@]}" -p grouper-sync-host >"$logs/host.log" 2>&1 &
 host=$!

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config_file::{read_secret_file, toml_error, toml_to_string};
+
+pub mod page;
 use crate::schedule::{WeeklyWindow, Windows};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +57,8 @@ pub struct Options {
     /// The change log rotates at this size and keeps rotated files this long.
     pub change_log_max_bytes: u64,
     pub change_log_keep: Duration,
-    /// Signs admins in to the status page's actions (a secret: never printed).
-    pub ui_token: Option<String>,
-    /// Where the hub's proxy serves this service (`JUPYTERHUB_SERVICE_PREFIX`).
-    pub service_prefix: Option<String>,
+    /// The status page: where, for which host names, and how people sign in.
+    pub page: page::PageOptions,
 }
 
 impl std::fmt::Debug for Options {
@@ -84,7 +84,10 @@ pub const HOST_KEYS: &[Key] = &[
     host("pass_deadline_seconds", "", whole(5, 86_400, "seconds"), Some("900"), "a pass running longer is stopped"),
     host("memory_limit_mb", "", whole(16, 4096, "MiB"), Some("256"), "the component's memory limit"),
     host("http_timeout_cap_seconds", "", whole(1, 3600, "seconds"), Some("120"), "upper bound on every HTTP timeout"),
-    host("metrics_addr", "", Kind::Path, None, "serve /metrics, /healthz, /readyz here, e.g. 127.0.0.1:9090 (unset: off)"),
+    host("metrics_addr", "", Kind::Path, None, "serve /metrics, /healthz, /readyz here, e.g. 127.0.0.1:9090 (unset: off); never the status page"),
+    host("status_addr", "", Kind::Path, None, "serve the status page here, e.g. 127.0.0.1:9101 (unset: the address of JUPYTERHUB_SERVICE_URL when the hub gives the service a url, else off)"),
+    host("status_hosts", "", Kind::List, None, "host names the status page answers to besides loopback and the hub's public URL, e.g. [\"hub.example.org\"]"),
+    host("status_approve_scope", "", Kind::Text, Some(page::DEFAULT_APPROVE_SCOPE), "the hub scope that lets a signed-in user approve plans and run passes (the access scope lets them read)"),
     host("log_format", "", Kind::Choice(LOG_FORMATS), Some("text"), "text or json"),
     host("state_dir", "GROUPER_SYNC_STATE_DIR", Kind::Path, Some(crate::store::state::DEFAULT_DIR), "keep the user state of incremental passes here"),
     host("approval_max_age_hours", "", whole(1, 24 * 31, "hours"), Some("24"), "an approval of a withheld plan not used within this many hours expires"),
@@ -258,7 +261,7 @@ pub fn secrets_help() -> String {
         ));
     }
     secrets.push_str(
-        "  ui_token                 signs admins in to the status page's Approve and Run buttons; env \
+        "  ui_token                 signs admins in to the status page outside a hub, and scripts as a bearer token; env \
          GROUPER_SYNC_UI_TOKEN, or a file named by GROUPER_SYNC_UI_TOKEN_FILE / ui_token_file in the config file\n",
     );
     secrets
@@ -339,18 +342,11 @@ pub fn from_matches(
 
     // 4. the flags win
     values.extend(flags);
-    build(
-        values,
-        ui_token.filter(|t| !t.trim().is_empty()),
-        env("JUPYTERHUB_SERVICE_PREFIX").filter(|p| p.starts_with('/')),
-    )
+    let page = page::page_options(&values, env, ui_token.filter(|t| !t.trim().is_empty()))?;
+    build(values, page)
 }
 
-fn build(
-    values: BTreeMap<String, String>,
-    ui_token: Option<String>,
-    service_prefix: Option<String>,
-) -> Result<Options> {
+fn build(values: BTreeMap<String, String>, page: page::PageOptions) -> Result<Options> {
     let get = |name: &str| values.get(name).map(String::as_str);
     let number = |name: &str| -> Result<u64> {
         let value = host_key(name).whole(get(name)).map_err(|e| anyhow!(e.0))?;
@@ -401,6 +397,13 @@ fn build(
                 .map_err(|_| anyhow!("metrics_addr must be IP:PORT, not {a:?}"))?,
         ),
     };
+    if metrics_addr.is_some() && metrics_addr == page.addr {
+        bail!(
+            "metrics_addr and status_addr are both {}: the status page needs its own address, so that \
+             opening /metrics to Prometheus never opens the page",
+            page.addr.map(|a| a.to_string()).unwrap_or_default()
+        );
+    }
     let pass_deadline = seconds("pass_deadline_seconds")?;
     let http_timeout_cap = seconds("http_timeout_cap_seconds")?;
     let memory_mb = number("memory_limit_mb")?;
@@ -438,8 +441,7 @@ fn build(
         lock_wait: seconds("lock_wait_seconds")?,
         change_log_max_bytes: number("change_log_max_mb")? << 20,
         change_log_keep: Duration::from_secs(number("change_log_keep_days")? * 86_400),
-        ui_token,
-        service_prefix,
+        page,
         ca_file: match values.get("ca_file").map(|f| f.trim()) {
             None => None,
             Some("") => bail!("ca_file must name a PEM file"),

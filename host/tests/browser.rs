@@ -1,12 +1,19 @@
 //! The status page in a real browser: Debian's headless Chromium driven over W3C WebDriver
-//! (chromedriver), against a running `grouper-sync` with the simulator and a fake hub. An admin
-//! signs in, sees the withheld plan, clicks **Approve** and **Run a pass now**, and the next pass
-//! applies exactly that plan. A screenshot is kept in `target/status-page.png`.
+//! (chromedriver).
+//! - Outside a hub (a fake hub, the `ui_token`): an admin signs in, sees the withheld plan, clicks
+//!   **Approve** and **Run a pass now**, and the next pass applies exactly that plan.
+//! - As a hub service page: a real JupyterHub with its real proxy (configurable-http-proxy) runs
+//!   `grouper-sync` with the README's service entry and roles. A signed-out visitor gets the hub's
+//!   login page; a user without a role gets the hub's 403; a reader sees no member id; the admin
+//!   signs in through the hub's form and OAuth, approves and runs a pass. JavaScript served by a
+//!   user's server on the same origin, run in the admin's browser, gets neither a member id nor an
+//!   approval. The README's screenshot is kept in `target/status-page.png`.
 //!
 //! `.ci/run` installs `chromium` and `chromium-driver` with apt. Elsewhere, without them, the
 //! test skips with a message; in CI (`CI` set) it fails.
 
 use grouper_sync_testkit::fake_hub;
+use grouper_sync_testkit::real_hub::RealHub;
 
 use grouper_sync_testkit::wait as support;
 
@@ -203,6 +210,43 @@ impl Browser {
         });
     }
 
+    fn url(&self) -> String {
+        self.call("GET", "/url", None).as_str().unwrap().to_string()
+    }
+
+    fn title(&self) -> String {
+        self.call("GET", "/title", None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The cookies the browser would send to the current page's URL.
+    fn cookies(&self) -> Vec<Value> {
+        self.call("GET", "/cookie", None)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until the current page's source says `what`, and returns it.
+    fn wait_for_source(&self, what: &str, says: &str) -> String {
+        let mut source = String::new();
+        wait_for(what, Duration::from_secs(300), || {
+            source = self.source();
+            source.contains(says)
+        });
+        source
+    }
+
+    /// Signs in through the hub's login form (the DummyAuthenticator takes any password).
+    fn hub_login(&self, name: &str) {
+        self.wait_for_source("the hub's login form", "id=\"username_input\"");
+        self.type_into("#username_input", name);
+        self.type_into("#password_input", "any-password");
+        self.click("#login_submit");
+    }
+
     fn source(&self) -> String {
         self.call("GET", "/source", None)
             .as_str()
@@ -272,7 +316,7 @@ fn an_admin_approves_a_withheld_plan_in_a_real_browser() {
     let mut service = Command::new(BIN)
         .args([
             "--GrouperSync.sync_every=3600",
-            "--metrics-addr",
+            "--status-addr",
             &metrics,
             "--max-removals",
             "0",
@@ -295,6 +339,14 @@ fn an_admin_approves_a_withheld_plan_in_a_real_browser() {
     });
     let browser = Browser::start(&chromedriver, &chromium);
     let page = format!("http://{metrics}/");
+    // signed out: the sign-in form, and nothing of the passes
+    browser.open(&page);
+    let signed_out = browser.source();
+    assert!(signed_out.contains("name=\"token\""), "{signed_out}");
+    assert!(!signed_out.contains(GROUP) && !signed_out.contains("stale7"));
+    browser.type_into("input[name=token]", UI_TOKEN);
+    browser.click("form[action='login'] button");
+    browser.wait_for_notice("Signed in.");
     wait_for("the pass on the page", Duration::from_secs(300), || {
         browser.open(&page);
         browser.source().contains("removals_withheld")
@@ -309,17 +361,7 @@ fn an_admin_approves_a_withheld_plan_in_a_real_browser() {
         browser.source().contains("stale7"),
         "the plan's members on demand"
     );
-
-    // sign in, approve, run now
-    browser.type_into("input[name=token]", UI_TOKEN);
-    browser.click("form[action='login'] button");
-    browser.wait_for_notice("Signed in.");
-    // the screenshot for README: a withheld plan, its members opened, the buttons
     browser.click(".withheld details summary");
-    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/status-page.png");
-    browser.screenshot(&shot);
-    assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
-    eprintln!("screenshot: {}", shot.display());
     browser.click("form[action='approve'] button");
     browser.wait_for_notice(&format!("Approved plan {plan}"));
     browser.click("form[action='run'] button");
@@ -350,4 +392,286 @@ fn an_admin_approves_a_withheld_plan_in_a_real_browser() {
         .args(["-INT", &service.id().to_string()])
         .status();
     let _ = support::wait_exit(&mut service, Duration::from_secs(60));
+}
+
+const SERVICE: &str = "grouper-sync-managed";
+const APPROVE_SCOPE: &str = "custom:grouper-sync:approve";
+const HUB_GROUP: &str = "edu:example:app:hub:page-users";
+
+/// The status page as a hub service, configured as the README shows: the service entry with a
+/// `url`, `oauth_no_confirm` and the approve scope the client may ask for; the custom scope; a
+/// role for approvers (the hub admin) and one for readers.
+fn page_service(command: &[&str], environment: Value, url: &str) -> Value {
+    json!({
+        "command": command,
+        "environment": environment,
+        "service": {
+            "url": url,
+            "oauth_no_confirm": true,
+            "oauth_client_allowed_scopes": [APPROVE_SCOPE],
+        },
+        "custom_scopes": {
+            APPROVE_SCOPE: {"description": "Approve grouper-sync's withheld plans and run passes"},
+        },
+        "roles": [
+            {
+                "name": "grouper-sync-approvers",
+                "scopes": [format!("access:services!service={SERVICE}"), APPROVE_SCOPE],
+                "users": ["admin"],
+            },
+            {
+                "name": "grouper-sync-readers",
+                "scopes": [format!("access:services!service={SERVICE}")],
+                "users": ["ben"],
+            },
+        ],
+    })
+}
+
+/// JavaScript a user serves from their own server, on the hub's origin: it reads the status page,
+/// posts an approval (by `fetch` and by a form into a frame) and frames the page, then writes what
+/// it got into `#out` and sets the title to `done`.
+fn attack_page(plan: &str) -> String {
+    let page = format!("/services/{SERVICE}/");
+    format!(
+        r#"<!doctype html><meta charset="utf-8"><title>running</title><pre id="out"></pre>
+<script>
+const page = "{page}";
+const result = {{}};
+const bounded = (f) => new Promise((done) => {{ f(done); setTimeout(done, 60000); }});
+async function attempt(name, f) {{ try {{ await f(); }} catch (e) {{ result[name + "_error"] = String(e); }} }}
+(async () => {{
+  await attempt("read", async () => {{
+    const r = await fetch(page, {{ credentials: "include" }});
+    result.read_status = r.status; result.read_text = await r.text();
+  }});
+  await attempt("post", async () => {{
+    const r = await fetch(page + "approve", {{ method: "POST", credentials: "include",
+      headers: {{ "content-type": "application/x-www-form-urlencoded" }}, body: "plan={plan}&csrf=guessed" }});
+    result.post_status = r.status; result.post_text = await r.text();
+  }});
+  await attempt("frame", () => bounded((done) => {{
+    const f = document.createElement("iframe");
+    f.onload = () => {{ try {{ result.frame_text = f.contentDocument.documentElement.outerHTML; }} catch (e) {{ result.frame_error = String(e); }} done(); }};
+    f.src = page; document.body.appendChild(f);
+  }}));
+  await attempt("form", () => bounded((done) => {{
+    const f = document.createElement("iframe"); f.name = "sink";
+    f.onload = () => {{ try {{ result.form_text = f.contentDocument.documentElement.outerHTML; }} catch (e) {{ result.form_error = String(e); }} done(); }};
+    document.body.appendChild(f);
+    const form = document.createElement("form");
+    form.method = "POST"; form.action = page + "approve"; form.target = "sink";
+    for (const [k, v] of [["plan", "{plan}"], ["csrf", "guessed"]]) {{
+      const i = document.createElement("input"); i.name = k; i.value = v; form.appendChild(i);
+    }}
+    document.body.appendChild(form); form.submit();
+  }}));
+  document.getElementById("out").textContent = JSON.stringify(result);
+  document.title = "done";
+}})();
+</script>
+"#
+    )
+}
+
+#[test]
+fn through_the_hubs_proxy_only_a_signed_in_approver_sees_members_and_approves() {
+    let (Some(chromium), Some(chromedriver)) =
+        (tool("/usr/bin/chromium"), tool("/usr/bin/chromedriver"))
+    else {
+        return;
+    };
+    let sim = Simulator::new(Config {
+        user: "sync".into(),
+        password: PASSWORD.into(),
+        ..Config::default()
+    });
+    for id in ["900001", "stale7"] {
+        sim.add_subject(Subject::new("ldap", id));
+    }
+    sim.add_group(HUB_GROUP);
+    sim.add_member(HUB_GROUP, "ldap", "stale7");
+    let server = sim.serve("127.0.0.1:0").unwrap();
+    let crypt_key = "5a1e0c9d8b7f6e5d4c3b2a190817f6e5d4c3b2a1908f7e6d5c4b3a2918076f5e";
+
+    // users first (ana with a login id), then the hub again with the service and its proxy
+    {
+        let hub = RealHub::start_with("page", &[("JUPYTERHUB_CRYPT_KEY", crypt_key)]);
+        let users = json!({"usernames": ["ana", "ben", "mallory"]});
+        assert_eq!(hub.admin("POST", "/users", Some(&users)).0, 201);
+        let login = json!({"auth_state": {"canvas_user": {"login_id": "900001"}}});
+        assert_eq!(hub.admin("PATCH", "/users/ana", Some(&login)).0, 200);
+    }
+    let state = std::env::temp_dir().join(format!("grouper-sync-page-{}", std::process::id()));
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let spec = page_service(
+        &[BIN, "--GrouperSync.sync_every=3600", "--max-removals", "0"],
+        json!({
+            "GROUPER_BASE_URL": server.base_url("v2_2_100"),
+            "GROUPER_USER": "sync",
+            "GROUPER_PASSWORD": PASSWORD,
+            "GROUPER_ID_PATH": HUB_GROUP,
+            "GROUPER_SYNC_STATE_DIR": state.join("state"),
+        }),
+        &url,
+    );
+    let hub = RealHub::start_with(
+        "page",
+        &[
+            ("JUPYTERHUB_CRYPT_KEY", crypt_key),
+            ("JHUB_KEEP_DB", "1"),
+            ("JHUB_PROXY", "chp"),
+            ("JHUB_USER_SERVERS", "1"),
+            ("JHUB_SYNC_SERVICE", &spec.to_string()),
+        ],
+    );
+    wait_for("the service's first pass", Duration::from_secs(300), || {
+        sim.member_ids(HUB_GROUP) == ["900001", "stale7"]
+    });
+    let proxy = hub.public_url.trim_start_matches("http://").to_string();
+    let page = format!("{}/services/{SERVICE}/", hub.public_url);
+
+    // through the proxy, another Host is refused by the service itself
+    let (status, _) = raw_get(&proxy, &format!("/services/{SERVICE}/"), "evil.example");
+    assert_eq!(status, 421, "a rebound host name");
+    // signed out: sent to the hub, nothing of the page
+    let (status, body) = raw_get(&proxy, &format!("/services/{SERVICE}/"), &proxy);
+    assert!(
+        status == 302 && !body.contains("stale7"),
+        "a signed-out visitor is sent to the hub: {status}"
+    );
+
+    // mallory (no role): the hub's login, then the hub's 403
+    {
+        let browser = Browser::start(&chromedriver, &chromium);
+        browser.open(&page);
+        browser.hub_login("mallory");
+        let refused = browser.wait_for_source("the hub's refusal", "403");
+        assert!(refused.contains("permission to access"), "{refused}");
+        assert!(!refused.contains("stale7") && !refused.contains("removals_withheld"));
+    }
+    // ben (the readers' role): outcomes and counts, no member id, no button
+    {
+        let browser = Browser::start(&chromedriver, &chromium);
+        browser.open(&page);
+        browser.hub_login("ben");
+        let read = browser.wait_for_source("the page as a reader", "removals_withheld");
+        assert!(read.contains("You may read this page"), "{read}");
+        assert!(!read.contains("stale7") && !read.contains("action=\"approve\""));
+    }
+
+    // the admin: the hub's login page, then back on the page through OAuth
+    let browser = Browser::start(&chromedriver, &chromium);
+    browser.open(&page);
+    wait_for("the hub's login page", Duration::from_secs(300), || {
+        browser.url().contains("/hub/login")
+    });
+    browser.hub_login("admin");
+    let signed_in =
+        browser.wait_for_source("the page after the OAuth sign-in", "removals_withheld");
+    assert!(browser.url().starts_with(&page), "{}", browser.url());
+    assert!(signed_in.contains("stale7"), "an approver sees the members");
+    let plan = browser.text_of(".withheld p code");
+    assert_eq!(plan.len(), 16, "{plan}");
+    let session = browser
+        .cookies()
+        .into_iter()
+        .find(|c| c["name"] == "grouper-sync-session")
+        .expect("the session cookie");
+    assert_eq!(session["path"], format!("/services/{SERVICE}/"));
+    assert_eq!(session["httpOnly"], true);
+    browser.click(".withheld details summary");
+    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/status-page.png");
+    browser.screenshot(&shot);
+    assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
+    eprintln!("screenshot: {}", shot.display());
+
+    // mallory's server serves JavaScript on the same origin; the admin opens it
+    let home = hub.dir.join("homes").join("mallory");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("index.html"), attack_page(&plan)).unwrap();
+    let started = hub.admin("POST", "/users/mallory/server", None).0;
+    assert!(matches!(started, 201 | 202), "{started}");
+    let attack = format!("{}/user/mallory/", hub.public_url);
+    wait_for(
+        "mallory's server behind the proxy",
+        Duration::from_secs(300),
+        || {
+            raw_get(&proxy, "/user/mallory/", &proxy)
+                .1
+                .contains("<script>")
+        },
+    );
+    browser.open(&attack);
+    wait_for("the script to finish", Duration::from_secs(300), || {
+        browser.title() == "done"
+    });
+    assert!(
+        browser
+            .cookies()
+            .iter()
+            .all(|c| c["name"] != "grouper-sync-session"),
+        "the session cookie is not sent to a user's server"
+    );
+    let result: Value = serde_json::from_str(&browser.text_of("#out")).unwrap();
+    let text = result.to_string();
+    assert!(
+        !text.contains("stale7"),
+        "the script read a member id: {text}"
+    );
+    assert!(
+        !text.contains("name=\\\"csrf\\\""),
+        "the script read a CSRF token: {text}"
+    );
+    assert_eq!(result["read_status"], 403, "{text}");
+    assert_eq!(result["post_status"], 403, "{text}");
+    assert!(
+        !state.join("state").join("approvals.json").exists()
+            || !std::fs::read_to_string(state.join("state").join("approvals.json"))
+                .unwrap()
+                .contains(&plan),
+        "the script approved the plan"
+    );
+
+    // the admin approves and runs a pass from the page
+    browser.open(&page);
+    browser.wait_for_source("the page again", "removals_withheld");
+    browser.click("form[action='approve'] button");
+    browser.wait_for_notice(&format!("Approved plan {plan}"));
+    browser.click("form[action='run'] button");
+    browser.wait_for_notice("A pass was requested");
+    wait_for(
+        "the approved plan applied",
+        Duration::from_secs(300),
+        || sim.member_ids(HUB_GROUP) == ["900001"],
+    );
+    let source = browser.source();
+    for secret in [PASSWORD, hub.sync_token.as_str()] {
+        assert!(!source.contains(secret), "the page holds no secret");
+    }
+    drop(browser);
+    drop(hub);
+}
+
+/// One `GET` through the proxy with this `Host`: status and body (the redirect is not followed).
+fn raw_get(addr: &str, path: &str, host: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

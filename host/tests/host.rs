@@ -876,14 +876,20 @@ fn the_status_page_shows_the_passes_and_a_withheld_plan_and_survives_a_restart()
     let t = &report["targets"][0];
     let plan = t["withheld_plan"].as_str().unwrap().to_string();
 
-    let metrics = format!("127.0.0.1:{}", free_port());
+    const PAGE_TOKEN: &str = "page-token-0b7d-DISTINCTIVE";
+    let status_addr = format!("127.0.0.1:{}", free_port());
     let serve = |extra: &[&str]| {
-        let mut args = vec!["--GrouperSync.sync_every=3600", "--metrics-addr", &metrics];
+        let mut args = vec![
+            "--GrouperSync.sync_every=3600",
+            "--status-addr",
+            &status_addr,
+        ];
         args.extend_from_slice(extra);
         Command::new(BIN)
             .args(&args)
             .env_clear()
             .envs(env.iter().cloned())
+            .env("GROUPER_SYNC_UI_TOKEN", PAGE_TOKEN)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
@@ -891,9 +897,16 @@ fn the_status_page_shows_the_passes_and_a_withheld_plan_and_survives_a_restart()
     let page_with = |what: &str, n: usize| {
         let mut page = String::new();
         wait_for(what, Duration::from_secs(300), || {
-            page = std::net::TcpStream::connect(&metrics)
+            page = std::net::TcpStream::connect(&status_addr)
                 .ok()
-                .map(|_| get(&metrics, "/").1)
+                .map(|_| {
+                    request(
+                        &status_addr,
+                        "/",
+                        &[("Authorization", &format!("Bearer {PAGE_TOKEN}"))],
+                    )
+                    .1
+                })
                 .unwrap_or_default();
             page.matches("<td>removals_withheld</td>").count() >= n
         });
@@ -932,6 +945,27 @@ fn the_status_page_shows_the_passes_and_a_withheld_plan_and_survives_a_restart()
         "settings shown, secrets masked"
     );
     assert_no_secrets("status page", &page);
+    assert!(!page.contains(PAGE_TOKEN));
+    // signed out: the sign-in form and nothing of the passes; another host name: nothing at all
+    let (code, signed_out) = get(&status_addr, "/");
+    assert_eq!(code, 200);
+    assert!(signed_out.contains("action=\"login\""), "{signed_out}");
+    for private in [GROUP, plan.as_str(), "stale", "grouper_user", "state_dir"] {
+        assert!(
+            !signed_out.contains(private),
+            "a signed-out visitor sees {private}"
+        );
+    }
+    let rebound = request(
+        &status_addr,
+        "/",
+        &[
+            ("Host", "evil.example"),
+            ("Authorization", &format!("Bearer {PAGE_TOKEN}")),
+        ],
+    );
+    assert_eq!(rebound.0, 421, "{}", rebound.1);
+    assert!(!rebound.1.contains(GROUP));
     stop(&mut child, "INT", Duration::from_secs(60));
 
     // restarted: the earlier passes are still on the page, with the new one
@@ -982,7 +1016,7 @@ fn the_status_page_approves_and_runs_a_pass_only_for_a_signed_in_admin() {
     let mut child = Command::new(BIN)
         .args([
             "--GrouperSync.sync_every=3600",
-            "--metrics-addr",
+            "--status-addr",
             &metrics,
             "--max-removals",
             "0",
@@ -992,27 +1026,15 @@ fn the_status_page_approves_and_runs_a_pass_only_for_a_signed_in_admin() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut page = String::new();
-    wait_for(
-        "the first pass on the page",
-        Duration::from_secs(300),
-        || {
-            page = std::net::TcpStream::connect(&metrics)
-                .ok()
-                .map(|_| get(&metrics, "/").1)
-                .unwrap_or_default();
-            page.contains("<td>removals_withheld</td>")
-        },
-    );
-    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "stale"]);
-    let plan_at = page.find("Withheld plan <code>").unwrap() + "Withheld plan <code>".len();
-    let plan = page[plan_at..plan_at + 16].to_string();
+    wait_for("the status page", Duration::from_secs(300), || {
+        std::net::TcpStream::connect(&metrics).is_ok()
+    });
+    let (_, _, page) = exchange(&metrics, "GET", "/", None, "");
     assert!(page.contains("action=\"login\"") && !page.contains("action=\"approve\""));
 
     // not signed in, or signed in with the wrong token: refused
-    let approve_form = format!("plan={plan}");
     assert_eq!(
-        exchange(&metrics, "POST", "/approve", None, &approve_form).0,
+        exchange(&metrics, "POST", "/approve", None, "plan=0123456789abcdef").0,
         403
     );
     assert_eq!(
@@ -1036,9 +1058,22 @@ fn the_status_page_approves_and_runs_a_pass_only_for_a_signed_in_admin() {
         .unwrap()
         .to_string();
     assert!(
-        head.contains("HttpOnly") && head.contains("SameSite=Strict"),
+        head.contains("Path=/; HttpOnly; SameSite=Lax; Max-Age=3600"),
         "{head}"
     );
+    let mut signed_in = String::new();
+    wait_for(
+        "the first pass on the page",
+        Duration::from_secs(300),
+        || {
+            signed_in = exchange(&metrics, "GET", "/", Some(&cookie), "").2;
+            signed_in.contains("<td>removals_withheld</td>")
+        },
+    );
+    assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002", "stale"]);
+    let plan_at = signed_in.find("Withheld plan <code>").unwrap() + "Withheld plan <code>".len();
+    let plan = signed_in[plan_at..plan_at + 16].to_string();
+    let approve_form = format!("plan={plan}");
     let (_, head, signed_in) = exchange(&metrics, "GET", "/", Some(&cookie), "");
     assert!(head.contains("cache-control: no-store"), "{head}");
     let csrf_at =
@@ -1190,10 +1225,24 @@ fn a_withheld_plan_is_approved_once_and_a_changed_plan_stays_withheld() {
 }
 
 fn get(addr: &str, path: &str) -> (u16, String) {
+    request(addr, path, &[])
+}
+
+/// `GET path` with extra headers (a `Host` among them replaces the address).
+fn request(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let host = headers
+        .iter()
+        .find(|(k, _)| *k == "Host")
+        .map_or(addr, |(_, v)| v);
+    let extra: String = headers
+        .iter()
+        .filter(|(k, _)| *k != "Host")
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut text = String::new();
@@ -1264,6 +1313,9 @@ fn service_runs_on_schedule_serves_metrics_and_stops_on_sigint() {
         std::net::TcpStream::connect(&metrics).is_ok()
     });
     assert_eq!(get(&metrics, "/healthz").0, 200);
+    // the metrics listener is no way to the status page
+    assert_eq!(get(&metrics, "/").0, 404);
+    assert_eq!(get(&metrics, "/approve").0, 404);
     wait_for("readiness", Duration::from_secs(300), || {
         get(&metrics, "/readyz").0 == 200
     });

@@ -13,24 +13,29 @@ c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = os.path.join(state, "cookie_secret")
 c.JupyterHub.pid_file = os.path.join(state, "jupyterhub.pid")
 
-# No configurable-http-proxy: the REST API is served on the hub port directly.
-from jupyterhub.proxy import Proxy  # noqa: E402
+if os.environ.get("JHUB_PROXY") == "chp":
+    # The hub's real proxy (hub.sh install-proxy), started by the hub as in production.
+    c.ConfigurableHTTPProxy.command = [os.environ["JHUB_CHP"]]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ['JHUB_PROXY_API_PORT']}"
+    c.ConfigurableHTTPProxy.pid_file = os.path.join(state, "proxy.pid")
+    c.ConfigurableHTTPProxy.debug = False
+else:
+    # No configurable-http-proxy: the REST API is served on the hub port directly.
+    from jupyterhub.proxy import Proxy  # noqa: E402
 
+    class NullProxy(Proxy):
+        should_start = False
 
-class NullProxy(Proxy):
-    should_start = False
+        async def add_route(self, routespec, target, data):
+            pass
 
-    async def add_route(self, routespec, target, data):
-        pass
+        async def delete_route(self, routespec):
+            pass
 
-    async def delete_route(self, routespec):
-        pass
+        async def get_all_routes(self):
+            return {}
 
-    async def get_all_routes(self):
-        return {}
-
-
-c.JupyterHub.proxy_class = NullProxy
+    c.JupyterHub.proxy_class = NullProxy
 
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
@@ -97,14 +102,16 @@ if os.environ.get("JHUB_USER_SERVERS") == "1":
     c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(state, "homes", "{username}")
 
 # Optional: run grouper-sync as a hub-managed service, exactly as an admin would configure it.
-# JHUB_SYNC_SERVICE = {"command": [...], "environment": {...}} (JSON).
+# JHUB_SYNC_SERVICE = {"command": [...], "environment": {...}} (JSON), and for the status page as a
+# hub service page (README): "service" (more keys of the service entry: url, oauth_no_confirm,
+# oauth_client_allowed_scopes), "roles" (more load_roles entries) and "custom_scopes".
 if os.environ.get("JHUB_SYNC_SERVICE"):
     import json
 
     spec = json.loads(os.environ["JHUB_SYNC_SERVICE"])
-    c.JupyterHub.services.append(
-        {"name": "grouper-sync-managed", "command": spec["command"], "environment": spec.get("environment", {})}
-    )
+    service = {"name": "grouper-sync-managed", "command": spec["command"], "environment": spec.get("environment", {})}
+    service.update(spec.get("service", {}))
+    c.JupyterHub.services.append(service)
     c.JupyterHub.load_roles.append(
         {
             "name": "grouper-sync-managed",
@@ -112,3 +119,6 @@ if os.environ.get("JHUB_SYNC_SERVICE"):
             "services": ["grouper-sync-managed"],
         }
     )
+    c.JupyterHub.load_roles.extend(spec.get("roles", []))
+    if spec.get("custom_scopes"):
+        c.JupyterHub.custom_scopes = spec["custom_scopes"]

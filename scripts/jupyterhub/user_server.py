@@ -15,11 +15,19 @@ import time
 from urllib.parse import urlparse
 
 
+# What the user put in their home (a test's page with JavaScript, as any user's server can serve).
+PAGE = os.path.join(os.environ.get("HOME", "/nonexistent"), "index.html")
+
+
 class Ok(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = b"stand-in single-user server\n"
+        if os.path.isfile(PAGE):
+            with open(PAGE, "rb") as f:
+                body, kind = f.read(), "text/html; charset=utf-8"
+        else:
+            body, kind = b"stand-in single-user server\n", "text/plain"
         self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -8,7 +8,10 @@ use crate::sandbox::runner::{Limits, Runner};
 use crate::schedule;
 use crate::store::history::{History, RecentPasses};
 use crate::web::endpoint::{self, Board};
+use crate::web::guard::AllowedHosts;
+use crate::web::hub_oauth::{HubHttp, HubOAuth, TlsHubHttp};
 use crate::web::metrics::Metrics;
+use crate::web::session::CookiePolicy;
 use crate::web::status_page;
 use crate::web::ui::Ui;
 use std::sync::Arc;
@@ -28,26 +31,44 @@ pub async fn execute(
         term: mut sigterm,
     } = stop;
     let metrics = Arc::new(Metrics::default());
-    let board = Arc::new(Board {
-        history: RecentPasses::new(History::new(&opts.state_dir)),
-        context: std::sync::Mutex::new(page_context(opts)),
-        ui: Ui::new(opts.ui_token.clone(), &opts.state_dir),
-        prefix: opts.service_prefix.clone(),
-    });
+    let board = Arc::new(board(opts, limits));
     let (stop_serving, serving_stopped) = tokio::sync::watch::channel(false);
-    let mut server = None;
+    let mut servers = Vec::new();
     if let Some(addr) = opts.metrics_addr {
+        let router = endpoint::metrics_router(
+            metrics.clone(),
+            opts.sync_every,
+            opts.page.prefix.as_deref(),
+        );
         match endpoint::bind(addr).await {
             Ok(listener) => {
                 tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-                let router = endpoint::router(metrics.clone(), board.clone(), opts.sync_every);
-                server = Some(tokio::spawn(endpoint::serve(
+                servers.push(tokio::spawn(endpoint::serve(
                     listener,
                     router,
-                    serving_stopped,
+                    serving_stopped.clone(),
                 )));
             }
             Err(e) => tracing::error!(%addr, "cannot serve metrics: {e}"),
+        }
+    }
+    if let Some(addr) = opts.page.addr {
+        match endpoint::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(
+                    %addr,
+                    hosts = %board.hosts.names().join(","),
+                    sign_in = sign_in_of(opts),
+                    "serving the status page"
+                );
+                let router = endpoint::status_router(board.clone());
+                servers.push(tokio::spawn(endpoint::serve(
+                    listener,
+                    router,
+                    serving_stopped.clone(),
+                )));
+            }
+            Err(e) => tracing::error!(%addr, "cannot serve the status page: {e}"),
         }
     }
     tracing::info!(
@@ -125,12 +146,46 @@ pub async fn execute(
     }
     // Graceful: stop accepting, let a scrape in progress finish, but never hold up the exit.
     let _ = stop_serving.send(true);
-    if let Some(server) = server {
+    for server in servers {
         let _ = tokio::time::timeout(Duration::from_millis(300), server).await;
     }
     tracing::info!("grouper-sync stopped");
     ExitStatus::Ok
 }
+
+/// How browsers sign in to the status page, for the start-up log.
+fn sign_in_of(opts: &Options) -> &'static str {
+    match (&opts.page.hub_oauth, &opts.page.ui_token) {
+        (Some(_), _) => "through the hub (OAuth)",
+        (None, Some(_)) => "with the ui_token",
+        (None, None) => "none configured: the page shows nothing",
+    }
+}
+
+/// What the status page reads and who may see it.
+fn board(opts: &Options, limits: &Limits) -> Board {
+    let hub = opts.page.hub_oauth.clone().map(|settings| {
+        let http: Box<dyn HubHttp> = Box::new(TlsHubHttp {
+            trust: limits.tls.clone(),
+            timeout: HUB_SIGN_IN_TIMEOUT,
+        });
+        (HubOAuth::new(settings), http)
+    });
+    let cookies = CookiePolicy {
+        path: opts.page.prefix.clone().unwrap_or_else(|| "/".into()),
+        always_secure: opts.page.always_secure,
+    };
+    Board {
+        history: RecentPasses::new(History::new(&opts.state_dir)),
+        context: std::sync::Mutex::new(page_context(opts)),
+        ui: Ui::new(hub, opts.page.ui_token.clone(), cookies, &opts.state_dir),
+        prefix: opts.page.prefix.clone(),
+        hosts: AllowedHosts::new(opts.page.hosts.iter().map(String::as_str)),
+    }
+}
+
+/// How long the hub has to answer a sign-in's token and user requests.
+const HUB_SIGN_IN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The status page's view of the service: schedule and settings (no secret values).
 fn page_context(opts: &Options) -> status_page::Context {

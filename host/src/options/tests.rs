@@ -204,7 +204,7 @@ fn secrets_from_files() {
     .unwrap();
     assert_eq!(o.component_config["grouper_password"], "filepw");
     assert_eq!(o.component_config["jupyterhub_api_token"], "filetoken2");
-    assert_eq!(o.ui_token.as_deref(), Some("uitoken"));
+    assert_eq!(o.page.ui_token.as_deref(), Some("uitoken"));
     assert!(!o.component_config.contains_key("grouper_password_file"));
 }
 

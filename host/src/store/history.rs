@@ -97,11 +97,14 @@ struct FileStamp {
     modified: Option<std::time::SystemTime>,
 }
 
+/// The passes read, and the file as it was when they were read.
+type Cached = Option<(Option<FileStamp>, Arc<Vec<PassRecord>>)>;
+
 /// The recent passes as the status page shows them, kept in memory and read again only when the
 /// file changed (a pass of the service, or of a `grouper-sync once` beside it, appended to it).
 pub struct RecentPasses {
     history: History,
-    cached: Mutex<Option<(Option<FileStamp>, Arc<Vec<PassRecord>>)>>,
+    cached: Mutex<Cached>,
     reads: std::sync::atomic::AtomicU64,
 }
 

@@ -1,15 +1,20 @@
-//! The service's HTTP endpoint, routed by axum: `/metrics` (OpenMetrics), `/healthz` (the process
-//! is alive), `/readyz` (the last pass that did not fail is younger than two intervals), the status
-//! page `/` and its actions (`POST /login`, `/approve`, `/run`). Every route also answers below the
-//! hub proxy's prefix (`/services/grouper-sync/metrics`). Connections are served by hyper with a
-//! deadline per connection and a graceful shutdown.
+//! The service's two HTTP listeners, routed by axum. `metrics_addr` serves `/metrics`
+//! (OpenMetrics), `/healthz` (the process is alive) and `/readyz` (the last pass that did not fail
+//! is younger than two intervals), and nothing else, so opening it to Prometheus opens no page.
+//! `status_addr` serves the status page `/`, its actions (`POST /login`, `/approve`, `/run`), the
+//! hub's OAuth callback and `/healthz`, only to requests whose `Host` is one of its names. Every
+//! route also answers below the hub proxy's prefix (`/services/grouper-sync/metrics`).
+//! Connections are limited in number, served by hyper with a deadline per connection and a
+//! graceful shutdown.
 
+use crate::web::guard::{AllowedHosts, FetchMetadata};
 use crate::web::metrics::Metrics;
-use crate::web::ui::Answer;
+use crate::web::ui::{Answer, PageAccess};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::extract::{DefaultBodyLimit, OriginalUri, Request, State};
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -33,52 +38,78 @@ pub struct Board {
     pub ui: crate::web::ui::Ui,
     /// The path the hub's proxy puts in front (`JUPYTERHUB_SERVICE_PREFIX`), if any.
     pub prefix: Option<String>,
+    /// The names the page answers to in `Host`.
+    pub hosts: AllowedHosts,
 }
 
 #[derive(Clone)]
-struct Served {
+struct Scraped {
     metrics: Arc<Metrics>,
-    board: Arc<Board>,
     sync_every: Duration,
 }
 
-/// Every route, at the root and below the hub proxy's prefix.
-pub fn router(metrics: Arc<Metrics>, board: Arc<Board>, sync_every: Duration) -> Router {
-    let prefix = board
-        .prefix
-        .as_deref()
+/// The prefix without its trailing slash, if there is one.
+fn bare_prefix(prefix: Option<&str>) -> Option<String> {
+    prefix
         .map(|p| p.trim_end_matches('/').to_string())
-        .filter(|p| !p.is_empty());
+        .filter(|p| !p.is_empty())
+}
+
+/// `routes` at the root and below `prefix`; `home` also answers the prefix itself with and
+/// without the slash (the proxy's own form of it ends with one).
+fn at_root_and_below<S: Clone + Send + Sync + 'static>(
+    routes: Router<S>,
+    prefix: Option<&str>,
+    home: Option<axum::routing::MethodRouter<S>>,
+) -> Router<S> {
+    match bare_prefix(prefix) {
+        Some(p) => {
+            let mut below = Router::new();
+            if let Some(home) = home {
+                below = below.route(&format!("{p}/"), home);
+            }
+            below.nest(&p, routes.clone()).merge(routes)
+        }
+        None => routes,
+    }
+}
+
+/// `/metrics`, `/healthz` and `/readyz`: the listener Prometheus and probes may reach.
+pub fn metrics_router(metrics: Arc<Metrics>, sync_every: Duration, prefix: Option<&str>) -> Router {
+    let routes = Router::new()
+        .route("/metrics", get(openmetrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    at_root_and_below(routes, prefix, None).with_state(Scraped {
+        metrics,
+        sync_every,
+    })
+}
+
+/// The status page, its actions and the OAuth callback, behind the `Host` check.
+pub fn status_router(board: Arc<Board>) -> Router {
     let routes = Router::new()
         .route("/", get(page))
-        .route("/metrics", get(openmetrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
+        .route("/healthz", get(healthz))
+        .route("/oauth_callback", get(oauth_callback))
         .route("/login", post(action))
         .route("/approve", post(action))
         .route("/run", post(action));
-    let routes = match prefix {
-        // `nest` serves the prefix itself; the proxy's own form of it ends with a slash
-        Some(p) => Router::new()
-            .route(&format!("{p}/"), get(page))
-            .nest(&p, routes.clone())
-            .merge(routes),
-        None => routes,
-    };
-    routes
+    at_root_and_below(routes, board.prefix.as_deref(), Some(get(page)))
+        .layer(middleware::from_fn_with_state(board.clone(), check_host))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .with_state(Served {
-            metrics,
-            board,
-            sync_every,
-        })
+        .with_state(board)
 }
 
-async fn openmetrics(State(s): State<Served>) -> impl IntoResponse {
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn openmetrics(State(s): State<Scraped>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, OPENMETRICS)], s.metrics.render())
 }
 
-async fn readyz(State(s): State<Served>) -> (StatusCode, &'static str) {
+async fn readyz(State(s): State<Scraped>) -> (StatusCode, &'static str) {
     if s.metrics.ready(s.sync_every) {
         (StatusCode::OK, "ready\n")
     } else {
@@ -89,49 +120,144 @@ async fn readyz(State(s): State<Served>) -> (StatusCode, &'static str) {
     }
 }
 
-fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+/// A page read through another name (DNS rebinding, a stray port-forward) gets nothing; probes
+/// reach `/healthz` by any name.
+async fn check_host(State(board): State<Arc<Board>>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()));
+    if request.uri().path().ends_with("/healthz") || board.hosts.allows(host.as_deref()) {
+        return next.run(request).await;
+    }
+    tracing::warn!(
+        host = host.as_deref().unwrap_or("(none)"),
+        "refused a status page request for a host name it does not answer to"
+    );
+    (
+        StatusCode::MISDIRECTED_REQUEST,
+        format!(
+            "this status page answers to {}; add the name you used to status_hosts\n",
+            board.hosts.names().join(", ")
+        ),
+    )
+        .into_response()
+}
+
+fn header(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn page(State(s): State<Served>, uri: Uri, headers: HeaderMap) -> impl IntoResponse {
-    let auth = s.board.ui.auth(
-        header(&headers, header::COOKIE),
-        header(&headers, header::AUTHORIZATION),
+fn fetch_metadata(headers: &HeaderMap) -> FetchMetadata<'_> {
+    let get = |name: &'static str| headers.get(name).and_then(|v| v.to_str().ok());
+    FetchMetadata {
+        mode: get("sec-fetch-mode"),
+        dest: get("sec-fetch-dest"),
+        site: get("sec-fetch-site"),
+    }
+}
+
+/// The proxy says the browser used HTTPS.
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    header(headers, HeaderName::from_static("x-forwarded-proto")).is_some_and(|p| {
+        p.split(',')
+            .next()
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+    })
+}
+
+/// What the page's requests carry, for `ui`.
+fn ui_request<'a>(
+    method: &'a str,
+    uri: &'a Uri,
+    original: &'a Uri,
+    headers: &'a HeaderMap,
+) -> crate::web::ui::Request<'a> {
+    crate::web::ui::Request {
+        method,
+        path: uri.path(),
+        full_path: original
+            .path_and_query()
+            .map_or(original.path(), |p| p.as_str()),
+        query: uri.query(),
+        cookie: header(headers, header::COOKIE),
+        authorization: header(headers, header::AUTHORIZATION),
+        fetch: fetch_metadata(headers),
+        forwarded_https: forwarded_https(headers),
+        form: Vec::new(),
+    }
+}
+
+/// Every answer of the status listener: never cached, never framed, no scripts, no referrer.
+fn page_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
-    let passes = s.board.history.get();
-    let context = s
-        .board
-        .context
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    // the page holds CSRF tokens: never cached, never framed
-    (
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::X_FRAME_OPTIONS, "DENY"),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
-        ],
-        Html(crate::web::status_page::render(
-            &passes,
-            &context,
-            &auth,
-            crate::web::ui::Notice::from_query(uri.query()).as_ref(),
-        )),
-    )
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
+
+async fn page(
+    State(board): State<Arc<Board>>,
+    uri: Uri,
+    OriginalUri(original): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let request = ui_request("GET", &uri, &original, &headers);
+    let notice = crate::web::ui::Notice::from_query(uri.query());
+    let html = match board.ui.page(&request) {
+        PageAccess::Answer(answer) => return page_headers(answer.into_response()),
+        PageAccess::SignInForm => crate::web::status_page::render_sign_in(notice.as_ref()),
+        PageAccess::Show(viewer) => {
+            let passes = board.history.get();
+            let context = board
+                .context
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            crate::web::status_page::render(&passes, &context, &viewer, notice.as_ref())
+        }
+    };
+    page_headers(Html(html).into_response())
+}
+
+async fn oauth_callback(
+    State(board): State<Arc<Board>>,
+    uri: Uri,
+    OriginalUri(original): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let request = ui_request("GET", &uri, &original, &headers);
+    page_headers(board.ui.oauth_callback(&request).await.into_response())
 }
 
 /// `POST /login`, `/approve`, `/run`; the path is the one below the prefix.
-async fn action(State(s): State<Served>, uri: Uri, headers: HeaderMap, form: Bytes) -> Response {
-    let request = crate::web::ui::Request {
-        method: "POST",
-        path: uri.path(),
-        cookie: header(&headers, header::COOKIE),
-        authorization: header(&headers, header::AUTHORIZATION),
-        form: form_urlencoded::parse(&form).into_owned().collect(),
-    };
-    match s.board.ui.handle(&request) {
-        Some(answer) => answer.into_response(),
+async fn action(
+    State(board): State<Arc<Board>>,
+    uri: Uri,
+    OriginalUri(original): OriginalUri,
+    headers: HeaderMap,
+    form: Bytes,
+) -> Response {
+    let mut request = ui_request("POST", &uri, &original, &headers);
+    request.form = form_urlencoded::parse(&form).into_owned().collect();
+    match board.ui.handle(&request) {
+        Some(answer) => page_headers(answer.into_response()),
         None => StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
 }
@@ -142,7 +268,8 @@ impl IntoResponse for Answer {
         let mut response = (status, self.body).into_response();
         for (name, value) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&value) {
-                response.headers_mut().insert(name, v);
+                // two cookies are two headers
+                response.headers_mut().append(name, v);
             }
         }
         response
@@ -220,8 +347,8 @@ async fn serve_at_most(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::web::session::CookiePolicy;
     use axum::body::Body;
-    use axum::http::Request;
     use tower::ServiceExt;
 
     fn board(prefix: Option<&str>, token: Option<&str>) -> Arc<Board> {
@@ -234,20 +361,33 @@ mod tests {
             history: crate::store::history::RecentPasses::new(crate::store::history::History::new(
                 &dir,
             )),
-            context: Mutex::new(crate::web::status_page::Context {
-                schedule: Vec::new(),
-                next_pass: None,
-                settings: Vec::new(),
-            }),
-            ui: crate::web::ui::Ui::new(token.map(str::to_string), &dir),
+            context: Mutex::new(crate::web::status_page::Context::default()),
+            ui: crate::web::ui::Ui::new(
+                None,
+                token.map(str::to_string),
+                CookiePolicy {
+                    path: prefix.unwrap_or("/").to_string(),
+                    always_secure: false,
+                },
+                &dir,
+            ),
             prefix: prefix.map(str::to_string),
+            hosts: AllowedHosts::new(["hub.example.org"]),
         })
     }
 
-    async fn status(router: &Router, method: &str, path: &str, body: &str) -> (u16, String) {
-        let request = Request::builder()
+    /// One request with `Host`, and a bearer token: status and `Location`.
+    async fn call(
+        router: &Router,
+        method: &str,
+        host: &str,
+        path: &str,
+        body: &str,
+    ) -> (u16, String) {
+        let request = axum::http::Request::builder()
             .method(method)
             .uri(path)
+            .header(header::HOST, host)
             .header(header::AUTHORIZATION, "Bearer t0ken")
             .body(Body::from(body.to_string()))
             .unwrap();
@@ -260,20 +400,24 @@ mod tests {
         (response.status().as_u16(), location)
     }
 
-    #[tokio::test]
-    async fn routes_at_the_root_and_below_the_hub_proxy_prefix() {
-        let metrics = Arc::new(Metrics::default());
-        let router = router(
-            metrics,
-            board(Some("/services/grouper-sync/"), Some("t0ken")),
+    async fn status(router: &Router, method: &str, path: &str, body: &str) -> (u16, String) {
+        call(router, method, "127.0.0.1:9101", path, body).await
+    }
+
+    fn metrics() -> Router {
+        metrics_router(
+            Arc::new(Metrics::default()),
             Duration::from_secs(60),
-        );
+            Some("/services/grouper-sync/"),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_metrics_listener_serves_metrics_and_health_and_no_page() {
+        let router = metrics();
         for path in [
-            "/",
             "/metrics",
             "/healthz",
-            "/services/grouper-sync",
-            "/services/grouper-sync/",
             "/services/grouper-sync/metrics",
             "/services/grouper-sync/healthz",
         ] {
@@ -282,6 +426,33 @@ mod tests {
         for path in ["/readyz", "/services/grouper-sync/readyz"] {
             assert_eq!(status(&router, "GET", path, "").await.0, 503, "{path}");
         }
+        for path in ["/", "/services/grouper-sync/", "/services/grouper-sync"] {
+            assert_eq!(status(&router, "GET", path, "").await.0, 404, "{path}");
+        }
+        for path in ["/run", "/approve", "/login", "/services/grouper-sync/run"] {
+            assert_eq!(status(&router, "POST", path, "").await.0, 404, "{path}");
+        }
+        assert_eq!(
+            status(&router, "GET", "/services/grouper-syncx/metrics", "")
+                .await
+                .0,
+            404
+        );
+    }
+
+    #[tokio::test]
+    async fn page_routes_at_the_root_and_below_the_hub_proxy_prefix() {
+        let router = status_router(board(Some("/services/grouper-sync/"), Some("t0ken")));
+        for path in [
+            "/",
+            "/healthz",
+            "/services/grouper-sync",
+            "/services/grouper-sync/",
+            "/services/grouper-sync/healthz",
+        ] {
+            assert_eq!(status(&router, "GET", path, "").await.0, 200, "{path}");
+        }
+        assert_eq!(status(&router, "GET", "/metrics", "").await.0, 404);
         // an action below the prefix is the same action, and sends the browser back to the page
         for path in ["/run", "/services/grouper-sync/run"] {
             assert_eq!(
@@ -292,10 +463,16 @@ mod tests {
         assert_eq!(status(&router, "POST", "/approve", "plan=zz").await.0, 400);
         assert_eq!(status(&router, "POST", "/", "").await.0, 405);
         assert_eq!(status(&router, "GET", "/nothing", "").await.0, 404);
+        // no hub client: the callback is not a way in
         assert_eq!(
-            status(&router, "GET", "/services/grouper-syncx/metrics", "")
-                .await
-                .0,
+            status(
+                &router,
+                "GET",
+                "/services/grouper-sync/oauth_callback?code=x&state=y",
+                ""
+            )
+            .await
+            .0,
             404
         );
         let big = format!("plan={}", "0".repeat(MAX_FORM_BYTES));
@@ -303,21 +480,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_a_prefix_only_the_root_routes() {
-        let router = router(
-            Arc::new(Metrics::default()),
-            board(None, None),
-            Duration::from_secs(60),
-        );
-        assert_eq!(status(&router, "GET", "/metrics", "").await.0, 200);
+    async fn the_page_answers_only_to_its_host_names() {
+        let router = status_router(board(Some("/services/grouper-sync/"), Some("t0ken")));
+        for host in ["hub.example.org", "HUB.example.org:443", "localhost:9101"] {
+            assert_eq!(
+                call(&router, "GET", host, "/services/grouper-sync/", "")
+                    .await
+                    .0,
+                200,
+                "{host}"
+            );
+        }
+        for host in [
+            "evil.example",
+            "evil.example:9101",
+            "hub.example.org.evil.example",
+        ] {
+            for (method, path) in [
+                ("GET", "/services/grouper-sync/"),
+                ("POST", "/run"),
+                ("GET", "/oauth_callback"),
+            ] {
+                assert_eq!(
+                    call(&router, method, host, path, "").await.0,
+                    421,
+                    "{host} {method} {path}"
+                );
+            }
+            // a probe reaches /healthz by any name
+            assert_eq!(call(&router, "GET", host, "/healthz", "").await.0, 200);
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_sign_in_the_page_shows_nothing() {
+        let router = status_router(board(None, None));
+        let request = axum::http::Request::builder()
+            .uri("/")
+            .header(header::HOST, "127.0.0.1")
+            .body(Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 403);
+        assert_eq!(response.headers()[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(status(&router, "POST", "/run", "").await.0, 403);
         assert_eq!(
-            status(&router, "GET", "/services/grouper-sync/metrics", "")
+            status(&router, "GET", "/services/grouper-sync/", "")
                 .await
                 .0,
             404
         );
-        // read-only: no ui_token
-        assert_eq!(status(&router, "POST", "/run", "").await.0, 403);
     }
 
     #[tokio::test]
@@ -325,11 +537,7 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = router(
-            Arc::new(Metrics::default()),
-            board(None, None),
-            Duration::from_secs(60),
-        );
+        let router = metrics();
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(serve_at_most(listener, router, stopped, 1));
         // a client that connects and says nothing holds the only slot

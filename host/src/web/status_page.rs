@@ -1,11 +1,12 @@
-//! The status page at `/` of the metrics listener: server-rendered HTML (maud escapes every value),
+//! The status page at `/` of the status listener: server-rendered HTML (maud escapes every value),
 //! no JavaScript. Per target: the last passes, the group's size as an inline SVG sparkline, and a
-//! withheld plan with its name and members; then the schedule and the effective settings with the
-//! secrets left out.
+//! withheld plan with its name; then the schedule. An approver also sees the members a plan
+//! would remove, error texts (they name users and subjects), the effective settings with the
+//! secrets left out, and the buttons.
 
 use crate::outcome::TargetSummary;
 use crate::store::history::PassRecord;
-use crate::web::ui::{Auth, Notice};
+use crate::web::ui::Notice;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 /// Passes shown per target.
@@ -71,16 +72,29 @@ fn sparkline(values: &[u32]) -> Markup {
     }
 }
 
-/// The CSRF token forms carry, when the viewer may act.
-fn csrf(auth: &Auth) -> Option<&str> {
-    match auth {
-        Auth::Session { csrf } => Some(csrf),
-        Auth::Bearer => Some(""),
-        Auth::Disabled | Auth::Anonymous => None,
+/// Who is looking, as far as the page is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewer {
+    /// Outcomes and counts only.
+    Reader,
+    /// Everything, and forms that carry this CSRF token.
+    Approver { csrf: String },
+}
+
+impl Viewer {
+    /// The CSRF token forms carry, when the viewer may act.
+    fn csrf(&self) -> Option<&str> {
+        match self {
+            Viewer::Approver { csrf } => Some(csrf),
+            Viewer::Reader => None,
+        }
     }
 }
 
-fn target_section(group: &str, passes: &[PassRecord], auth: &Auth) -> Markup {
+/// What a reader sees where an error text stands.
+const ERROR_FOR_READERS: &str = "failed (the error is shown to approvers)";
+
+fn target_section(group: &str, passes: &[PassRecord], viewer: &Viewer) -> Markup {
     let rows: Vec<(&PassRecord, &TargetSummary)> = passes
         .iter()
         .filter_map(|p| p.targets.iter().find(|t| t.group == group).map(|t| (p, t)))
@@ -107,11 +121,13 @@ fn target_section(group: &str, passes: &[PassRecord], auth: &Auth) -> Markup {
                             "Withheld plan " code { (plan) } ": would remove " strong { (t.withheld) }
                             " member(s). Approve it with " code { "grouper-sync approve " (plan) } "."
                         }
-                        details {
-                            summary { "Members it would remove" }
-                            ul { @for m in &t.withheld_members { li { code { (m) } } } }
+                        @if viewer.csrf().is_some() {
+                            details {
+                                summary { "Members it would remove" }
+                                ul { @for m in &t.withheld_members { li { code { (m) } } } }
+                            }
                         }
-                        @if let Some(token) = csrf(auth) {
+                        @if let Some(token) = viewer.csrf() {
                             form method="post" action="approve" {
                                 input type="hidden" name="plan" value=(plan);
                                 input type="hidden" name="csrf" value=(token);
@@ -137,7 +153,9 @@ fn target_section(group: &str, passes: &[PassRecord], auth: &Auth) -> Markup {
                             td { (t.removed) }
                             td { (t.unmapped) }
                             td { (t.withheld) }
-                            td { @if let Some(e) = &t.error { (e) } }
+                            td { @if let Some(e) = &t.error {
+                                @if viewer.csrf().is_some() { (e) } @else { (ERROR_FOR_READERS) }
+                            } }
                         }
                     }
                 }
@@ -152,57 +170,90 @@ border-bottom:1px solid #ddd}tr.failed{background:#fde8e8}tr.removals_withheld{b
 .notice{background:#e6f4ea;padding:.4rem .8rem}.withheld{border-left:4px solid #d9a400;padding-left:.8rem}.spark{vertical-align:middle;color:#2b6cb0}\
 code{font-size:13px}";
 
-fn actions(auth: &Auth) -> Markup {
+fn actions(viewer: &Viewer) -> Markup {
     html! {
-        @match auth {
-            Auth::Disabled => {}
-            Auth::Anonymous => {
-                form method="post" action="login" {
-                    label { "UI token " input type="password" name="token" autocomplete="current-password"; }
-                    " " button type="submit" { "Sign in" }
-                }
-            }
-            _ => {
+        @match viewer.csrf() {
+            Some(csrf) => {
                 form method="post" action="run" {
-                    input type="hidden" name="csrf" value=(csrf(auth).unwrap_or_default());
+                    input type="hidden" name="csrf" value=(csrf);
                     button type="submit" { "Run a pass now" }
                 }
+            }
+            None => {
+                p { "You may read this page. Approving plans and running passes needs the approve scope in one of your hub roles." }
             }
         }
     }
 }
 
-/// `passes` is newest first.
-/// The whole page for this viewer, with what the viewer's last action did (`notice`).
-pub fn render(passes: &[PassRecord], cx: &Context, auth: &Auth, notice: Option<&Notice>) -> String {
-    let page = html! {
+fn head() -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { "grouper-sync status" }
+            style { (PreEscaped(STYLE)) }
+        }
+    }
+}
+
+/// The page a visitor who has not signed in with the `ui_token` gets: the form, nothing else.
+pub fn render_sign_in(notice: Option<&Notice>) -> String {
+    html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "grouper-sync status" }
-                style { (PreEscaped(STYLE)) }
-            }
+            (head())
             body {
                 h1 { "grouper-sync" }
                 @if let Some(n) = notice { p class="notice" { (n.message()) } }
-                (actions(auth))
+                form method="post" action="login" {
+                    label { "UI token " input type="password" name="token" autocomplete="current-password"; }
+                    " " button type="submit" { "Sign in" }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// The whole page for this viewer (`passes` newest first), with what the viewer's last action
+/// did (`notice`).
+pub fn render(
+    passes: &[PassRecord],
+    cx: &Context,
+    viewer: &Viewer,
+    notice: Option<&Notice>,
+) -> String {
+    let approver = viewer.csrf().is_some();
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head())
+            body {
+                h1 { "grouper-sync" }
+                @if let Some(n) = notice { p class="notice" { (n.message()) } }
+                (actions(viewer))
                 @if let Some(p) = passes.first() {
                     p {
                         "Last pass: " strong { (p.outcome) } " at " (p.time) ", " (p.users_seen)
                         " hub users, " (p.duration_ms) " ms."
                         @if let Some(next) = &cx.next_pass { " Next pass: " (next) "." }
                     }
-                    @for e in &p.errors { p class="error" { (e) } }
+                    @if approver {
+                        @for e in &p.errors { p class="error" { (e) } }
+                    } @else if !p.errors.is_empty() {
+                        p class="error" { (p.errors.len()) " error(s); their texts are shown to approvers." }
+                    }
                 } @else {
                     p { "No pass has run yet." }
                 }
-                @for g in groups(passes) { (target_section(&g, passes, auth)) }
+                @for g in groups(passes) { (target_section(&g, passes, viewer)) }
                 h2 { "Schedule" }
                 ul { @for s in &cx.schedule { li { (s) } } }
-                h2 { "Settings" }
-                table { tbody { @for (k, v) in &cx.settings { tr { th { (k) } td { code { (v) } } } } } }
+                @if approver {
+                    h2 { "Settings" }
+                    table { tbody { @for (k, v) in &cx.settings { tr { th { (k) } td { code { (v) } } } } } }
+                }
             }
         }
     };
@@ -264,42 +315,72 @@ mod tests {
             next_pass: Some("2026-11-30T03:00:00Z".into()),
             settings: vec![("grouper_password".into(), "(set)".into())],
         };
-        let html = render(&passes, &cx, &Auth::Disabled, None);
-        assert!(
-            html.contains("edu:example:&lt;group&gt;"),
-            "values are escaped"
-        );
-        assert!(!html.contains("<group>"));
-        assert!(
-            html.contains("→ hub group gpu&lt;1&gt;"),
-            "a to_hub target names the hub group it keeps"
-        );
-        assert!(html.contains("0123456789abcdef") && html.contains("100008"));
-        assert!(html.contains("<polyline"), "a sparkline of the group size");
-        assert!(html.contains("Next pass: 2026-11-30T03:00:00Z"));
-        assert!(!html.contains("<script"), "no JavaScript");
-        assert!(!html.contains("<form"), "read-only without a ui_token");
-        let anonymous = render(&passes, &cx, &Auth::Anonymous, None);
-        assert!(
-            anonymous.contains("action=\"login\"") && !anonymous.contains("action=\"approve\"")
-        );
         let signed_in = render(
             &passes,
             &cx,
-            &Auth::Session {
+            &Viewer::Approver {
                 csrf: "c5rf".into(),
             },
             Some(&Notice::Approved("0123456789abcdef".into())),
         );
+        assert!(
+            signed_in.contains("edu:example:&lt;group&gt;"),
+            "values are escaped"
+        );
+        assert!(!signed_in.contains("<group>"));
+        assert!(
+            signed_in.contains("→ hub group gpu&lt;1&gt;"),
+            "a to_hub target names the hub group it keeps"
+        );
+        assert!(signed_in.contains("0123456789abcdef") && signed_in.contains("100008"));
+        assert!(
+            signed_in.contains("<polyline"),
+            "a sparkline of the group size"
+        );
+        assert!(signed_in.contains("Next pass: 2026-11-30T03:00:00Z"));
+        assert!(!signed_in.contains("<script"), "no JavaScript");
         assert!(signed_in.contains("action=\"approve\"") && signed_in.contains("value=\"c5rf\""));
         assert!(signed_in.contains("action=\"run\""));
         assert!(signed_in.contains("<p class=\"notice\">Approved plan 0123456789abcdef"));
-        assert!(!html.contains("class=\"notice\""));
+        assert!(signed_in.contains("grouper_password"), "the settings");
+        let reader = render(&passes, &cx, &Viewer::Reader, None);
+        assert!(
+            reader.contains("edu:example:&lt;group&gt;") && reader.contains("0123456789abcdef")
+        );
+        for hidden in [
+            "100007",
+            "100008",
+            "grouper_password",
+            "<form",
+            "class=\"notice\"",
+        ] {
+            assert!(!reader.contains(hidden), "a reader does not see {hidden}");
+        }
+        assert!(reader.contains("needs the approve scope"));
+        let form = render_sign_in(None);
+        assert!(form.contains("action=\"login\""));
+        assert!(!form.contains("0123456789abcdef") && !form.contains("edu:example"));
+    }
+
+    #[test]
+    fn error_texts_name_users_and_are_for_approvers_only() {
+        let mut failed = pass("2026-11-30T02:00:00Z", 12, 0, None);
+        failed.errors = vec!["hub-unreachable: user ana-private: timed out".into()];
+        failed.targets[0].error = Some("grouper-forbidden: subject 100007".into());
+        let cx = Context::default();
+        let reader = render(&[failed.clone()], &cx, &Viewer::Reader, None);
+        assert!(
+            !reader.contains("ana-private") && !reader.contains("100007"),
+            "{reader}"
+        );
+        assert!(reader.contains("1 error(s)") && reader.contains(ERROR_FOR_READERS));
+        let approver = render(&[failed], &cx, &Viewer::Approver { csrf: "c".into() }, None);
+        assert!(approver.contains("ana-private") && approver.contains("100007"));
     }
 
     #[test]
     fn an_empty_history_says_so() {
-        assert!(render(&[], &Context::default(), &Auth::Disabled, None)
+        assert!(render(&[], &Context::default(), &Viewer::Reader, None)
             .contains("No pass has run yet."));
     }
 }

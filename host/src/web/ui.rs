@@ -1,38 +1,60 @@
-//! The status page's two actions, **Approve** a withheld plan and **Run a pass now**, and who may
-//! use them. Without a `ui_token` the page is read-only and both are refused. With one, an admin
-//! signs in by posting the token (a session cookie, `HttpOnly` and `SameSite=Strict`, is set) and
-//! every form carries the session's CSRF token; or a client sends `Authorization: Bearer TOKEN`.
+//! Who may use the status page and its two actions, **Approve** a withheld plan and **Run a pass
+//! now**. Nothing but `/healthz` is shown to a visitor who is not signed in:
+//! - behind a hub (the service is the hub's OAuth client), a visitor is sent to the hub to sign in
+//!   (`hub_oauth`); the token's scopes make them a reader or an approver;
+//! - outside a hub, an admin signs in by posting the `ui_token`;
+//! - a script sends `Authorization: Bearer <ui_token>`.
+//!
+//! A session cookie counts only on a top-level navigation (`guard`), and every form carries the
+//! session's CSRF token.
 
 use crate::store::state::{LockError, StateStore};
+use crate::web::guard::FetchMetadata;
+use crate::web::hub_oauth::{HubHttp, HubOAuth, STATE_LIFETIME};
+use crate::web::session::{
+    cookie_value, same, CookiePolicy, Level, Session, Sessions, SESSION_COOKIE, SESSION_LIFETIME,
+    STATE_COOKIE,
+};
+use crate::web::status_page::Viewer;
 use jupyterhub_grouper_sync::http_entry::is_plan_hash;
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
-
-pub const COOKIE: &str = "grouper_sync_session";
-/// A sign-in lasts this long.
-pub const SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Auth {
-    /// No `ui_token` is configured: the page is read-only.
-    Disabled,
-    /// A token is configured, and this request carries no valid session or bearer token.
+pub enum Visitor {
+    /// No session (or a cookie that may not count for this request) and no bearer token.
     Anonymous,
-    /// Signed in through the form; forms must carry this CSRF token.
-    Session { csrf: String },
-    /// `Authorization: Bearer` with the token (not sent by browsers on their own: no CSRF check).
+    SignedIn(Session),
+    /// `Authorization: Bearer` with the `ui_token` (browsers never send it on their own).
     Bearer,
 }
 
-/// What an action asks for, read from the request.
+/// What an action or page request carries, read from the HTTP request.
+#[derive(Debug, Clone, Default)]
 pub struct Request<'a> {
     pub method: &'a str,
+    /// The path below the service's prefix (`/approve`).
     pub path: &'a str,
+    /// The path as the browser asked for it (`/services/grouper-sync/`), where a sign-in returns.
+    pub full_path: &'a str,
+    pub query: Option<&'a str>,
     pub cookie: Option<&'a str>,
     pub authorization: Option<&'a str>,
+    pub fetch: FetchMetadata<'a>,
+    /// The proxy says the browser used HTTPS (`X-Forwarded-Proto: https`).
+    pub forwarded_https: bool,
     pub form: Vec<(String, String)>,
+}
+
+/// What a page request gets.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PageAccess {
+    /// The page, as this viewer may see it.
+    Show(Viewer),
+    /// The `ui_token` sign-in form, and nothing else.
+    SignInForm,
+    /// A redirect (to the hub's sign-in) or a refusal.
+    Answer(Answer),
 }
 
 /// What the page says after an action redirected back to it (`?done=…` on the redirect).
@@ -113,59 +135,157 @@ impl Answer {
 }
 
 pub struct Ui {
+    hub: Option<(HubOAuth, Box<dyn HubHttp>)>,
     token: Option<String>,
+    sessions: Sessions,
+    cookies: CookiePolicy,
     state_dir: PathBuf,
-    /// Session id → CSRF token and when it was signed in.
-    sessions: Mutex<HashMap<String, (String, std::time::Instant)>>,
     /// Woken by **Run a pass now**.
     pub run_now: tokio::sync::Notify,
 }
 
-/// 32 random bytes as hex, from the system; none if it cannot give them (then nobody signs in).
-fn random_hex() -> Option<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).ok()?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Equal, in a time that does not depend on where they differ.
-fn same(a: &str, b: &str) -> bool {
-    subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()).into()
-}
-
-fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header
-        .split(';')
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
+const NOT_CONFIGURED: &str = "the status page needs a sign-in: run grouper-sync as a hub service \
+     with a url (it signs people in through the hub), or set ui_token";
 
 impl Ui {
-    pub fn new(token: Option<String>, state_dir: impl Into<PathBuf>) -> Ui {
+    /// `hub`: sign people in through the hub; `token`: the `ui_token`; `cookies`: where the
+    /// page's cookies are scoped.
+    pub fn new(
+        hub: Option<(HubOAuth, Box<dyn HubHttp>)>,
+        token: Option<String>,
+        cookies: CookiePolicy,
+        state_dir: impl Into<PathBuf>,
+    ) -> Ui {
         Ui {
-            token: token.filter(|t| !t.is_empty()),
+            hub,
+            token: token.filter(|t| !t.trim().is_empty()),
+            sessions: Sessions::default(),
+            cookies,
             state_dir: state_dir.into(),
-            sessions: Mutex::new(HashMap::new()),
             run_now: tokio::sync::Notify::new(),
         }
     }
 
-    pub fn auth(&self, cookie: Option<&str>, authorization: Option<&str>) -> Auth {
-        let Some(token) = &self.token else {
-            return Auth::Disabled;
-        };
-        if let Some(bearer) = authorization.and_then(|a| a.strip_prefix("Bearer ")) {
+    pub fn visitor(&self, req: &Request) -> Visitor {
+        if let (Some(token), Some(bearer)) = (
+            &self.token,
+            req.authorization.and_then(|a| a.strip_prefix("Bearer ")),
+        ) {
             if same(bearer.trim(), token) {
-                return Auth::Bearer;
+                return Visitor::Bearer;
             }
         }
-        let session = cookie.and_then(|c| cookie_value(c, COOKIE));
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.retain(|_, (_, at)| at.elapsed() < SESSION_LIFETIME);
-        match session.and_then(|s| sessions.get(s)) {
-            Some((csrf, _)) => Auth::Session { csrf: csrf.clone() },
-            None => Auth::Anonymous,
+        if !req.fetch.cookie_may_authenticate(req.method) {
+            return Visitor::Anonymous;
+        }
+        match self.sessions.find(req.cookie) {
+            Some(session) => Visitor::SignedIn(session),
+            None => Visitor::Anonymous,
+        }
+    }
+
+    /// What a `GET` of the page gets.
+    pub fn page(&self, req: &Request) -> PageAccess {
+        match self.visitor(req) {
+            Visitor::Bearer => PageAccess::Show(Viewer::Approver {
+                csrf: String::new(),
+            }),
+            Visitor::SignedIn(s) => PageAccess::Show(match s.level {
+                Level::Approver => Viewer::Approver { csrf: s.csrf },
+                Level::Reader => Viewer::Reader,
+            }),
+            Visitor::Anonymous => match &self.hub {
+                Some((oauth, _)) if req.fetch.is_navigation() => {
+                    match oauth.begin(&self.return_path(req.full_path)) {
+                        Some((state, location)) => PageAccess::Answer(Answer {
+                            status: 302,
+                            headers: vec![
+                                ("location", location),
+                                (
+                                    "set-cookie",
+                                    self.cookies.set(
+                                        STATE_COOKIE,
+                                        &state,
+                                        STATE_LIFETIME,
+                                        req.forwarded_https,
+                                    ),
+                                ),
+                            ],
+                            body: String::new(),
+                        }),
+                        None => PageAccess::Answer(Answer::text(
+                            500,
+                            "no randomness for a sign-in: sign-in is unavailable",
+                        )),
+                    }
+                }
+                Some(_) => PageAccess::Answer(Answer::text(
+                    403,
+                    "sign in first: open this page in the browser",
+                )),
+                None if self.token.is_some() => PageAccess::SignInForm,
+                None => PageAccess::Answer(Answer::text(403, NOT_CONFIGURED)),
+            },
+        }
+    }
+
+    /// Where a sign-in returns: the page asked for, if it is one of this service's paths.
+    fn return_path(&self, full_path: &str) -> String {
+        let home = self.cookies.path.clone();
+        let safe = full_path.starts_with(&home)
+            && !full_path.contains("//")
+            && !full_path.contains('\\')
+            && !full_path.contains("oauth_callback");
+        if safe {
+            full_path.to_string()
+        } else {
+            home
+        }
+    }
+
+    /// `GET oauth_callback`: the hub sends the browser back with a code.
+    pub async fn oauth_callback(&self, req: &Request<'_>) -> Answer {
+        let Some((oauth, hub)) = &self.hub else {
+            return Answer::text(404, "this service does not sign people in through the hub");
+        };
+        let clear_state = (
+            "set-cookie",
+            self.cookies.clear(STATE_COOKIE, req.forwarded_https),
+        );
+        let cookie_state = req.cookie.and_then(|c| cookie_value(c, STATE_COOKIE));
+        let identity = match oauth.finish(hub.as_ref(), req.query, cookie_state).await {
+            Ok(identity) => identity,
+            Err(e) => {
+                tracing::warn!(kind = e.kind(), "a sign-in to the status page failed: {e}");
+                let mut answer = Answer::text(e.status(), &e.to_string());
+                answer.headers.push(clear_state);
+                return answer;
+            }
+        };
+        let Some(session) = self.sessions.create(&identity.user, identity.level) else {
+            return Answer::text(500, "no randomness for a session: sign-in is unavailable");
+        };
+        tracing::info!(
+            user = %identity.user,
+            level = ?identity.level,
+            "signed in to the status page through the hub"
+        );
+        Answer {
+            status: 302,
+            headers: vec![
+                ("location", identity.next),
+                clear_state,
+                (
+                    "set-cookie",
+                    self.cookies.set(
+                        SESSION_COOKIE,
+                        &session,
+                        SESSION_LIFETIME,
+                        req.forwarded_https,
+                    ),
+                ),
+            ],
+            body: String::new(),
         }
     }
 
@@ -180,64 +300,67 @@ impl Ui {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
         };
-        let auth = self.auth(req.cookie, req.authorization);
         if req.path == "/login" {
-            return Some(self.login(field("token")));
+            return Some(self.login(field("token"), req.forwarded_https));
         }
-        let allowed = match &auth {
-            Auth::Bearer => true,
-            Auth::Session { csrf } => field("csrf").is_some_and(|c| same(c, csrf)),
-            Auth::Disabled | Auth::Anonymous => false,
+        let visitor = self.visitor(req);
+        let refusal = match &visitor {
+            Visitor::Bearer => None,
+            Visitor::SignedIn(s) if !field("csrf").is_some_and(|c| same(c, &s.csrf)) => {
+                Some("the form's CSRF token does not match the session")
+            }
+            Visitor::SignedIn(s) if s.level == Level::Reader => Some(
+                "you may read this page, not approve or run passes: that needs the approve scope \
+                 (status_approve_scope) in one of your hub roles",
+            ),
+            Visitor::SignedIn(_) => None,
+            Visitor::Anonymous if self.hub.is_none() && self.token.is_none() => {
+                Some(NOT_CONFIGURED)
+            }
+            Visitor::Anonymous => Some("sign in first"),
         };
-        if !allowed {
-            let why = match auth {
-                Auth::Disabled => "the status page is read-only: no ui_token is configured",
-                Auth::Session { .. } => "the form's CSRF token does not match the session",
-                _ => "sign in with the ui_token first",
-            };
+        if let Some(why) = refusal {
             return Some(Answer::text(403, why));
         }
+        let by = match &visitor {
+            Visitor::SignedIn(s) => s.user.as_str(),
+            _ => "a client with the ui_token",
+        };
         Some(match req.path {
-            "/approve" => self.approve(field("plan").unwrap_or_default()),
+            "/approve" => self.approve(field("plan").unwrap_or_default(), by),
             _ => {
-                tracing::warn!("a pass was requested from the status page");
+                tracing::warn!(by, "a pass was requested from the status page");
                 self.run_now.notify_one();
                 Answer::back_to_page(Notice::PassRequested, Vec::new())
             }
         })
     }
 
-    fn login(&self, given: Option<&str>) -> Answer {
+    fn login(&self, given: Option<&str>, forwarded_https: bool) -> Answer {
+        if self.hub.is_some() {
+            return Answer::text(403, "sign in through the hub: open the page");
+        }
         let Some(token) = &self.token else {
-            return Answer::text(
-                403,
-                "the status page is read-only: no ui_token is configured",
-            );
+            return Answer::text(403, NOT_CONFIGURED);
         };
         if !given.is_some_and(|g| same(g.trim(), token)) {
             tracing::warn!("a sign-in to the status page with a wrong token was refused");
             return Answer::text(403, "wrong token");
         }
-        let (Some(session), Some(csrf)) = (random_hex(), random_hex()) else {
+        let Some(session) = self.sessions.create("ui_token", Level::Approver) else {
             return Answer::text(500, "no randomness for a session: sign-in is unavailable");
         };
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(session.clone(), (csrf, std::time::Instant::now()));
         Answer::back_to_page(
             Notice::SignedIn,
             vec![(
                 "set-cookie",
-                format!(
-                    "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-                    SESSION_LIFETIME.as_secs()
-                ),
+                self.cookies
+                    .set(SESSION_COOKIE, &session, SESSION_LIFETIME, forwarded_https),
             )],
         )
     }
 
-    fn approve(&self, plan: &str) -> Answer {
+    fn approve(&self, plan: &str, by: &str) -> Answer {
         let plan = plan.trim().to_ascii_lowercase();
         if !is_plan_hash(&plan) {
             return Answer::text(400, "not a plan name: 16 hex digits");
@@ -256,7 +379,7 @@ impl Ui {
         };
         match store.approve(&lock, &plan) {
             Ok(()) => {
-                tracing::warn!(plan = %plan, "approved plan {plan} from the status page");
+                tracing::warn!(plan = %plan, by, "approved plan {plan} from the status page");
                 Answer::back_to_page(Notice::Approved(plan), Vec::new())
             }
             Err(e) => Answer::text(500, &format!("cannot record the approval: {e:#}")),
@@ -265,125 +388,4 @@ impl Ui {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn post<'a>(path: &'a str, cookie: Option<&'a str>, form: &[(&str, &str)]) -> Request<'a> {
-        Request {
-            method: "POST",
-            path,
-            cookie,
-            authorization: None,
-            form: form
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-
-    fn dir(name: &str) -> PathBuf {
-        std::env::temp_dir().join(format!("grouper-sync-ui-{}-{name}", std::process::id()))
-    }
-
-    #[test]
-    fn a_notice_is_read_only_from_the_words_the_actions_write() {
-        for n in [
-            Notice::SignedIn,
-            Notice::PassRequested,
-            Notice::Approved("0123456789abcdef".into()),
-        ] {
-            assert_eq!(Notice::from_query(Some(&n.query())), Some(n));
-        }
-        for q in [
-            None,
-            Some(""),
-            Some("done=other"),
-            Some("done=approved"),
-            Some("done=approved&plan=%3Cscript%3E"),
-            Some("done=approved&plan=0123456789abcdeg"),
-        ] {
-            assert_eq!(Notice::from_query(q), None, "{q:?}");
-        }
-    }
-
-    #[test]
-    fn read_only_without_a_token() {
-        let ui = Ui::new(None, dir("ro"));
-        assert_eq!(ui.auth(None, Some("Bearer x")), Auth::Disabled);
-        let a = ui
-            .handle(&post("/approve", None, &[("plan", "0123456789abcdef")]))
-            .unwrap();
-        assert_eq!(a.status, 403);
-        assert_eq!(
-            ui.handle(&post("/login", None, &[("token", "")]))
-                .unwrap()
-                .status,
-            403
-        );
-    }
-
-    #[test]
-    fn sign_in_csrf_and_bearer() {
-        let ui = Ui::new(Some("s3cret-ui-token".into()), dir("auth"));
-        let plan = [("plan", "0123456789abcdef")];
-        assert_eq!(
-            ui.handle(&post("/approve", None, &plan)).unwrap().status,
-            403
-        );
-        assert_eq!(
-            ui.handle(&post("/login", None, &[("token", "nope")]))
-                .unwrap()
-                .status,
-            403
-        );
-        let signed = ui
-            .handle(&post("/login", None, &[("token", "s3cret-ui-token")]))
-            .unwrap();
-        assert_eq!(signed.status, 303);
-        let cookie = signed
-            .headers
-            .iter()
-            .find(|(k, _)| *k == "set-cookie")
-            .map(|(_, v)| v.split(';').next().unwrap().to_string())
-            .unwrap();
-        assert!(
-            !cookie.contains("s3cret"),
-            "the cookie is a session id, not the token"
-        );
-        let Auth::Session { csrf } = ui.auth(Some(&cookie), None) else {
-            panic!("signed in")
-        };
-        let wrong = [("plan", "0123456789abcdef"), ("csrf", "forged")];
-        assert_eq!(
-            ui.handle(&post("/approve", Some(&cookie), &wrong))
-                .unwrap()
-                .status,
-            403
-        );
-        let right = [("plan", "0123456789abcdef"), ("csrf", csrf.as_str())];
-        assert_eq!(
-            ui.handle(&post("/approve", Some(&cookie), &right))
-                .unwrap()
-                .status,
-            303
-        );
-        let store = StateStore::new(dir("auth"));
-        let lock = store.try_lock("a test").unwrap();
-        // while a pass holds state_dir, an approval waits for it to finish
-        let busy = ui.handle(&post("/approve", Some(&cookie), &right)).unwrap();
-        assert_eq!(busy.status, 503, "{busy:?}");
-        assert!(busy.body.contains("a pass is running"), "{}", busy.body);
-        let approvals = store.approvals(&lock, std::time::Duration::from_secs(60));
-        assert_eq!(approvals, ["0123456789abcdef"]);
-        let mut bearer = post("/run", None, &[]);
-        bearer.authorization = Some("Bearer s3cret-ui-token");
-        assert_eq!(ui.handle(&bearer).unwrap().status, 303);
-        let bad = [("plan", "not-a-plan"), ("csrf", csrf.as_str())];
-        assert_eq!(
-            ui.handle(&post("/approve", Some(&cookie), &bad))
-                .unwrap()
-                .status,
-            400
-        );
-    }
-}
+mod tests;

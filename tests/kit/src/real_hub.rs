@@ -91,6 +91,9 @@ pub struct RealHub {
     pub groups_token: String,
     /// The hub's own URL (`…/hub`), for browser-like requests such as a login.
     pub hub_url: String,
+    /// Where the proxy serves the hub, services and user servers on one origin
+    /// (`http://127.0.0.1:PORT`; only with `JHUB_PROXY=chp`).
+    pub public_url: String,
 }
 
 impl RealHub {
@@ -129,6 +132,7 @@ impl RealHub {
             listonly_token: get("JHUB_LISTONLY_TOKEN"),
             groups_token: get("JHUB_GROUPS_TOKEN"),
             hub_url: get("JHUB_HUB_URL"),
+            public_url: get("JHUB_PUBLIC_URL"),
             dir,
         }
     }
