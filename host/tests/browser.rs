@@ -132,8 +132,12 @@ impl Browser {
                     .1
                     .contains("\"ready\":true")
         });
+        // a fresh profile per browser: no cookie of an earlier one (a hub login) carries over
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let profile =
-            std::env::temp_dir().join(format!("grouper-sync-chromium-{}", std::process::id()));
+            std::env::temp_dir().join(format!("grouper-sync-chromium-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&profile);
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -231,12 +235,19 @@ impl Browser {
 
     /// Waits until the current page's source says `what`, and returns it.
     fn wait_for_source(&self, what: &str, says: &str) -> String {
-        let mut source = String::new();
-        wait_for(what, Duration::from_secs(300), || {
-            source = self.source();
-            source.contains(says)
-        });
-        source
+        let start = std::time::Instant::now();
+        loop {
+            let source = self.source();
+            if source.contains(says) {
+                return source;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(300),
+                "timed out waiting for {what} at {}: {source}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Signs in through the hub's login form (the DummyAuthenticator takes any password).
@@ -541,24 +552,20 @@ fn through_the_hubs_proxy_only_a_signed_in_approver_sees_members_and_approves() 
         "a signed-out visitor is sent to the hub: {status}"
     );
 
-    // mallory (no role): the hub's login, then the hub's 403
-    {
+    // mallory (no role): the hub's login, then the hub's 403; ben (the readers' role): outcomes
+    // and counts, no member id, no button
+    let signed_in_as = |user: &str, says: &str| {
         let browser = Browser::start(&chromedriver, &chromium);
         browser.open(&page);
-        browser.hub_login("mallory");
-        let refused = browser.wait_for_source("the hub's refusal", "403");
-        assert!(refused.contains("permission to access"), "{refused}");
-        assert!(!refused.contains("stale7") && !refused.contains("removals_withheld"));
-    }
-    // ben (the readers' role): outcomes and counts, no member id, no button
-    {
-        let browser = Browser::start(&chromedriver, &chromium);
-        browser.open(&page);
-        browser.hub_login("ben");
-        let read = browser.wait_for_source("the page as a reader", "removals_withheld");
-        assert!(read.contains("You may read this page"), "{read}");
-        assert!(!read.contains("stale7") && !read.contains("action=\"approve\""));
-    }
+        browser.hub_login(user);
+        browser.wait_for_source(&format!("the page for {user}"), says)
+    };
+    let refused = signed_in_as("mallory", "403");
+    assert!(refused.contains("permission to access"), "{refused}");
+    assert!(!refused.contains("stale7") && !refused.contains("removals_withheld"));
+    let read = signed_in_as("ben", "removals_withheld");
+    assert!(read.contains("You may read this page"), "{read}");
+    assert!(!read.contains("stale7") && !read.contains("action=\"approve\""));
 
     // the admin: the hub's login page, then back on the page through OAuth
     let browser = Browser::start(&chromedriver, &chromium);

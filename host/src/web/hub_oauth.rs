@@ -7,7 +7,7 @@
 //! they may read the page, or also approve.
 
 use crate::options::page::HubOAuthSettings;
-use crate::web::session::{random_hex, same, Level};
+use crate::web::session::{insert_bounded, random_hex, same, Level};
 use base64::Engine;
 use serde::Deserialize;
 use sha2::Digest;
@@ -162,25 +162,19 @@ impl HubOAuth {
                 .append_pair("code_challenge_method", "S256")
                 .finish()
         );
-        let now = Instant::now();
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.retain(|_, p| now.duration_since(p.started) < STATE_LIFETIME);
-        if pending.len() >= MAX_PENDING {
-            if let Some(oldest) = pending
-                .iter()
-                .min_by_key(|(_, p)| p.started)
-                .map(|(k, _)| k.clone())
-            {
-                pending.remove(&oldest);
-            }
-        }
-        pending.insert(
+        let sign_in = Pending {
+            verifier,
+            next: next.to_string(),
+            started: Instant::now(),
+        };
+        insert_bounded(
+            &mut pending,
+            MAX_PENDING,
+            STATE_LIFETIME,
+            |p| p.started,
             state.clone(),
-            Pending {
-                verifier,
-                next: next.to_string(),
-                started: now,
-            },
+            sign_in,
         );
         Some((state, location))
     }

@@ -33,7 +33,30 @@ pub struct Session {
     pub level: Level,
     /// The token every form of this session carries.
     pub csrf: String,
-    expires: Instant,
+    started: Instant,
+}
+
+/// Inserts into a map kept to at most `cap` entries, each living `lifetime` from `started(entry)`:
+/// dead entries go first, then the oldest (anyone may make entries: memory stays bounded).
+pub fn insert_bounded<V>(
+    map: &mut HashMap<String, V>,
+    cap: usize,
+    lifetime: Duration,
+    started: impl Fn(&V) -> Instant,
+    key: String,
+    value: V,
+) {
+    map.retain(|_, v| started(v).elapsed() < lifetime);
+    if map.len() >= cap {
+        if let Some(oldest) = map
+            .iter()
+            .min_by_key(|(_, v)| started(v))
+            .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+    }
+    map.insert(key, value);
 }
 
 #[derive(Default)]
@@ -57,26 +80,20 @@ impl Sessions {
     /// A new session for `user`: its id (for the cookie), or none without randomness.
     pub fn create(&self, user: &str, level: Level) -> Option<String> {
         let (id, csrf) = (random_hex()?, random_hex()?);
-        let now = Instant::now();
         let mut by_id = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
-        by_id.retain(|_, s| s.expires > now);
-        if by_id.len() >= MAX_SESSIONS {
-            if let Some(oldest) = by_id
-                .iter()
-                .min_by_key(|(_, s)| s.expires)
-                .map(|(k, _)| k.clone())
-            {
-                by_id.remove(&oldest);
-            }
-        }
-        by_id.insert(
+        let session = Session {
+            user: user.to_string(),
+            level,
+            csrf,
+            started: Instant::now(),
+        };
+        insert_bounded(
+            &mut by_id,
+            MAX_SESSIONS,
+            SESSION_LIFETIME,
+            |s| s.started,
             id.clone(),
-            Session {
-                user: user.to_string(),
-                level,
-                csrf,
-                expires: now + SESSION_LIFETIME,
-            },
+            session,
         );
         Some(id)
     }
@@ -87,7 +104,7 @@ impl Sessions {
         let by_id = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
         by_id
             .get(id)
-            .filter(|s| s.expires > Instant::now())
+            .filter(|s| s.started.elapsed() < SESSION_LIFETIME)
             .cloned()
     }
 }
@@ -139,6 +156,22 @@ mod tests {
     fn sessions_are_found_by_their_cookie_only() {
         let sessions = Sessions::default();
         let id = sessions.create("ana", Level::Approver).unwrap();
+        let mut bounded = HashMap::new();
+        let now = Instant::now();
+        for (k, age) in [("a", 5), ("b", 1), ("old", 100)] {
+            bounded.insert(k.to_string(), now - Duration::from_secs(age));
+        }
+        insert_bounded(
+            &mut bounded,
+            2,
+            Duration::from_secs(60),
+            |t| *t,
+            "c".into(),
+            now,
+        );
+        let mut kept: Vec<&String> = bounded.keys().collect();
+        kept.sort();
+        assert_eq!(kept, ["b", "c"], "the dead one, then the oldest, made room");
         assert_eq!(id.len(), 64);
         let found = sessions
             .find(Some(&format!("other=1; {SESSION_COOKIE}={id}")))

@@ -76,17 +76,24 @@ fn sparkline(values: &[u32]) -> Markup {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Viewer {
     /// Outcomes and counts only.
-    Reader,
+    Reader { user: String },
     /// Everything, and forms that carry this CSRF token.
-    Approver { csrf: String },
+    Approver { user: String, csrf: String },
 }
 
 impl Viewer {
     /// The CSRF token forms carry, when the viewer may act.
     fn csrf(&self) -> Option<&str> {
         match self {
-            Viewer::Approver { csrf } => Some(csrf),
-            Viewer::Reader => None,
+            Viewer::Approver { csrf, .. } => Some(csrf),
+            Viewer::Reader { .. } => None,
+        }
+    }
+
+    fn who(&self) -> String {
+        match self {
+            Viewer::Approver { user, .. } => format!("Signed in as {user}, who may approve."),
+            Viewer::Reader { user } => format!("Signed in as {user}, who may read."),
         }
     }
 }
@@ -231,6 +238,7 @@ pub fn render(
             (head())
             body {
                 h1 { "grouper-sync" }
+                p class="who" { (viewer.who()) }
                 @if let Some(n) = notice { p class="notice" { (n.message()) } }
                 (actions(viewer))
                 @if let Some(p) = passes.first() {
@@ -319,6 +327,7 @@ mod tests {
             &passes,
             &cx,
             &Viewer::Approver {
+                user: "ana<".into(),
                 csrf: "c5rf".into(),
             },
             Some(&Notice::Approved("0123456789abcdef".into())),
@@ -343,7 +352,8 @@ mod tests {
         assert!(signed_in.contains("action=\"run\""));
         assert!(signed_in.contains("<p class=\"notice\">Approved plan 0123456789abcdef"));
         assert!(signed_in.contains("grouper_password"), "the settings");
-        let reader = render(&passes, &cx, &Viewer::Reader, None);
+        assert!(signed_in.contains("Signed in as ana&lt;, who may approve."));
+        let reader = render(&passes, &cx, &Viewer::Reader { user: "ben".into() }, None);
         assert!(
             reader.contains("edu:example:&lt;group&gt;") && reader.contains("0123456789abcdef")
         );
@@ -368,19 +378,37 @@ mod tests {
         failed.errors = vec!["hub-unreachable: user ana-private: timed out".into()];
         failed.targets[0].error = Some("grouper-forbidden: subject 100007".into());
         let cx = Context::default();
-        let reader = render(&[failed.clone()], &cx, &Viewer::Reader, None);
+        let reader = render(
+            &[failed.clone()],
+            &cx,
+            &Viewer::Reader { user: "ben".into() },
+            None,
+        );
         assert!(
             !reader.contains("ana-private") && !reader.contains("100007"),
             "{reader}"
         );
         assert!(reader.contains("1 error(s)") && reader.contains(ERROR_FOR_READERS));
-        let approver = render(&[failed], &cx, &Viewer::Approver { csrf: "c".into() }, None);
+        let approver = render(
+            &[failed],
+            &cx,
+            &Viewer::Approver {
+                user: "ana".into(),
+                csrf: "c".into(),
+            },
+            None,
+        );
         assert!(approver.contains("ana-private") && approver.contains("100007"));
     }
 
     #[test]
     fn an_empty_history_says_so() {
-        assert!(render(&[], &Context::default(), &Viewer::Reader, None)
-            .contains("No pass has run yet."));
+        assert!(render(
+            &[],
+            &Context::default(),
+            &Viewer::Reader { user: "ben".into() },
+            None
+        )
+        .contains("No pass has run yet."));
     }
 }

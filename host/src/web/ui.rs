@@ -188,11 +188,15 @@ impl Ui {
     pub fn page(&self, req: &Request) -> PageAccess {
         match self.visitor(req) {
             Visitor::Bearer => PageAccess::Show(Viewer::Approver {
+                user: "a client with the ui_token".into(),
                 csrf: String::new(),
             }),
             Visitor::SignedIn(s) => PageAccess::Show(match s.level {
-                Level::Approver => Viewer::Approver { csrf: s.csrf },
-                Level::Reader => Viewer::Reader,
+                Level::Approver => Viewer::Approver {
+                    user: s.user,
+                    csrf: s.csrf,
+                },
+                Level::Reader => Viewer::Reader { user: s.user },
             }),
             Visitor::Anonymous => match &self.hub {
                 Some((oauth, _)) if req.fetch.is_navigation() => {
@@ -347,7 +351,10 @@ impl Ui {
             tracing::warn!("a sign-in to the status page with a wrong token was refused");
             return Answer::text(403, "wrong token");
         }
-        let Some(session) = self.sessions.create("ui_token", Level::Approver) else {
+        let Some(session) = self
+            .sessions
+            .create("an admin with the ui_token", Level::Approver)
+        else {
             return Answer::text(500, "no randomness for a session: sign-in is unavailable");
         };
         Answer::back_to_page(

@@ -94,7 +94,7 @@ fn cookie_pair(answer: &Answer, name: &str) -> String {
 
 fn csrf_of(ui: &Ui, cookie: &str) -> String {
     match ui.page(&get(Some(cookie), navigation())) {
-        PageAccess::Show(Viewer::Approver { csrf }) => csrf,
+        PageAccess::Show(Viewer::Approver { csrf, .. }) => csrf,
         other => panic!("not an approver: {other:?}"),
     }
 }
@@ -281,12 +281,15 @@ async fn behind_the_hub_a_visitor_is_sent_to_sign_in_and_comes_back_with_a_sessi
                 .unwrap()
         };
         if approver {
-            let PageAccess::Show(Viewer::Approver { csrf }) = page else {
+            let PageAccess::Show(Viewer::Approver { csrf, .. }) = page else {
                 panic!("{page:?}")
             };
             assert_eq!(run(&csrf).status, 303);
         } else {
-            assert_eq!(page, PageAccess::Show(Viewer::Reader));
+            assert_eq!(
+                page,
+                PageAccess::Show(Viewer::Reader { user: "ana".into() })
+            );
             let refused = run("");
             assert_eq!(refused.status, 403);
             // a reader's session has a CSRF token too, but no right to act
