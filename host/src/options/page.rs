@@ -70,8 +70,12 @@ impl std::fmt::Debug for PageOptions {
     }
 }
 
-/// The address of a URL such as `JUPYTERHUB_SERVICE_URL` (`http://127.0.0.1:10101`).
-fn listen_addr_of(url: &str) -> Result<SocketAddr> {
+/// The address of `JUPYTERHUB_SERVICE_URL` (`http://127.0.0.1:10101`). JupyterHub gives a managed
+/// service without a `url` one with port 0: that service has no page.
+fn listen_addr_of(url: &str) -> Result<Option<SocketAddr>> {
+    if url.trim_end_matches('/').ends_with(":0") {
+        return Ok(None);
+    }
     let parsed = jupyterhub_grouper_sync::model::HttpUrl::parse(url)
         .map_err(|why| anyhow!("JUPYTERHUB_SERVICE_URL {url:?} is not a URL ({why})"))?;
     let authority = parsed.authority();
@@ -85,7 +89,7 @@ fn listen_addr_of(url: &str) -> Result<SocketAddr> {
             )
         })?,
     };
-    Ok(SocketAddr::new(ip, port))
+    Ok(Some(SocketAddr::new(ip, port)))
 }
 
 /// The page's settings from the merged `values` (settings by key), the environment the hub
@@ -108,9 +112,10 @@ pub fn page_options(
             a.parse::<SocketAddr>()
                 .map_err(|_| anyhow!("status_addr must be IP:PORT, not {a:?}"))?,
         ),
-        None => env("JUPYTERHUB_SERVICE_URL")
-            .map(|u| listen_addr_of(&u))
-            .transpose()?,
+        None => match env("JUPYTERHUB_SERVICE_URL") {
+            Some(url) => listen_addr_of(&url)?,
+            None => None,
+        },
     };
     let public: Vec<String> = [
         "JUPYTERHUB_PUBLIC_URL",
@@ -133,9 +138,11 @@ pub fn page_options(
     hosts.extend(public.iter().cloned());
     let always_secure = public.iter().any(|u| u.starts_with("https://"));
 
-    let hub_oauth = match env("JUPYTERHUB_CLIENT_ID") {
-        None => None,
-        Some(client_id) => Some(hub_oauth(values, &env, client_id, prefix.as_deref())?),
+    // The hub gives every managed service a client id, but registers the OAuth client only for
+    // one with a `url`: without a page there is nobody to sign in.
+    let hub_oauth = match (addr, env("JUPYTERHUB_CLIENT_ID")) {
+        (Some(_), Some(client_id)) => Some(hub_oauth(values, &env, client_id, prefix.as_deref())?),
+        _ => None,
     };
     Ok(PageOptions {
         addr,
@@ -304,6 +311,23 @@ mod tests {
     }
 
     #[test]
+    fn a_managed_service_without_a_url_has_no_page_and_starts() {
+        // what JupyterHub 6.1.1 gives a managed service without `url` (seen in its log)
+        let env = [
+            ("JUPYTERHUB_SERVICE_NAME", "grouper-sync"),
+            ("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:0/"),
+            ("JUPYTERHUB_CLIENT_ID", "service-grouper-sync"),
+            (
+                "JUPYTERHUB_OAUTH_CALLBACK_URL",
+                "/user/grouper-sync/oauth_callback",
+            ),
+            ("JUPYTERHUB_OAUTH_ACCESS_SCOPES", "[\"access:services\"]"),
+        ];
+        let o = options(&env, &[]).unwrap();
+        assert_eq!((o.addr, o.hub_oauth), (None, None));
+    }
+
+    #[test]
     fn without_a_hub_client_the_page_is_on_status_addr_only() {
         let o = options(&[], &[]).unwrap();
         assert_eq!((o.addr, o.hub_oauth.is_none()), (None, true));
@@ -342,6 +366,7 @@ mod tests {
         let e = options(
             &[
                 ("JUPYTERHUB_CLIENT_ID", "c"),
+                ("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"),
                 ("JUPYTERHUB_SERVICE_PREFIX", "/services/x/"),
             ],
             &[("jupyterhub_api_token", "")],
