@@ -75,7 +75,7 @@ start() {
   (cd "$dir" && exec setsid "$venv/bin/jupyterhub" -f "$here/jupyterhub_config.py" >"$dir/jupyterhub.log" 2>&1) &
   local pid=$!
   local url="http://127.0.0.1:$hub_port/hub/api"
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 600); do
     if ! kill -0 "$pid" 2>/dev/null; then
       log "the hub exited during start-up; log follows"; tail -30 "$dir/jupyterhub.log" >&2; exit 1
     fi
@@ -96,7 +96,7 @@ ENV
     fi
     sleep 0.5
   done
-  log "the hub did not become ready in 60 s"; kill "$pid" 2>/dev/null || true; exit 1
+  log "the hub did not become ready in 300 s"; kill "$pid" 2>/dev/null || true; exit 1
 }
 
 stop() {
