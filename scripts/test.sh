@@ -5,8 +5,9 @@
 # `scripts/platforms.sh install` (outside CI they skip with a message if it was not run).
 #
 # Most of a test run is spent waiting on hubs, browsers and timers, so the tests run in groups side
-# by side, and the lints (which only need the CPU) run while they wait. Every test file belongs to
-# exactly one group (checked below); each group's output is printed when it ends.
+# by side; every test file belongs to exactly one group (checked below), and each group's output is
+# printed when it ends. The lints run before them: beside the tests they only took CPU the builds
+# inside the tests needed (CI on 2 cores: 519 s for this script against 449 s with two groups).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTFLAGS="${RUSTFLAGS:--Dwarnings}"
@@ -35,6 +36,11 @@ for file in tests/e2e/tests/*.rs host/tests/*.rs; do
   [ "$n" = 1 ] || { echo "$file is in $n test groups of scripts/test.sh, not 1"; exit 1; }
 done
 
+step "lints (native, wasm, wasm spin)"
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p jupyterhub-grouper-sync --target wasm32-wasip2 -- -D warnings
+cargo clippy -p jupyterhub-grouper-sync --target wasm32-wasip2 --features spin -- -D warnings
+
 # The tests build in the wheel's profile (host-release, Cargo.toml says why): wasmtime is compiled
 # once for the wheel and the tests, and the grouper-sync the tests run is the one the wheel packs.
 test=(cargo test --profile host-release)
@@ -53,17 +59,7 @@ for i in "${!groups[@]}"; do
   pids+=($!)
 done
 
-step "lints while the tests run (their own target directory: no wait on the tests' build lock)"
-lint_status=0
-(
-  export CARGO_TARGET_DIR="$PWD/target/lint"
-  cargo clippy --workspace --all-targets -- -D warnings
-  cargo clippy -p jupyterhub-grouper-sync --target wasm32-wasip2 -- -D warnings
-  cargo clippy -p jupyterhub-grouper-sync --target wasm32-wasip2 --features spin -- -D warnings
-) || lint_status=1
-step "lints: ended (exit $lint_status)"
-
-status=$lint_status
+status=0
 for i in "${!groups[@]}"; do
   wait "${pids[$i]}" || true
   group_status=$(cat "$logs/$i.status" 2>/dev/null || echo "exit 1")
@@ -72,5 +68,5 @@ for i in "${!groups[@]}"; do
   [ "$group_status" = "exit 0" ] || status=1
 done
 rm -rf "$logs"
-[ "$status" = 0 ] || { echo "tests or lints failed (the logs above say which)"; exit 1; }
+[ "$status" = 0 ] || { echo "tests failed (the logs above say which)"; exit 1; }
 echo "all tests passed"
