@@ -390,13 +390,7 @@ fn build(values: BTreeMap<String, String>, page: page::PageOptions) -> Result<Op
         .choice(get("log_format"))
         .map_err(|e| anyhow!(e.0))?
         .unwrap_or(LogFormat::Text);
-    let metrics_addr = match values.get("metrics_addr") {
-        None => None,
-        Some(a) => Some(
-            a.parse::<SocketAddr>()
-                .map_err(|_| anyhow!("metrics_addr must be IP:PORT, not {a:?}"))?,
-        ),
-    };
+    let metrics_addr = page::listen_addr(&values, "metrics_addr")?;
     if metrics_addr.is_some() && metrics_addr == page.addr {
         bail!(
             "metrics_addr and status_addr are both {}: the status page needs its own address, so that \

@@ -258,6 +258,14 @@ impl Browser {
         self.click("#login_submit");
     }
 
+    /// Clicks **Approve** on the page shown, then **Run a pass now**, each awaited.
+    fn approve_and_run(&self, plan: &str) {
+        self.click("form[action='approve'] button");
+        self.wait_for_notice(&format!("Approved plan {plan}"));
+        self.click("form[action='run'] button");
+        self.wait_for_notice("A pass was requested");
+    }
+
     fn source(&self) -> String {
         self.call("GET", "/source", None)
             .as_str()
@@ -373,10 +381,7 @@ fn an_admin_approves_a_withheld_plan_in_a_real_browser() {
         "the plan's members on demand"
     );
     browser.click(".withheld details summary");
-    browser.click("form[action='approve'] button");
-    browser.wait_for_notice(&format!("Approved plan {plan}"));
-    browser.click("form[action='run'] button");
-    browser.wait_for_notice("A pass was requested");
+    browser.approve_and_run(&plan);
     wait_for(
         "the approved plan applied",
         Duration::from_secs(300),
@@ -643,10 +648,7 @@ fn through_the_hubs_proxy_only_a_signed_in_approver_sees_members_and_approves() 
     // the admin approves and runs a pass from the page
     browser.open(&page);
     browser.wait_for_source("the page again", "removals_withheld");
-    browser.click("form[action='approve'] button");
-    browser.wait_for_notice(&format!("Approved plan {plan}"));
-    browser.click("form[action='run'] button");
-    browser.wait_for_notice("A pass was requested");
+    browser.approve_and_run(&plan);
     wait_for(
         "the approved plan applied",
         Duration::from_secs(300),

@@ -70,6 +70,18 @@ impl std::fmt::Debug for PageOptions {
     }
 }
 
+/// The listening address setting `key` names (`metrics_addr`, `status_addr`), if set.
+pub fn listen_addr(values: &BTreeMap<String, String>, key: &str) -> Result<Option<SocketAddr>> {
+    values
+        .get(key)
+        .map(|a| {
+            a.trim()
+                .parse::<SocketAddr>()
+                .map_err(|_| anyhow!("{key} must be IP:PORT, not {a:?}"))
+        })
+        .transpose()
+}
+
 /// The address of `JUPYTERHUB_SERVICE_URL` (`http://127.0.0.1:10101`). JupyterHub gives a managed
 /// service without a `url` one with port 0: that service has no page.
 fn listen_addr_of(url: &str) -> Result<Option<SocketAddr>> {
@@ -107,11 +119,8 @@ pub fn page_options(
     let prefix = env("JUPYTERHUB_SERVICE_PREFIX")
         .filter(|p| p.starts_with('/'))
         .map(|p| if p.ends_with('/') { p } else { format!("{p}/") });
-    let addr = match values.get("status_addr").map(|a| a.trim()) {
-        Some(a) => Some(
-            a.parse::<SocketAddr>()
-                .map_err(|_| anyhow!("status_addr must be IP:PORT, not {a:?}"))?,
-        ),
+    let addr = match listen_addr(values, "status_addr")? {
+        Some(a) => Some(a),
         None => match env("JUPYTERHUB_SERVICE_URL") {
             Some(url) => listen_addr_of(&url)?,
             None => None,
