@@ -40,36 +40,24 @@ pub async fn execute(
             opts.sync_every,
             opts.page.prefix.as_deref(),
         );
-        match endpoint::bind(addr).await {
-            Ok(listener) => {
-                tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-                servers.push(tokio::spawn(endpoint::serve(
-                    listener,
-                    router,
-                    serving_stopped.clone(),
-                )));
-            }
-            Err(e) => tracing::error!(%addr, "cannot serve metrics: {e}"),
-        }
+        servers.extend(
+            listen(
+                "/metrics, /healthz and /readyz",
+                addr,
+                router,
+                &serving_stopped,
+            )
+            .await,
+        );
     }
     if let Some(addr) = opts.page.addr {
-        match endpoint::bind(addr).await {
-            Ok(listener) => {
-                tracing::info!(
-                    %addr,
-                    hosts = %board.hosts.names().join(","),
-                    sign_in = sign_in_of(opts),
-                    "serving the status page"
-                );
-                let router = endpoint::status_router(board.clone());
-                servers.push(tokio::spawn(endpoint::serve(
-                    listener,
-                    router,
-                    serving_stopped.clone(),
-                )));
-            }
-            Err(e) => tracing::error!(%addr, "cannot serve the status page: {e}"),
-        }
+        tracing::info!(
+            hosts = %board.hosts.names().join(","),
+            sign_in = sign_in_of(opts),
+            "the status page answers to these host names"
+        );
+        let router = endpoint::status_router(board.clone());
+        servers.extend(listen("the status page", addr, router, &serving_stopped).await);
     }
     tracing::info!(
         sync_every_s = opts.sync_every.as_secs(),
@@ -151,6 +139,29 @@ pub async fn execute(
     }
     tracing::info!("grouper-sync stopped");
     ExitStatus::Ok
+}
+
+/// Serves `router` on `addr` until `stopped`; a port that cannot be bound is logged, not fatal.
+async fn listen(
+    what: &str,
+    addr: std::net::SocketAddr,
+    router: axum::Router,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    match endpoint::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!(%addr, "serving {what}");
+            Some(tokio::spawn(endpoint::serve(
+                listener,
+                router,
+                stopped.clone(),
+            )))
+        }
+        Err(e) => {
+            tracing::error!(%addr, "cannot serve {what}: {e}");
+            None
+        }
+    }
 }
 
 /// How browsers sign in to the status page, for the start-up log.
