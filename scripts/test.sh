@@ -1,30 +1,30 @@
 #!/usr/bin/env bash
-# The project's whole test suite, as CI runs it: format, the release component build, lints (native
-# and wasm, both builds), then every test (unit, simulator, fixtures, component-in-wasmtime, HTTP
-# entry and the Spin build, real hub, real platforms, host), the host's beside the rest. The
-# platform tests need `scripts/platforms.sh install` (outside CI they skip with a message if it
-# was not run).
+# The project's whole test suite, as CI runs it: format, the release and Spin component builds, the
+# test build (all three linted by clippy as they compile, scripts/build-env.sh), then every test
+# (unit, simulator, fixtures, component-in-wasmtime, HTTP entry and the Spin build, real hub, real
+# platforms, host), the host's beside the rest. The platform tests need `scripts/platforms.sh
+# install` (outside CI they skip with a message if it was not run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export RUSTFLAGS="${RUSTFLAGS:--Dwarnings}"
+. scripts/build-env.sh
 start=$SECONDS
 step() { echo "== $* (at $((SECONDS - start)) s)"; }
-step "format, the release component, lints"
+step "format; the release and Spin components, linted"
 cargo fmt --all -- --check
-cargo build --release --target wasm32-wasip2 -p jupyterhub-grouper-sync
+component=(cargo build --release --target wasm32-wasip2 -p jupyterhub-grouper-sync)
+"${component[@]}"
 ls -l target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm
 # The host embeds this same build instead of building the component a second time.
 export GROUPER_SYNC_COMPONENT="$PWD/target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm"
-cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p jupyterhub-grouper-sync --target wasm32-wasip2 -- -D warnings
-cargo clippy -p jupyterhub-grouper-sync --target wasm32-wasip2 --features spin -- -D warnings
+# The Spin build, where tests/e2e (`build_component`) builds it: there it is then fresh.
+CARGO_TARGET_DIR=target/spin "${component[@]}" --features spin
 # The tests build in the wheel's profile (host-release, Cargo.toml says why): wasmtime is compiled
 # once for the wheel and the tests, and the grouper-sync the tests run is the one the wheel packs.
 test=(cargo test --profile host-release)
 # Everything is built first; then the host's tests and the rest run side by side (two cargo
 # processes may run tests at once; most of the time is spent waiting on hubs and timers). Each
 # group's output is printed when it ends.
-step "the tests' build"
+step "the tests' build (every workspace crate and target, linted)"
 "${test[@]}" --workspace --no-run
 # once, before two groups of tests could both create the venv or install the proxy
 scripts/jupyterhub/hub.sh install
