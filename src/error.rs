@@ -35,6 +35,16 @@ macro_rules! error_kinds {
             (GrouperBadAnswer, "grouper-bad-answer"),
             /// The target group does not exist, or the Grouper user cannot see it.
             (GroupNotFound, "group-not-found"),
+            /// Google refused the service account's credentials or token (a deleted or disabled
+            /// key, an unknown admin subject, a clock far off).
+            (GoogleUnauthorized, "google-unauthorized"),
+            /// Google refused the request: no domain-wide delegation for the scope, the Groups
+            /// Settings API not enabled, or the admin may not manage the group.
+            (GoogleForbidden, "google-forbidden"),
+            /// Google could not be reached, or answered 429 (rate limit) or 5xx.
+            (GoogleUnavailable, "google-unavailable"),
+            /// Google answered something its API does not promise.
+            (GoogleBadAnswer, "google-bad-answer"),
             /// A request timed out.
             (Timeout, "timeout"),
             /// The TLS handshake failed: a certificate from an unknown CA, expired, or for another host.
@@ -99,6 +109,7 @@ impl fmt::Display for ErrorKind {
 pub enum Service {
     Hub,
     Grouper,
+    Google,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -141,8 +152,12 @@ impl SyncError {
             (TransportError::Connect(_) | TransportError::Body(_), Service::Grouper) => {
                 ErrorKind::GrouperUnavailable
             }
+            (TransportError::Connect(_) | TransportError::Body(_), Service::Google) => {
+                ErrorKind::GoogleUnavailable
+            }
             (TransportError::TooLarge, Service::Hub) => ErrorKind::HubBadAnswer,
             (TransportError::TooLarge, Service::Grouper) => ErrorKind::GrouperBadAnswer,
+            (TransportError::TooLarge, Service::Google) => ErrorKind::GoogleBadAnswer,
         };
         Self::new(kind, format!("{what}: {e}"))
     }

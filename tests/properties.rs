@@ -61,6 +61,7 @@ fn target_strategy() -> impl Strategy<Value = Target> {
                     filters: UserFilters::default(),
                     create_missing: false,
                     grouper_folder: None,
+                    provisioning: Default::default(),
                     include_admins: false,
                     subject_from: SubjectFrom::Username {
                         template: "{name}".into(),

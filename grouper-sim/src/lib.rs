@@ -1,5 +1,7 @@
 //! A Grouper WS REST/JSON simulator: the membership operations (getMembers, addMember,
-//! deleteMember, hasMember; batch and lite) with Grouper's URL shapes, authentication,
+//! deleteMember, hasMember; batch and lite), groupSave, and the attribute assignments of groups
+//! (getAttributeAssignments, assignAttributesBatch: the provisioning marks) with Grouper's URL
+//! shapes, authentication,
 //! `X-Grouper-*` headers, result codes and response bodies, an in-memory membership store,
 //! a seeded subject directory, a request log, and fault knobs for tests.
 //!
@@ -64,6 +66,79 @@ pub struct Group {
     pub members: BTreeSet<(String, String)>,
     /// The WS user can view but not update this group: writes give INSUFFICIENT_PRIVILEGES.
     pub update_denied: bool,
+}
+
+/// What an attribute name (an `attributeDefName`) may be assigned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignTo {
+    /// `attributeAssignType` `group`.
+    Group,
+    /// `group_asgn`: an assignment on a group's assignment (the provisioning values).
+    GroupAssignment,
+}
+
+/// An attribute name Grouper knows, with what its attribute definition allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeName {
+    pub name: String,
+    /// The attribute definition (`attributeDef`) it belongs to: privileges are on this.
+    pub def: String,
+    pub assign_to: AssignTo,
+    pub multi_assignable: bool,
+    /// `None`: a marker without values; `Some("string")`: one string value.
+    pub value_type: Option<&'static str>,
+}
+
+/// Who an assignment is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignOwner {
+    Group(String),
+    /// Another assignment, by its id.
+    Assignment(String),
+}
+
+/// One attribute assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeAssign {
+    pub id: String,
+    /// The attribute name (`attributeDefNameName`).
+    pub name: String,
+    pub owner: AssignOwner,
+    pub values: Vec<String>,
+}
+
+/// The provisioning framework's attributes (Grouper 2.6+, provisioning.md): the marker on groups
+/// (multi-assignable, one per provisioner) and the single string values on a marker.
+pub const PROVISIONING_MARKER: &str = "etc:provisioning:provisioningMarker";
+pub const PROVISIONING_DEF: &str = "etc:provisioning:provisioningDef";
+pub const PROVISIONING_VALUE_DEF: &str = "etc:provisioning:provisioningValueDef";
+pub const PROVISIONING_VALUES: [&str; 5] = [
+    "etc:provisioning:provisioningTarget",
+    "etc:provisioning:provisioningDoProvision",
+    "etc:provisioning:provisioningDirectAssign",
+    "etc:provisioning:provisioningStemScope",
+    "etc:provisioning:provisioningMetadataJson",
+];
+
+fn provisioning_attributes() -> BTreeMap<String, AttributeName> {
+    let marker = AttributeName {
+        name: PROVISIONING_MARKER.into(),
+        def: PROVISIONING_DEF.into(),
+        assign_to: AssignTo::Group,
+        multi_assignable: true,
+        value_type: None,
+    };
+    let values = PROVISIONING_VALUES.iter().map(|n| AttributeName {
+        name: n.to_string(),
+        def: PROVISIONING_VALUE_DEF.into(),
+        assign_to: AssignTo::GroupAssignment,
+        multi_assignable: false,
+        value_type: Some("string"),
+    });
+    std::iter::once(marker)
+        .chain(values)
+        .map(|a| (a.name.clone(), a))
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +276,15 @@ pub(crate) struct State {
     pub stems: BTreeSet<String>,
     /// Folders in which the WS user lacks CREATE.
     pub create_denied: BTreeSet<String>,
+    pub attribute_names: BTreeMap<String, AttributeName>,
+    pub assigns: Vec<AttributeAssign>,
+    /// Attribute definitions the WS user may not assign (ATTR_UPDATE) ...
+    pub attr_update_denied: BTreeSet<String>,
+    /// ... or read (ATTR_READ): their assignments are left out of answers, as Grouper filters
+    /// what a subject cannot read.
+    pub attr_read_denied: BTreeSet<String>,
+    /// Assignments made so far (their ids derive from it).
+    pub assign_count: u64,
 }
 
 impl State {
@@ -229,6 +313,12 @@ impl State {
             }
         }
         out
+    }
+
+    /// A fresh assignment id, shaped like Grouper's.
+    pub(crate) fn new_assign_id(&mut self) -> String {
+        self.assign_count += 1;
+        hex_id(&format!("attribute-assign-{}", self.assign_count))
     }
 
     /// Does the folder exist: made with `add_stem`, or holding a group or a folder at any depth?
@@ -267,6 +357,11 @@ impl Simulator {
                 log: Vec::new(),
                 stems: BTreeSet::new(),
                 create_denied: BTreeSet::new(),
+                attribute_names: provisioning_attributes(),
+                assigns: Vec::new(),
+                attr_update_denied: BTreeSet::new(),
+                attr_read_denied: BTreeSet::new(),
+                assign_count: 0,
             }),
         })
     }
@@ -293,6 +388,70 @@ impl Simulator {
     /// Takes CREATE in this folder away from the WS user: groupSave there fails.
     pub fn deny_create(&self, stem: &str) {
         self.lock().create_denied.insert(stem.into());
+    }
+
+    /// Takes ATTR_UPDATE on this attribute definition away from the WS user.
+    pub fn deny_attribute_update(&self, def: &str) {
+        self.lock().attr_update_denied.insert(def.into());
+    }
+
+    /// Takes ATTR_READ on this attribute definition away from the WS user.
+    pub fn deny_attribute_read(&self, def: &str) {
+        self.lock().attr_read_denied.insert(def.into());
+    }
+
+    /// Forgets the provisioning attributes, as on a Grouper older than 2.6.
+    pub fn remove_provisioning_attributes(&self) {
+        self.lock().attribute_names.clear();
+    }
+
+    /// Marks a group for a provisioner as an admin would in the UI: a marker with
+    /// `provisioningTarget` and, when `do_provision`, `provisioningDoProvision`.
+    pub fn mark_for_provisioning(&self, group: &str, provisioner: &str, do_provision: bool) {
+        let mut st = self.lock();
+        let marker = st.new_assign_id();
+        st.assigns.push(AttributeAssign {
+            id: marker.clone(),
+            name: PROVISIONING_MARKER.into(),
+            owner: AssignOwner::Group(group.into()),
+            values: vec![],
+        });
+        let mut values = vec![(PROVISIONING_VALUES[0], provisioner)];
+        if do_provision {
+            values.push((PROVISIONING_VALUES[1], provisioner));
+        }
+        for (name, value) in values {
+            let id = st.new_assign_id();
+            st.assigns.push(AttributeAssign {
+                id,
+                name: name.into(),
+                owner: AssignOwner::Assignment(marker.clone()),
+                values: vec![value.into()],
+            });
+        }
+    }
+
+    /// The provisioners a group is marked for, as (provisioningTarget, provisioningDoProvision).
+    pub fn provisioning_marks(&self, group: &str) -> Vec<(Option<String>, Option<String>)> {
+        let st = self.lock();
+        let value = |marker: &str, name: &str| {
+            st.assigns
+                .iter()
+                .find(|a| a.name == name && a.owner == AssignOwner::Assignment(marker.into()))
+                .and_then(|a| a.values.first().cloned())
+        };
+        st.assigns
+            .iter()
+            .filter(|a| {
+                a.name == PROVISIONING_MARKER && a.owner == AssignOwner::Group(group.into())
+            })
+            .map(|m| {
+                (
+                    value(&m.id, PROVISIONING_VALUES[0]),
+                    value(&m.id, PROVISIONING_VALUES[1]),
+                )
+            })
+            .collect()
     }
 
     /// The group's uuid (what a `g:gsa` member's subject id is), if it exists.
@@ -374,14 +533,15 @@ impl Simulator {
     pub fn handle(&self, req: &SimRequest) -> SimResponse {
         let mut st = self.lock();
         // A status fault answers in front of Grouper: nothing it would have done happens.
-        let before = (!st.faults.is_empty()).then(|| st.groups.clone());
+        let before = (!st.faults.is_empty()).then(|| (st.groups.clone(), st.assigns.clone()));
         let (op, mut resp) = ops::handle(&mut st, req);
         if let Some(op) = op {
             if let Some(action) = take_fault(&mut st.faults, op) {
                 match &action {
                     FaultAction::Status { .. } => {
-                        if let Some(groups) = before {
+                        if let Some((groups, assigns)) = before {
                             st.groups = groups;
+                            st.assigns = assigns;
                         }
                     }
                     FaultAction::ChangeMembers { group, add, remove } => {

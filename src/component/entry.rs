@@ -115,6 +115,11 @@ impl wit::Guest for Component {
                     scopes: t.scopes.clone(),
                     grouper_members: t.grouper_members.map(count),
                     hub_group_exists: t.hub_group_exists,
+                    provisioning: t.provisioning.as_ref().map(|p| wit::ProvisioningCheck {
+                        present: p.present.clone(),
+                        missing: p.missing.clone(),
+                        switched_off: p.switched_off.clone(),
+                    }),
                     notes: t.notes.clone(),
                 })
                 .collect(),
@@ -305,6 +310,11 @@ fn to_wit_target(t: &TargetReport) -> wit::TargetReport {
         users_filtered: count(t.users_filtered),
         members_without_hub_user: count(t.members_without_hub_user),
         group_created: t.group_created,
+        provisioning: t.provisioning.as_ref().map(|p| wit::ProvisioningReport {
+            marked: p.marked.clone(),
+            present: p.present.clone(),
+            switched_off: p.switched_off.clone(),
+        }),
         users_mapped: count(t.users_mapped),
         users_unmapped: count(t.users_unmapped),
         duplicates_collapsed: count(t.duplicates_collapsed),
@@ -397,6 +407,7 @@ fn to_wit_report(r: &Report) -> wit::Report {
         duration_ms: r.duration_ms,
         jupyterhub_requests: r.requests.jupyterhub,
         grouper_requests: r.requests.grouper,
+        google_requests: r.requests.google,
         json: r.to_json(),
         next_user_state: None,
     }

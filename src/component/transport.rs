@@ -99,6 +99,7 @@ impl WasiTransport<'_> {
             Method::Get => WasiMethod::Get,
             Method::Post => WasiMethod::Post,
             Method::Put => WasiMethod::Put,
+            Method::Patch => WasiMethod::Patch,
             Method::Delete => WasiMethod::Delete,
         };
         let bad =

@@ -7,7 +7,7 @@ pub mod url;
 
 pub use member::Member;
 pub use target::{
-    Direction, Mode, NamePattern, RemovalLimits, Selection, Side, SubjectFrom, SubjectLookup,
-    Target, TargetRules, TargetSpec, UserFilters,
+    Direction, Mode, NamePattern, Provisioning, RemovalLimits, Selection, Side, SubjectFrom,
+    SubjectLookup, Target, TargetRules, TargetSpec, UserFilters,
 };
 pub use url::{HttpUrl, UrlError};

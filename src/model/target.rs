@@ -127,6 +127,16 @@ pub struct TargetRules {
     pub create_missing: bool,
     /// The folder in which a missing Grouper group may be created.
     pub grouper_folder: Option<String>,
+    pub provisioning: Provisioning,
+}
+
+/// Which Grouper provisioners a to_grouper target's group is marked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provisioning {
+    /// Provisioner ids (`provision_to`): a group the pass creates is marked for each.
+    pub provision_to: Vec<String>,
+    /// Also mark an existing group that lacks one of those marks (`ensure_provisioning`).
+    pub ensure: bool,
 }
 
 /// Whom a configured target selects, and which side it writes.

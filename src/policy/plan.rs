@@ -299,6 +299,7 @@ mod tests {
                 filters: UserFilters::default(),
                 create_missing: false,
                 grouper_folder: None,
+                provisioning: Default::default(),
                 include_admins: false,
                 subject_from: SubjectFrom::Username {
                     template: "{name}".into(),

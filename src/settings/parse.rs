@@ -6,7 +6,9 @@ use super::names::{
 };
 use super::schema::{env_name, key, Scope, ValueError, KEYS};
 use super::*;
-use crate::model::{HttpUrl, RemovalLimits, Selection, SubjectLookup, TargetRules, UserFilters};
+use crate::model::{
+    HttpUrl, Provisioning, RemovalLimits, Selection, SubjectLookup, TargetRules, UserFilters,
+};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -293,6 +295,14 @@ fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
     {
         return err("grouper_group has {n} fields but no hub_group_pattern to fill them");
     }
+    let provisioning = match direction {
+        Direction::ToGrouper => provisioning_setting(r, &base.provisioning)?,
+        // A to_hub target reads its Grouper group; the flat settings' marks are not its to make.
+        Direction::ToHub if r.raw("provision_to")?.is_some() => {
+            return err("provision_to marks the Grouper groups to_grouper targets write; a to_hub target only reads its group")
+        }
+        Direction::ToHub => Provisioning::default(),
+    };
     // In to_hub the admins are hub users like any other: a Grouper roster holds them too.
     let admins_default = direction == Direction::ToHub || base.include_admins;
     Ok(TargetSpec {
@@ -303,6 +313,7 @@ fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
             filters: user_filters(r, &base.filters)?,
             create_missing: r.flag_or("create_missing_groups", Some(base.create_missing))?,
             grouper_folder: folder_setting(r, base.grouper_folder.as_ref())?,
+            provisioning,
             mode: r.choice_or("mode", Some(base.mode))?,
             limits: limits(r, Some(&base.limits))?,
             protected,
@@ -340,6 +351,43 @@ fn folder_setting<F: Fn(&str) -> Result<Option<String>, String>>(
     }
 }
 
+/// `provision_to` and `ensure_provisioning`, else `base`'s.
+fn provisioning_setting<F: Fn(&str) -> Result<Option<String>, String>>(
+    r: &Reader<F>,
+    base: &Provisioning,
+) -> Result<Provisioning, ConfigError> {
+    let provision_to = match r.raw("provision_to")? {
+        None => base.provision_to.clone(),
+        Some(list) => {
+            let ids: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            if let Some(bad) = ids.iter().find(|id| {
+                !id.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            }) {
+                return err(format!(
+                    "provision_to: {bad:?} is not a provisioner id (the provisioner's config id, e.g. googleProvisioner or LDAPBerkeleyIMO)"
+                ));
+            }
+            ids
+        }
+    };
+    let ensure = r.flag_or("ensure_provisioning", Some(base.ensure))?;
+    if ensure && provision_to.is_empty() {
+        return err(
+            "ensure_provisioning needs provision_to, the provisioners to mark the group for",
+        );
+    }
+    Ok(Provisioning {
+        provision_to,
+        ensure,
+    })
+}
+
 /// The removal limits: the given values, else `base`'s (a target's flat settings), else the
 /// schema's defaults.
 fn limits<F: Fn(&str) -> Result<Option<String>, String>>(
@@ -365,7 +413,7 @@ fn differing_keys(spec_a: &TargetSpec, spec_b: &TargetSpec) -> Vec<&'static str>
         Selection::HubGroupPattern(p) => Some(p.as_str().to_string()),
         _ => None,
     };
-    let checks: [(&str, bool); 17] = [
+    let checks: [(&str, bool); 19] = [
         ("direction", spec_a.direction() == spec_b.direction()),
         ("hub_group", spec_a.hub_group() == spec_b.hub_group()),
         ("hub_group_pattern", pattern(spec_a) == pattern(spec_b)),
@@ -409,6 +457,14 @@ fn differing_keys(spec_a: &TargetSpec, spec_b: &TargetSpec) -> Vec<&'static str>
             a.create_missing == b.create_missing,
         ),
         ("grouper_folder", a.grouper_folder == b.grouper_folder),
+        (
+            "provision_to",
+            a.provisioning.provision_to == b.provisioning.provision_to,
+        ),
+        (
+            "ensure_provisioning",
+            a.provisioning.ensure == b.provisioning.ensure,
+        ),
         (
             "subject mapping",
             a.subject_from == b.subject_from && a.lookup == b.lookup && a.source_id == b.source_id,
@@ -508,6 +564,7 @@ pub fn parse(
         filters: user_filters(&r, &UserFilters::default())?,
         create_missing: r.flag("create_missing_groups")?,
         grouper_folder: folder_setting(&r, None)?,
+        provisioning: provisioning_setting(&r, &Provisioning::default())?,
         subject_from,
         lookup,
         source_id: r.raw("subject_source_id")?.map(|s| s.trim().to_string()),

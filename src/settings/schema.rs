@@ -182,6 +182,8 @@ pub const KEYS: &[Key] = &[
     per_target("exclude_users_pattern", "GROUPER_SYNC_EXCLUDE_USERS_PATTERN", Kind::Pattern, None, "a regex over whole hub user names: matching users are never selected"),
     per_target("create_missing_groups", "GROUPER_SYNC_CREATE_MISSING_GROUPS", Kind::Bool, Some("false"), "create a target group that does not exist (Grouper groups only inside grouper_folder)"),
     per_target("grouper_folder", "GROUPER_SYNC_GROUPER_FOLDER", Kind::Group, None, "the Grouper folder (stem) in which create_missing_groups may create groups"),
+    per_target("provision_to", "GROUPER_SYNC_PROVISION_TO", Kind::List, None, "Grouper provisioner ids (e.g. a Google provisioner's): a group the pass creates is marked for each"),
+    per_target("ensure_provisioning", "GROUPER_SYNC_ENSURE_PROVISIONING", Kind::Bool, Some("false"), "also mark an existing group that lacks a provision_to mark (never removes one)"),
     setting("allow_empty_hub", "GROUPER_SYNC_ALLOW_EMPTY_HUB", Kind::Bool, Some("false"), "accept a hub that lists no users"),
     setting("subject_from", "GROUPER_SYNC_SUBJECT_FROM", Kind::Choice(SUBJECT_SOURCES), Some("auth_state"), "auth_state, user_info or username"),
     setting("user_info_paths", "GROUPER_SYNC_USER_INFO_PATHS", Kind::Paths, Some("login_id"), "with subject_from=user_info: ordered dotted user_info paths"),

@@ -446,6 +446,18 @@ fn bad_targets_name_the_entry_and_the_key() {
             "targets[0] (a::b): grouper_group must be a Grouper group name",
         ),
         (
+            r#"[{"grouper_group": "a:b", "provision_to": "google provisioner"}]"#,
+            "targets[0] (a:b): provision_to: \"google provisioner\" is not a provisioner id",
+        ),
+        (
+            r#"[{"grouper_group": "a:b", "ensure_provisioning": true}]"#,
+            "ensure_provisioning needs provision_to",
+        ),
+        (
+            r#"[{"grouper_group": "a:b", "direction": "to_hub", "hub_group": "x", "provision_to": "AD"}]"#,
+            "a to_hub target only reads its group",
+        ),
+        (
             r#"[{"grouper_group": "edu:berkeley:app:datahub:datahub-users", "hub_group": "x"}]"#,
             "by targets[0], which differ in hub_group;",
         ),
@@ -482,4 +494,39 @@ fn protected_members_list() {
     m.insert("protected_members", " 100, 200 ,,300");
     let s = parse_map(&m).unwrap();
     assert_eq!(s.targets[0].rules.protected.len(), 3);
+}
+
+#[test]
+fn provisioners_are_per_target_with_the_flat_setting_as_default_and_to_hub_left_out() {
+    let mut m = base();
+    m.insert("provision_to", "bConnected, LDAPBerkeleyIMO");
+    m.insert(
+        "targets",
+        r#"[{"grouper_group": "a:b", "ensure_provisioning": true},
+            {"grouper_group": "a:c", "provision_to": ["AD"]},
+            {"grouper_group": "a:d", "direction": "to_hub", "hub_group": "d"}]"#,
+    );
+    let s = parse_map(&m).unwrap();
+    let marks: Vec<(String, Vec<String>, bool)> = s
+        .targets
+        .iter()
+        .map(|t| {
+            let p = &t.rules.provisioning;
+            (t.group_path.clone(), p.provision_to.clone(), p.ensure)
+        })
+        .collect();
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        marks,
+        [
+            (
+                "edu:berkeley:app:datahub:datahub-users".to_string(),
+                ids(&["bConnected", "LDAPBerkeleyIMO"]),
+                false
+            ),
+            ("a:b".into(), ids(&["bConnected", "LDAPBerkeleyIMO"]), true),
+            ("a:c".into(), ids(&["AD"]), false),
+            ("a:d".into(), vec![], false),
+        ]
+    );
 }

@@ -11,6 +11,7 @@ use crate::sync::hub_reader;
 use crate::sync::log::LogTo;
 use crate::sync::session::Session;
 use crate::wire::grouper;
+use crate::wire::grouper::provisioning::{self, MarkState};
 use crate::wire::http::Transport;
 use crate::wire::hub;
 use serde::Serialize;
@@ -27,8 +28,20 @@ pub struct TargetCheck {
     pub grouper_members: Option<usize>,
     /// Whether the hub group exists (to_hub targets; `None` when not looked up).
     pub hub_group_exists: Option<bool>,
+    /// The group's provisioning marks for `provision_to` (`None`: none configured, or the
+    /// group was not read).
+    pub provisioning: Option<ProvisioningCheck>,
     /// What an admin should know: groups that would be created, managed-groups caveats.
     pub notes: Vec<String>,
+}
+
+/// How a target's group stands with each of its `provision_to` provisioners.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProvisioningCheck {
+    pub present: Vec<String>,
+    pub missing: Vec<String>,
+    /// Marked, with `provisioningDoProvision` switched off.
+    pub switched_off: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -171,6 +184,7 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, log_to: LogTo) ->
             scopes: target_scopes(&target),
             grouper_members: None,
             hub_group_exists: None,
+            provisioning: None,
             notes: Vec::new(),
         };
         if report.hub_identity.is_some() {
@@ -223,6 +237,12 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, log_to: LogTo) ->
                 report
                     .groups_readable
                     .push((target.group_path.clone(), page.members.len()));
+                if !target.rules.provisioning.provision_to.is_empty() {
+                    match check_marks(&mut s, &conn, &target, &mut checked.notes) {
+                        Ok(marks) => checked.provisioning = Some(marks),
+                        Err(e) => report.errors.push(e),
+                    }
+                }
             }
             // only to_grouper targets create Grouper groups; to_hub creates the hub group
             Err(e)
@@ -235,12 +255,57 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, log_to: LogTo) ->
                     target.group_path,
                     target.rules.grouper_folder.as_deref().unwrap_or("?")
                 ));
+                let provision_to = &target.rules.provisioning.provision_to;
+                if !provision_to.is_empty() {
+                    checked.notes.push(format!(
+                        "... and marks it for provisioning to {}",
+                        provision_to.join(", ")
+                    ));
+                }
             }
             Err(e) => report.errors.push(e),
         }
         report.targets.push(checked);
     }
     report
+}
+
+/// Reads the group's marks for the target's provisioners, with a note for each one missing.
+fn check_marks(
+    s: &mut Session,
+    conn: &grouper::Connection,
+    target: &Target,
+    notes: &mut Vec<String>,
+) -> Result<ProvisioningCheck, SyncError> {
+    let group = &target.group_path;
+    let what = format!("reading the provisioning marks of {group}");
+    let markers = s
+        .send(
+            Service::Grouper,
+            &what,
+            &provisioning::read_request(conn, group),
+        )
+        .and_then(|resp| provisioning::parse_read(group, &resp))?;
+    let mut out = ProvisioningCheck::default();
+    for id in &target.rules.provisioning.provision_to {
+        match provisioning::mark_state(&markers, id) {
+            MarkState::Provisioned => out.present.push(id.clone()),
+            MarkState::SwitchedOff => {
+                notes.push(format!("{group} is marked for {id} with provisioningDoProvision off: {id} does not provision it, and the sync leaves that as it is"));
+                out.switched_off.push(id.clone());
+            }
+            MarkState::Missing => {
+                let fix = if target.rules.provisioning.ensure {
+                    "the next pass marks it (ensure_provisioning)"
+                } else {
+                    "set ensure_provisioning = true, or mark it in the Grouper UI"
+                };
+                notes.push(format!("{group} is not marked for provisioning to {id} (or the Grouper user cannot read its marks: it needs ATTR_READ on etc:provisioning:provisioningDef): {fix}"));
+                out.missing.push(id.clone());
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -95,6 +95,17 @@ fn read_group_pages(
     Ok(members)
 }
 
+/// Where a to_grouper target's group came from in this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupOrigin {
+    /// It existed.
+    Existing,
+    /// It did not exist and this pass created it.
+    Created,
+    /// It does not exist; a pass that is not a dry run creates it.
+    Missing,
+}
+
 /// Reads the target group; with `create_missing_groups`, a group that does not exist is created
 /// first (inside `grouper_folder` only) and read as empty.
 pub fn read_or_create_group(
@@ -102,10 +113,10 @@ pub fn read_or_create_group(
     conn: &Connection,
     target: &Target,
     report: &mut TargetReport,
-) -> Result<Vec<Member>, SyncError> {
+) -> Result<(Vec<Member>, GroupOrigin), SyncError> {
     let missing = match read_group(s, conn, target) {
         Err(e) if e.kind == ErrorKind::GroupNotFound && target.rules.create_missing => e,
-        other => return other,
+        other => return other.map(|members| (members, GroupOrigin::Existing)),
     };
     let group = &target.group_path;
     let Some(folder) = &target.rules.grouper_folder else {
@@ -120,7 +131,7 @@ pub fn read_or_create_group(
         s.log.info(&format!(
             "{group} does not exist; a pass that is not a dry run creates it"
         ));
-        return Ok(Vec::new());
+        return Ok((Vec::new(), GroupOrigin::Missing));
     }
     let what = format!("creating the Grouper group {group}");
     let resp = s.send(
@@ -132,18 +143,20 @@ pub fn read_or_create_group(
         GroupSaved::Created => {
             s.log.info(&format!("created the Grouper group {group}"));
             report.group_created = true;
-            Ok(Vec::new())
+            Ok((Vec::new(), GroupOrigin::Created))
         }
-        GroupSaved::AlreadyExists => read_group(s, conn, target).map_err(|e| {
-            if e.kind == ErrorKind::GroupNotFound {
-                SyncError::new(
-                    ErrorKind::GroupNotFound,
-                    format!("{group} exists (groupSave said GROUP_ALREADY_EXISTS) but the Grouper user cannot view it: grant it VIEW and READ"),
-                )
-            } else {
-                e
-            }
-        }),
+        GroupSaved::AlreadyExists => read_group(s, conn, target)
+            .map(|members| (members, GroupOrigin::Existing))
+            .map_err(|e| {
+                if e.kind == ErrorKind::GroupNotFound {
+                    SyncError::new(
+                        ErrorKind::GroupNotFound,
+                        format!("{group} exists (groupSave said GROUP_ALREADY_EXISTS) but the Grouper user cannot view it: grant it VIEW and READ"),
+                    )
+                } else {
+                    e
+                }
+            }),
     }
 }
 

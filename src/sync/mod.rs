@@ -8,6 +8,7 @@ pub mod hub_client;
 pub mod hub_reader;
 pub mod log;
 pub mod pass;
+pub mod provisioning;
 pub mod report;
 pub mod session;
 pub mod target;

@@ -52,6 +52,10 @@ pub struct TargetReport {
     pub members_without_hub_user: usize,
     /// The written group did not exist and was created in this pass.
     pub group_created: bool,
+    /// What the pass found and did about the group's provisioning marks (`provision_to`); none
+    /// when it had nothing to do (no `provision_to`, or an existing group without
+    /// `ensure_provisioning`).
+    pub provisioning: Option<ProvisioningReport>,
     pub users_mapped: usize,
     pub users_unmapped: usize,
     pub duplicates_collapsed: usize,
@@ -83,6 +87,17 @@ pub struct TargetReport {
     /// The changes Grouper confirmed, for the host's change log; member ids stay out of the JSON.
     #[serde(skip)]
     pub changes: Vec<Change>,
+}
+
+/// A target's provisioning marks, by provisioner id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProvisioningReport {
+    /// Marked in this pass (a dry run: would be).
+    pub marked: Vec<String>,
+    /// Already marked.
+    pub present: Vec<String>,
+    /// Marked, but with `provisioningDoProvision` switched off by someone: left alone.
+    pub switched_off: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +209,7 @@ impl TargetReport {
             users_filtered: 0,
             members_without_hub_user: 0,
             group_created: false,
+            provisioning: None,
             users_mapped: 0,
             users_unmapped: 0,
             duplicates_collapsed: 0,
@@ -223,6 +239,7 @@ impl TargetReport {
 pub struct Requests {
     pub jupyterhub: u32,
     pub grouper: u32,
+    pub google: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -71,6 +71,7 @@ impl<'a> Session<'a> {
         match service {
             Service::Hub => self.requests.jupyterhub += sent,
             Service::Grouper => self.requests.grouper += sent,
+            Service::Google => self.requests.google += sent,
         }
         out
     }

@@ -6,6 +6,7 @@ use crate::policy::mapping::Desired;
 use crate::policy::plan::Plan;
 use crate::policy::plan::PlanScope;
 use crate::sync::grouper_client;
+use crate::sync::provisioning;
 use crate::sync::report::{Change, ChangeOp, ChangeReason, TargetReport};
 use crate::sync::session::Session;
 use crate::sync::target::{plan_target, target_outcome, ChangeBudget, PassContext};
@@ -22,13 +23,14 @@ pub fn sync(
     mut report: TargetReport,
     budget: &mut ChangeBudget,
 ) -> TargetReport {
-    let current = match grouper_client::read_or_create_group(s, cx.conn, target, &mut report) {
-        Ok(c) => c,
-        Err(e) => {
-            report.error = Some(e);
-            return report;
-        }
-    };
+    let (current, origin) =
+        match grouper_client::read_or_create_group(s, cx.conn, target, &mut report) {
+            Ok(read) => read,
+            Err(e) => {
+                report.error = Some(e);
+                return report;
+            }
+        };
     // A group that could not be read in full never gets this far.
     let lost: BTreeSet<String> = desired.lost.keys().cloned().collect();
     let p = plan_target(
@@ -43,6 +45,7 @@ pub fn sync(
     if !s.settings.dry_run {
         apply(s, cx.conn, target, &p, budget, desired, &mut report);
     }
+    provisioning::ensure_marks(s, cx.conn, target, origin, &mut report);
     report.outcome = target_outcome(&report, &p);
     report
 }

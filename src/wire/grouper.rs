@@ -7,6 +7,8 @@ use crate::model::{Direction, SubjectLookup, Target};
 use crate::wire::http::{base64, encode_segment, truncate, Method, Request, Response};
 use serde_json::{json, Map, Value};
 
+pub mod provisioning;
+
 /// How to reach one Grouper WS endpoint.
 #[derive(Clone)]
 pub struct Connection {

@@ -1,13 +1,17 @@
-//! Routing (the operations themselves are in members.rs and group_save.rs), following Grouper's servlet: authentication first,
-//! then the URL (`/<ctx>/servicesRest[/<format>]/<version>/groups/...`), then the body's root
-//! key (which, not the HTTP verb, picks the operation when a body is present).
+//! Routing (the operations themselves are in members.rs, group_save.rs and attributes.rs),
+//! following Grouper's servlet: authentication first, then the URL
+//! (`/<ctx>/servicesRest[/<format>]/<version>/groups/...` or `.../attributeAssignments`), then the
+//! body's root key (which, not the HTTP verb, picks the operation when a body is present).
 
 use crate::{group_json, hex_id, meta, Group, SimRequest, SimResponse, State, Subject};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 
+mod attributes;
 mod group_save;
 mod members;
+
+use attributes::{assign_attributes_batch, get_attribute_assignments};
 
 use group_save::group_save;
 use members::{
@@ -26,6 +30,10 @@ pub enum Operation {
     HasMemberLite,
     /// groupSave (batch), which creates groups.
     GroupSave,
+    /// getAttributeAssignments (batch): the provisioning marks a group carries.
+    GetAttributeAssignments,
+    /// assignAttributesBatch: marking a group for a provisioner.
+    AssignAttributesBatch,
 }
 
 impl Operation {
@@ -329,8 +337,14 @@ fn route(
     disallowed: bool,
     version_seg: &str,
 ) -> (Option<Operation>, SimResponse) {
+    if rest.first().map(String::as_str) == Some("attributeAssignments") {
+        return route_attribute_assignments(cx, req, rest, body, disallowed);
+    }
     if rest.first().map(String::as_str) != Some("groups") {
-        let msg = format!("Invalid resource: {:?}, expecting groups", rest.first());
+        let msg = format!(
+            "Invalid resource: {:?}, expecting groups or attributeAssignments",
+            rest.first()
+        );
         return (None, problem(cx.st, 400, "INVALID_QUERY", msg));
     }
     let group_in_path = group_from_path(rest).cloned();
@@ -458,6 +472,52 @@ fn route(
     (Some(op), resp)
 }
 
+/// `/attributeAssignments`: a body whose root key picks the operation (the lite forms and
+/// attribute definitions are not simulated).
+fn route_attribute_assignments(
+    cx: &mut Ctx,
+    req: &SimRequest,
+    rest: &[String],
+    body: Option<Value>,
+    disallowed: bool,
+) -> (Option<Operation>, SimResponse) {
+    if rest.len() != 1 {
+        let msg = format!("Invalid attributeAssignments url: {rest:?}");
+        return (None, problem(cx.st, 400, "INVALID_QUERY", msg));
+    }
+    let Some((root, inner)) = body
+        .as_ref()
+        .and_then(Value::as_object)
+        .and_then(|o| o.iter().next())
+        .map(|(k, v)| (k.clone(), v.clone()))
+    else {
+        let msg = format!(
+            "Invalid request: {} /attributeAssignments without a body",
+            req.method
+        );
+        return (None, problem(cx.st, 400, "INVALID_QUERY", msg));
+    };
+    let op = match root.as_str() {
+        "WsRestGetAttributeAssignmentsRequest" => Operation::GetAttributeAssignments,
+        "WsRestAssignAttributesBatchRequest" => Operation::AssignAttributesBatch,
+        other => {
+            let msg = format!(
+                "Cant find a handler for {other} at this url, method: {}",
+                req.method
+            );
+            return (None, problem(cx.st, 500, "EXCEPTION", msg));
+        }
+    };
+    if disallowed {
+        return (Some(op), exception(cx, op, "User is not authorized"));
+    }
+    let resp = match op {
+        Operation::GetAttributeAssignments => get_attribute_assignments(cx, &inner),
+        _ => assign_attributes_batch(cx, &inner),
+    };
+    (Some(op), resp)
+}
+
 fn root_for(op: Operation) -> &'static str {
     match op {
         Operation::GetMembers => "WsGetMembersResults",
@@ -469,6 +529,8 @@ fn root_for(op: Operation) -> &'static str {
         Operation::HasMember => "WsHasMemberResults",
         Operation::HasMemberLite => "WsHasMemberLiteResult",
         Operation::GroupSave => "WsGroupSaveResults",
+        Operation::GetAttributeAssignments => "WsGetAttributeAssignmentsResults",
+        Operation::AssignAttributesBatch => "WsAssignAttributesBatchResults",
     }
 }
 

@@ -47,6 +47,18 @@ pub async fn execute(opts: &Options, runner: &Runner, limits: &Limits) -> ExitSt
             t.group,
             t.scopes.join(", ")
         );
+        if let Some(p) = &t.provisioning {
+            let list = |ids: &[String]| match ids {
+                [] => "none".to_string(),
+                ids => ids.join(", "),
+            };
+            println!(
+                "  provisioning: marked for {}; MISSING {}; switched off {}",
+                list(&p.present),
+                list(&p.missing),
+                list(&p.switched_off)
+            );
+        }
         for note in &t.notes {
             println!("  note: {note}");
         }

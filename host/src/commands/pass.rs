@@ -232,6 +232,7 @@ mod tests {
             users_filtered: 0,
             members_without_hub_user: 0,
             group_created: false,
+            provisioning: None,
             users_mapped: 3,
             users_unmapped: 0,
             duplicates_collapsed: 0,
@@ -278,6 +279,7 @@ mod tests {
             duration_ms: 5,
             jupyterhub_requests: 2,
             grouper_requests: 2,
+            google_requests: 0,
             json: r#"{"outcome":"converged"}"#.into(),
             next_user_state: Some(b"next state".to_vec()),
         }

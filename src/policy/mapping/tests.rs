@@ -256,6 +256,7 @@ fn target(from: SubjectFrom, include_admins: bool) -> Target {
             filters: UserFilters::default(),
             create_missing: false,
             grouper_folder: None,
+            provisioning: Default::default(),
             include_admins,
             subject_from: from,
             lookup: SubjectLookup::SubjectId,

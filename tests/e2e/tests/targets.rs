@@ -319,3 +319,199 @@ fn check_of_a_to_hub_target_reports_its_missing_grouper_group_as_an_error() {
         check.json
     );
 }
+
+#[test]
+fn a_created_group_is_marked_for_its_provisioners_in_the_same_pass_and_never_again() {
+    const FOLDER: &str = "edu:example:app:hub";
+    let created = "edu:example:app:hub:course-202";
+    let w = world();
+    with_course_groups(&w);
+    {
+        let mut st = w.hub.state.lock().unwrap();
+        st.groups.insert("bob".into(), vec!["course-202".into()]);
+    }
+    let targets = format!(
+        r#"[{{"grouper_group": "{FOLDER}:{{0}}", "hub_group_pattern": "course-.*",
+              "create_missing_groups": true, "grouper_folder": "{FOLDER}",
+              "provision_to": ["bConnected", "LDAPBerkeleyIMO"]}}]"#
+    );
+    let cfg = with(settings(&w), &[("targets", &targets)]);
+    let marking = |sim: &grouper_sim::Simulator| {
+        ops(sim)
+            .iter()
+            .filter(|o| **o == Operation::AssignAttributesBatch)
+            .count()
+    };
+    let provisioning = |r: &serde_json::Value, group: &str| {
+        r["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["group"] == group)
+            .map(|t| t["provisioning"].clone())
+            .unwrap()
+    };
+
+    // a dry run plans the marks and assigns nothing
+    let dry = run_component(
+        Entry::Typed,
+        &with(cfg.clone(), &[("dry_run", "true")]),
+        &[],
+    );
+    let r = dry.report();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    assert_eq!(
+        provisioning(&r, created)["marked"],
+        serde_json::json!(["bConnected", "LDAPBerkeleyIMO"]),
+        "{r}"
+    );
+    assert_eq!(marking(&w.sim), 0);
+
+    let run = run_component(Entry::Typed, &cfg, &[]);
+    let r = run.report();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    assert_eq!(
+        provisioning(&r, created)["marked"],
+        serde_json::json!(["bConnected", "LDAPBerkeleyIMO"])
+    );
+    // course-101 existed: without ensure_provisioning it is neither read nor marked
+    assert!(provisioning(&r, COURSE).is_null(), "{r}");
+    assert_eq!(
+        w.sim.provisioning_marks(created),
+        [
+            (Some("bConnected".into()), Some("bConnected".into())),
+            (
+                Some("LDAPBerkeleyIMO".into()),
+                Some("LDAPBerkeleyIMO".into())
+            )
+        ]
+    );
+    assert!(w.sim.provisioning_marks(COURSE).is_empty());
+    assert_eq!(w.sim.member_ids(created), ["100002"]);
+    assert_eq!(marking(&w.sim), 2, "one transaction per provisioner");
+
+    // the next pass changes nothing
+    let again = run_component(Entry::Typed, &cfg, &[]);
+    assert_eq!(again.report()["outcome"], "converged");
+    assert_eq!(marking(&w.sim), 2);
+
+    // ensure_provisioning: the existing course-101 gets its marks, created's are found
+    let ensure = targets.replace(
+        r#""provision_to""#,
+        r#""ensure_provisioning": true, "provision_to""#,
+    );
+    let cfg = with(settings(&w), &[("targets", &ensure)]);
+    let run1 = run_component(Entry::Typed, &cfg, &[]);
+    let r = run1.report();
+    assert_eq!(r["outcome"], "converged", "{r}");
+    assert_eq!(
+        provisioning(&r, COURSE)["marked"],
+        serde_json::json!(["bConnected", "LDAPBerkeleyIMO"])
+    );
+    assert_eq!(
+        provisioning(&r, created)["present"],
+        serde_json::json!(["bConnected", "LDAPBerkeleyIMO"])
+    );
+    assert_eq!(marking(&w.sim), 4);
+    let run2 = run_component(Entry::Typed, &cfg, &[]);
+    let r = run2.report();
+    assert_eq!(
+        provisioning(&r, COURSE)["marked"],
+        serde_json::json!([]),
+        "{r}"
+    );
+    assert_eq!(
+        marking(&w.sim),
+        4,
+        "marked groups are read, not marked again"
+    );
+}
+
+#[test]
+fn a_mark_grouper_refuses_fails_its_target_after_the_members_are_written() {
+    const FOLDER: &str = "edu:example:app:hub";
+    let w = world();
+    w.sim.add_stem(FOLDER);
+    w.sim
+        .deny_attribute_update("etc:provisioning:provisioningDef");
+    let targets = format!(
+        r#"[{{"grouper_group": "{MISSING}", "hub_group": "gpu", "create_missing_groups": true,
+              "grouper_folder": "{FOLDER}", "provision_to": "bConnected"}}]"#
+    );
+    {
+        let mut st = w.hub.state.lock().unwrap();
+        st.groups.insert("alice".into(), vec!["gpu".into()]);
+    }
+    let cfg = with(settings(&w), &[("targets", &targets)]);
+    let run3 = run_component(Entry::Typed, &cfg, &[]);
+    let r = run3.report();
+    let t = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["group"] == MISSING)
+        .unwrap()
+        .clone();
+    assert_eq!(t["outcome"], "failed", "{r}");
+    let (kind, message) = error(&t["error"]);
+    assert_eq!(kind, "grouper-forbidden", "{message}");
+    assert!(message.contains("ensure_provisioning"), "{message}");
+    assert_eq!(t["group_created"], true);
+    assert_eq!(
+        w.sim.member_ids(MISSING),
+        ["100001"],
+        "the members were written first"
+    );
+    assert!(w.sim.provisioning_marks(MISSING).is_empty());
+    // the flat group's target is untouched by it
+    let flat = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["group"] == GROUP)
+        .unwrap();
+    assert_eq!(flat["outcome"], "converged", "{r}");
+}
+
+#[test]
+fn check_names_the_provisioners_a_group_is_not_marked_for() {
+    let w = world();
+    w.sim.add_group(COURSE);
+    w.sim.mark_for_provisioning(COURSE, "bConnected", true);
+    w.sim.mark_for_provisioning(COURSE, "AD", false);
+    let targets = format!(
+        r#"[{{"grouper_group": "{COURSE}", "hub_group": "course-101",
+              "provision_to": "bConnected,LDAPBerkeleyIMO,AD"}}]"#
+    );
+    let check = run_check(&with(settings(&w), &[("targets", &targets)]));
+    let t = check.targets.iter().find(|t| t.group == COURSE).unwrap();
+    let p = t.provisioning.as_ref().expect("marks read");
+    assert_eq!(p.present, ["bConnected"]);
+    assert_eq!(p.missing, ["LDAPBerkeleyIMO"]);
+    assert_eq!(p.switched_off, ["AD"]);
+    assert!(
+        t.notes.iter().any(
+            |n| n.contains("not marked for provisioning to LDAPBerkeleyIMO")
+                && n.contains("ensure_provisioning")
+        ),
+        "{:?}",
+        t.notes
+    );
+    assert!(
+        check.ok,
+        "missing marks are notes, not errors: {}",
+        check.json
+    );
+    // a Grouper without the provisioning attributes is an error check names
+    w.sim.remove_provisioning_attributes();
+    let check = run_check(&with(settings(&w), &[("targets", &targets)]));
+    assert!(!check.ok);
+    assert!(
+        check
+            .errors
+            .iter()
+            .any(|e| e.message.contains("Grouper 2.6")),
+        "{}",
+        check.json
+    );
+}
