@@ -62,6 +62,30 @@ pub fn simulated(sim: &grouper_sim::Simulator, r: &Request) -> Outcome {
     })
 }
 
+/// The Google simulator's answer to a request.
+pub fn google_answer(sim: &google_sim::GoogleSim, r: &Request) -> Response {
+    let after_host = r
+        .url
+        .split_once("://")
+        .map_or(r.url.as_str(), |(_, rest)| rest);
+    let target = after_host.find('/').map_or("/", |i| &after_host[i..]);
+    let answer = sim.handle(&grouper_sim::SimRequest {
+        method: r.method.as_str().to_string(),
+        target: target.to_string(),
+        headers: r.headers.clone(),
+        body: r.body.clone().unwrap_or_default(),
+    });
+    Response {
+        status: answer.status,
+        headers: answer
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+        body: answer.body,
+    }
+}
+
 /// A JSON answer with Grouper's success header.
 pub fn json(status: u16, body: serde_json::Value) -> Outcome {
     Ok(Response {

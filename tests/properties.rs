@@ -62,6 +62,7 @@ fn target_strategy() -> impl Strategy<Value = Target> {
                     create_missing: false,
                     grouper_folder: None,
                     provisioning: Default::default(),
+                    google: None,
                     include_admins: false,
                     subject_from: SubjectFrom::Username {
                         template: "{name}".into(),

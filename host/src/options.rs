@@ -123,6 +123,10 @@ fn host_key(name: &str) -> &'static Key {
 const SECRET_FILE_ENVS: &[(&str, &str)] = &[
     ("jupyterhub_api_token", "JUPYTERHUB_API_TOKEN_FILE"),
     ("grouper_password", "GROUPER_PASSWORD_FILE"),
+    (
+        "google_service_account_key",
+        "GROUPER_SYNC_GOOGLE_SERVICE_ACCOUNT_KEY_FILE",
+    ),
 ];
 
 /// Component keys the host handles itself instead of forwarding: the component's own loop
@@ -154,6 +158,33 @@ fn url_origin(key: &str, url: &str) -> Result<String> {
                 settings::redact_userinfo(url)
             )
         })
+}
+
+/// With a Google service account configured, the Groups Settings API's origin and the key's
+/// token endpoint's; nothing otherwise. (A key that cannot be read adds nothing: the component
+/// reports it.)
+fn google_origins(values: &BTreeMap<String, String>) -> Result<Vec<String>> {
+    let Some(key) = values
+        .get("google_service_account_key")
+        .filter(|k| !k.trim().is_empty())
+    else {
+        return Ok(vec![]);
+    };
+    let api = values
+        .get("google_api_url")
+        .map(String::as_str)
+        .or(settings::schema::key("google_api_url").default)
+        .unwrap_or_default();
+    let mut origins = vec![url_origin("google_api_url", api.trim())?];
+    let token_uri = serde_json::from_str::<serde_json::Value>(key)
+        .ok()
+        .and_then(|k| k["token_uri"].as_str().map(String::from))
+        .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into());
+    if let Ok(origin) = url_origin("token_uri", &token_uri) {
+        origins.push(origin);
+    }
+    origins.dedup();
+    Ok(origins)
 }
 
 /// The original tool's and our older flag spellings, as aliases of the keys they set.
@@ -317,10 +348,15 @@ pub fn from_matches(
         let text = read(Path::new(path)).with_context(|| format!("reading config file {path}"))?;
         let table: toml::Table = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
         for (k, v) in &table {
-            // [[targets]] tables reach the component as the JSON list its `targets` key takes
-            let value = match (k.as_str(), v) {
-                ("targets", toml::Value::Array(_)) => serde_json::to_string(v)
-                    .with_context(|| format!("config file {path}: targets"))?,
+            // [[targets]] tables and inline tables reach the component as the JSON its JSON keys
+            // (`targets`, `google_group_settings`) take
+            let json_key = KEYS
+                .iter()
+                .any(|key| key.name == k && key.kind == Kind::Json);
+            let value = match v {
+                toml::Value::Array(_) | toml::Value::Table(_) if json_key => {
+                    serde_json::to_string(v).with_context(|| format!("config file {path}: {k}"))?
+                }
                 _ => toml_to_string(k, v)?,
             };
             let secret_of_file = k
@@ -407,6 +443,7 @@ fn build(values: BTreeMap<String, String>, page: page::PageOptions) -> Result<Op
             allowed_hosts.push(url_origin(key, url.trim())?);
         }
     }
+    allowed_hosts.extend(google_origins(&values)?);
     let component_config = values
         .iter()
         .filter(|(k, _)| is_component_key(k))

@@ -234,3 +234,159 @@ fn once_after_every_auth_state_lost_its_login_id_removes_nobody() {
     assert_eq!(sim.member_ids(GROUP).len(), 300, "nobody removed");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Issue 21's end to end: one `grouper-sync once` on the real hub creates a course group from a
+/// pattern and marks it for the configured provisioner; once the (simulated) provisioner has made
+/// the Google Group, a pass brings its settings to the policy, the next changes nothing, and
+/// settings changed behind its back are restored and reported.
+#[test]
+fn once_creates_a_course_group_marks_it_and_keeps_its_google_group_settings() {
+    const FOLDER: &str = "edu:example:app:datahub:courses";
+    const COURSE: &str = "edu:example:app:datahub:courses:course-data8";
+    const EMAIL: &str = "course-data8@lists.example.edu";
+    let hub = RealHub::start("host-google");
+    assert_eq!(
+        hub.admin("POST", "/users", Some(&json!({"usernames": ["kim"]})))
+            .0,
+        201
+    );
+    let state = json!({"auth_state": {"canvas_user": {"login_id": "810001"}}});
+    assert_eq!(hub.admin("PATCH", "/users/kim", Some(&state)).0, 200);
+    assert_eq!(hub.admin("POST", "/groups/course-data8", None).0, 201);
+    assert_eq!(
+        hub.admin(
+            "POST",
+            "/groups/course-data8/users",
+            Some(&json!({"users": ["kim"]}))
+        )
+        .0,
+        200
+    );
+    let sim = Simulator::new(Config {
+        user: "sync".into(),
+        password: "groups-pw-51b2".into(),
+        ..Config::default()
+    });
+    sim.add_subject(Subject::new("ldap", "810001"));
+    sim.add_stem(FOLDER);
+    let server = sim.serve("127.0.0.1:0").unwrap();
+    let google = google_sim::GoogleSim::new();
+    let google_server = google.serve("127.0.0.1:0").unwrap();
+    let account = google.add_service_account("grouper-sync@project.iam.gserviceaccount.com");
+    google.delegate(&account.client_email, google_sim::SETTINGS_SCOPE);
+    google.add_admin("groups-admin@example.edu");
+
+    let dir = std::env::temp_dir().join(format!("grouper-sync-google-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("service-account.json");
+    std::fs::write(&key_file, &account.key_json).unwrap();
+    let config = dir.join("grouper-sync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"state_dir = {state:?}
+google_service_account_key_file = {key:?}
+google_admin_subject = "groups-admin@example.edu"
+google_api_url = "http://{google}"
+
+[[targets]]
+grouper_group = "{FOLDER}:{{0}}"
+hub_group_pattern = "course-.*"
+create_missing_groups = true
+grouper_folder = "{FOLDER}"
+provision_to = ["bConnected"]
+google_group = "{{extension}}@lists.example.edu"
+google_group_settings = {{whoCanPostMessage = "ALL_MANAGERS_CAN_POST", whoCanViewMembership = "ALL_MANAGERS_CAN_VIEW"}}
+"#,
+            state = dir.join("state").display().to_string(),
+            key = key_file.display().to_string(),
+            google = google_server.addr,
+        ),
+    )
+    .unwrap();
+    let once = || {
+        let out = Command::new(BIN)
+            .arg("once")
+            .env_clear()
+            .envs([
+                ("GROUPER_SYNC_CONFIG", config.display().to_string()),
+                ("JUPYTERHUB_API_URL", hub.api_url.clone()),
+                ("JUPYTERHUB_API_TOKEN", hub.groups_token.clone()),
+                ("GROUPER_BASE_URL", server.base_url("v2_2_100")),
+                ("GROUPER_USER", "sync".into()),
+                ("GROUPER_PASSWORD", "groups-pw-51b2".into()),
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        for secret in ["groups-pw-51b2", "BEGIN PRIVATE KEY", "ya29."] {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "{secret} leaked:\n{stdout}\n{stderr}"
+            );
+        }
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let target = report["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["group"] == COURSE)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {COURSE} in {report}"));
+        (report, target)
+    };
+    let patches = || {
+        google
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count()
+    };
+
+    // the group is made and marked; Google has no group yet (the provisioner runs later)
+    let (_, t) = once();
+    assert_eq!(t["group_created"], true, "{t}");
+    assert_eq!(t["provisioning"]["marked"], json!(["bConnected"]), "{t}");
+    assert_eq!(t["google"]["provisioned"], false, "{t}");
+    assert_eq!(t["outcome"], "converged", "{t}");
+    assert_eq!(sim.member_ids(COURSE), ["810001"]);
+    assert_eq!(
+        sim.provisioning_marks(COURSE),
+        [(Some("bConnected".into()), Some("bConnected".into()))]
+    );
+
+    // the provisioner made it with Google's defaults: the next pass sets the two fields
+    google.add_group(EMAIL);
+    let (report, t) = once();
+    assert_eq!(
+        t["google"]["changed"],
+        json!(["whoCanPostMessage", "whoCanViewMembership"]),
+        "{t}"
+    );
+    assert_eq!(
+        report["requests"]["google"], 3,
+        "token, GET, PATCH: {report}"
+    );
+    let settings = google.settings(EMAIL).unwrap();
+    assert_eq!(settings["whoCanPostMessage"], "ALL_MANAGERS_CAN_POST");
+    assert_eq!(settings["whoCanViewMembership"], "ALL_MANAGERS_CAN_VIEW");
+    assert_eq!(patches(), 1);
+
+    // nothing differs: nothing is changed
+    let (_, t) = once();
+    assert_eq!(t["google"]["changed"], json!([]), "{t}");
+    assert_eq!(patches(), 1);
+
+    // changed in the Groups UI: restored and reported
+    google.set_setting(EMAIL, "whoCanPostMessage", "ANYONE_CAN_POST");
+    let (_, t) = once();
+    assert_eq!(t["google"]["changed"], json!(["whoCanPostMessage"]), "{t}");
+    assert_eq!(
+        google.settings(EMAIL).unwrap()["whoCanPostMessage"],
+        "ALL_MANAGERS_CAN_POST"
+    );
+    assert_eq!(patches(), 2);
+    std::fs::remove_dir_all(&dir).ok();
+}

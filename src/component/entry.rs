@@ -315,6 +315,11 @@ fn to_wit_target(t: &TargetReport) -> wit::TargetReport {
             present: p.present.clone(),
             switched_off: p.switched_off.clone(),
         }),
+        google: t.google.as_ref().map(|g| wit::GoogleReport {
+            group: g.group.clone(),
+            provisioned: g.provisioned,
+            changed: g.changed.clone(),
+        }),
         users_mapped: count(t.users_mapped),
         users_unmapped: count(t.users_unmapped),
         duplicates_collapsed: count(t.duplicates_collapsed),

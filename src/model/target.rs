@@ -128,6 +128,8 @@ pub struct TargetRules {
     /// The folder in which a missing Grouper group may be created.
     pub grouper_folder: Option<String>,
     pub provisioning: Provisioning,
+    /// The Google Group the group is provisioned to, whose settings the pass keeps.
+    pub google: Option<crate::model::GoogleGroupPolicy>,
 }
 
 /// Which Grouper provisioners a to_grouper target's group is marked for.

@@ -300,6 +300,7 @@ mod tests {
                 create_missing: false,
                 grouper_folder: None,
                 provisioning: Default::default(),
+                google: None,
                 include_admins: false,
                 subject_from: SubjectFrom::Username {
                     template: "{name}".into(),

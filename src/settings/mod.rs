@@ -134,6 +134,18 @@ pub struct Settings {
     /// At most this many adds and removes per pass (the rest wait for the next pass).
     pub max_changes_per_pass: Option<usize>,
     pub refresh: Refresh,
+    /// How the pass reaches Google, when a target names a `google_group`.
+    pub google: Option<GoogleAccess>,
+}
+
+/// The service account the pass acts as toward the Groups Settings API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoogleAccess {
+    pub key: crate::model::ServiceAccountKey,
+    /// The Workspace admin the account acts as (`sub`).
+    pub admin_subject: String,
+    /// The API's base URL (`google_api_url`).
+    pub api_url: String,
 }
 
 impl Settings {

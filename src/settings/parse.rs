@@ -6,10 +6,13 @@ use super::names::{
 };
 use super::schema::{env_name, key, Scope, ValueError, KEYS};
 use super::*;
+use crate::model::google::WRITABLE_FIELDS;
 use crate::model::{
-    HttpUrl, Provisioning, RemovalLimits, Selection, SubjectLookup, TargetRules, UserFilters,
+    GoogleGroupPolicy, HttpUrl, Provisioning, RemovalLimits, Selection, ServiceAccountKey,
+    SubjectLookup, TargetRules, UserFilters,
 };
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
@@ -295,6 +298,13 @@ fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
     {
         return err("grouper_group has {n} fields but no hub_group_pattern to fill them");
     }
+    let google = match direction {
+        Direction::ToGrouper => google_group_setting(r, base.google.as_ref())?,
+        Direction::ToHub if r.raw("google_group")?.is_some() => {
+            return err("google_group keeps the Google Group a to_grouper target's group is provisioned to; a to_hub target only reads its group")
+        }
+        Direction::ToHub => None,
+    };
     let provisioning = match direction {
         Direction::ToGrouper => provisioning_setting(r, &base.provisioning)?,
         // A to_hub target reads its Grouper group; the flat settings' marks are not its to make.
@@ -314,6 +324,7 @@ fn target_entry<F: Fn(&str) -> Result<Option<String>, String>>(
             create_missing: r.flag_or("create_missing_groups", Some(base.create_missing))?,
             grouper_folder: folder_setting(r, base.grouper_folder.as_ref())?,
             provisioning,
+            google,
             mode: r.choice_or("mode", Some(base.mode))?,
             limits: limits(r, Some(&base.limits))?,
             protected,
@@ -349,6 +360,80 @@ fn folder_setting<F: Fn(&str) -> Result<Option<String>, String>>(
         None => Ok(base.cloned()),
         Some(f) => parse_group_path("grouper_folder", &f).map(Some),
     }
+}
+
+/// `google_group` and `google_group_settings`, else `base`'s.
+fn google_group_setting<F: Fn(&str) -> Result<Option<String>, String>>(
+    r: &Reader<F>,
+    base: Option<&GoogleGroupPolicy>,
+) -> Result<Option<GoogleGroupPolicy>, ConfigError> {
+    let address = match r.raw("google_group")? {
+        None => base.map(|b| b.address.clone()),
+        Some(a) => Some(a.trim().to_string()),
+    };
+    let settings = match r.raw("google_group_settings")? {
+        None => base.map(|b| b.settings.clone()).unwrap_or_default(),
+        Some(text) => google_settings_table(&text)?,
+    };
+    let Some(address) = address else {
+        if !settings.is_empty() {
+            return err(
+                "google_group_settings needs google_group, the Google Group they are kept on",
+            );
+        }
+        return Ok(None);
+    };
+    let probe = address.replace("{extension}", "x");
+    let valid = probe.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !probe.contains(['{', '}', ' ', '/', '?', '#', ':'])
+            && !domain.contains('@')
+    });
+    if !valid {
+        return err(format!(
+            "google_group must be a Google Group's address, or a template of one with {{extension}} (the Grouper group's last name part), e.g. {{extension}}@lists.example.edu; got {address:?}"
+        ));
+    }
+    if settings.is_empty() {
+        return err(
+            "google_group needs google_group_settings, the Groups Settings API fields to keep",
+        );
+    }
+    Ok(Some(GoogleGroupPolicy { address, settings }))
+}
+
+/// `google_group_settings`: a JSON object (a TOML inline table in the config file) of Groups
+/// Settings API fields to strings (booleans as `true`/`false`).
+fn google_settings_table(text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    const SHAPE: &str = "google_group_settings must be an object of Groups Settings API fields, e.g. {\"whoCanPostMessage\": \"ALL_MANAGERS_CAN_POST\"}";
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
+        return err(SHAPE);
+    };
+    let mut out = BTreeMap::new();
+    for (field, value) in map {
+        if !WRITABLE_FIELDS.contains(&field.as_str()) {
+            let hint = if field.to_ascii_lowercase().contains("email") {
+                " (the Groups Settings API has no field for who can view member email addresses: set it in the Google Groups or Admin console)"
+            } else {
+                ""
+            };
+            return err(format!(
+                "google_group_settings: {field:?} is not a field of the Groups Settings API a pass can set{hint}"
+            ));
+        }
+        let value = match value {
+            Value::String(s) => s,
+            Value::Bool(b) => b.to_string(),
+            other => {
+                return err(format!(
+                    "google_group_settings: {field} must be a string, got {other}"
+                ))
+            }
+        };
+        out.insert(field, value);
+    }
+    Ok(out)
 }
 
 /// `provision_to` and `ensure_provisioning`, else `base`'s.
@@ -413,7 +498,7 @@ fn differing_keys(spec_a: &TargetSpec, spec_b: &TargetSpec) -> Vec<&'static str>
         Selection::HubGroupPattern(p) => Some(p.as_str().to_string()),
         _ => None,
     };
-    let checks: [(&str, bool); 19] = [
+    let checks: [(&str, bool); 20] = [
         ("direction", spec_a.direction() == spec_b.direction()),
         ("hub_group", spec_a.hub_group() == spec_b.hub_group()),
         ("hub_group_pattern", pattern(spec_a) == pattern(spec_b)),
@@ -465,6 +550,7 @@ fn differing_keys(spec_a: &TargetSpec, spec_b: &TargetSpec) -> Vec<&'static str>
             "ensure_provisioning",
             a.provisioning.ensure == b.provisioning.ensure,
         ),
+        ("google_group", a.google == b.google),
         (
             "subject mapping",
             a.subject_from == b.subject_from && a.lookup == b.lookup && a.source_id == b.source_id,
@@ -565,6 +651,7 @@ pub fn parse(
         create_missing: r.flag("create_missing_groups")?,
         grouper_folder: folder_setting(&r, None)?,
         provisioning: provisioning_setting(&r, &Provisioning::default())?,
+        google: google_group_setting(&r, None)?,
         subject_from,
         lookup,
         source_id: r.raw("subject_source_id")?.map(|s| s.trim().to_string()),
@@ -635,7 +722,10 @@ pub fn parse(
         }
     }
 
+    let google = google_access(&r, &targets)?;
+
     Ok(Settings {
+        google,
         hub_api_url,
         hub_token,
         grouper_base_url,
@@ -666,6 +756,38 @@ pub fn parse(
             activity_margin_seconds: r.whole("activity_margin_seconds")? as i64,
         },
     })
+}
+
+/// The service account, required when a target names a `google_group`.
+fn google_access<F: Fn(&str) -> Result<Option<String>, String>>(
+    r: &Reader<F>,
+    targets: &[TargetSpec],
+) -> Result<Option<GoogleAccess>, ConfigError> {
+    let Some(first) = targets.iter().find(|t| t.rules.google.is_some()) else {
+        return Ok(None);
+    };
+    let needed = |key: &str| {
+        format!(
+            "{}: google_group needs {key} (config key {key} or environment variable {})",
+            first.group_path,
+            env_name(key).unwrap_or("")
+        )
+    };
+    let Some(key) = r.raw("google_service_account_key")? else {
+        return err(needed("google_service_account_key"));
+    };
+    let Some(admin_subject) = r.raw("google_admin_subject")?.map(|s| s.trim().to_string()) else {
+        return err(needed("google_admin_subject"));
+    };
+    if !admin_subject.contains('@') || admin_subject.contains(char::is_whitespace) {
+        return err("google_admin_subject must be the address of a Workspace admin the service account acts as");
+    }
+    let api_url = http_url("google_api_url", &r.text("google_api_url")?)?;
+    Ok(Some(GoogleAccess {
+        key: ServiceAccountKey::parse(&key)?,
+        admin_subject,
+        api_url,
+    }))
 }
 
 /// Valid settings for unit tests (hub `http://hub/hub/api`, group `a:b`, no backoff), with

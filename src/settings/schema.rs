@@ -184,6 +184,11 @@ pub const KEYS: &[Key] = &[
     per_target("grouper_folder", "GROUPER_SYNC_GROUPER_FOLDER", Kind::Group, None, "the Grouper folder (stem) in which create_missing_groups may create groups"),
     per_target("provision_to", "GROUPER_SYNC_PROVISION_TO", Kind::List, None, "Grouper provisioner ids (e.g. a Google provisioner's): a group the pass creates is marked for each"),
     per_target("ensure_provisioning", "GROUPER_SYNC_ENSURE_PROVISIONING", Kind::Bool, Some("false"), "also mark an existing group that lacks a provision_to mark (never removes one)"),
+    per_target("google_group", "GROUPER_SYNC_GOOGLE_GROUP", Kind::Text, None, "the Google Group the group is provisioned to: an address, or a template ({extension}: the group's last name part)"),
+    per_target("google_group_settings", "GROUPER_SYNC_GOOGLE_GROUP_SETTINGS", Kind::Json, None, "Groups Settings API fields and the values google_group keeps, e.g. {\"whoCanPostMessage\": \"ALL_MANAGERS_CAN_POST\"}"),
+    setting("google_service_account_key", "GROUPER_SYNC_GOOGLE_SERVICE_ACCOUNT_KEY", Kind::Secret, None, "the service account's key file (JSON), with domain-wide delegation for the apps.groups.settings scope"),
+    setting("google_admin_subject", "GROUPER_SYNC_GOOGLE_ADMIN_SUBJECT", Kind::Text, None, "the Workspace admin the service account acts as (the JWT's sub)"),
+    setting("google_api_url", "GROUPER_SYNC_GOOGLE_API_URL", Kind::Url, Some("https://www.googleapis.com"), "the Groups Settings API's base URL"),
     setting("allow_empty_hub", "GROUPER_SYNC_ALLOW_EMPTY_HUB", Kind::Bool, Some("false"), "accept a hub that lists no users"),
     setting("subject_from", "GROUPER_SYNC_SUBJECT_FROM", Kind::Choice(SUBJECT_SOURCES), Some("auth_state"), "auth_state, user_info or username"),
     setting("user_info_paths", "GROUPER_SYNC_USER_INFO_PATHS", Kind::Paths, Some("login_id"), "with subject_from=user_info: ordered dotted user_info paths"),
@@ -409,7 +414,8 @@ mod tests {
                 Kind::Bool => parse_bool(d).is_some(),
                 Kind::Fraction => k.fraction(None).is_ok_and(|v| v.is_some()),
                 Kind::Choice(allowed) => allowed.contains(&d),
-                Kind::Secret | Kind::Url | Kind::Group | Kind::Json => false,
+                Kind::Url => crate::model::HttpUrl::parse(d).is_ok(),
+                Kind::Secret | Kind::Group | Kind::Json => false,
                 Kind::Text | Kind::List | Kind::Paths | Kind::Pattern | Kind::Path => true,
             };
             assert!(ok, "{}: default {d:?} does not fit {:?}", k.name, k.kind);

@@ -3,6 +3,7 @@
 //! share; `to_grouper` and `to_hub` write their side; `check` reads without writing.
 
 pub mod check;
+pub mod google;
 pub mod grouper_client;
 pub mod hub_client;
 pub mod hub_reader;

@@ -56,6 +56,8 @@ pub struct TargetReport {
     /// when it had nothing to do (no `provision_to`, or an existing group without
     /// `ensure_provisioning`).
     pub provisioning: Option<ProvisioningReport>,
+    /// What the pass found and did about the Google Group's settings (`google_group`).
+    pub google: Option<GoogleReport>,
     pub users_mapped: usize,
     pub users_unmapped: usize,
     pub duplicates_collapsed: usize,
@@ -87,6 +89,17 @@ pub struct TargetReport {
     /// The changes Grouper confirmed, for the host's change log; member ids stay out of the JSON.
     #[serde(skip)]
     pub changes: Vec<Change>,
+}
+
+/// A target's Google Group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GoogleReport {
+    /// Its address.
+    pub group: String,
+    /// Google has it (false: not provisioned yet; the next pass looks again).
+    pub provisioned: bool,
+    /// The settings fields set in this pass because they differed (a dry run: would be).
+    pub changed: Vec<String>,
 }
 
 /// A target's provisioning marks, by provisioner id.
@@ -210,6 +223,7 @@ impl TargetReport {
             members_without_hub_user: 0,
             group_created: false,
             provisioning: None,
+            google: None,
             users_mapped: 0,
             users_unmapped: 0,
             duplicates_collapsed: 0,

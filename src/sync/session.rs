@@ -12,6 +12,8 @@ pub struct Session<'a> {
     transport: &'a mut dyn Transport,
     pub log: Logger,
     pub requests: Requests,
+    /// The pass's Google access token, once fetched (never logged: its Debug hides it).
+    pub google_token: Option<crate::wire::google::AccessToken>,
     sink: Option<&'a mut dyn ChangeSink>,
 }
 
@@ -22,6 +24,7 @@ impl<'a> Session<'a> {
             transport,
             log: Logger::new(settings.log_level),
             requests: Requests::default(),
+            google_token: None,
             sink: None,
         }
     }

@@ -5,6 +5,7 @@ use crate::model::Target;
 use crate::policy::mapping::Desired;
 use crate::policy::plan::Plan;
 use crate::policy::plan::PlanScope;
+use crate::sync::google;
 use crate::sync::grouper_client;
 use crate::sync::provisioning;
 use crate::sync::report::{Change, ChangeOp, ChangeReason, TargetReport};
@@ -46,6 +47,7 @@ pub fn sync(
         apply(s, cx.conn, target, &p, budget, desired, &mut report);
     }
     provisioning::ensure_marks(s, cx.conn, target, origin, &mut report);
+    google::keep_settings(s, target, &mut report);
     report.outcome = target_outcome(&report, &p);
     report
 }

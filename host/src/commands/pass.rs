@@ -233,6 +233,7 @@ mod tests {
             members_without_hub_user: 0,
             group_created: false,
             provisioning: None,
+            google: None,
             users_mapped: 3,
             users_unmapped: 0,
             duplicates_collapsed: 0,

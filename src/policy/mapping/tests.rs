@@ -257,6 +257,7 @@ fn target(from: SubjectFrom, include_admins: bool) -> Target {
             create_missing: false,
             grouper_folder: None,
             provisioning: Default::default(),
+            google: None,
             include_admins,
             subject_from: from,
             lookup: SubjectLookup::SubjectId,
