@@ -6,6 +6,7 @@ use crate::error::{ErrorKind, Service, SyncError};
 use crate::model::{Direction, Selection, Side, Target, TargetSpec};
 use crate::policy::mapping::{expand_targets, HubUser};
 use crate::settings::Settings;
+use crate::sync::google;
 use crate::sync::grouper_client;
 use crate::sync::hub_reader;
 use crate::sync::log::LogTo;
@@ -243,6 +244,9 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, log_to: LogTo) ->
                         Err(e) => report.errors.push(e),
                     }
                 }
+                if let Err(e) = check_google(&mut s, &target, &mut checked.notes) {
+                    report.errors.push(e);
+                }
             }
             // only to_grouper targets create Grouper groups; to_hub creates the hub group
             Err(e)
@@ -268,6 +272,39 @@ pub fn run(settings: &Settings, transport: &mut dyn Transport, log_to: LogTo) ->
         report.targets.push(checked);
     }
     report
+}
+
+/// Reads the target's Google Group, with a note on the fields a pass would set, and says what
+/// the API cannot set.
+fn check_google(
+    s: &mut Session,
+    target: &Target,
+    notes: &mut Vec<String>,
+) -> Result<(), SyncError> {
+    let (Some(policy), Some(access)) = (&target.rules.google, s.settings.google.clone()) else {
+        return Ok(());
+    };
+    notes.push(
+        "who can view member email addresses has no field in the Groups Settings API: set it in the Google Groups or Admin console".into(),
+    );
+    let email = policy.address_for(&target.group_path);
+    match google::read(s, &access, &email)? {
+        None => notes.push(format!(
+            "the Google Group {email} does not exist yet: the provisioner makes it, and the first pass after that sets its settings"
+        )),
+        Some(current) => {
+            let change = crate::wire::google::differing(&policy.settings, &current);
+            if change.is_empty() {
+                notes.push(format!("the Google Group {email} has the settings of google_group_settings"));
+            } else {
+                notes.push(format!(
+                    "the Google Group {email}: a pass sets {} (they differ)",
+                    change.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads the group's marks for the target's provisioners, with a note for each one missing.

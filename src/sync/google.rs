@@ -24,11 +24,7 @@ pub fn keep_settings(s: &mut Session, target: &Target, report: &mut TargetReport
         changed: Vec::new(),
     };
     let result = (|| -> Result<(), SyncError> {
-        let what = format!("reading the Google Group settings of {email}");
-        let resp = call(s, &access, &what, |t| {
-            google::get_settings_request(&access.api_url, &email, t)
-        })?;
-        let Some(current) = google::parse_settings(&email, &resp)? else {
+        let Some(current) = read(s, &access, &email)? else {
             s.log.info(&format!(
                 "{}: the Google Group {email} does not exist yet (the provisioner makes it); the next pass looks again",
                 target.group_path
@@ -84,6 +80,19 @@ pub fn keep_settings(s: &mut Session, target: &Target, report: &mut TargetReport
             s.log.warn(&format!("{}: {}", report.group, e.message));
         }
     }
+}
+
+/// The group's settings; `None` when Google does not have the group (yet).
+pub fn read(
+    s: &mut Session,
+    access: &GoogleAccess,
+    email: &str,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, SyncError> {
+    let what = format!("reading the Google Group settings of {email}");
+    let resp = call(s, access, &what, |t| {
+        google::get_settings_request(&access.api_url, email, t)
+    })?;
+    google::parse_settings(email, &resp)
 }
 
 /// Sends one API request with the pass's token; a 401 drops the token and tries once more with a
