@@ -204,3 +204,24 @@ fn check_says_plainly_what_the_api_cannot_set() {
     );
     assert_eq!(patches(&g), 0, "check writes nothing");
 }
+
+#[test]
+fn a_google_slower_than_the_request_timeout_is_a_timeout_and_sets_nothing() {
+    let (w, g) = (world(), google());
+    g.sim.push_fault(Fault {
+        endpoint: Endpoint::Settings,
+        action: FaultAction::Delay(std::time::Duration::from_secs(120)),
+        times: 10,
+    });
+    let cfg = config(
+        &w,
+        &g,
+        &[("request_timeout_seconds", "1"), ("retries", "0")],
+    );
+    let run = run_component(Entry::Typed, &cfg, &[]);
+    let t = flat_target(&run.report());
+    let (kind, message) = error(&t["error"]);
+    assert_eq!(kind, "timeout", "{message}");
+    assert_eq!(patches(&g), 0);
+    assert_eq!(t["added"], 3, "{t}");
+}
