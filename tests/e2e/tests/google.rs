@@ -85,7 +85,7 @@ fn status_fault(endpoint: Endpoint, status: u16, times: u32) -> Fault {
 fn a_dry_run_names_the_fields_it_would_set_and_sets_none() {
     let (w, g) = (world(), google());
     let run = run_component(Entry::Typed, &config(&w, &g, &[("dry_run", "true")]), &[]);
-    let t = flat_target(&run.report());
+    let t = flat_target(run.report());
     assert_eq!(
         t["google"]["changed"],
         json!(["whoCanPostMessage", "whoCanViewMembership"]),
@@ -107,7 +107,7 @@ fn a_rejected_token_is_fetched_again_once_and_the_pass_goes_on() {
     assert_eq!(r["outcome"], "converged", "{r}");
     assert_eq!(g.sim.tokens_issued(), 2);
     assert_eq!(
-        flat_target(&r)["google"]["changed"]
+        flat_target(r)["google"]["changed"]
             .as_array()
             .unwrap()
             .len(),
@@ -117,7 +117,8 @@ fn a_rejected_token_is_fetched_again_once_and_the_pass_goes_on() {
 
 #[test]
 fn each_refusal_is_typed_writes_no_setting_and_keeps_the_membership_pass() {
-    let cases: [(&str, fn(&Google), &str); 5] = [
+    type Arrange = fn(&Google);
+    let cases: [(&str, Arrange, &str); 5] = [
         // the key of an account without domain-wide delegation (added below)
         ("no delegation", |_| {}, "google-forbidden"),
         ("API disabled", |g| g.sim.disable_api(), "google-forbidden"),
@@ -153,7 +154,7 @@ fn each_refusal_is_typed_writes_no_setting_and_keeps_the_membership_pass() {
             &[],
         );
         let r = run.report();
-        let t = flat_target(&r);
+        let t = flat_target(r);
         assert_eq!(t["outcome"], "failed", "{name}: {t}");
         let (got, message) = error(&t["error"]);
         assert_eq!(got, kind, "{name}: {message}");
@@ -178,7 +179,7 @@ fn a_google_group_not_provisioned_yet_is_reported_not_failed() {
     let run = run_component(Entry::Typed, &config(&w, &g, &[]), &[]);
     let r = run.report();
     assert_eq!(r["outcome"], "converged", "{r}");
-    let t = flat_target(&r);
+    let t = flat_target(r);
     assert_eq!(t["google"]["provisioned"], false, "{t}");
     assert!(t["error"].is_null(), "{t}");
 }
@@ -219,7 +220,7 @@ fn a_google_slower_than_the_request_timeout_is_a_timeout_and_sets_nothing() {
         &[("request_timeout_seconds", "1"), ("retries", "0")],
     );
     let run = run_component(Entry::Typed, &cfg, &[]);
-    let t = flat_target(&run.report());
+    let t = flat_target(run.report());
     let (kind, message) = error(&t["error"]);
     assert_eq!(kind, "timeout", "{message}");
     assert_eq!(patches(&g), 0);

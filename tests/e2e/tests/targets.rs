@@ -361,7 +361,7 @@ fn a_created_group_is_marked_for_its_provisioners_in_the_same_pass_and_never_aga
     let r = dry.report();
     assert_eq!(r["outcome"], "converged", "{r}");
     assert_eq!(
-        provisioning(&r, created)["marked"],
+        provisioning(r, created)["marked"],
         serde_json::json!(["bConnected", "LDAPBerkeleyIMO"]),
         "{r}"
     );
@@ -371,11 +371,11 @@ fn a_created_group_is_marked_for_its_provisioners_in_the_same_pass_and_never_aga
     let r = run.report();
     assert_eq!(r["outcome"], "converged", "{r}");
     assert_eq!(
-        provisioning(&r, created)["marked"],
+        provisioning(r, created)["marked"],
         serde_json::json!(["bConnected", "LDAPBerkeleyIMO"])
     );
     // course-101 existed: without ensure_provisioning it is neither read nor marked
-    assert!(provisioning(&r, COURSE).is_null(), "{r}");
+    assert!(provisioning(r, COURSE).is_null(), "{r}");
     assert_eq!(
         w.sim.provisioning_marks(created),
         [
@@ -405,18 +405,18 @@ fn a_created_group_is_marked_for_its_provisioners_in_the_same_pass_and_never_aga
     let r = run1.report();
     assert_eq!(r["outcome"], "converged", "{r}");
     assert_eq!(
-        provisioning(&r, COURSE)["marked"],
+        provisioning(r, COURSE)["marked"],
         serde_json::json!(["bConnected", "LDAPBerkeleyIMO"])
     );
     assert_eq!(
-        provisioning(&r, created)["present"],
+        provisioning(r, created)["present"],
         serde_json::json!(["bConnected", "LDAPBerkeleyIMO"])
     );
     assert_eq!(marking(&w.sim), 4);
     let run2 = run_component(Entry::Typed, &cfg, &[]);
     let r = run2.report();
     assert_eq!(
-        provisioning(&r, COURSE)["marked"],
+        provisioning(r, COURSE)["marked"],
         serde_json::json!([]),
         "{r}"
     );
