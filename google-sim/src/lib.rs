@@ -200,7 +200,16 @@ impl GoogleSim {
 
     /// A new service account with a fresh 2048-bit RSA key; its key file names `token_uri`.
     pub fn add_service_account(&self, client_email: &str) -> ServiceAccount {
-        let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("an RSA key");
+        use rsa::rand_core::SeedableRng;
+        static KEYS_MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let made = KEYS_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ (u64::from(std::process::id()) << 32)
+            ^ made.rotate_left(48);
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+        let key = RsaPrivateKey::new(&mut rng, 2048).expect("an RSA key");
         let pem = key
             .to_pkcs8_pem(LineEnding::LF)
             .expect("PKCS#8 PEM")
