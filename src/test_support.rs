@@ -38,43 +38,23 @@ impl<F: FnMut(&Request) -> Outcome> Transport for Fake<F> {
     }
 }
 
-/// The Grouper simulator's answer to a request, as the transport would hand it over.
-pub fn simulated(sim: &grouper_sim::Simulator, r: &Request) -> Outcome {
+/// A request as the simulators' handlers take it (the path and query of its URL).
+fn sim_request(r: &Request) -> grouper_sim::SimRequest {
     let after_host = r
         .url
         .split_once("://")
         .map_or(r.url.as_str(), |(_, rest)| rest);
     let target = after_host.find('/').map_or("/", |i| &after_host[i..]);
-    let answer = sim.handle(&grouper_sim::SimRequest {
+    grouper_sim::SimRequest {
         method: r.method.as_str().to_string(),
         target: target.to_string(),
         headers: r.headers.clone(),
         body: r.body.clone().unwrap_or_default(),
-    });
-    Ok(Response {
-        status: answer.status,
-        headers: answer
-            .headers
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect(),
-        body: answer.body,
-    })
+    }
 }
 
-/// The Google simulator's answer to a request.
-pub fn google_answer(sim: &google_sim::GoogleSim, r: &Request) -> Response {
-    let after_host = r
-        .url
-        .split_once("://")
-        .map_or(r.url.as_str(), |(_, rest)| rest);
-    let target = after_host.find('/').map_or("/", |i| &after_host[i..]);
-    let answer = sim.handle(&grouper_sim::SimRequest {
-        method: r.method.as_str().to_string(),
-        target: target.to_string(),
-        headers: r.headers.clone(),
-        body: r.body.clone().unwrap_or_default(),
-    });
+/// A simulator's answer as the transport would hand it over.
+fn sim_response(answer: grouper_sim::SimResponse) -> Response {
     Response {
         status: answer.status,
         headers: answer
@@ -84,6 +64,16 @@ pub fn google_answer(sim: &google_sim::GoogleSim, r: &Request) -> Response {
             .collect(),
         body: answer.body,
     }
+}
+
+/// The Grouper simulator's answer to a request.
+pub fn simulated(sim: &grouper_sim::Simulator, r: &Request) -> Outcome {
+    Ok(sim_response(sim.handle(&sim_request(r))))
+}
+
+/// The Google simulator's answer to a request.
+pub fn google_answer(sim: &google_sim::GoogleSim, r: &Request) -> Response {
+    sim_response(sim.handle(&sim_request(r)))
 }
 
 /// A JSON answer with Grouper's success header.

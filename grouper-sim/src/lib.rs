@@ -15,7 +15,7 @@ use std::time::Duration;
 
 mod ops;
 pub mod server;
-pub use ops::Operation;
+pub use ops::{form_params, percent_decode, Operation};
 pub use server::ServerHandle;
 #[cfg(feature = "tls")]
 pub mod tls;

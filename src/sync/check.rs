@@ -10,9 +10,9 @@ use crate::sync::google;
 use crate::sync::grouper_client;
 use crate::sync::hub_reader;
 use crate::sync::log::LogTo;
+use crate::sync::provisioning::{self, Marks};
 use crate::sync::session::Session;
 use crate::wire::grouper;
-use crate::wire::grouper::provisioning::{self, MarkState};
 use crate::wire::http::Transport;
 use crate::wire::hub;
 use serde::Serialize;
@@ -31,18 +31,9 @@ pub struct TargetCheck {
     pub hub_group_exists: Option<bool>,
     /// The group's provisioning marks for `provision_to` (`None`: none configured, or the
     /// group was not read).
-    pub provisioning: Option<ProvisioningCheck>,
+    pub provisioning: Option<Marks>,
     /// What an admin should know: groups that would be created, managed-groups caveats.
     pub notes: Vec<String>,
-}
-
-/// How a target's group stands with each of its `provision_to` provisioners.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ProvisioningCheck {
-    pub present: Vec<String>,
-    pub missing: Vec<String>,
-    /// Marked, with `provisioningDoProvision` switched off.
-    pub switched_off: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -307,42 +298,27 @@ fn check_google(
     Ok(())
 }
 
-/// Reads the group's marks for the target's provisioners, with a note for each one missing.
+/// Reads the group's marks for the target's provisioners, with a note for each one not marked.
 fn check_marks(
     s: &mut Session,
     conn: &grouper::Connection,
     target: &Target,
     notes: &mut Vec<String>,
-) -> Result<ProvisioningCheck, SyncError> {
+) -> Result<Marks, SyncError> {
     let group = &target.group_path;
-    let what = format!("reading the provisioning marks of {group}");
-    let markers = s
-        .send(
-            Service::Grouper,
-            &what,
-            &provisioning::read_request(conn, group),
-        )
-        .and_then(|resp| provisioning::parse_read(group, &resp))?;
-    let mut out = ProvisioningCheck::default();
-    for id in &target.rules.provisioning.provision_to {
-        match provisioning::mark_state(&markers, id) {
-            MarkState::Provisioned => out.present.push(id.clone()),
-            MarkState::SwitchedOff => {
-                notes.push(format!("{group} is marked for {id} with provisioningDoProvision off: {id} does not provision it, and the sync leaves that as it is"));
-                out.switched_off.push(id.clone());
-            }
-            MarkState::Missing => {
-                let fix = if target.rules.provisioning.ensure {
-                    "the next pass marks it (ensure_provisioning)"
-                } else {
-                    "set ensure_provisioning = true, or mark it in the Grouper UI"
-                };
-                notes.push(format!("{group} is not marked for provisioning to {id} (or the Grouper user cannot read its marks: it needs ATTR_READ on etc:provisioning:provisioningDef): {fix}"));
-                out.missing.push(id.clone());
-            }
-        }
+    let marks = provisioning::read_marks(s, conn, target)?;
+    for id in &marks.switched_off {
+        notes.push(format!("{group} is marked for {id} with provisioningDoProvision off: {id} does not provision it, and the sync leaves that as it is"));
     }
-    Ok(out)
+    let fix = if target.rules.provisioning.ensure {
+        "the next pass marks it (ensure_provisioning)"
+    } else {
+        "set ensure_provisioning = true, or mark it in the Grouper UI"
+    };
+    for id in &marks.missing {
+        notes.push(format!("{group} is not marked for provisioning to {id} (or the Grouper user cannot read its marks: it needs ATTR_READ on etc:provisioning:provisioningDef): {fix}"));
+    }
+    Ok(marks)
 }
 
 #[cfg(test)]

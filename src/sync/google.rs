@@ -9,6 +9,7 @@ use crate::model::Target;
 use crate::settings::GoogleAccess;
 use crate::sync::report::{GoogleReport, TargetReport};
 use crate::sync::session::Session;
+use crate::sync::target::fail_after_writes;
 use crate::wire::google::{self, AccessToken};
 use crate::wire::http::{Request, Response};
 
@@ -74,11 +75,7 @@ pub fn keep_settings(s: &mut Session, target: &Target, report: &mut TargetReport
     })();
     report.google = Some(out);
     if let Err(e) = result {
-        if report.error.is_none() {
-            report.error = Some(e);
-        } else {
-            s.log.warn(&format!("{}: {}", report.group, e.message));
-        }
+        fail_after_writes(s, report, e);
     }
 }
 

@@ -7,6 +7,7 @@ use crate::model::Target;
 use crate::sync::grouper_client::GroupOrigin;
 use crate::sync::report::{ProvisioningReport, TargetReport};
 use crate::sync::session::Session;
+use crate::sync::target::fail_after_writes;
 use crate::wire::grouper::provisioning::{self, MarkState};
 use crate::wire::grouper::Connection;
 
@@ -29,32 +30,21 @@ pub fn ensure_marks(
         GroupOrigin::Created | GroupOrigin::Missing => wanted.provision_to.clone(),
         GroupOrigin::Existing if !wanted.ensure => return,
         GroupOrigin::Existing => {
-            let what = format!("reading the provisioning marks of {group}");
-            let markers = s
-                .send(
-                    Service::Grouper,
-                    &what,
-                    &provisioning::read_request(conn, group),
-                )
-                .and_then(|resp| provisioning::parse_read(group, &resp));
-            let markers = match markers {
+            let marks = match read_marks(s, conn, target) {
                 Ok(m) => m,
-                Err(e) => return fail(s, report, out, e),
-            };
-            let mut missing = Vec::new();
-            for id in &wanted.provision_to {
-                match provisioning::mark_state(&markers, id) {
-                    MarkState::Provisioned => out.present.push(id.clone()),
-                    MarkState::SwitchedOff => {
-                        s.log.warn(&format!(
-                            "{group}: marked for {id} with provisioningDoProvision off; left as an admin set it"
-                        ));
-                        out.switched_off.push(id.clone());
-                    }
-                    MarkState::Missing => missing.push(id.clone()),
+                Err(e) => {
+                    report.provisioning = Some(out);
+                    return fail_after_writes(s, report, e);
                 }
+            };
+            for id in &marks.switched_off {
+                s.log.warn(&format!(
+                    "{group}: marked for {id} with provisioningDoProvision off; left as an admin set it"
+                ));
             }
-            missing
+            out.present = marks.present;
+            out.switched_off = marks.switched_off;
+            marks.missing
         }
     };
     if s.settings.dry_run || origin == GroupOrigin::Missing {
@@ -89,20 +79,43 @@ pub fn ensure_marks(
                         "; {group} was created but is not marked for {id}: later passes mark it only with ensure_provisioning = true (or mark it in the Grouper UI)"
                     ));
                 }
-                return fail(s, report, out, e);
+                report.provisioning = Some(out);
+                return fail_after_writes(s, report, e);
             }
         }
     }
     report.provisioning = Some(out);
 }
 
-/// Puts a failure in the report: as the target's error when it has none (a failed membership
-/// write says more), else in the log.
-fn fail(s: &Session, report: &mut TargetReport, out: ProvisioningReport, e: SyncError) {
-    report.provisioning = Some(out);
-    if report.error.is_none() {
-        report.error = Some(e);
-    } else {
-        s.log.warn(&format!("{}: {}", report.group, e.message));
+/// How a target's group stands with each of its `provision_to` provisioners.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Marks {
+    pub present: Vec<String>,
+    /// Not marked (or marked where the Grouper user cannot read it).
+    pub missing: Vec<String>,
+    /// Marked, with `provisioningDoProvision` switched off by someone.
+    pub switched_off: Vec<String>,
+}
+
+/// Reads the group's markers and sorts the target's provisioners by them.
+pub fn read_marks(s: &mut Session, conn: &Connection, target: &Target) -> Result<Marks, SyncError> {
+    let group = &target.group_path;
+    let what = format!("reading the provisioning marks of {group}");
+    let markers = s
+        .send(
+            Service::Grouper,
+            &what,
+            &provisioning::read_request(conn, group),
+        )
+        .and_then(|resp| provisioning::parse_read(group, &resp))?;
+    let mut out = Marks::default();
+    for id in &target.rules.provisioning.provision_to {
+        let list = match provisioning::mark_state(&markers, id) {
+            MarkState::Provisioned => &mut out.present,
+            MarkState::SwitchedOff => &mut out.switched_off,
+            MarkState::Missing => &mut out.missing,
+        };
+        list.push(id.clone());
     }
+    Ok(out)
 }

@@ -166,6 +166,16 @@ fn report_plan(s: &Session, label: &str, p: &Plan, report: &mut TargetReport) {
     }
 }
 
+/// A failure after the target's membership writes (its marks, its Google Group): the target's
+/// error when it has none yet (a failed membership write says more), else a warning.
+pub fn fail_after_writes(s: &Session, report: &mut TargetReport, e: crate::error::SyncError) {
+    if report.error.is_none() {
+        report.error = Some(e);
+    } else {
+        s.log.warn(&format!("{}: {}", report.group, e.message));
+    }
+}
+
 /// The outcome of a target once its plan ran.
 pub fn target_outcome(report: &TargetReport, p: &Plan) -> Outcome {
     if report.error.is_some() {

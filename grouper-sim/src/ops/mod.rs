@@ -74,7 +74,8 @@ pub(crate) fn parse_version(s: &str) -> Option<(u32, u32, u32)> {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// Decodes `%XX` escapes and `+` (form encoding), as the servlet container does.
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -95,7 +96,8 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn form_params(s: &str) -> Vec<(String, String)> {
+/// `application/x-www-form-urlencoded` pairs, decoded.
+pub fn form_params(s: &str) -> Vec<(String, String)> {
     s.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| match p.split_once('=') {
