@@ -12,6 +12,41 @@ use std::process::Command;
 
 const GPU: &str = "edu:example:app:datahub:gpu-quota";
 const BIN: &str = env!("CARGO_BIN_EXE_grouper-sync");
+const GROUPER_PW: &str = "groups-pw-51b2";
+
+/// Runs the built `grouper-sync` with this config file against the real hub (its groups token)
+/// and the simulator at `grouper`, and checks that neither the Grouper password nor any of
+/// `secrets` reaches its output: (exit code, stdout, stderr).
+fn run_with_config(
+    config: &std::path::Path,
+    hub: &RealHub,
+    grouper: &str,
+    args: &[&str],
+    secrets: &[&str],
+) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs([
+            ("GROUPER_SYNC_CONFIG", config.display().to_string()),
+            ("JUPYTERHUB_API_URL", hub.api_url.clone()),
+            ("JUPYTERHUB_API_TOKEN", hub.groups_token.clone()),
+            ("GROUPER_BASE_URL", grouper.to_string()),
+            ("GROUPER_USER", "sync".into()),
+            ("GROUPER_PASSWORD", GROUPER_PW.into()),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    for secret in std::iter::once(&GROUPER_PW).chain(secrets) {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} leaked:\n{stdout}\n{stderr}"
+        );
+    }
+    (out.status.code(), stdout, stderr)
+}
 
 #[test]
 fn once_keeps_a_hub_group_and_logs_its_changes() {
@@ -35,7 +70,7 @@ fn once_keeps_a_hub_group_and_logs_its_changes() {
     }
     let sim = Simulator::new(Config {
         user: "sync".into(),
-        password: "groups-pw-51b2".into(),
+        password: GROUPER_PW.into(),
         ..Config::default()
     });
     sim.add_subject(Subject::new("ldap", "810001"));
@@ -54,28 +89,8 @@ fn once_keeps_a_hub_group_and_logs_its_changes() {
         ),
     )
     .unwrap();
-    let grouper_sync = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .env_clear()
-            .envs([
-                ("GROUPER_SYNC_CONFIG", config.display().to_string()),
-                ("JUPYTERHUB_API_URL", hub.api_url.clone()),
-                ("JUPYTERHUB_API_TOKEN", hub.groups_token.clone()),
-                ("GROUPER_BASE_URL", server.base_url("v2_2_100")),
-                ("GROUPER_USER", "sync".into()),
-                ("GROUPER_PASSWORD", "groups-pw-51b2".into()),
-            ])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(
-            !stdout.contains("groups-pw-51b2") && !stderr.contains("groups-pw-51b2"),
-            "a secret leaked"
-        );
-        (out.status.code(), stdout, stderr)
-    };
+    let grouper_sync =
+        |args: &[&str]| run_with_config(&config, &hub, &server.base_url("v2_2_100"), args, &[]);
 
     let (code, out, err) = grouper_sync(&["check"]);
     assert_eq!(code, Some(0), "{out}\n{err}");
@@ -264,7 +279,7 @@ fn once_creates_a_course_group_marks_it_and_keeps_its_google_group_settings() {
     );
     let sim = Simulator::new(Config {
         user: "sync".into(),
-        password: "groups-pw-51b2".into(),
+        password: GROUPER_PW.into(),
         ..Config::default()
     });
     sim.add_subject(Subject::new("ldap", "810001"));
@@ -305,28 +320,14 @@ google_group_settings = {{whoCanPostMessage = "ALL_MANAGERS_CAN_POST", whoCanVie
     )
     .unwrap();
     let once = || {
-        let out = Command::new(BIN)
-            .arg("once")
-            .env_clear()
-            .envs([
-                ("GROUPER_SYNC_CONFIG", config.display().to_string()),
-                ("JUPYTERHUB_API_URL", hub.api_url.clone()),
-                ("JUPYTERHUB_API_TOKEN", hub.groups_token.clone()),
-                ("GROUPER_BASE_URL", server.base_url("v2_2_100")),
-                ("GROUPER_USER", "sync".into()),
-                ("GROUPER_PASSWORD", "groups-pw-51b2".into()),
-            ])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        for secret in ["groups-pw-51b2", "BEGIN PRIVATE KEY", "ya29."] {
-            assert!(
-                !stdout.contains(secret) && !stderr.contains(secret),
-                "{secret} leaked:\n{stdout}\n{stderr}"
-            );
-        }
-        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        let (code, stdout, stderr) = run_with_config(
+            &config,
+            &hub,
+            &server.base_url("v2_2_100"),
+            &["once"],
+            &["BEGIN PRIVATE KEY", "ya29."],
+        );
+        assert_eq!(code, Some(0), "{stdout}\n{stderr}");
         let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         let target = report["targets"]
             .as_array()

@@ -25,6 +25,21 @@ fn with_course_groups(w: &World) {
     w.sim.add_member(COURSE, "g:gsa", "edu:example:instructors");
 }
 
+const FOLDER: &str = "edu:example:app:hub";
+
+/// The course groups, and bob in course-202, whose Grouper group does not exist.
+fn world_with_a_new_course() -> World {
+    let w = world();
+    with_course_groups(&w);
+    w.hub
+        .state
+        .lock()
+        .unwrap()
+        .groups
+        .insert("bob".into(), vec!["course-202".into()]);
+    w
+}
+
 fn targets_json() -> String {
     format!(
         r#"[{{"grouper_group": "{COURSE}", "hub_group": "course-101"}},
@@ -185,13 +200,7 @@ fn a_pattern_makes_one_target_per_course_group_and_a_missing_one_fails_alone() {
 
 #[test]
 fn create_missing_groups_makes_grouper_groups_inside_the_folder_only() {
-    const FOLDER: &str = "edu:example:app:hub";
-    let w = world();
-    with_course_groups(&w);
-    {
-        let mut st = w.hub.state.lock().unwrap();
-        st.groups.insert("bob".into(), vec!["course-202".into()]);
-    }
+    let w = world_with_a_new_course();
     // course-202 and gpu-quota do not exist; course-101 does
     let targets = format!(
         r#"[{{"grouper_group": "{FOLDER}:{{0}}", "hub_group_pattern": "course-.*",
@@ -322,14 +331,8 @@ fn check_of_a_to_hub_target_reports_its_missing_grouper_group_as_an_error() {
 
 #[test]
 fn a_created_group_is_marked_for_its_provisioners_in_the_same_pass_and_never_again() {
-    const FOLDER: &str = "edu:example:app:hub";
     let created = "edu:example:app:hub:course-202";
-    let w = world();
-    with_course_groups(&w);
-    {
-        let mut st = w.hub.state.lock().unwrap();
-        st.groups.insert("bob".into(), vec!["course-202".into()]);
-    }
+    let w = world_with_a_new_course();
     let targets = format!(
         r#"[{{"grouper_group": "{FOLDER}:{{0}}", "hub_group_pattern": "course-.*",
               "create_missing_groups": true, "grouper_folder": "{FOLDER}",
@@ -429,7 +432,6 @@ fn a_created_group_is_marked_for_its_provisioners_in_the_same_pass_and_never_aga
 
 #[test]
 fn a_mark_grouper_refuses_fails_its_target_after_the_members_are_written() {
-    const FOLDER: &str = "edu:example:app:hub";
     let w = world();
     w.sim.add_stem(FOLDER);
     w.sim
