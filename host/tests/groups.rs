@@ -14,6 +14,17 @@ const GPU: &str = "edu:example:app:datahub:gpu-quota";
 const BIN: &str = env!("CARGO_BIN_EXE_grouper-sync");
 const GROUPER_PW: &str = "groups-pw-51b2";
 
+/// The simulator the `once` tests write to, knowing kim's subject 810001.
+fn simulator_with_kim() -> std::sync::Arc<Simulator> {
+    let sim = Simulator::new(Config {
+        user: "sync".into(),
+        password: GROUPER_PW.into(),
+        ..Config::default()
+    });
+    sim.add_subject(Subject::new("ldap", "810001"));
+    sim
+}
+
 /// Runs the built `grouper-sync` with this config file against the real hub (its groups token)
 /// and the simulator at `grouper`, and checks that neither the Grouper password nor any of
 /// `secrets` reaches its output: (exit code, stdout, stderr).
@@ -68,12 +79,7 @@ fn once_keeps_a_hub_group_and_logs_its_changes() {
             200
         );
     }
-    let sim = Simulator::new(Config {
-        user: "sync".into(),
-        password: GROUPER_PW.into(),
-        ..Config::default()
-    });
-    sim.add_subject(Subject::new("ldap", "810001"));
+    let sim = simulator_with_kim();
     sim.add_group(GPU);
     sim.add_member(GPU, "ldap", "810001");
     let server = sim.serve("127.0.0.1:0").unwrap();
@@ -277,12 +283,7 @@ fn once_creates_a_course_group_marks_it_and_keeps_its_google_group_settings() {
         .0,
         200
     );
-    let sim = Simulator::new(Config {
-        user: "sync".into(),
-        password: GROUPER_PW.into(),
-        ..Config::default()
-    });
-    sim.add_subject(Subject::new("ldap", "810001"));
+    let sim = simulator_with_kim();
     sim.add_stem(FOLDER);
     let server = sim.serve("127.0.0.1:0").unwrap();
     let google = google_sim::GoogleSim::new();
