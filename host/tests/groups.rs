@@ -257,9 +257,10 @@ fn once_after_every_auth_state_lost_its_login_id_removes_nobody() {
 }
 
 /// Issue 21's end to end: one `grouper-sync once` on the real hub creates a course group from a
-/// pattern and marks it for the configured provisioner; once the (simulated) provisioner has made
-/// the Google Group, a pass brings its settings to the policy, the next changes nothing, and
-/// settings changed behind its back are restored and reported.
+/// pattern, marks it for the configured provisioner and, with the Google simulator standing in for
+/// the provisioned Google Group, brings its settings to the policy; the next pass changes nothing,
+/// and settings changed behind its back are restored and reported. (A Google Group the
+/// provisioner has not made yet: `tests/e2e/tests/google.rs`.)
 #[test]
 fn once_creates_a_course_group_marks_it_and_keeps_its_google_group_settings() {
     const FOLDER: &str = "edu:example:app:datahub:courses";
@@ -347,21 +348,18 @@ google_group_settings = {{whoCanPostMessage = "ALL_MANAGERS_CAN_POST", whoCanVie
             .count()
     };
 
-    // the group is made and marked; Google has no group yet (the provisioner runs later)
-    let (_, t) = once();
+    // the simulated provisioner has the Google Group ready (with Google's defaults): one `once`
+    // creates the group, adds its member, marks it and sets the two fields
+    google.add_group(EMAIL);
+    let (report, t) = once();
     assert_eq!(t["group_created"], true, "{t}");
-    assert_eq!(t["provisioning"]["marked"], json!(["bConnected"]), "{t}");
-    assert_eq!(t["google"]["provisioned"], false, "{t}");
     assert_eq!(t["outcome"], "converged", "{t}");
     assert_eq!(sim.member_ids(COURSE), ["810001"]);
+    assert_eq!(t["provisioning"]["marked"], json!(["bConnected"]), "{t}");
     assert_eq!(
         sim.provisioning_marks(COURSE),
         [(Some("bConnected".into()), Some("bConnected".into()))]
     );
-
-    // the provisioner made it with Google's defaults: the next pass sets the two fields
-    google.add_group(EMAIL);
-    let (report, t) = once();
     assert_eq!(
         t["google"]["changed"],
         json!(["whoCanPostMessage", "whoCanViewMembership"]),
@@ -376,9 +374,19 @@ google_group_settings = {{whoCanPostMessage = "ALL_MANAGERS_CAN_POST", whoCanVie
     assert_eq!(settings["whoCanViewMembership"], "ALL_MANAGERS_CAN_VIEW");
     assert_eq!(patches(), 1);
 
-    // nothing differs: nothing is changed
+    // nothing differs: nothing is changed, in Google or in Grouper
     let (_, t) = once();
     assert_eq!(t["google"]["changed"], json!([]), "{t}");
+    assert_eq!(
+        (t["added"].clone(), t["removed"].clone()),
+        (json!(0), json!(0)),
+        "{t}"
+    );
+    assert!(
+        t["provisioning"].is_null(),
+        "an existing group is not marked again: {t}"
+    );
+    assert_eq!(sim.provisioning_marks(COURSE).len(), 1);
     assert_eq!(patches(), 1);
 
     // changed in the Groups UI: restored and reported
