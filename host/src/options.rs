@@ -98,6 +98,7 @@ pub const HOST_KEYS: &[Key] = &[
     host("component", "", Kind::Path, None, "run this .wasm instead of the embedded component"),
     host("jupyterhub_api_token_file", "", Kind::Path, None, "read the hub token from this file"),
     host("grouper_password_file", "", Kind::Path, None, "read the Grouper password from this file"),
+    host("google_service_account_key_file", "", Kind::Path, None, "read the Google service account's key file (JSON) from this file"),
 ];
 
 const LOG_FORMATS: &[&str] = &["text", "json"];

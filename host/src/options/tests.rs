@@ -364,3 +364,38 @@ fn the_configuration_reference_shows_every_host_default() {
         );
     }
 }
+
+#[test]
+fn the_google_origins_are_allowed_only_with_a_service_account_key() {
+    let hub_and_grouper = ["http://127.0.0.1:8081", "https://calgroups.example.edu:443"];
+    let o = run(&[], ENV, &[]).unwrap();
+    assert_eq!(o.allowed_hosts, hub_and_grouper);
+    // a google_group without a key allows nothing more (the component refuses the settings)
+    let file = "google_group = \"{extension}@lists.example.edu\"\n";
+    let o = run(&["--config", "/c.toml"], ENV, &[("/c.toml", file)]).unwrap();
+    assert_eq!(o.allowed_hosts, hub_and_grouper);
+    // the key (from its file): the API's origin and the key's token_uri's
+    let key = r#"{"type": "service_account", "private_key": "KEY-SECRET-1f3a", "token_uri": "https://oauth2.example.com/token"}"#;
+    let env = [
+        ENV,
+        &[(
+            "GROUPER_SYNC_GOOGLE_SERVICE_ACCOUNT_KEY_FILE",
+            "/run/secrets/google.json",
+        )],
+    ]
+    .concat();
+    let o = run(&[], &env, &[("/run/secrets/google.json", key)]).unwrap();
+    assert_eq!(
+        o.allowed_hosts,
+        [
+            hub_and_grouper[0],
+            hub_and_grouper[1],
+            "https://www.googleapis.com:443",
+            "https://oauth2.example.com:443"
+        ]
+    );
+    assert!(
+        !format!("{o:?}").contains("KEY-SECRET"),
+        "the key is a secret"
+    );
+}
