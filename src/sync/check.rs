@@ -272,14 +272,16 @@ fn check_google(
     target: &Target,
     notes: &mut Vec<String>,
 ) -> Result<(), SyncError> {
-    let (Some(policy), Some(access)) = (&target.rules.google, s.settings.google.clone()) else {
+    // the settings outlive the session's borrow: the service account's key is not copied
+    let settings = s.settings;
+    let (Some(policy), Some(access)) = (&target.rules.google, settings.google.as_ref()) else {
         return Ok(());
     };
     notes.push(
         "who can view member email addresses has no field in the Groups Settings API: set it in the Google Groups or Admin console".into(),
     );
     let email = policy.address_for(&target.group_path);
-    match google::read(s, &access, &email)? {
+    match google::read(s, access, &email)? {
         None => notes.push(format!(
             "the Google Group {email} does not exist yet: the provisioner makes it, and the first pass after that sets its settings"
         )),

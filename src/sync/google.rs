@@ -15,7 +15,9 @@ use crate::wire::http::{Request, Response};
 
 /// Brings the target's Google Group to its settings; runs after the membership writes and marks.
 pub fn keep_settings(s: &mut Session, target: &Target, report: &mut TargetReport) {
-    let (Some(policy), Some(access)) = (&target.rules.google, s.settings.google.clone()) else {
+    // the settings outlive the session's borrow: the service account's key is not copied
+    let settings = s.settings;
+    let (Some(policy), Some(access)) = (&target.rules.google, settings.google.as_ref()) else {
         return;
     };
     let email = policy.address_for(&target.group_path);
@@ -25,7 +27,7 @@ pub fn keep_settings(s: &mut Session, target: &Target, report: &mut TargetReport
         changed: Vec::new(),
     };
     let result = (|| -> Result<(), SyncError> {
-        let Some(current) = read(s, &access, &email)? else {
+        let Some(current) = read(s, access, &email)? else {
             s.log.info(&format!(
                 "{}: the Google Group {email} does not exist yet (the provisioner makes it); the next pass looks again",
                 target.group_path
@@ -47,7 +49,7 @@ pub fn keep_settings(s: &mut Session, target: &Target, report: &mut TargetReport
             return Ok(());
         }
         let what = format!("changing the Google Group settings of {email}");
-        let resp = call(s, &access, &what, |t| {
+        let resp = call(s, access, &what, |t| {
             google::patch_settings_request(&access.api_url, &email, t, &change)
         })?;
         let after = google::parse_settings(&email, &resp)?.ok_or_else(|| {

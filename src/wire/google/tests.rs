@@ -124,23 +124,21 @@ fn an_assertion_outside_the_hours_window_is_refused() {
 #[test]
 fn api_failures_are_typed_and_a_group_not_yet_provisioned_is_none() {
     let (sim, key) = google();
-    let t = token(&sim, &key, ADMIN).unwrap();
-    let get = |email: &str| {
+    let read = |t: &AccessToken, email: &str| {
         parse_settings(
             email,
-            &google_answer(&sim, &get_settings_request("http://google", email, &t)),
+            &google_answer(&sim, &get_settings_request("http://google", email, t)),
         )
     };
-    assert_eq!(get("later@lists.example.edu"), Ok(None));
+    let t = token(&sim, &key, ADMIN).unwrap();
+    assert_eq!(read(&t, "later@lists.example.edu"), Ok(None));
     sim.expire_tokens();
-    assert_eq!(get(GROUP).unwrap_err().kind, ErrorKind::GoogleUnauthorized);
+    assert_eq!(
+        read(&t, GROUP).unwrap_err().kind,
+        ErrorKind::GoogleUnauthorized
+    );
     let t = token(&sim, &key, ADMIN).unwrap();
-    let get = |email: &str| {
-        parse_settings(
-            email,
-            &google_answer(&sim, &get_settings_request("http://google", email, &t)),
-        )
-    };
+    let get = |email: &str| read(&t, email);
     sim.push_fault(Fault {
         endpoint: Endpoint::Settings,
         action: FaultAction::Status {
