@@ -13,8 +13,19 @@ maturin==1.16.0 --hash=sha256:837db2f4d93d4899c3ac393fb3cc9eebf35b6002336e5d574f
 PINS
 fi
 rm -rf target/wheels
+# The component compiled ahead of time, shipped in the wheel's data (share/grouper-sync/) where the
+# installed binary looks for it: built by the binary the wheel packs (maturin then finds it fresh).
+cargo build --profile host-release -p grouper-sync-host --bin grouper-sync
+shipped=host/wheel-data/data/share/grouper-sync
+target/host-release/grouper-sync precompile "$shipped"
 "$tools/bin/maturin" build --profile host-release --out target/wheels
 wheel=$(ls target/wheels/jupyterhub_grouper_sync-*.whl)
 python3 -m venv --clear target/wheel-venv
 target/wheel-venv/bin/pip install -q --disable-pip-version-check "$wheel"
-echo "installed $wheel into target/wheel-venv: $(target/wheel-venv/bin/grouper-sync --version)"
+# The installed command must find its own compiled component: the same name from a fresh compile.
+installed=$(ls target/wheel-venv/share/grouper-sync/*.cwasm)
+fresh=$(target/wheel-venv/bin/grouper-sync precompile "$(mktemp -d)")
+[ "$(basename "$installed")" = "$(basename "$fresh")" ] ||
+  { echo "the wheel's compiled component $installed is not the installed binary's ($fresh)"; exit 1; }
+rm -rf "$(dirname "$fresh")"
+echo "installed $wheel into target/wheel-venv: $(target/wheel-venv/bin/grouper-sync --version), with $installed"

@@ -3,7 +3,7 @@
 //! same tables as the config file, so flags work before or after the command and `--help` lists
 //! every key with its environment variable.
 
-use crate::commands::{approve, log, once, pass::PassArgs, Command};
+use crate::commands::{approve, log, once, pass::PassArgs, precompile, Command};
 use crate::options::{self, Options};
 use anyhow::{anyhow, bail, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -40,6 +40,9 @@ enum Sub {
     Approve(approve::Args),
     /// Print the change log: every add and removal the sync made, and why
     Log(log::Args),
+    /// Compile the embedded component ahead of time into DIR, where the installed binary looks
+    /// for it (packaging: scripts/wheel.sh); a process then starts in milliseconds
+    Precompile(precompile::Args),
 }
 
 /// Flags that would put a secret on the command line: refused with the reason.
@@ -101,6 +104,7 @@ pub fn parse(
         Some(Sub::Check) => Command::Check,
         Some(Sub::Approve(a)) => Command::Approve(a),
         Some(Sub::Log(a)) => Command::Log(a),
+        Some(Sub::Precompile(a)) => Command::Precompile(a),
     };
     Ok((command, options::from_matches(&matches, env, read)?))
 }

@@ -1,16 +1,18 @@
-//! The commands of `grouper-sync`, one module each (`service`, `once`, `check`, `approve`, `log`),
-//! over what they share: the sandbox limits, the compiled component, the lock on `state_dir`, and
-//! one pass's sequence of side effects (`pass`).
+//! The commands of `grouper-sync`, one module each (`service`, `once`, `check`, `approve`, `log`,
+//! `precompile`), over what they share: the sandbox limits, the compiled component, the lock on
+//! `state_dir`, and one pass's sequence of side effects (`pass`).
 
 pub mod approve;
 mod check;
 pub mod log;
 pub mod once;
 pub mod pass;
+pub mod precompile;
 mod service;
 
 use crate::options::Options;
 pub use crate::outcome::ExitStatus;
+use crate::sandbox::compiled;
 use crate::sandbox::runner::{self, Limits, Runner};
 use crate::sandbox::tls;
 use crate::store::change_log::ChangeLog;
@@ -32,6 +34,8 @@ pub enum Command {
     Approve(approve::Args),
     /// Print the change log.
     Log(log::Args),
+    /// Compile the embedded component ahead of time into a directory (packaging).
+    Precompile(precompile::Args),
 }
 
 /// A withheld plan's name as given on the command line: 16 hex digits, any case.
@@ -76,6 +80,7 @@ pub async fn execute(command: Command, opts: Options) -> ExitStatus {
     match &command {
         Command::Approve(args) => return args.execute(&opts).await,
         Command::Log(args) => return args.execute(&opts),
+        Command::Precompile(args) => return args.execute(),
         _ => {}
     }
     let limits = match limits(&opts) {
@@ -86,7 +91,7 @@ pub async fn execute(command: Command, opts: Options) -> ExitStatus {
         }
     };
     warn_cleartext(&opts);
-    let runner = match load_runner(&opts) {
+    let runner = match load_runner(&opts, &command) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -96,8 +101,8 @@ pub async fn execute(command: Command, opts: Options) -> ExitStatus {
     match (command, stop) {
         (Command::Once(args), _) => args.execute(&opts, &runner, &limits).await,
         (Command::Check, _) => check::execute(&opts, &runner, &limits).await,
-        (Command::Approve(_) | Command::Log(_), _) => {
-            unreachable!("approve and log run no component")
+        (Command::Approve(_) | Command::Log(_) | Command::Precompile(_), _) => {
+            unreachable!("approve, log and precompile run no pass")
         }
         (Command::Service(args), Some(stop)) => {
             service::execute(&args, &opts, &runner, &limits, stop).await
@@ -111,21 +116,41 @@ pub(crate) struct StopSignals {
     term: tokio::signal::unix::Signal,
 }
 
-fn load_runner(opts: &Options) -> anyhow::Result<Runner> {
+fn load_runner(opts: &Options, command: &Command) -> anyhow::Result<Runner> {
     let started = std::time::Instant::now();
-    let runner = match &opts.component {
+    let places = compiled::Places::installed(
+        compile_cache(&opts.state_dir),
+        !matches!(command, Command::Check),
+    );
+    let (runner, origin) = match &opts.component {
         Some(path) => {
             let wasm = std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("reading --component {}: {e}", path.display()))?;
-            Runner::new(&wasm)?
+            Runner::load(&wasm, &places)?
         }
-        None => Runner::new(runner::EMBEDDED_COMPONENT)?,
+        None => Runner::load(runner::EMBEDDED_COMPONENT, &places)?,
     };
-    tracing::debug!(
-        ms = started.elapsed().as_millis() as u64,
-        "component compiled"
-    );
+    let ms = started.elapsed().as_millis() as u64;
+    match origin {
+        compiled::Origin::Shipped(path) | compiled::Origin::Cached(path) => {
+            tracing::debug!(ms, path = %path.display(), "component loaded, compiled ahead of time")
+        }
+        compiled::Origin::Compiled { kept } => tracing::debug!(
+            ms,
+            kept = kept.as_ref().map(|p| p.display().to_string()),
+            "component compiled"
+        ),
+    }
     Ok(runner)
+}
+
+/// Where compiled components are kept: under `state_dir`, and only while that directory and the
+/// cache in it are the service user's alone (native code is loaded from there).
+fn compile_cache(state_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let cache = state_dir.join("compiled");
+    let safe = crate::store::state::unsafe_dir(state_dir).is_none()
+        && crate::store::state::unsafe_dir(&cache).is_none();
+    safe.then_some(cache)
 }
 
 /// The sandbox of every call; the trusted CAs are read once, here.
@@ -197,4 +222,33 @@ pub(crate) fn change_log(opts: &Options) -> ChangeLog {
         opts.change_log_max_bytes,
         opts.change_log_keep,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compile_cache;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn compiled_components_are_kept_only_where_no_one_else_can_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        assert_eq!(compile_cache(&state_dir), Some(state_dir.join("compiled")));
+        std::fs::create_dir(&state_dir).unwrap();
+        let mode = |path: &std::path::Path, mode| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        mode(&state_dir, 0o700);
+        std::fs::create_dir(state_dir.join("compiled")).unwrap();
+        mode(&state_dir.join("compiled"), 0o777);
+        assert_eq!(compile_cache(&state_dir), None, "a cache others can write");
+        mode(&state_dir.join("compiled"), 0o700);
+        assert_eq!(compile_cache(&state_dir), Some(state_dir.join("compiled")));
+        mode(&state_dir, 0o775);
+        assert_eq!(
+            compile_cache(&state_dir),
+            None,
+            "a state_dir its group can write"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 use crate::sandbox::bindings::{
     self, CheckReport, ConfigValues, Report, RunOptions, SyncError, SyncHostPre,
 };
+use crate::sandbox::compiled;
 use crate::sandbox::egress::EgressPolicy;
 use crate::sandbox::progress::{OnBatch, ProgressStdout};
 use anyhow::{anyhow, Result};
@@ -13,7 +14,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
@@ -202,12 +203,23 @@ struct Prepared {
     started: Instant,
 }
 
+/// The engine every component of this host is compiled for: `grouper-sync precompile` and the
+/// loading of a compiled file must agree on it (the file's name carries its settings).
+pub fn engine() -> Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    Ok(Engine::new(&config)?)
+}
+
 impl Runner {
-    /// Compiles and links the component once.
+    /// Compiles and links the component.
     pub fn new(wasm: &[u8]) -> Result<Runner> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config)?;
+        Ok(Runner::load(wasm, &compiled::Places::default())?.0)
+    }
+
+    /// Links the component, compiled ahead of time if one of `places` has it, else compiled now.
+    pub fn load(wasm: &[u8], places: &compiled::Places) -> Result<(Runner, compiled::Origin)> {
+        let engine = engine()?;
         let ticker = engine.weak();
         std::thread::spawn(move || loop {
             std::thread::sleep(EPOCH_TICK);
@@ -216,8 +228,8 @@ impl Runner {
                 None => break,
             }
         });
-        let component =
-            Component::new(&engine, wasm).map_err(|e| anyhow!("loading the component: {e}"))?;
+        let (component, origin) = compiled::load(&engine, wasm, places)
+            .map_err(|e| anyhow!("loading the component: {e:#}"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
@@ -229,7 +241,7 @@ impl Runner {
             .map_err(|e| anyhow!("the component exports no wasi:http/incoming-handler: {e}"))?;
         let pre = SyncHostPre::new(pre)
             .map_err(|e| anyhow!("the component does not match wit/world.wit: {e}"))?;
-        Ok(Runner { engine, pre, proxy })
+        Ok((Runner { engine, pre, proxy }, origin))
     }
 
     pub fn component_type(&self) -> wasmtime::component::types::Component {
