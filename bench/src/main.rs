@@ -5,6 +5,7 @@
 
 mod client;
 mod proxy;
+mod startup;
 
 use grouper_sync_testkit::{fake_hub, real_hub};
 
@@ -44,9 +45,13 @@ struct Args {
     /// The concurrency of warm and changed passes
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
-    /// The grouper-sync binary (cargo build --release -p grouper-sync-host)
-    #[arg(long, default_value = "target/release/grouper-sync")]
+    /// The grouper-sync command: the installed wheel's (scripts/wheel.sh), which ships the
+    /// component compiled ahead of time
+    #[arg(long, default_value = "target/wheel-venv/bin/grouper-sync")]
     bin: PathBuf,
+    /// Starts per start-up row (exec of `once` to its first hub request); 0 skips the table
+    #[arg(long, default_value_t = 7)]
+    startup_runs: usize,
     /// Fail unless every pass converged, and warm passes wrote nothing and read no user but
     /// recently active ones (margin) and the refresh slice
     #[arg(long)]
@@ -623,12 +628,15 @@ fn main() -> Result<()> {
     let args = Args::parse();
     if !args.bin.exists() {
         bail!(
-            "{} not found: cargo build --release -p grouper-sync-host",
+            "{} not found: scripts/wheel.sh builds and installs it",
             args.bin.display()
         );
     }
     println!("## grouper-sync-bench\n");
     println!("Medians; wall = the whole `grouper-sync once` process (start-up included), pass = the component's own duration_ms; hub-side = the hub's logged request time for /hub/api/users*. Baseline ÷ this compares wall times with the baseline measured in the same table.");
+    if args.startup_runs > 0 {
+        startup::table(&args.bin, &scratch("startup"), args.startup_runs)?;
+    }
     // a size of 0 skips that kind (`--sizes 0`)
     for &n in args.sizes.iter().filter(|&&n| n > 0) {
         real_hub_size(&args, n)?;

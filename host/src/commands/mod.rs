@@ -130,7 +130,7 @@ fn load_runner(opts: &Options, command: &Command) -> anyhow::Result<Runner> {
         }
         None => Runner::load(runner::EMBEDDED_COMPONENT, &places)?,
     };
-    let ms = started.elapsed().as_millis() as u64;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
     match origin {
         compiled::Origin::Shipped(path) | compiled::Origin::Cached(path) => {
             tracing::debug!(ms, path = %path.display(), "component loaded, compiled ahead of time")
@@ -155,10 +155,14 @@ fn compile_cache(state_dir: &std::path::Path) -> Option<std::path::PathBuf> {
 
 /// The sandbox of every call; the trusted CAs are read once, here.
 fn limits(opts: &Options) -> Result<Limits, String> {
+    let started = std::time::Instant::now();
+    let tls = tls::client_config(opts.ca_file.as_deref())?;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::debug!(ms, "trusted CAs read");
     Ok(Limits {
         allowed_hosts: Some(opts.allowed_hosts.clone()),
         http_timeout_cap: opts.http_timeout_cap,
-        tls: tls::client_config(opts.ca_file.as_deref())?,
+        tls,
         deadline: opts.pass_deadline,
         memory_bytes: opts.memory_limit_bytes,
     })
