@@ -548,7 +548,7 @@ fn real_hub_size(args: &Args, n: usize) -> Result<()> {
         for &c in &args.cold_concurrency {
             let cold = times(args.cold_runs, || {
                 sim.edit_group(GROUP, |g| g.members.clear());
-                let _ = std::fs::remove_file(state.join("user-state.json"));
+                let _ = std::fs::remove_file(state.join("user-state"));
                 Ok(run_grouper_sync(args, &setup, &state, c)?.0)
             })?;
             rows.push(Row::new(format!("cold, concurrency {c}"), cold));

@@ -3,7 +3,7 @@
 //! same tables as the config file, so flags work before or after the command and `--help` lists
 //! every key with its environment variable.
 
-use crate::commands::{approve, log, once, pass::PassArgs, precompile, Command};
+use crate::commands::{approve, log, once, pass::PassArgs, precompile, state, Command};
 use crate::options::{self, Options};
 use anyhow::{anyhow, bail, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -43,6 +43,8 @@ enum Sub {
     /// Compile the embedded component ahead of time into DIR, where the installed binary looks
     /// for it (packaging: scripts/wheel.sh); a process then starts in milliseconds
     Precompile(precompile::Args),
+    /// The user state of incremental passes under state_dir (`state show`: as JSON)
+    State(state::Args),
 }
 
 /// Flags that would put a secret on the command line: refused with the reason.
@@ -105,6 +107,7 @@ pub fn parse(
         Some(Sub::Approve(a)) => Command::Approve(a),
         Some(Sub::Log(a)) => Command::Log(a),
         Some(Sub::Precompile(a)) => Command::Precompile(a),
+        Some(Sub::State(a)) => Command::State(a),
     };
     Ok((command, options::from_matches(&matches, env, read)?))
 }

@@ -324,7 +324,7 @@ fn once_and_check_commands_exit_codes_and_no_secret_leaks() {
     assert_eq!(w.sim.member_ids(GROUP), ["100001", "100002"]);
 
     // the pass above stored a user state; the next one reads only the listing
-    let state_file = dir.join("state").join("user-state.json");
+    let state_file = dir.join("state").join("user-state");
     let mode = std::fs::metadata(&state_file).unwrap().permissions();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
@@ -364,7 +364,23 @@ fn once_and_check_commands_exit_codes_and_no_secret_leaks() {
         warnings[0].contains("user state is not readable"),
         "{stderr}"
     );
-    assert!(serde_json::from_slice::<Value>(&std::fs::read(&state_file).unwrap()).is_ok());
+    // replaced by a good one, which `state show` prints as JSON
+    let (code, stdout, stderr) = run(&["state", "show"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let shown: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(shown["users"].as_array().map(Vec::len), Some(3), "{shown}");
+    let subjects: Vec<&str> = shown["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|u| u["subjects"].as_object().unwrap().values())
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        subjects.contains(&"100001") && subjects.contains(&"100002"),
+        "{shown}"
+    );
+    assert!(!stdout.contains("auth_state"), "{stdout}");
 
     let (code, _, stderr) = run(&["once", "--grouper_pass", "x"]);
     assert_eq!(code, Some(2));
@@ -571,7 +587,7 @@ fn killed_in_the_middle_of_a_write_then_restarted_it_converges() {
     // a first pass leaves a user state behind
     let (code, _, stderr) = run_command(&env, &["once"]);
     assert_eq!(code, Some(0), "{stderr}");
-    let state_file = dir.join("state").join("user-state.json");
+    let state_file = dir.join("state").join("user-state");
     let state_before = std::fs::read(&state_file).unwrap();
     // someone new on the hub, someone stale in the group; Grouper commits the add and then hangs
     w.hub.state.lock().unwrap().users.push((

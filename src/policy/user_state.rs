@@ -7,13 +7,17 @@
 //! before anyone is removed (offset paging can skip a user), and a user whose read now finds no
 //! subject where it found one before keeps the subject as *lost* (their membership is kept).
 
+mod encoding;
+
 use crate::policy::mapping::{HubUser, MappedSubjects};
 use crate::settings::{paths_text, Refresh, Settings};
+use encoding::{DecodeError, Decoded, EntryFields, Head, Writer};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 pub const FORMAT: &str = "jupyterhub-grouper-sync/user-state";
-pub const VERSION: u32 = 1;
+/// The version this build writes; it reads version 1 (JSON) too.
+pub const VERSION: u32 = encoding::VERSION;
+const JSON_VERSION: u32 = 1;
 
 /// What one user looked like when their `auth_state` was last read in a pass that read it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,34 +77,7 @@ pub fn lost_subjects(
     lost.iter().any(Option::is_some).then_some(lost)
 }
 
-/// An entry as written: the same fields as [`Entry`], borrowed from the pass.
-#[derive(Serialize)]
-struct EntryRef<'a> {
-    n: &'a str,
-    c: Option<i64>,
-    a: Option<i64>,
-    s: &'a [Option<String>],
-    r: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    l: Option<&'a [Option<String>]>,
-    #[serde(skip_serializing_if = "is_false")]
-    u: bool,
-}
-
-/// Everything of a state file but its users (written first, then the entries as they come).
-#[derive(Debug, Serialize)]
-struct StateHead {
-    format: String,
-    version: u32,
-    /// The hub API URL the users belong to.
-    hub: String,
-    /// The auth_state path lists the subjects were mapped with.
-    mappings: Vec<String>,
-    /// The hub's clock (s, the `Date` of the first list page) when the writing pass began.
-    pass_hub_time: i64,
-}
-
-/// A state file as read (not `#[serde(flatten)]` over the head: that would buffer every entry).
+/// A state file of version 1, JSON (read when upgrading; re-encoded as version 2 on reading).
 #[derive(Debug, Deserialize)]
 struct StateFile {
     format: String,
@@ -219,9 +196,9 @@ pub struct Prior {
 }
 
 struct Known {
-    pass_hub_time: i64,
-    users: HashMap<String, Entry>,
-    others: std::collections::HashSet<String>,
+    state: Decoded,
+    /// Per position of the state's index: the pass has asked about that user.
+    taken: Vec<bool>,
 }
 
 /// Why a user's record is read, and what the state knew of them (for lost subjects).
@@ -279,12 +256,13 @@ impl Prior {
     fn other_version(version: u32) -> Prior {
         Prior::unusable(
             StateStatus::Outdated,
-            format!("the user state is format version {version}; this build reads {VERSION}"),
+            format!(
+                "the user state is format version {version}; this build reads {JSON_VERSION} and {VERSION}"
+            ),
         )
     }
 
-    /// Reads the state handed in, and lets go of the bytes. Never fails: anything unusable
-    /// means a full pass.
+    /// Reads the state handed in. Never fails: anything unusable means a full pass.
     pub fn load(bytes: Option<Vec<u8>>, full: bool, settings: &Settings) -> Prior {
         let Some(bytes) = bytes else {
             return Prior {
@@ -305,38 +283,23 @@ impl Prior {
     }
 
     fn parse(bytes: Vec<u8>, settings: &Settings) -> Prior {
-        let parsed = serde_json::from_slice::<StateFile>(&bytes);
-        let file = match parsed {
-            Ok(f) => {
-                drop(bytes);
-                f
-            }
-            Err(e) => {
-                return match serde_json::from_slice::<Header>(&bytes) {
-                    Ok(Header {
-                        format: Some(format),
-                        version: Some(version),
-                    }) if format == FORMAT && version != VERSION => Prior::other_version(version),
-                    _ => Prior::unusable(
-                        StateStatus::Unreadable,
-                        format!("the user state is not readable ({e})"),
-                    ),
-                }
+        let keys = mapping_keys(settings);
+        let decoded = if bytes.starts_with(encoding::MAGIC) {
+            Decoded::new(bytes)
+        } else {
+            from_json(bytes, keys.len())
+        };
+        let state = match decoded {
+            Ok(state) => state,
+            Err(DecodeError::OtherVersion(v)) => return Prior::other_version(v),
+            Err(DecodeError::Damaged(why)) => {
+                return Prior::unusable(
+                    StateStatus::Unreadable,
+                    format!("the user state is not readable ({why})"),
+                )
             }
         };
-        let head = &file;
-        if head.format != FORMAT {
-            return Prior::unusable(
-                StateStatus::Unreadable,
-                format!(
-                    "the user state has format {:?}, not {FORMAT:?}",
-                    head.format
-                ),
-            );
-        }
-        if head.version != VERSION {
-            return Prior::other_version(head.version);
-        }
+        let head = &state.head;
         if head.hub != settings.hub_api_url {
             return Prior::unusable(
                 StateStatus::Foreign,
@@ -346,7 +309,6 @@ impl Prior {
                 ),
             );
         }
-        let keys = mapping_keys(settings);
         if head.mappings != keys {
             return Prior::unusable(
                 StateStatus::Outdated,
@@ -356,32 +318,12 @@ impl Prior {
                 ),
             );
         }
-        let pass_hub_time = file.pass_hub_time;
-        let mut users = HashMap::with_capacity(file.users.len());
-        for mut entry in file.users {
-            let lost_len = entry.lost.as_ref().map_or(keys.len(), Vec::len);
-            if entry.subjects.len() != keys.len()
-                || lost_len != keys.len()
-                || entry.read_at > pass_hub_time
-            {
-                return Prior::unusable(
-                    StateStatus::Unreadable,
-                    format!(
-                        "the user state's entry for {:?} is inconsistent",
-                        entry.name
-                    ),
-                );
-            }
-            // the name lives on as the key only (decide puts it back)
-            users.insert(std::mem::take(&mut entry.name), entry);
-        }
         Prior {
             status: StateStatus::Used,
             reason: None,
             known: Some(Known {
-                pass_hub_time,
-                users,
-                others: file.others.into_iter().collect(),
+                taken: vec![false; state.users()],
+                state,
             }),
             reuse: true,
         }
@@ -400,11 +342,11 @@ impl Prior {
                 "the hub's answer had no Date header, so the user state cannot be compared"
                     .to_string(),
             ),
-            Some(now) if now < known.pass_hub_time => (
+            Some(now) if now < known.state.head.pass_hub_time => (
                 StateStatus::Outdated,
                 format!(
                     "the hub's clock ({now}) is behind the user state's ({})",
-                    known.pass_hub_time
+                    known.state.head.pass_hub_time
                 ),
             ),
             Some(_) => return,
@@ -418,25 +360,27 @@ impl Prior {
         let Some(known) = &mut self.known else {
             return Vec::new();
         };
-        let mut out: Vec<Unlisted> = known
-            .users
-            .drain()
-            .filter(|(name, _)| !listed.contains(name.as_str()))
-            .map(|(name, mut entry)| {
-                entry.name = name.clone();
+        let state = &known.state;
+        let mut out: Vec<Unlisted> = (0..state.users())
+            .filter(|&i| !known.taken[i] && !listed.contains(state.user_name(i)))
+            .map(|i| {
+                let entry = state.entry(i);
                 Unlisted {
-                    name,
+                    name: entry.name.clone(),
                     entry: Some(entry),
                 }
             })
             .collect();
         out.extend(
-            known
-                .others
-                .drain()
-                .filter(|name| !listed.contains(name.as_str()))
-                .map(|name| Unlisted { name, entry: None }),
+            state
+                .others()
+                .filter(|name| !listed.contains(name))
+                .map(|name| Unlisted {
+                    name: name.to_string(),
+                    entry: None,
+                }),
         );
+        self.known = None;
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out.dedup_by(|a, b| a.name == b.name);
         out
@@ -449,14 +393,19 @@ impl Prior {
         let Some(known) = &mut self.known else {
             return Decision::Read(Reread::new(ReadReason::Full));
         };
-        let Some((name, mut entry)) = known.users.remove_entry(&user.name) else {
+        let position = known
+            .state
+            .find(&user.name)
+            .filter(|&i| !std::mem::replace(&mut known.taken[i], true));
+        let Some(position) = position else {
             return Decision::Read(Reread::new(if reuse {
                 ReadReason::New
             } else {
                 ReadReason::Full
             }));
         };
-        entry.name = name;
+        let pass_hub_time = known.state.head.pass_hub_time;
+        let entry = known.state.entry(position);
         // deleted and recreated (or no `created` to tell): perhaps another person
         if user.created.is_none() || user.created != entry.created {
             return Decision::Read(Reread::new(if reuse {
@@ -480,7 +429,7 @@ impl Prior {
             let period = refresh.full_refresh_seconds;
             let phase = refresh_phase(&user.name, period);
             let crossed =
-                (now - phase).div_euclid(period) > (known.pass_hub_time - phase).div_euclid(period);
+                (now - phase).div_euclid(period) > (pass_hub_time - phase).div_euclid(period);
             (crossed || now - entry.read_at >= period).then_some(ReadReason::Refresh)
         };
         match reason {
@@ -499,59 +448,95 @@ pub fn refresh_phase(name: &str, period: i64) -> i64 {
     (crate::policy::hashing::fnv1a64(name.as_bytes()) % period.max(1) as u64) as i64
 }
 
-/// The state a pass leaves for the next one: every user read successfully in it or remembered.
-/// Written as it comes, so memory holds the encoded state once, not a copy of each user.
+/// Version 1's JSON state as version 2's bytes, its entries checked against the mappings.
+fn from_json(bytes: Vec<u8>, mappings: usize) -> Result<Decoded, DecodeError> {
+    let file = match serde_json::from_slice::<StateFile>(&bytes) {
+        Ok(file) => file,
+        Err(e) => {
+            return Err(match serde_json::from_slice::<Header>(&bytes) {
+                Ok(Header {
+                    format: Some(format),
+                    version: Some(version),
+                }) if format == FORMAT && version != JSON_VERSION => {
+                    DecodeError::OtherVersion(version)
+                }
+                _ => DecodeError::Damaged(e.to_string()),
+            })
+        }
+    };
+    drop(bytes);
+    if file.format != FORMAT {
+        return Err(DecodeError::Damaged(format!(
+            "it has format {:?}, not {FORMAT:?}",
+            file.format
+        )));
+    }
+    if file.version != JSON_VERSION {
+        return Err(DecodeError::OtherVersion(file.version));
+    }
+    let head = Head {
+        hub: file.hub,
+        mappings: file.mappings,
+        pass_hub_time: file.pass_hub_time,
+    };
+    let mut writer = Writer::new(&head, file.users.len());
+    for entry in &file.users {
+        let lost_len = entry.lost.as_ref().map_or(mappings, Vec::len);
+        if entry.subjects.len() != mappings
+            || lost_len != mappings
+            || entry.read_at > head.pass_hub_time
+        {
+            return Err(DecodeError::Damaged(format!(
+                "the entry for {:?} is inconsistent",
+                entry.name
+            )));
+        }
+        writer.user(fields(entry));
+    }
+    for name in &file.others {
+        writer.other(name);
+    }
+    Decoded::new(writer.finish())
+}
+
+fn fields(e: &Entry) -> EntryFields<'_> {
+    EntryFields {
+        name: &e.name,
+        created: e.created,
+        last_activity: e.last_activity,
+        subjects: &e.subjects,
+        read_at: e.read_at,
+        lost: e.lost.as_deref(),
+        unread: e.unread,
+    }
+}
+
+/// The state a pass leaves for the next one: every user read successfully in it or remembered,
+/// and the names of the other listed users. Encoded as it comes, so memory holds the encoded
+/// state once, not a copy of each user.
 pub struct Next {
     pass_hub_time: i64,
-    /// The state's JSON so far: the head, then the entries, comma-separated.
-    json: Vec<u8>,
-    count: usize,
-    /// `others` so far: the JSON strings of listed users without an entry, comma-separated.
-    others: Vec<u8>,
+    writer: Writer,
 }
 
 impl Next {
     /// A state for about `users` users (room is reserved for them).
     pub fn new(pass_hub_time: i64, users: usize, settings: &Settings) -> Next {
-        let head = StateHead {
-            format: FORMAT.into(),
-            version: VERSION,
+        let head = Head {
             hub: settings.hub_api_url.clone(),
             mappings: mapping_keys(settings),
             pass_hub_time,
         };
-        let mut json = Vec::with_capacity(256 + users * 96);
-        serde_json::to_writer(&mut json, &head).expect("a state head always serializes");
-        json.pop(); // its closing brace: the entries follow
-        json.extend_from_slice(b",\"users\":[");
         Next {
             pass_hub_time,
-            json,
-            count: 0,
-            others: Vec::new(),
+            writer: Writer::new(&head, users),
         }
-    }
-
-    fn push(&mut self, entry: EntryRef) {
-        if self.count > 0 {
-            self.json.push(b',');
-        }
-        serde_json::to_writer(&mut self.json, &entry).expect("an entry always serializes");
-        self.count += 1;
     }
 
     /// A user served from the state, or one whose read failed in this pass (then read again
     /// next time): kept as it was read.
     pub fn remember(&mut self, e: &Entry) {
-        self.push(EntryRef {
-            n: &e.name,
-            c: e.created,
-            a: e.last_activity,
-            s: &e.subjects,
-            r: e.read_at,
-            l: e.lost.as_deref(),
-            u: e.unread,
-        });
+        self.writer.user(fields(e));
     }
 
     /// A user read in this pass, with the subjects the read lost.
@@ -561,31 +546,81 @@ impl Next {
         subjects: &[Option<String>],
         lost: Option<&[Option<String>]>,
     ) {
-        self.push(EntryRef {
-            n: &user.name,
-            c: user.created,
-            a: user.last_activity,
-            s: subjects,
-            r: self.pass_hub_time,
-            l: lost,
-            u: false,
+        self.writer.user(EntryFields {
+            name: &user.name,
+            created: user.created,
+            last_activity: user.last_activity,
+            subjects,
+            read_at: self.pass_hub_time,
+            lost,
+            unread: false,
         });
     }
 
     /// A listed user whose record was not needed: only the name is kept.
     pub fn listed(&mut self, name: &str) {
-        if !self.others.is_empty() {
-            self.others.push(b',');
-        }
-        serde_json::to_writer(&mut self.others, name).expect("a name always serializes");
+        self.writer.other(name);
     }
 
-    pub fn encode(mut self) -> Vec<u8> {
-        self.json.extend_from_slice(b"],\"others\":[");
-        self.json.append(&mut self.others);
-        self.json.extend_from_slice(b"]}");
-        self.json
+    pub fn encode(self) -> Vec<u8> {
+        self.writer.finish()
     }
+}
+
+/// A state's bytes as JSON (`grouper-sync state show`): the head, every entry with the mapping
+/// it was read with, the other listed names. `auth_state` is never in a state.
+pub fn show(bytes: Vec<u8>) -> Result<serde_json::Value, String> {
+    use serde_json::{json, Map, Value};
+    let state = if bytes.starts_with(encoding::MAGIC) {
+        Decoded::new(bytes)
+    } else {
+        let mappings = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| Some(v.get("mappings")?.as_array()?.len()))
+            .unwrap_or(0);
+        from_json(bytes, mappings)
+    }
+    .map_err(|e| match e {
+        DecodeError::OtherVersion(v) => {
+            format!("format version {v}; this build reads {JSON_VERSION} and {VERSION}")
+        }
+        DecodeError::Damaged(why) => format!("not readable: {why}"),
+    })?;
+    let per_mapping = |subjects: &MappedSubjects| -> Value {
+        let mut m = Map::new();
+        for (key, subject) in state.head.mappings.iter().zip(subjects) {
+            m.insert(key.clone(), json!(subject));
+        }
+        Value::Object(m)
+    };
+    let users: Vec<Value> = (0..state.users())
+        .map(|i| {
+            let e = state.entry(i);
+            let mut u = json!({
+                "name": e.name,
+                "created_us": e.created,
+                "last_activity_us": e.last_activity,
+                "read_at": e.read_at,
+                "subjects": per_mapping(&e.subjects),
+            });
+            if let Some(lost) = &e.lost {
+                u["lost"] = per_mapping(lost);
+            }
+            if e.unread {
+                u["unread"] = json!(true);
+            }
+            u
+        })
+        .collect();
+    Ok(json!({
+        "format": FORMAT,
+        "version": VERSION,
+        "hub": state.head.hub,
+        "mappings": state.head.mappings,
+        "pass_hub_time": state.head.pass_hub_time,
+        "users": users,
+        "others": state.others().collect::<Vec<_>>(),
+    }))
 }
 
 #[cfg(test)]

@@ -112,14 +112,7 @@ fn listed_users(s: &mut Session) -> Result<Option<Vec<HubUser>>, SyncError> {
     {
         return Ok(None);
     }
-    let listing = hub_reader::list_users(s)?;
-    Ok(Some(
-        listing
-            .users
-            .into_iter()
-            .map(|u| HubUser::listed(u, 0))
-            .collect(),
-    ))
+    Ok(Some(hub_reader::list_users(s, &mut |_| 0)?.users))
 }
 
 pub fn run(settings: &Settings, transport: &mut dyn Transport, log_to: LogTo) -> CheckReport {

@@ -9,9 +9,9 @@ use crate::policy::user_state::{
     lost_subjects, Decision, Entry, Next, Prior, ReadReasons, StateStatus, Unlisted,
 };
 use crate::sync::session::Session;
-use crate::wire::hub::{self, ListedUser, UserError};
+use crate::wire::hub::{self, UserError};
 use crate::wire::timestamp::response_date_seconds;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 fn wall_clock_us() -> i64 {
     std::time::SystemTime::now()
@@ -50,18 +50,22 @@ pub struct HubView {
 
 /// The listing: users in the hub's order, why it may be short, and the hub's clock.
 pub struct Listing {
-    pub users: Vec<ListedUser>,
+    pub users: Vec<HubUser>,
     pub incomplete: Option<SyncError>,
     pub hub_time: Option<i64>,
 }
 
-/// Lists every hub user, page by page, keeping the fields the targets need.
-pub fn list_users(s: &mut Session) -> Result<Listing, SyncError> {
+/// Lists every hub user, page by page, keeping the fields the targets need. Each user is made a
+/// [`HubUser`] as its page comes, idle since `now_us` (given the hub's clock of the first page),
+/// so that the pages and the listed users are never held beside the result.
+pub fn list_users(
+    s: &mut Session,
+    now_us: &mut dyn FnMut(Option<i64>) -> i64,
+) -> Result<Listing, SyncError> {
     const WHAT: &str = "listing hub users";
     let settings = s.settings;
     let (mut offset, mut limit) = (0u64, settings.api_page_size as u64);
-    let mut users: Vec<ListedUser> = Vec::new();
-    let mut seen = BTreeSet::new();
+    let mut users: Vec<HubUser> = Vec::new();
     let mut last_total = None;
     let mut first_total: Option<u64> = None;
     let mut shrank: Option<(u64, u64)> = None;
@@ -90,11 +94,9 @@ pub fn list_users(s: &mut Session) -> Result<Listing, SyncError> {
         if page_no == 1 {
             hub_time = response_date_seconds(&resp);
         }
-        for u in page.users {
-            if seen.insert(u.name.clone()) {
-                users.push(u);
-            }
-        }
+        drop(resp);
+        let now = now_us(hub_time);
+        users.extend(page.users.into_iter().map(|u| HubUser::listed(u, now)));
         if let Some(total) = page.total {
             if last_total.is_some_and(|before| total < before) {
                 shrank = Some((first_total.unwrap_or(total), total));
@@ -123,6 +125,8 @@ pub fn list_users(s: &mut Session) -> Result<Listing, SyncError> {
             }
         }
     }
+    // a user on two pages (offset paging while users are added) counts once
+    dedup_by_name(&mut users);
     // Offset paging can skip users when others are deleted mid-listing: a shrinking total says
     // so even when the count of what we got matches the new total.
     let incomplete = match (shrank, last_total) {
@@ -144,6 +148,24 @@ pub fn list_users(s: &mut Session) -> Result<Listing, SyncError> {
         incomplete,
         hub_time,
     })
+}
+
+/// Keeps the first of users with the same name, in order.
+fn dedup_by_name(users: &mut Vec<HubUser>) {
+    let name_of = |i: u32| users[i as usize].name.as_str();
+    let mut order: Vec<u32> = (0..users.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| name_of(a).cmp(name_of(b)).then(a.cmp(&b)));
+    let mut repeated = vec![false; users.len()];
+    for pair in order.windows(2) {
+        if name_of(pair[0]) == name_of(pair[1]) {
+            repeated[pair[1] as usize] = true;
+        }
+    }
+    let mut at = 0;
+    users.retain(|_| {
+        at += 1;
+        !repeated[at - 1]
+    });
 }
 
 fn log_state(s: &Session, prior: &Prior) {
@@ -184,13 +206,20 @@ enum Lookup {
 /// absence alone never counts as a departure.
 pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
     let settings = s.settings;
+    // Activity is measured against the hub's clock, the machine's (read once) where the hub sent
+    // no Date.
+    let mut machine_now = None;
+    let mut now_of = |hub_time: Option<i64>| match hub_time {
+        Some(t) => t * 1_000_000,
+        None => *machine_now.get_or_insert_with(wall_clock_us),
+    };
     let Listing {
-        users: listed,
+        mut users,
         mut incomplete,
         hub_time,
-    } = list_users(s)?;
-    s.log.info(&format!("listed {} hub users", listed.len()));
-    if listed.is_empty() && !settings.allow_empty_hub {
+    } = list_users(s, &mut now_of)?;
+    s.log.info(&format!("listed {} hub users", users.len()));
+    if users.is_empty() && !settings.allow_empty_hub {
         return Err(SyncError::new(
             ErrorKind::HubIncomplete,
             "the hub listed no users; refusing to treat that as an empty group (set allow_empty_hub=true if it is real)",
@@ -198,12 +227,7 @@ pub fn read(s: &mut Session, mut prior: Prior) -> Result<HubView, SyncError> {
     }
     prior.at_hub_time(hub_time);
     log_state(s, &prior);
-    // Activity is measured against the hub's clock, the machine's where the hub sent no Date.
-    let now_us = hub_time.map_or_else(wall_clock_us, |t| t * 1_000_000);
-    let mut users: Vec<HubUser> = listed
-        .into_iter()
-        .map(|u| HubUser::listed(u, now_us))
-        .collect();
+    let now_us = now_of(hub_time);
     let targets = expand_targets(&settings.targets, &users);
     let mappings = settings.auth_state_mappings();
     let mut next = hub_time.map(|now| Next::new(now, users.len(), settings));

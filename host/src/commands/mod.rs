@@ -1,5 +1,5 @@
 //! The commands of `grouper-sync`, one module each (`service`, `once`, `check`, `approve`, `log`,
-//! `precompile`), over what they share: the sandbox limits, the compiled component, the lock on
+//! `precompile`, `state`), over what they share: the sandbox limits, the compiled component, the lock on
 //! `state_dir`, and one pass's sequence of side effects (`pass`).
 
 pub mod approve;
@@ -9,6 +9,7 @@ pub mod once;
 pub mod pass;
 pub mod precompile;
 mod service;
+pub mod state;
 
 use crate::options::Options;
 pub use crate::outcome::ExitStatus;
@@ -36,6 +37,8 @@ pub enum Command {
     Log(log::Args),
     /// Compile the embedded component ahead of time into a directory (packaging).
     Precompile(precompile::Args),
+    /// Show the user state.
+    State(state::Args),
 }
 
 /// A withheld plan's name as given on the command line: 16 hex digits, any case.
@@ -81,6 +84,7 @@ pub async fn execute(command: Command, opts: Options) -> ExitStatus {
         Command::Approve(args) => return args.execute(&opts).await,
         Command::Log(args) => return args.execute(&opts),
         Command::Precompile(args) => return args.execute(),
+        Command::State(args) => return args.execute(&opts),
         _ => {}
     }
     let limits = match limits(&opts) {
@@ -101,8 +105,8 @@ pub async fn execute(command: Command, opts: Options) -> ExitStatus {
     match (command, stop) {
         (Command::Once(args), _) => args.execute(&opts, &runner, &limits).await,
         (Command::Check, _) => check::execute(&opts, &runner, &limits).await,
-        (Command::Approve(_) | Command::Log(_) | Command::Precompile(_), _) => {
-            unreachable!("approve, log and precompile run no pass")
+        (Command::Approve(_) | Command::Log(_) | Command::Precompile(_) | Command::State(_), _) => {
+            unreachable!("approve, log, precompile and state run no pass")
         }
         (Command::Service(args), Some(stop)) => {
             service::execute(&args, &opts, &runner, &limits, stop).await

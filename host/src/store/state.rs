@@ -1,8 +1,10 @@
 //! What the host keeps under `state_dir`, each file written atomically (temporary file, fsync,
 //! rename, fsync of the directory) and readable by the service's user alone:
-//! - `user-state.json`: the bytes the component returned after a pass, handed back to the next
-//!   one. The host never interprets them (the component checks format, hub and settings), and
-//!   they are never required: a missing or unreadable file means a full pass.
+//! - `user-state`: the bytes the component returned after a pass, handed back to the next one.
+//!   A pass never interprets them (the component checks format, hub and settings; `grouper-sync
+//!   state show` prints them), and they are never required: a missing or unreadable file means a
+//!   full pass. Earlier builds wrote `user-state.json` (format version 1, which the component still
+//!   reads); it is read while no `user-state` exists and removed once one is written.
 //! - `approvals.json`: withheld plans an admin approved, each used at most once, expiring.
 //! - `removals.json`: how many members each pass removed from each group, and when, for the
 //!   component's daily removal budget (the component decides; the host only keeps the record).
@@ -22,7 +24,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jupyterhub_grouper_sync::sync::report::RemovalRecord;
 
-pub const FILE_NAME: &str = "user-state.json";
+pub const FILE_NAME: &str = "user-state";
+/// Where builds before format version 2 kept the user state.
+pub const OLD_FILE_NAME: &str = "user-state.json";
 pub const APPROVALS_FILE: &str = "approvals.json";
 pub const REMOVALS_FILE: &str = "removals.json";
 pub const LOCK_FILE: &str = "lock";
@@ -64,11 +68,24 @@ impl StateStore {
         self.dir.join(FILE_NAME)
     }
 
+    /// The stored state's bytes and the file they came from (the one an earlier build wrote,
+    /// while there is no other).
+    pub fn read(&self) -> std::io::Result<(Vec<u8>, PathBuf)> {
+        let path = self.path();
+        match read_nofollow(&path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let old = self.dir.join(OLD_FILE_NAME);
+                read_nofollow(&old).map(|bytes| (bytes, old)).map_err(|_| e)
+            }
+            read => read.map(|bytes| (bytes, path)),
+        }
+    }
+
     /// The stored state, if there is one that can be read. Logs once why there is none.
     pub fn load(&self) -> Option<Vec<u8>> {
         let path = self.path();
-        match read_nofollow(&path) {
-            Ok(bytes) => Some(bytes),
+        match self.read() {
+            Ok((bytes, _)) => Some(bytes),
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 tracing::warn!(path = %path.display(), "no user state yet (first pass, or state_dir is new); this pass reads every user's record");
                 None
@@ -80,9 +97,17 @@ impl StateStore {
         }
     }
 
-    /// Replaces the stored state atomically: a crash leaves the old file or the new one.
+    /// Replaces the stored state atomically: a crash leaves the old file or the new one. An
+    /// earlier build's file goes once the new one is in place.
     pub fn save(&self, _held: &StateLock, bytes: &[u8]) -> Result<()> {
-        self.write_atomically(FILE_NAME, bytes)
+        self.write_atomically(FILE_NAME, bytes)?;
+        match fs::remove_file(self.dir.join(OLD_FILE_NAME)) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                tracing::warn!("cannot remove the earlier build's {OLD_FILE_NAME}: {e}")
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Replaces `name` under `state_dir` atomically: a crash leaves the old file or the new one.
@@ -397,6 +422,19 @@ mod tests {
 
     fn locked(store: &StateStore) -> StateLock {
         store.try_lock("a test").unwrap()
+    }
+
+    #[test]
+    fn an_earlier_builds_state_is_read_until_a_new_one_is_written() {
+        let dir = temp_dir("upgrade");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(OLD_FILE_NAME), b"version 1").unwrap();
+        let store = StateStore::new(&dir);
+        assert_eq!(store.load().as_deref(), Some(&b"version 1"[..]));
+        assert_eq!(store.read().unwrap().1, dir.join(OLD_FILE_NAME));
+        store.save(&locked(&store), b"version 2").unwrap();
+        assert_eq!(store.load().as_deref(), Some(&b"version 2"[..]));
+        assert!(!dir.join(OLD_FILE_NAME).exists(), "the old file is gone");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 use super::*;
 use crate::settings;
+use std::collections::HashMap;
 
 const HOUR: i64 = 3600;
 const MICROS: i64 = 1_000_000;
@@ -312,10 +313,11 @@ fn the_state_holds_the_mapped_subject_and_round_trips() {
     let u = listed("u", 7, Some(9));
     let t0 = 1_800_000_000;
     let bytes = state_at(&s, t0, &[&u]);
-    let text = String::from_utf8(bytes.clone()).unwrap();
-    assert!(
-        text.contains("\"s\":[\"u-id\"]"),
-        "the subject, as mapped: {text}"
+    let shown = show(bytes.clone()).unwrap();
+    assert_eq!(
+        shown["users"][0]["subjects"],
+        serde_json::json!({ mapping_keys(&s)[0].clone(): "u-id" }),
+        "the subject, as mapped: {shown}"
     );
     let mut p = loaded(&s, &bytes, t0);
     let e = p.why(&u, t0, &s.refresh);
@@ -324,4 +326,64 @@ fn the_state_holds_the_mapped_subject_and_round_trips() {
         e.map(|e| (e.created, e.last_activity, e.read_at)),
         Ok((Some(7), Some(9), t0))
     );
+}
+
+/// A state written by the JSON version 1 of earlier builds is read as it was, so an upgrade
+/// reads only what changed; the pass after it writes version 2.
+#[test]
+fn a_version_1_state_is_read_after_an_upgrade() {
+    let s = settings(&[]);
+    let t0 = 1_800_000_000;
+    let v1 = serde_json::json!({
+        "format": FORMAT, "version": 1, "hub": s.hub_api_url,
+        "mappings": mapping_keys(&s), "pass_hub_time": t0,
+        "users": [
+            {"n": "idle", "c": 1, "a": (t0 - 48 * HOUR) * MICROS, "s": ["idle-id"], "r": t0},
+            {"n": "lost", "c": 1, "a": null, "s": [null], "r": t0, "l": ["old-id"]},
+            {"n": "failed", "c": 1, "a": null, "s": ["f-id"], "r": t0, "u": true},
+        ],
+        "others": ["admin"],
+    });
+    let bytes = serde_json::to_vec(&v1).unwrap();
+    let mut p = loaded(&s, &bytes, t0 + 60);
+    assert_eq!(p.status, StateStatus::Used);
+    let idle = listed("idle", 1, Some((t0 - 48 * HOUR) * MICROS));
+    assert_eq!(
+        p.remembered(&idle, t0 + 60, &s.refresh).subjects,
+        [Some("idle-id".to_string())]
+    );
+    let lost = p.remembered(&listed("lost", 1, None), t0 + 60, &s.refresh);
+    assert_eq!(lost.lost, Some(vec![Some("old-id".to_string())]));
+    let failed = p.reread(&listed("failed", 1, None), t0 + 60, &s.refresh);
+    assert_eq!(failed.reason, ReadReason::New);
+    let unlisted = p.unlisted(&["idle", "lost", "failed"].into());
+    assert_eq!(
+        unlisted,
+        [Unlisted {
+            name: "admin".into(),
+            entry: None
+        }]
+    );
+    assert_eq!(
+        show(bytes).unwrap()["users"].as_array().map(Vec::len),
+        Some(3)
+    );
+    let inconsistent = serde_json::json!({
+        "format": FORMAT, "version": 1, "hub": s.hub_api_url,
+        "mappings": mapping_keys(&s), "pass_hub_time": t0,
+        "users": [{"n": "u", "c": 1, "a": null, "s": ["a", "b"], "r": t0}],
+    });
+    let p = Prior::load(Some(serde_json::to_vec(&inconsistent).unwrap()), false, &s);
+    assert_eq!(p.status, StateStatus::Unreadable);
+}
+
+#[test]
+fn a_user_is_decided_once() {
+    let s = settings(&[]);
+    let t0 = 1_800_000_000;
+    let u = listed("u", 1, None);
+    let mut p = loaded(&s, &state_at(&s, t0, &[&u]), t0 + 60);
+    assert!(p.why(&u, t0 + 60, &s.refresh).is_ok());
+    assert_eq!(p.why(&u, t0 + 60, &s.refresh), Err(ReadReason::New));
+    assert!(p.unlisted(&["v"].into()).is_empty(), "u was asked about");
 }
