@@ -68,6 +68,22 @@ pub struct Group {
     pub update_denied: bool,
 }
 
+impl Group {
+    /// The group without its members: what a write's answer shows of it (copying a large group's
+    /// members for every request would make the simulator, not the client, the slow part).
+    pub fn head(&self) -> Group {
+        Group {
+            name: self.name.clone(),
+            display_name: self.display_name.clone(),
+            description: self.description.clone(),
+            uuid: self.uuid.clone(),
+            id_index: self.id_index,
+            members: BTreeSet::new(),
+            update_denied: self.update_denied,
+        }
+    }
+}
+
 /// What an attribute name (an `attributeDefName`) may be assigned to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AssignTo {

@@ -44,8 +44,9 @@ pub struct HubUser {
     /// `created` and `last_activity` as listed (µs since the epoch), for the user state.
     pub created: Option<i64>,
     pub last_activity: Option<i64>,
-    /// The listed `user_info`, when a target maps from it.
-    pub user_info: Option<Value>,
+    /// The listed `user_info`, when a target maps from it (boxed: most users have none kept, and
+    /// a `Value` in place would cost every user 24 bytes).
+    pub user_info: Option<Box<Value>>,
     /// The hub groups the user is in, when a target selects by hub group.
     pub groups: Vec<String>,
     /// Seconds from the user's `last_activity` to the hub's clock (`None`: never active).
@@ -94,7 +95,7 @@ impl HubUser {
             created: u.created,
             idle_seconds: u.last_activity.map(|t| (now_us - t).max(0) / 1_000_000),
             last_activity: u.last_activity,
-            user_info: u.user_info,
+            user_info: u.user_info.map(Box::new),
             groups: u.groups,
             server_running: u.server_running,
             record: UserRecord::Listed,

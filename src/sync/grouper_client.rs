@@ -10,7 +10,6 @@ use crate::sync::report::{Change, SubjectFailure, TargetReport};
 use crate::sync::session::Session;
 use crate::wire::grouper::{self, Connection, GroupSaved, WriteOp};
 use serde_json::Value;
-use std::collections::BTreeSet;
 
 pub fn connection(settings: &Settings) -> Connection {
     Connection::new(
@@ -41,7 +40,8 @@ fn read_group_pages(
     let page_size = s.settings.grouper_page_size;
     let what = format!("reading members of {}", target.group_path);
     let mut members = Vec::new();
-    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    // hashes only, to tell a page with nothing new (duplicates go exactly, below)
+    let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
     let mut unresolvable = 0;
     let mut complete = false;
     for page_number in 1..=max_pages {
@@ -59,10 +59,13 @@ fn read_group_pages(
         let count = page.members.len();
         let mut new = 0;
         for m in page.members {
-            if seen.insert((m.source_id.clone(), m.id.clone())) {
+            let mut key = m.source_id.as_bytes().to_vec();
+            key.push(0);
+            key.extend_from_slice(m.id.as_bytes());
+            if seen.insert(crate::policy::hashing::fnv1a64(&key)) {
                 new += 1;
-                members.push(m);
             }
+            members.push(m);
         }
         // fewer than a page: the last one; more: the server ignored pageSize and sent everything
         if count != page_size {
@@ -86,6 +89,10 @@ fn read_group_pages(
             ),
         ));
     }
+    // a member on two pages (the group changed while it was read) counts once
+    crate::model::keep_first_of_each(&mut members, |a, b| {
+        (a.source_id.as_str(), a.id.as_str()).cmp(&(b.source_id.as_str(), b.id.as_str()))
+    });
     if unresolvable > 0 {
         s.log.warn(&format!(
             "{}: Grouper could not resolve {unresolvable} member(s)",

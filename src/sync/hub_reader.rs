@@ -22,6 +22,9 @@ fn wall_clock_us() -> i64 {
 /// Upper bound on pages of any listing, whatever the server says.
 pub const MAX_PAGES: usize = 100_000;
 
+/// Users the listing makes room for from the hub's total before it has them (beyond, it grows).
+const RESERVE_AT_MOST: usize = 1_000_000;
+
 /// User records requested per slice of the fan-out.
 const READ_SLICE: usize = 256;
 
@@ -110,6 +113,14 @@ pub fn list_users(
                     .unwrap_or(limit)
                     .max(1);
                 max_pages = total.div_ceil(applied) as usize + 2;
+                // Room for everyone at once: growing by doubling would hold the old and the new
+                // buffer together (1.5 times the users at 100,000). Bounded: the total is the
+                // hub's word.
+                users.reserve_exact(
+                    (total as usize)
+                        .min(RESERVE_AT_MOST)
+                        .saturating_sub(users.len()),
+                );
             }
         }
         match page.next {
@@ -126,7 +137,7 @@ pub fn list_users(
         }
     }
     // a user on two pages (offset paging while users are added) counts once
-    dedup_by_name(&mut users);
+    crate::model::keep_first_of_each(&mut users, |a, b| a.name.cmp(&b.name));
     // Offset paging can skip users when others are deleted mid-listing: a shrinking total says
     // so even when the count of what we got matches the new total.
     let incomplete = match (shrank, last_total) {
@@ -148,24 +159,6 @@ pub fn list_users(
         incomplete,
         hub_time,
     })
-}
-
-/// Keeps the first of users with the same name, in order.
-fn dedup_by_name(users: &mut Vec<HubUser>) {
-    let name_of = |i: u32| users[i as usize].name.as_str();
-    let mut order: Vec<u32> = (0..users.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| name_of(a).cmp(name_of(b)).then(a.cmp(&b)));
-    let mut repeated = vec![false; users.len()];
-    for pair in order.windows(2) {
-        if name_of(pair[0]) == name_of(pair[1]) {
-            repeated[pair[1] as usize] = true;
-        }
-    }
-    let mut at = 0;
-    users.retain(|_| {
-        at += 1;
-        !repeated[at - 1]
-    });
 }
 
 fn log_state(s: &Session, prior: &Prior) {

@@ -124,17 +124,37 @@ pub fn run_reporting(
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64)
             });
+            // Every target's selection first: then, unless a to_hub target maps its group back
+            // to them, the hub users are let go before any Grouper group is read (at 100,000
+            // users they and a group's members would otherwise be held at once).
+            let mappings = settings.auth_state_mappings();
+            let users = std::mem::take(&mut hub.users);
+            let selections: Vec<_> = hub
+                .targets
+                .iter()
+                .map(|t| {
+                    t.as_ref()
+                        .map(|t| (t, desired_members(t, &users, &mappings)))
+                })
+                .collect();
+            let to_hub = selections.iter().any(|t| {
+                t.as_ref()
+                    .is_ok_and(|(t, _)| matches!(t.side, Side::ToHub { .. }))
+            });
+            if to_hub {
+                hub.users = users;
+            } else {
+                drop(users);
+            }
             let cx = PassContext {
                 conn: &conn,
                 hub: &hub,
                 approved_plans: &options.approved_plans,
                 removed_last_day: removed_last_day(&options.removal_ledger, now),
             };
-            let mappings = settings.auth_state_mappings();
-            for target in &hub.targets {
-                let t = match target {
-                    Ok(target) => {
-                        let desired = desired_members(target, &hub.users, &mappings);
+            for selection in selections {
+                let t = match selection {
+                    Ok((target, desired)) => {
                         let report = selection_report(&s, target, &desired);
                         match &target.side {
                             Side::ToHub { hub_group } => to_hub::sync(

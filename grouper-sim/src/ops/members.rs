@@ -144,7 +144,7 @@ fn success_message(cx: &Ctx, group: &str, subjects: &[Value]) -> String {
 
 pub(super) fn add_member(cx: &mut Ctx, group: &str, inner: &Value) -> SimResponse {
     let op = Operation::AddMember;
-    let Some(g) = cx.st.groups.get(group).cloned() else {
+    let Some(g) = cx.st.groups.get(group).map(Group::head) else {
         return group_not_found(cx, op, group);
     };
     let subjects = lookups(inner);
@@ -166,7 +166,7 @@ pub(super) fn add_member(cx: &mut Ctx, group: &str, inner: &Value) -> SimRespons
         "SUCCESS"
     };
     let mut rows = Vec::new();
-    let mut kept: Vec<(String, String)> = Vec::new();
+    let mut kept: BTreeSet<(String, String)> = BTreeSet::new();
     for l in &subjects {
         let row = match resolve(cx.st, l) {
             Err(msg) => json!({"resultMetadata": meta("INVALID_QUERY", false, Some(msg))}),
@@ -190,7 +190,7 @@ pub(super) fn add_member(cx: &mut Ctx, group: &str, inner: &Value) -> SimRespons
             }
             Ok(Resolved::Found(s)) => {
                 let key = (s.source_id.clone(), s.id.clone());
-                kept.push(key.clone());
+                kept.insert(key.clone());
                 let inserted = cx
                     .st
                     .groups
@@ -208,13 +208,13 @@ pub(super) fn add_member(cx: &mut Ctx, group: &str, inner: &Value) -> SimRespons
         }
     }
     let msg = success_message(cx, group, &subjects);
-    let g = cx.st.groups.get(group).cloned().unwrap_or(g);
+    let g = cx.st.groups.get(group).map(Group::head).unwrap_or(g);
     write_envelope(cx, op, &g, rows, msg)
 }
 
 pub(super) fn delete_member(cx: &mut Ctx, group: &str, inner: &Value) -> SimResponse {
     let op = Operation::DeleteMember;
-    let Some(g) = cx.st.groups.get(group).cloned() else {
+    let Some(g) = cx.st.groups.get(group).map(Group::head) else {
         return group_not_found(cx, op, group);
     };
     let subjects = lookups(inner);
@@ -346,22 +346,29 @@ fn list_members(
         .unwrap_or("All")
         .to_ascii_lowercase();
     let effective = || cx.st.effective_members(g);
-    let listed: BTreeSet<(String, String)> = match filter.as_str() {
-        "immediate" => g.members.clone(),
-        "all" => g.members.union(&effective()).cloned().collect(),
-        "effective" => effective(),
-        "nonimmediate" => effective().difference(&g.members).cloned().collect(),
+    // Borrowed where it can be: a page of a large group must not copy the whole group (a
+    // 100,000-member group is read in 101 pages).
+    let listed: std::borrow::Cow<BTreeSet<(String, String)>> = match filter.as_str() {
+        "immediate" => std::borrow::Cow::Borrowed(&g.members),
+        "all" => match effective() {
+            nested if nested.is_empty() => std::borrow::Cow::Borrowed(&g.members),
+            nested => std::borrow::Cow::Owned(g.members.union(&nested).cloned().collect()),
+        },
+        "effective" => std::borrow::Cow::Owned(effective()),
+        "nonimmediate" => {
+            std::borrow::Cow::Owned(effective().difference(&g.members).cloned().collect())
+        }
         // the simulator has no composite groups
-        "composite" => BTreeSet::new(),
+        "composite" => std::borrow::Cow::Owned(BTreeSet::new()),
         other => return Err(format!("Invalid memberFilter: {other}")),
     };
+    // a set iterates in (sourceId, subjectId) order: the default sort
     let mut members: Vec<&(String, String)> = listed
         .iter()
         .filter(|(src, _)| sources.as_ref().is_none_or(|s| s.contains(src)))
         .collect();
-    match q.get("sortString").and_then(Value::as_str) {
-        Some("subjectId") => members.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0))),
-        Some(_) | None => members.sort(),
+    if q.get("sortString").and_then(Value::as_str) == Some("subjectId") {
+        members.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
     }
     if t_or_f(q.get("ascending")) == Some(false) {
         members.reverse();
@@ -440,7 +447,7 @@ pub(super) fn get_members(cx: &mut Ctx, q: &Value) -> SimResponse {
             .get("groupName")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let Some(g) = cx.st.groups.get(name).cloned() else {
+        let Some(g) = cx.st.groups.get(name) else {
             all_ok = false;
             let msg = format!(
                 "Invalid group for 'wsGroupLookup', WsGroupLookup[pitGroups=[],groupName={name}]"
@@ -448,7 +455,7 @@ pub(super) fn get_members(cx: &mut Ctx, q: &Value) -> SimResponse {
             results.push(json!({"resultMetadata": meta("GROUP_NOT_FOUND", false, Some(msg))}));
             continue;
         };
-        let listing = match list_members(cx, &g, q, &attribute_names, false) {
+        let listing = match list_members(cx, g, q, &attribute_names, false) {
             Ok(l) => l,
             Err(msg) => return invalid_query(cx, op, &msg),
         };
@@ -463,7 +470,7 @@ pub(super) fn get_members(cx: &mut Ctx, q: &Value) -> SimResponse {
             "resultMetadata".into(),
             meta(row_code, listing.all_resolved, None),
         );
-        row.insert("wsGroup".into(), group_json(&g, cx.legacy));
+        row.insert("wsGroup".into(), group_json(g, cx.legacy));
         if !listing.subjects.is_empty() {
             row.insert("wsSubjects".into(), listing.subjects.into());
         }
@@ -639,7 +646,7 @@ pub(super) fn lite_subject_op(
     } else {
         "wsGroup"
     };
-    let g = cx.st.groups.get(group).cloned().unwrap_or(g);
+    let g = cx.st.groups.get(group).map(Group::head).unwrap_or(g);
     inner.insert(group_key.into(), group_json(&g, cx.legacy));
     match subject {
         Some(s) => inner.insert("wsSubject".into(), subject_row_json(&s, true)),

@@ -366,12 +366,12 @@ fn user_info_first_then_the_auth_state_read() {
     };
     let t = target(from.clone(), false);
     let mut listed = user("a", false, UserRecord::Listed);
-    listed.user_info = Some(json!({"login_id": "111"}));
+    listed.user_info = Some(Box::new(json!({"login_id": "111"})));
     let needs = |u: &HubUser, t: &Target| needs_record(t, u);
     assert!(!needs(&listed, &t), "the list alone is enough");
     assert_eq!(subject_for(&from, &listed, &[&fallback]), Ok("111".into()));
     let mut without = read("b", false, json!({"canvas_user": {"login_id": "222"}}));
-    without.user_info = Some(json!({"name": "b"}));
+    without.user_info = Some(Box::new(json!({"name": "b"})));
     assert!(needs(&without, &t), "no login id in user_info yet");
     assert_eq!(subject_for(&from, &without, &[&fallback]), Ok("222".into()));
     let admin = user("root", true, UserRecord::Listed);
