@@ -91,7 +91,7 @@ fn the_hub_runs_grouper_sync_as_a_managed_service() {
             200
         );
         let check = std::process::Command::new(&command)
-            .arg("check")
+            .args(["--log_level", "debug", "check"])
             .env_clear()
             .envs([
                 ("JUPYTERHUB_API_URL", hub.api_url.as_str()),
@@ -111,6 +111,15 @@ fn the_hub_runs_grouper_sync_as_a_managed_service() {
         );
         assert!(out.contains("check passed; nothing was written"), "{out}");
         assert_eq!(sim.member_ids(GROUP), ["stale7"], "check wrote nothing");
+        if std::env::var("GROUPER_SYNC_BIN").is_ok_and(|b| !b.is_empty()) {
+            // the wheel's component, compiled when the wheel was built, not at this start
+            let log = String::from_utf8_lossy(&check.stderr);
+            assert!(
+                log.contains("component loaded, compiled ahead of time")
+                    && log.contains("/share/grouper-sync/jupyterhub_grouper_sync-"),
+                "{log}"
+            );
+        }
     }
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
