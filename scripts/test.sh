@@ -26,6 +26,9 @@ test=(cargo test --profile host-release)
 # printed when it ends.
 step "the tests' build (every workspace crate and target, linted)"
 "${test[@]}" --workspace --no-run
+# The built grouper-sync finds its component compiled beside it, as the wheel's does (a test that
+# needs the compile at start runs a copy without it): every process the tests start skips it.
+target/host-release/grouper-sync precompile target/share/grouper-sync
 # once, before two groups of tests could both create the venv or install the proxy
 scripts/jupyterhub/hub.sh install
 scripts/jupyterhub/hub.sh install-proxy

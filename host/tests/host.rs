@@ -1425,7 +1425,14 @@ fn spawn_with_sigint_ignored(
     dir: &std::path::Path,
     args: &str,
 ) -> (std::process::Child, Arc<std::sync::Mutex<String>>) {
-    let script = format!("trap '' INT; exec {BIN} {args}");
+    // A copy with no compiled component beside it (scripts/test.sh ships one beside BIN): this
+    // one compiles the component at start, as a build without the wheel's file does.
+    let bin = dir.join("bare").join("bin").join("grouper-sync");
+    if !bin.exists() {
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        std::fs::copy(BIN, &bin).unwrap();
+    }
+    let script = format!("trap '' INT; exec {} {args}", bin.display());
     let mut child = Command::new("sh")
         .args(["-c", &script])
         .env_clear()

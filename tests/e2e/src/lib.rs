@@ -3,6 +3,7 @@
 //! wasi:config versions, wasi:http), with any export. The fakes, the real hub and the waits come
 //! from the shared test kit, re-exported here.
 
+use grouper_sync_host::sandbox::compiled::Places;
 use grouper_sync_host::sandbox::runner::{Call, HttpAnswer, Inputs, Limits, Runner};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -20,10 +21,18 @@ pub fn runner() -> &'static Runner {
     RUNNER.get_or_init(|| runner_for(component_path()))
 }
 
-/// A runner for a built `.wasm` file.
+/// A runner for a built `.wasm` file, compiled once for all test processes (kept beside it, in
+/// `<name>.compiled/`, as `grouper-sync` keeps it in `state_dir/compiled/`).
 pub fn runner_for(path: &Path) -> Runner {
     let wasm = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    Runner::new(&wasm).expect("compile and link the component")
+    let places = Places {
+        shipped: None,
+        cache: Some(path.with_extension("compiled")),
+        write_cache: true,
+    };
+    Runner::load(&wasm, &places)
+        .expect("compile and link the component")
+        .0
 }
 
 /// Builds `target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm` (a no-op when fresh).
