@@ -491,24 +491,12 @@ fn from_json(bytes: Vec<u8>, mappings: usize) -> Result<Decoded, DecodeError> {
                 entry.name
             )));
         }
-        writer.user(fields(entry));
+        writer.user(entry.into());
     }
     for name in &file.others {
         writer.other(name);
     }
     Decoded::new(writer.finish())
-}
-
-fn fields(e: &Entry) -> EntryFields<'_> {
-    EntryFields {
-        name: &e.name,
-        created: e.created,
-        last_activity: e.last_activity,
-        subjects: &e.subjects,
-        read_at: e.read_at,
-        lost: e.lost.as_deref(),
-        unread: e.unread,
-    }
 }
 
 /// The state a pass leaves for the next one: every user read successfully in it or remembered,
@@ -536,7 +524,7 @@ impl Next {
     /// A user served from the state, or one whose read failed in this pass (then read again
     /// next time): kept as it was read.
     pub fn remember(&mut self, e: &Entry) {
-        self.writer.user(fields(e));
+        self.writer.user(e.into());
     }
 
     /// A user read in this pass, with the subjects the read lost.

@@ -89,6 +89,20 @@ pub struct EntryFields<'a> {
     pub unread: bool,
 }
 
+impl<'a> From<&'a Entry> for EntryFields<'a> {
+    fn from(e: &'a Entry) -> EntryFields<'a> {
+        EntryFields {
+            name: &e.name,
+            created: e.created,
+            last_activity: e.last_activity,
+            subjects: &e.subjects,
+            read_at: e.read_at,
+            lost: e.lost.as_deref(),
+            unread: e.unread,
+        }
+    }
+}
+
 /// A state written as the pass goes: the users, and the listed names kept apart until the end.
 pub struct Writer {
     pass_hub_time: i64,
@@ -417,15 +431,7 @@ mod tests {
     fn write(entries: &[Entry], others: &[&str]) -> Vec<u8> {
         let mut w = Writer::new(&head(), entries.len());
         for e in entries {
-            w.user(EntryFields {
-                name: &e.name,
-                created: e.created,
-                last_activity: e.last_activity,
-                subjects: &e.subjects,
-                read_at: e.read_at,
-                lost: e.lost.as_deref(),
-                unread: e.unread,
-            });
+            w.user(e.into());
         }
         for o in others {
             w.other(o);
