@@ -2,7 +2,7 @@
 //! read, so an upgrade keeps its state) in a binary encoding of less than half its size, read in
 //! place. A pass holds the bytes and an index sorted by name (4 bytes a user) instead of a parsed
 //! map, and decodes an entry only when it asks about that user: at 100,000 users the state costs a
-//! pass ≈ 4 MB instead of ≈ 35. `grouper-sync state show` prints it as JSON.
+//! pass ≈ 4 MB instead of ≈ 25. `grouper-sync state show` prints it as JSON.
 //!
 //! Layout: [`MAGIC`], the version (varint), the head (hub URL, the mapping keys, the pass's hub
 //! time), then records, each a tag byte: [`USER`] and an entry, [`OTHER`] and a listed name, or
