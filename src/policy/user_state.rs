@@ -287,7 +287,7 @@ impl Prior {
         let decoded = if bytes.starts_with(encoding::MAGIC) {
             Decoded::new(bytes)
         } else {
-            from_json(bytes, keys.len())
+            from_json(bytes, Some(keys.len()))
         };
         let state = match decoded {
             Ok(state) => state,
@@ -393,10 +393,8 @@ impl Prior {
         let Some(known) = &mut self.known else {
             return Decision::Read(Reread::new(ReadReason::Full));
         };
-        let position = known
-            .state
-            .find(&user.name)
-            .filter(|&i| !std::mem::replace(&mut known.taken[i], true));
+        // each user is asked about once: a second question finds nothing
+        let position = known.state.find(&user.name).filter(|&i| !known.taken[i]);
         let Some(position) = position else {
             return Decision::Read(Reread::new(if reuse {
                 ReadReason::New
@@ -404,6 +402,7 @@ impl Prior {
                 ReadReason::Full
             }));
         };
+        known.taken[position] = true;
         let pass_hub_time = known.state.head.pass_hub_time;
         let entry = known.state.entry(position);
         // deleted and recreated (or no `created` to tell): perhaps another person
@@ -449,7 +448,8 @@ pub fn refresh_phase(name: &str, period: i64) -> i64 {
 }
 
 /// Version 1's JSON state as version 2's bytes, its entries checked against the mappings.
-fn from_json(bytes: Vec<u8>, mappings: usize) -> Result<Decoded, DecodeError> {
+/// `mappings`: how many subjects an entry must hold (`None`: as many as the file's own mappings).
+fn from_json(bytes: Vec<u8>, mappings: Option<usize>) -> Result<Decoded, DecodeError> {
     let file = match serde_json::from_slice::<StateFile>(&bytes) {
         Ok(file) => file,
         Err(e) => {
@@ -474,6 +474,7 @@ fn from_json(bytes: Vec<u8>, mappings: usize) -> Result<Decoded, DecodeError> {
     if file.version != JSON_VERSION {
         return Err(DecodeError::OtherVersion(file.version));
     }
+    let mappings = mappings.unwrap_or(file.mappings.len());
     let head = Head {
         hub: file.hub,
         mappings: file.mappings,
@@ -562,11 +563,7 @@ pub fn show(bytes: Vec<u8>) -> Result<serde_json::Value, String> {
     let state = if bytes.starts_with(encoding::MAGIC) {
         Decoded::new(bytes)
     } else {
-        let mappings = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| Some(v.get("mappings")?.as_array()?.len()))
-            .unwrap_or(0);
-        from_json(bytes, mappings)
+        from_json(bytes, None)
     }
     .map_err(|e| match e {
         DecodeError::OtherVersion(v) => {

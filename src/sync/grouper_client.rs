@@ -10,6 +10,7 @@ use crate::sync::report::{Change, SubjectFailure, TargetReport};
 use crate::sync::session::Session;
 use crate::wire::grouper::{self, Connection, GroupSaved, WriteOp};
 use serde_json::Value;
+use std::hash::BuildHasher;
 
 pub fn connection(settings: &Settings) -> Connection {
     Connection::new(
@@ -42,6 +43,7 @@ fn read_group_pages(
     let mut members = Vec::new();
     // hashes only, to tell a page with nothing new (duplicates go exactly, below)
     let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let hashes = std::collections::hash_map::RandomState::new();
     let mut unresolvable = 0;
     let mut complete = false;
     for page_number in 1..=max_pages {
@@ -59,10 +61,7 @@ fn read_group_pages(
         let count = page.members.len();
         let mut new = 0;
         for m in page.members {
-            let mut key = m.source_id.as_bytes().to_vec();
-            key.push(0);
-            key.extend_from_slice(m.id.as_bytes());
-            if seen.insert(crate::policy::hashing::fnv1a64(&key)) {
+            if seen.insert(hashes.hash_one((&m.source_id, &m.id))) {
                 new += 1;
             }
             members.push(m);

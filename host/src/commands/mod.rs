@@ -1,6 +1,6 @@
 //! The commands of `grouper-sync`, one module each (`service`, `once`, `check`, `approve`, `log`,
-//! `precompile`, `state`), over what they share: the sandbox limits, the compiled component, the lock on
-//! `state_dir`, and one pass's sequence of side effects (`pass`).
+//! `precompile`, `state`), over what they share: the sandbox limits, the compiled component, the
+//! lock on `state_dir`, and one pass's sequence of side effects (`pass`).
 
 pub mod approve;
 mod check;

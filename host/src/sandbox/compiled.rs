@@ -76,7 +76,17 @@ pub fn file_name(engine: &Engine, wasm: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    format!("jupyterhub_grouper_sync-{hex}.cwasm")
+    format!("{PREFIX}{hex}{SUFFIX}")
+}
+
+/// A compiled component's file name: `PREFIX`, the digest in hex, `SUFFIX`.
+const PREFIX: &str = "jupyterhub_grouper_sync-";
+const SUFFIX: &str = ".cwasm";
+
+fn compile(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Vec<u8>> {
+    engine
+        .precompile_component(wasm)
+        .map_err(|e| anyhow::anyhow!("compiling the component: {e:#}"))
 }
 
 /// The component, from the first place that has it compiled for this engine, else compiled now
@@ -105,9 +115,7 @@ pub fn load(engine: &Engine, wasm: &[u8], places: &Places) -> anyhow::Result<(Co
             ),
         }
     }
-    let compiled = engine
-        .precompile_component(wasm)
-        .map_err(|e| anyhow::anyhow!("compiling the component: {e:#}"))?;
+    let compiled = compile(engine, wasm)?;
     // SAFETY: these bytes were just made by this engine.
     let component = unsafe { Component::deserialize(engine, &compiled) }?;
     let kept = places
@@ -129,9 +137,7 @@ pub fn load(engine: &Engine, wasm: &[u8], places: &Places) -> anyhow::Result<(Co
 
 /// Compiles `wasm` into `dir` under its [`file_name`] (the packaging step).
 pub fn precompile(engine: &Engine, wasm: &[u8], dir: &Path) -> anyhow::Result<PathBuf> {
-    let compiled = engine
-        .precompile_component(wasm)
-        .map_err(|e| anyhow::anyhow!("compiling the component: {e:#}"))?;
+    let compiled = compile(engine, wasm)?;
     keep(dir, &file_name(engine, wasm), &compiled, Sharing::Installed)
         .map_err(|e| anyhow::anyhow!("writing into {}: {e}", dir.display()))
 }
@@ -167,10 +173,7 @@ fn keep(dir: &Path, name: &str, bytes: &[u8], sharing: Sharing) -> std::io::Resu
     for entry in std::fs::read_dir(dir)?.flatten() {
         let other = entry.file_name();
         let other = other.to_string_lossy();
-        if other != name
-            && other.starts_with("jupyterhub_grouper_sync-")
-            && other.ends_with(".cwasm")
-        {
+        if other != name && other.starts_with(PREFIX) && other.ends_with(SUFFIX) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -192,16 +195,20 @@ mod tests {
         bytes
     }
 
+    fn places(shipped: Option<PathBuf>, cache: PathBuf) -> Places {
+        Places {
+            shipped,
+            cache: Some(cache),
+            write_cache: true,
+        }
+    }
+
     #[test]
     fn compiles_once_then_loads_from_the_cache_then_from_the_shipped_file() {
         let engine = runner::engine().unwrap();
         let wasm = wasm();
         let dir = tempfile::tempdir().unwrap();
-        let places = Places {
-            shipped: Some(dir.path().join("shipped")),
-            cache: Some(dir.path().join("cache")),
-            write_cache: true,
-        };
+        let places = places(Some(dir.path().join("shipped")), dir.path().join("cache"));
         let cached = dir.path().join("cache").join(file_name(&engine, &wasm));
         let (_, origin) = load(&engine, &wasm, &places).unwrap();
         assert_eq!(
@@ -222,11 +229,7 @@ mod tests {
         let engine = runner::engine().unwrap();
         let wasm = wasm();
         let dir = tempfile::tempdir().unwrap();
-        let places = Places {
-            shipped: None,
-            cache: Some(dir.path().to_path_buf()),
-            write_cache: true,
-        };
+        let places = places(None, dir.path().to_path_buf());
         let path = dir.path().join(file_name(&engine, &wasm));
         std::fs::write(&path, b"not a compiled component").unwrap();
         let stale = dir
@@ -267,12 +270,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blocked = dir.path().join("a-file");
         std::fs::write(&blocked, b"").unwrap();
-        let places = Places {
-            shipped: None,
-            cache: Some(blocked.join("cache")),
-            write_cache: true,
-        };
-        let (_, origin) = load(&engine, &wasm(), &places).unwrap();
+        let (_, origin) = load(&engine, &wasm(), &places(None, blocked.join("cache"))).unwrap();
         assert_eq!(origin, Origin::Compiled { kept: None });
+    }
+
+    #[test]
+    fn a_command_that_writes_nothing_reads_the_cache_but_never_fills_it() {
+        let engine = runner::engine().unwrap();
+        let wasm = wasm();
+        let dir = tempfile::tempdir().unwrap();
+        let read_only = Places {
+            write_cache: false,
+            ..places(None, dir.path().to_path_buf())
+        };
+        let (_, origin) = load(&engine, &wasm, &read_only).unwrap();
+        assert_eq!(origin, Origin::Compiled { kept: None });
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        load(&engine, &wasm, &places(None, dir.path().to_path_buf())).unwrap();
+        let (_, origin) = load(&engine, &wasm, &read_only).unwrap();
+        assert!(matches!(origin, Origin::Cached(_)), "{origin:?}");
     }
 }
