@@ -1,23 +1,21 @@
 #!/usr/bin/env bash
-# The project's whole test suite, as CI runs it: format, the release and Spin component builds, the
-# test build (all three linted by clippy as they compile, scripts/build-env.sh), then every test
-# (unit, simulator, fixtures, component-in-wasmtime, HTTP entry and the Spin build, real hub, real
-# platforms, host), the host's beside the rest. The platform tests need `scripts/platforms.sh
+# The project's whole test suite, as CI runs it: format, the release component and the test build
+# (both linted by clippy as they compile, scripts/build-env.sh), then every test (unit, simulator,
+# fixtures, component-in-wasmtime, HTTP entry and the Spin build, real hub, real platforms, host)
+# in groups side by side, the Spin build beside the first ones. The platform tests need `scripts/platforms.sh
 # install` (outside CI they skip with a message if it was not run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/build-env.sh
 start=$SECONDS
 step() { echo "== $* (at $((SECONDS - start)) s)"; }
-step "format; the release and Spin components, linted"
+step "format; the release component, linted"
 cargo fmt --all -- --check
 component=(cargo build --release --target wasm32-wasip2 -p jupyterhub-grouper-sync)
 "${component[@]}"
 ls -l target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm
 # The host embeds this same build instead of building the component a second time.
 export GROUPER_SYNC_COMPONENT="$PWD/target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm"
-# The Spin build, where tests/e2e (`build_component`) builds it: there it is then fresh.
-CARGO_TARGET_DIR=target/spin "${component[@]}" --features spin
 # The tests build in the wheel's profile (host-release, Cargo.toml says why): wasmtime is compiled
 # once for the wheel and the tests, and the grouper-sync the tests run is the one the wheel packs.
 test=(cargo test --profile host-release)
@@ -32,47 +30,58 @@ target/host-release/grouper-sync precompile target/share/grouper-sync
 # once, before two groups of tests could both create the venv or install the proxy
 scripts/jupyterhub/hub.sh install
 scripts/jupyterhub/hub.sh install-proxy
-# Three groups side by side: the rest; the host's tests; and the soak alone, which mostly waits (a
-# pass a second for a minute) and would otherwise end the host's group a minute later (CI, 2 cores:
-# the host's group took 211 s with it, the rest 137 s). Every file of host/tests must be in one of
-# the lists.
-host_tests=(browser groups host managed)
-alone_tests=(soak)
-for f in host/tests/*.rs; do
+# The groups, side by side. Each runs its test binaries one after the other, so the longest
+# group is the suite's time: they are balanced by what they took on CI's 2 cores (seconds, in
+# brackets). The soak mostly waits (a pass a second for a minute) and is alone. The Spin build
+# (tests/e2e `build_component`, into target/spin) compiles while the first groups wait on their
+# hubs; the group that runs it starts once it is built. Every test file must be in one group.
+host_tests=(browser groups host managed)                   # [24 29 24 23]
+alone_tests=(soak)                                         # [84]
+hub_tests=(real_hub faults platforms google)               # [39 28 21 9]
+spin_tests=(component serverless targets tls)              # [10 20 0 0], after the Spin build
+for f in host/tests/*.rs tests/e2e/tests/*.rs; do
   name=$(basename "$f" .rs)
-  [[ " ${host_tests[*]} ${alone_tests[*]} " == *" $name "* ]] ||
-    { echo "host/tests/$name.rs is in no group of scripts/test.sh; add it to one"; exit 1; }
+  [[ " ${host_tests[*]} ${alone_tests[*]} ${hub_tests[*]} ${spin_tests[*]} " == *" $name "* ]] ||
+    { echo "$f is in no group of scripts/test.sh; add it to one"; exit 1; }
 done
 host_group=("${test[@]}" -p grouper-sync-host --lib --bins)
 for t in "${host_tests[@]}"; do host_group+=(--test "$t"); done
 alone_group=("${test[@]}" -p grouper-sync-host)
 for t in "${alone_tests[@]}"; do alone_group+=(--test "$t"); done
-rest_group=("${test[@]}" --workspace --exclude grouper-sync-host)
+# the rest of the workspace (the core's unit, fixture and property tests; the simulators') first
+hub_group=("${test[@]}" --workspace --exclude grouper-sync-host --exclude grouper-sync-e2e)
+e2e_hub_group=("${test[@]}" -p grouper-sync-e2e --lib)
+for t in "${hub_tests[@]}"; do e2e_hub_group+=(--test "$t"); done
+spin_group=("${test[@]}" -p grouper-sync-e2e)
+for t in "${spin_tests[@]}"; do spin_group+=(--test "$t"); done
 # The groups run what the tests' build made: a group that compiles again (features unified
 # differently for `-p grouper-sync-host` than for `--workspace`) would overwrite this crate's rlib
 # under the other groups' running tests.
-for group in host_group alone_group rest_group; do
+for group in host_group alone_group hub_group e2e_hub_group spin_group; do
   declare -n cmd=$group
   if "${cmd[@]}" --no-run 2>&1 | grep -q "Compiling"; then
     echo "${cmd[*]} compiled again after the tests' build: unify its features with --workspace (Cargo.toml, num-traits)"
     exit 1
   fi
 done
-step "tests: the rest, the host's and the soak side by side"
+step "tests: the host's, the soak, the hub's and (once the Spin build is done) the rest side by side"
 logs=$(mktemp -d)
 "${host_group[@]}" >"$logs/host.log" 2>&1 &
 host=$!
 "${alone_group[@]}" >"$logs/alone.log" 2>&1 &
 alone=$!
-"${rest_group[@]}" >"$logs/rest.log" 2>&1 &
-rest=$!
+{ "${hub_group[@]}" && "${e2e_hub_group[@]}"; } >"$logs/hub.log" 2>&1 &
+hub=$!
+{
+  CARGO_TARGET_DIR=target/spin "${component[@]}" --features spin && echo "== the Spin build done (at $((SECONDS - start)) s)" &&
+    "${spin_group[@]}"
+} >"$logs/spin.log" 2>&1 &
+spin=$!
 status=0
-wait "$rest" || status=1
-step "${rest_group[*]}"; cat "$logs/rest.log"
-wait "$host" || status=1
-step "${host_group[*]}"; cat "$logs/host.log"
-wait "$alone" || status=1
-step "${alone_group[*]}"; cat "$logs/alone.log"
+for group in hub spin host alone; do
+  wait "${!group}" || status=1
+  step "group $group ended"; cat "$logs/$group.log"
+done
 rm -rf "$logs"
 [ "$status" = 0 ] || { echo "tests failed (the logs above say which)"; exit 1; }
 echo "all tests passed"

@@ -280,6 +280,9 @@ impl State {
     }
 }
 
+/// The source of a member that is a group.
+const GROUP_SOURCE: &str = "g:gsa";
+
 pub(crate) struct State {
     pub config: Config,
     pub groups: BTreeMap<String, Group>,
@@ -311,10 +314,13 @@ impl State {
         let mut seen = BTreeSet::from([g.name.clone()]);
         let mut queue: Vec<&Group> = vec![g];
         while let Some(group) = queue.pop() {
-            for (src, id) in &group.members {
-                if src != "g:gsa" {
-                    continue;
-                }
+            // group members sort together (by source first): a 100,000-member group is not
+            // walked for each of its pages
+            let groups_in = group
+                .members
+                .range((GROUP_SOURCE.to_string(), String::new())..)
+                .take_while(|(src, _)| src == GROUP_SOURCE);
+            for (_, id) in groups_in {
                 let Some(sub) = self
                     .groups
                     .values()

@@ -103,7 +103,12 @@ impl Key {
             default,
             required: false,
             scope,
-            help,
+            // Only the host prints help: the component (< 1 MB) leaves the text out.
+            help: if cfg!(target_arch = "wasm32") {
+                ""
+            } else {
+                help
+            },
         }
     }
 }

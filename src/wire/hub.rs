@@ -2,7 +2,11 @@
 
 use crate::error::{ErrorKind, SyncError};
 use crate::wire::http::{encode_segment, truncate, Method, Request, Response};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
+
+mod user_entry;
 
 pub const PAGINATION_ACCEPT: &str = "application/jupyterhub-pagination+json";
 
@@ -212,81 +216,26 @@ fn parse_json(what: &str, body: &[u8]) -> Result<Value, SyncError> {
         .map_err(|e| bad_answer(format!("{what}: the hub's answer is not valid JSON ({e})")))
 }
 
-fn timestamp_field(item: &Value, key: &str) -> Option<i64> {
-    item.get(key)
-        .and_then(Value::as_str)
-        .and_then(crate::wire::timestamp::parse_iso8601_micros)
+/// A page of `GET /users`: its entries stay text until each is read into a user.
+#[derive(Deserialize)]
+struct Page<'a> {
+    #[serde(borrow)]
+    items: Option<Vec<&'a RawValue>>,
+    #[serde(rename = "_pagination")]
+    pagination: Option<Value>,
 }
 
-fn parse_user_entry(item: &Value, keep: Keep) -> Result<ListedUser, SyncError> {
-    let name = item
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            bad_answer(format!(
-                "user list entry without a name: {}",
-                truncate(&item.to_string(), 120)
-            ))
-        })?;
-    // `kind` is "user" in JupyterHub >= 2; anything else in /users would be a surprise.
-    if let Some(kind) = item.get("kind").and_then(Value::as_str) {
-        if kind != "user" {
-            return Err(bad_answer(format!(
-                "user list entry {name:?} has kind {kind:?}"
-            )));
-        }
+/// Why a list answer could not be read as a page, for an answer that is not one.
+fn unreadable_page(body: &[u8]) -> SyncError {
+    const WHAT: &str = "listing hub users";
+    match parse_json(WHAT, body) {
+        Err(e) => e,
+        Ok(Value::Object(_)) => bad_answer(format!("{WHAT}: answer has no items list")),
+        Ok(_) => bad_answer(format!(
+            "{WHAT}: the hub answered without pagination (JupyterHub older than 2.0, or a proxy dropped the Accept header); \
+             such a list can be silently truncated, so the pass stops"
+        )),
     }
-    let admin = match item.get("admin") {
-        Some(Value::Bool(b)) => *b,
-        None | Some(Value::Null) => false,
-        Some(other) => {
-            return Err(bad_answer(format!(
-                "user {name:?} has a non-boolean admin field: {other}"
-            )))
-        }
-    };
-    let groups =
-        match (keep.groups, item.get("groups")) {
-            (false, _) => Vec::new(),
-            (true, Some(Value::Array(gs))) => gs
-                .iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect(),
-            (true, _) => return Err(SyncError::new(
-                ErrorKind::HubForbidden,
-                "listing hub users: the list carries no groups, so the token cannot read them; \
-                 give the service's role read:users:groups (or read:users)",
-            )
-            .with_scope("read:users:groups")),
-        };
-    let server_running = keep.servers
-        && match (item.get("server"), item.get("servers")) {
-            (Some(Value::String(_)), _) => true,
-            (_, Some(Value::Object(servers))) => !servers.is_empty(),
-            (None, None) => {
-                return Err(SyncError::new(
-                    ErrorKind::HubForbidden,
-                    "listing hub users: the list carries no server fields, so only_active_servers cannot tell who has one running; \
-                     give the service's role read:users (and read:servers for named servers)",
-                )
-                .with_scope("read:users"))
-            }
-            _ => false,
-        };
-    Ok(ListedUser {
-        name: name.to_string(),
-        server_running,
-        admin,
-        created: timestamp_field(item, "created"),
-        last_activity: timestamp_field(item, "last_activity"),
-        user_info: keep
-            .user_info
-            .then(|| item.get("user_info").filter(|v| v.is_object()).cloned())
-            .flatten(),
-        groups,
-    })
 }
 
 /// Parses one answer of `GET /users` sent with the pagination Accept header.
@@ -295,22 +244,19 @@ pub fn parse_users_page(resp: &Response, keep: Keep) -> Result<UsersPage, SyncEr
     if resp.status != 200 {
         return Err(status_error(WHAT, resp));
     }
-    let v = parse_json(WHAT, &resp.body)?;
-    let Some(obj) = v.as_object() else {
-        return Err(bad_answer(format!(
-            "{WHAT}: the hub answered without pagination (JupyterHub older than 2.0, or a proxy dropped the Accept header); \
-             such a list can be silently truncated, so the pass stops"
-        )));
+    // Only an object can carry the pagination (a struct would also read a JSON array).
+    let page: Page = match serde_json::from_slice(&resp.body) {
+        Ok(page) if resp.body.trim_ascii_start().starts_with(b"{") => page,
+        _ => return Err(unreadable_page(&resp.body)),
     };
-    let items = obj
-        .get("items")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad_answer(format!("{WHAT}: answer has no items list")))?;
+    let Some(items) = page.items else {
+        return Err(unreadable_page(&resp.body));
+    };
     let users = items
-        .iter()
-        .map(|item| parse_user_entry(item, keep))
+        .into_iter()
+        .map(|item| user_entry::parse(item, keep))
         .collect::<Result<Vec<_>, _>>()?;
-    let pagination = obj.get("_pagination").and_then(Value::as_object);
+    let pagination = page.pagination.as_ref().and_then(Value::as_object);
     let total = pagination
         .and_then(|p| p.get("total"))
         .and_then(Value::as_u64);
@@ -355,8 +301,12 @@ pub fn parse_user_model(
         200 => {}
         _ => return Err(UserError::Unreadable(status_error(&what, resp))),
     }
-    let v = parse_json(&what, &resp.body).map_err(UserError::Unreadable)?;
-    let user = parse_user_entry(&v, keep).map_err(|e| match e.kind {
+    let entry = serde_json::from_slice::<&RawValue>(&resp.body).map_err(|e| {
+        UserError::Unreadable(bad_answer(format!(
+            "{what}: the hub's answer is not valid JSON ({e})"
+        )))
+    })?;
+    let user = user_entry::parse(entry, keep).map_err(|e| match e.kind {
         ErrorKind::HubForbidden => UserError::Permission(e),
         _ => UserError::Unreadable(e),
     })?;
@@ -549,6 +499,69 @@ mod tests {
         let e = parse_users_page(&bad, Keep::LEAN).unwrap_err();
         assert_eq!(e.kind, ErrorKind::HubUnauthorized);
         assert!(e.message.contains("jupyterhub_api_token"), "{e}");
+    }
+
+    fn page_of(entries: &str) -> String {
+        format!(
+            r#"{{"items": [{entries}], "_pagination": {{"offset": 0, "limit": 200, "total": 9, "next": null}}}}"#
+        )
+    }
+
+    #[test]
+    fn entries_are_read_field_by_field() {
+        // what the sync does not read is skipped, whatever its shape
+        let body = page_of(
+            r#"{"kind": "user", "name": "na\u00efve \"q\"", "admin": false, "roles": ["user"],
+                "auth_state": {"deep": [1, {"x": null}]}, "pending": null, "scopes": [],
+                "created": "2026-11-29T12:34:56Z", "last_activity": "2026-11-29T12:34:\u0035\u0037Z",
+                "groups": ["g1", 7, null, "g\/2"], "server": null, "servers": {}, "user_info": [1]},
+               {"name": "b", "admin": null, "last_activity": 17, "server": "/user/b/"}"#,
+        );
+        let keep = Keep::ALL;
+        let users = parse_users_page(&ok(&body), Keep::LEAN).unwrap().users;
+        assert_eq!(users[0].name, "na\u{ef}ve \"q\"");
+        assert!(!users[0].admin && !users[1].admin);
+        assert_eq!(users[0].created, Some(1_795_955_696_000_000));
+        assert_eq!(users[0].last_activity, Some(1_795_955_697_000_000));
+        assert_eq!(users[1].last_activity, None, "a number is no time");
+        assert!(users[0].groups.is_empty() && users[0].user_info.is_none());
+        let e = parse_users_page(&ok(&body), keep).unwrap_err();
+        assert_eq!(
+            e.kind,
+            ErrorKind::HubForbidden,
+            "b's list carries no groups"
+        );
+        let body = page_of(
+            r#"{"name": "a", "groups": ["g1", 7, null, "g\/2"], "server": null, "servers": {}, "user_info": [1]},
+               {"name": "b", "groups": [], "server": "/user/b/", "user_info": {"id": "7"}},
+               {"name": "c", "groups": [], "server": null, "servers": {"gpu": {}}}"#,
+        );
+        let users = parse_users_page(&ok(&body), keep).unwrap().users;
+        assert_eq!(users[0].groups, ["g1", "g/2"]);
+        let running: Vec<bool> = users.iter().map(|u| u.server_running).collect();
+        assert_eq!(running, [false, true, true]);
+        assert_eq!(users[0].user_info, None, "user_info that is no object");
+        assert_eq!(users[1].user_info, Some(serde_json::json!({"id": "7"})));
+    }
+
+    #[test]
+    fn malformed_entries_are_refused_with_their_text() {
+        for (entry, says) in [
+            (r#"["a"]"#, "not an object"),
+            (r#"{"name": 7}"#, "malformed"),
+            (r#"{"name": ""}"#, "without a name"),
+            (r#"{"name": "a", "admin": "yes"}"#, "non-boolean admin"),
+            (r#"{"name": "a", "kind": "service"}"#, "has kind"),
+            (r#"{"name": "a", "name": "b"}"#, "malformed"),
+        ] {
+            let e = parse_users_page_plain(&ok(&page_of(entry))).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::HubBadAnswer, "{entry}");
+            assert!(e.message.contains(says), "{entry}: {e}");
+        }
+        let e = parse_users_page_plain(&ok(r#"{"_pagination": {}}"#)).unwrap_err();
+        assert!(e.message.contains("no items list"), "{e}");
+        let e = parse_users_page_plain(&ok(r#" [{"items": []}]"#)).unwrap_err();
+        assert!(e.message.contains("without pagination"), "{e}");
     }
 
     #[test]

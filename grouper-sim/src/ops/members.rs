@@ -362,22 +362,44 @@ fn list_members(
         "composite" => std::borrow::Cow::Owned(BTreeSet::new()),
         other => return Err(format!("Invalid memberFilter: {other}")),
     };
-    // a set iterates in (sourceId, subjectId) order: the default sort
-    let mut members: Vec<&(String, String)> = listed
-        .iter()
-        .filter(|(src, _)| sources.as_ref().is_none_or(|s| s.contains(src)))
-        .collect();
-    if q.get("sortString").and_then(Value::as_str) == Some("subjectId") {
-        members.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
-    }
-    if t_or_f(q.get("ascending")) == Some(false) {
-        members.reverse();
-    }
-    if let Some(size) = page_size {
-        let size = size.max(1);
-        let start = (page_number.unwrap_or(1).max(1) - 1) * size;
-        members = members.into_iter().skip(start).take(size).collect();
-    }
+    let descending = t_or_f(q.get("ascending")) == Some(false);
+    let (start, size) = match page_size {
+        Some(size) => (
+            (page_number.unwrap_or(1).max(1) - 1) * size.max(1),
+            size.max(1),
+        ),
+        None => (0, usize::MAX),
+    };
+    // a set iterates in (sourceId, subjectId) order: the default sort, and the subjectId order
+    // too when every member has one source (first and last agree), as in any large group
+    let one_source = match (listed.first(), listed.last()) {
+        (Some(first), Some(last)) => first.0 == last.0,
+        _ => true,
+    };
+    let members: Vec<&(String, String)> = if one_source
+        && sources
+            .as_ref()
+            .is_none_or(|s| listed.first().is_none_or(|m| s.contains(&m.0)))
+    {
+        let in_order: Box<dyn Iterator<Item = &(String, String)>> = if descending {
+            Box::new(listed.iter().rev())
+        } else {
+            Box::new(listed.iter())
+        };
+        in_order.skip(start).take(size).collect()
+    } else {
+        let mut members: Vec<&(String, String)> = listed
+            .iter()
+            .filter(|(src, _)| sources.as_ref().is_none_or(|s| s.contains(src)))
+            .collect();
+        if q.get("sortString").and_then(Value::as_str) == Some("subjectId") {
+            members.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        }
+        if descending {
+            members.reverse();
+        }
+        members.into_iter().skip(start).take(size).collect()
+    };
     let mut all_resolved = true;
     let subjects = members
         .into_iter()
