@@ -34,33 +34,34 @@ scripts/jupyterhub/hub.sh install-proxy
 # group is the suite's time: they are balanced by what they took on CI's 2 cores (seconds, in
 # brackets). The soak mostly waits (a pass a second for a minute) and is alone. The Spin build
 # (tests/e2e `build_component`, into target/spin) compiles while the first groups wait on their
-# hubs; the group that runs it starts once it is built. Every test file must be in one group.
-host_tests=(browser groups host managed)                   # [24 29 24 23]
-alone_tests=(soak)                                         # [84]
-hub_tests=(real_hub faults platforms google)               # [39 28 21 9]
-spin_tests=(component serverless targets tls)              # [10 20 0 0], after the Spin build
-for f in host/tests/*.rs tests/e2e/tests/*.rs; do
+# hubs; the group that runs it starts once it is built. Every test file must be in one group;
+# the unit tests (every crate's lib and bins) run in the hub's group.
+host_tests=(browser groups host managed)                           # [24 29 24 23]
+alone_tests=(soak)                                                 # [84]
+hub_tests=(real_hub faults platforms google grouper_fixtures properties) # [39 28 21 9 0 0]
+spin_tests=(component serverless targets tls)                      # [10 20 0 0], after the Spin build
+for f in host/tests/*.rs tests/e2e/tests/*.rs tests/*.rs; do
   name=$(basename "$f" .rs)
   [[ " ${host_tests[*]} ${alone_tests[*]} ${hub_tests[*]} ${spin_tests[*]} " == *" $name "* ]] ||
     { echo "$f is in no group of scripts/test.sh; add it to one"; exit 1; }
 done
-host_group=("${test[@]}" -p grouper-sync-host --lib --bins)
+# Every group selects the whole workspace and filters by test: features are unified per selected
+# package, so a group selecting fewer packages could compile a crate again (differently) and
+# overwrite its rlib under the other groups' running tests.
+host_group=("${test[@]}" --workspace)
 for t in "${host_tests[@]}"; do host_group+=(--test "$t"); done
-alone_group=("${test[@]}" -p grouper-sync-host)
+alone_group=("${test[@]}" --workspace)
 for t in "${alone_tests[@]}"; do alone_group+=(--test "$t"); done
-# the rest of the workspace (the core's unit, fixture and property tests; the simulators') first
-hub_group=("${test[@]}" --workspace --exclude grouper-sync-host --exclude grouper-sync-e2e)
-e2e_hub_group=("${test[@]}" -p grouper-sync-e2e --lib)
-for t in "${hub_tests[@]}"; do e2e_hub_group+=(--test "$t"); done
-spin_group=("${test[@]}" -p grouper-sync-e2e)
+hub_group=("${test[@]}" --workspace --lib --bins)
+for t in "${hub_tests[@]}"; do hub_group+=(--test "$t"); done
+spin_group=("${test[@]}" --workspace)
 for t in "${spin_tests[@]}"; do spin_group+=(--test "$t"); done
-# The groups run what the tests' build made: a group that compiles again (features unified
-# differently for `-p grouper-sync-host` than for `--workspace`) would overwrite this crate's rlib
-# under the other groups' running tests.
-for group in host_group alone_group hub_group e2e_hub_group spin_group; do
+for group in host_group alone_group hub_group spin_group; do
   declare -n cmd=$group
-  if "${cmd[@]}" --no-run 2>&1 | grep -q "Compiling"; then
-    echo "${cmd[*]} compiled again after the tests' build: unify its features with --workspace (Cargo.toml, num-traits)"
+  # (the whole output first: `grep -q` on a pipe would stop cargo halfway and pass)
+  built=$("${cmd[@]}" --no-run 2>&1)
+  if grep -q "Compiling" <<<"$built"; then
+    echo "${cmd[*]} compiled again after the tests' build:"; echo "$built"
     exit 1
   fi
 done
@@ -70,7 +71,7 @@ logs=$(mktemp -d)
 host=$!
 "${alone_group[@]}" >"$logs/alone.log" 2>&1 &
 alone=$!
-{ "${hub_group[@]}" && "${e2e_hub_group[@]}"; } >"$logs/hub.log" 2>&1 &
+"${hub_group[@]}" >"$logs/hub.log" 2>&1 &
 hub=$!
 {
   CARGO_TARGET_DIR=target/spin "${component[@]}" --features spin && echo "== the Spin build done (at $((SECONDS - start)) s)" &&

@@ -5,6 +5,8 @@
 
 mod client;
 mod proxy;
+mod scopes;
+mod seed;
 mod startup;
 
 use grouper_sync_testkit::{fake_hub, real_hub};
@@ -52,6 +54,9 @@ struct Args {
     /// Starts per start-up row (exec of `once` to its first hub request); 0 skips the table
     #[arg(long, default_value_t = 7)]
     startup_runs: usize,
+    /// At each real-hub size (no latency added): the list timed with tokens of fewer scopes
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    scope_study: bool,
     /// Fail unless every pass converged, and warm passes wrote nothing and read no user but
     /// recently active ones (margin) and the refresh slice
     #[arg(long)]
@@ -432,34 +437,6 @@ fn canvas(i: usize) -> Value {
     json!({"canvas_user": {"login_id": login(i), "name": "Bench User"}, "access_token": "bench-token-not-a-secret"})
 }
 
-/// A real hub with `n` users carrying auth_state.
-fn seed_real_hub(n: usize) -> Result<real_hub::RealHub> {
-    let hub = real_hub::RealHub::start(&format!("bench-{n}"));
-    let names: Vec<String> = (0..n).map(|i| format!("user{i:06}")).collect();
-    let started = Instant::now();
-    for chunk in names.chunks(500) {
-        let (status, body) = hub.admin("POST", "/users", Some(&json!({ "usernames": chunk })));
-        if status != 201 {
-            bail!("creating users: {status} {body}");
-        }
-    }
-    for (i, name) in names.iter().enumerate() {
-        let (status, body) = hub.admin(
-            "PATCH",
-            &format!("/users/{name}"),
-            Some(&json!({"auth_state": canvas(i)})),
-        );
-        if status != 200 {
-            bail!("auth_state of {name}: {status} {body}");
-        }
-    }
-    eprintln!(
-        "seeded {n} users with auth_state in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(hub)
-}
-
 /// About 1 % of the users change: 0.4 % new, 0.3 % deleted, 0.3 % log in (their token is
 /// used, so last_activity moves, and their auth_state is rewritten).
 fn apply_changes(hub: &real_hub::RealHub, live: &mut Vec<(String, usize)>, next_id: &mut usize) {
@@ -512,7 +489,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn real_hub_size(args: &Args, n: usize) -> Result<()> {
-    let hub = seed_real_hub(n)?;
+    let hub = seed::real_hub(n, canvas)?;
     let (sim, _server, grouper_url) = simulator(n * 2 + 1000)?;
     let mut live: Vec<(String, usize)> = (0..n).map(|i| (format!("user{i:06}"), i)).collect();
     let mut next_id = n;
@@ -582,6 +559,9 @@ fn real_hub_size(args: &Args, n: usize) -> Result<()> {
             &rows,
             Some(baseline_wall),
         );
+        if latency == 0 && args.scope_study {
+            scopes::table(args, &hub, &setup, n)?;
+        }
     }
     Ok(())
 }

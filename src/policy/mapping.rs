@@ -360,12 +360,6 @@ pub fn expand_targets(targets: &[TargetSpec], users: &[HubUser]) -> Vec<PassTarg
     out
 }
 
-impl Desired {
-    pub fn subjects(&self) -> BTreeSet<String> {
-        self.users_by_subject.keys().cloned().collect()
-    }
-}
-
 /// to_hub: the hub users a Grouper group's members map back to.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HubMembers {

@@ -4,7 +4,7 @@
 use crate::model::Member;
 use crate::model::Target;
 use crate::policy::mapping::Desired;
-use crate::policy::plan::{plan, Plan, PlanScope, Safety};
+use crate::policy::plan::{plan, Plan, PlanScope, Safety, Subjects};
 use crate::settings::LogLevel;
 use crate::sync::hub_reader::HubView;
 use crate::sync::report::{Outcome, TargetReport};
@@ -81,7 +81,7 @@ pub fn plan_target(
     cx: &PassContext,
     target: &Target,
     scope: &PlanScope,
-    (desired, current): (&BTreeSet<String>, &[Member]),
+    (desired, current): (&dyn Subjects, &[Member]),
     lost: &BTreeSet<String>,
     report: &mut TargetReport,
 ) -> Plan {

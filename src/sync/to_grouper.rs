@@ -39,7 +39,7 @@ pub fn sync(
         cx,
         target,
         &PlanScope::of(target),
-        (&desired.subjects(), &current),
+        (&desired.users_by_subject, &current),
         &lost,
         &mut report,
     );

@@ -6,6 +6,8 @@ use crate::options::Options;
 use crate::sandbox::bindings::{core_kind, Direction};
 use crate::sandbox::runner::{self, Inputs, Limits, Runner};
 
+mod scopes;
+
 pub async fn execute(opts: &Options, runner: &Runner, limits: &Limits) -> ExitStatus {
     let call = runner
         .check(&Inputs::config(&opts.component_config), limits)
@@ -31,6 +33,18 @@ pub async fn execute(opts: &Options, runner: &Runner, limits: &Limits) -> ExitSt
     }
     for s in &report.missing_scopes {
         println!("MISSING scope: {s} (add it to the service's role in c.JupyterHub.load_roles)");
+    }
+    let needed: Vec<String> = report
+        .targets
+        .iter()
+        .flat_map(|t| t.scopes.iter().cloned())
+        .collect();
+    let unneeded = scopes::unneeded(&report.hub_scopes, &needed);
+    if report.hub_identity.is_some() && !unneeded.is_empty() {
+        println!(
+            "unneeded scopes: {} (no target uses them; the service's role can drop them)",
+            unneeded.join(", ")
+        );
     }
     for t in &report.targets {
         let (arrow, hub) = match (&t.direction, &t.hub_group) {

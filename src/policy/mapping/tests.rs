@@ -110,7 +110,10 @@ fn filters_leave_out_idle_serverless_and_excluded_users() {
     ];
     let names = |t: &Target| {
         let d = desired_members(t, &users, &[]);
-        (d.subjects().into_iter().collect::<Vec<_>>(), d.filtered)
+        (
+            d.users_by_subject.into_keys().collect::<Vec<String>>(),
+            d.filtered,
+        )
     };
     assert_eq!(names(&t).1, 0);
     t.rules.filters.active_within_days = Some(30);
@@ -194,7 +197,7 @@ fn a_hub_group_target_selects_its_members_only() {
     boss.groups = vec!["course-101".into()];
     let users = [ana.clone(), ben.clone(), boss.clone()];
     let d = desired_members(&t, &users, &[]);
-    assert_eq!(d.subjects().into_iter().collect::<Vec<_>>(), ["ana"]);
+    assert_eq!(d.users_by_subject.keys().collect::<Vec<_>>(), ["ana"]);
     assert_eq!((d.selected, d.admins_skipped), (1, 1));
     // auth_state is read only for the users a target selects
     t.rules.subject_from = SubjectFrom::AuthState(default_paths());
@@ -397,7 +400,7 @@ fn selection_counts_and_dedup() {
     ];
     let from = SubjectFrom::AuthState(p.clone());
     let d = desired_members(&target(from.clone(), false), &users, &[&p]);
-    assert_eq!(d.subjects().into_iter().collect::<Vec<_>>(), ["1"]);
+    assert_eq!(d.users_by_subject.keys().collect::<Vec<_>>(), ["1"]);
     assert_eq!(
         (
             d.selected,
