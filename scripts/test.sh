@@ -14,8 +14,7 @@ cargo fmt --all -- --check
 component=(cargo build --release --target wasm32-wasip2 -p jupyterhub-grouper-sync)
 "${component[@]}"
 ls -l target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm
-# The host embeds this same build instead of building the component a second time.
-export GROUPER_SYNC_COMPONENT="$PWD/target/wasm32-wasip2/release/jupyterhub_grouper_sync.wasm"
+# The host's build script embeds this same build (its nested cargo finds it fresh).
 # The tests build in the wheel's profile (host-release, Cargo.toml says why): wasmtime is compiled
 # once for the wheel and the tests, and the grouper-sync the tests run is the one the wheel packs.
 test=(cargo test --profile host-release)
