@@ -1,6 +1,5 @@
 //! Embeds the release component in the `grouper-sync` binary, built from the workspace root by a
-//! nested cargo while the outer build compiles the rest. `GROUPER_SYNC_COMPONENT=path.wasm`
-//! embeds a prebuilt file instead.
+//! nested cargo. `GROUPER_SYNC_COMPONENT=path.wasm` embeds a prebuilt file instead.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -22,10 +21,10 @@ fn main() {
     for path in ["src", "wit", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
-    // The workspace's own target directory, with the caller's flags and clippy wrapper: the
-    // component is then built once for the host and for scripts/test.sh, and while the outer
-    // build compiles wasmtime. A `release` build of the host (cargo install) holds
-    // target/release, which the nested build needs for its build scripts: that one builds apart.
+    // The workspace's own target directory, with the caller's flags and clippy wrapper: one build
+    // of the component serves the host and scripts/test.sh (and one built before is fresh here).
+    // A `release` build of the host (cargo install) holds target/release, which the nested build
+    // needs for its build scripts: that one builds apart.
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let shared = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
