@@ -205,6 +205,7 @@ fn count_lookups(v: &Value) -> usize {
     }
 }
 
+#[derive(Clone)]
 struct Setup {
     hub_url: String,
     token: String,

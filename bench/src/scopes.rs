@@ -50,11 +50,8 @@ pub fn table(args: &Args, hub: &RealHub, setup: &Setup, n: usize) -> Result<()> 
             .unwrap_or_default();
         keys.sort_unstable();
         let with_token = Setup {
-            hub_url: setup.hub_url.clone(),
             token: token.to_string(),
-            grouper_url: setup.grouper_url.clone(),
-            log: setup.log.clone(),
-            sim: setup.sim.clone(),
+            ..setup.clone()
         };
         let samples = times(args.runs, || list_floor(&with_token))?;
         println!(
