@@ -35,10 +35,10 @@ scripts/jupyterhub/hub.sh install-proxy
 # (tests/e2e `build_component`, into target/spin) compiles while the first groups wait on their
 # hubs; the group that runs it starts once it is built. Every test file must be in one group;
 # the unit tests (every crate's lib and bins) run in the hub's group.
-host_tests=(browser groups host managed)                           # [24 29 24 23]
+host_tests=(groups host managed)                                   # [21 23 25]
 alone_tests=(soak)                                                 # [84]
-hub_tests=(real_hub faults platforms google grouper_fixtures properties) # [39 28 21 9 0 0]
-spin_tests=(component serverless targets tls)                      # [10 20 0 0], after the Spin build
+hub_tests=(real_hub faults google grouper_fixtures properties)     # [38 33 8 0 0], units 4
+spin_tests=(component serverless targets tls platforms browser)    # [5 21 0 0 20 22], after the Spin build (19)
 for f in host/tests/*.rs tests/e2e/tests/*.rs tests/*.rs; do
   name=$(basename "$f" .rs)
   [[ " ${host_tests[*]} ${alone_tests[*]} ${hub_tests[*]} ${spin_tests[*]} " == *" $name "* ]] ||

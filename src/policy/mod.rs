@@ -4,4 +4,5 @@
 pub mod hashing;
 pub mod mapping;
 pub mod plan;
+pub mod subject_users;
 pub mod user_state;

@@ -3,7 +3,7 @@
 
 use crate::model::Member;
 use crate::model::{Direction, Mode, RemovalLimits, Target};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The subjects a group should hold, in order: a set of them, or a selection's subjects with
 /// the users behind each, planned from directly (a copy into a set was ≈ 4 MB and 100,000
@@ -23,18 +23,6 @@ impl Subjects for BTreeSet<String> {
     }
     fn is_empty(&self) -> bool {
         BTreeSet::is_empty(self)
-    }
-}
-
-impl<V> Subjects for BTreeMap<String, V> {
-    fn has(&self, subject: &str) -> bool {
-        self.contains_key(subject)
-    }
-    fn each_in_order(&self, f: &mut dyn FnMut(&str)) {
-        self.keys().for_each(|s| f(s));
-    }
-    fn is_empty(&self) -> bool {
-        BTreeMap::is_empty(self)
     }
 }
 

@@ -381,7 +381,13 @@ impl Prior {
                 }),
         );
         self.known = None;
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        let order =
+            crate::model::sorted_positions(out.len(), &mut |a, b| out[a].name.cmp(&out[b].name));
+        let mut slots: Vec<Option<Unlisted>> = out.into_iter().map(Some).collect();
+        let mut out: Vec<Unlisted> = order
+            .iter()
+            .filter_map(|&i| slots[i as usize].take())
+            .collect();
         out.dedup_by(|a, b| a.name == b.name);
         out
     }
@@ -406,21 +412,21 @@ impl Prior {
         let pass_hub_time = known.state.head.pass_hub_time;
         let entry = known.state.entry(position);
         // deleted and recreated (or no `created` to tell): perhaps another person
-        if user.created.is_none() || user.created != entry.created {
+        if user.created.get().is_none() || user.created.get() != entry.created {
             return Decision::Read(Reread::new(if reuse {
                 ReadReason::Changed
             } else {
                 ReadReason::Full
             }));
         }
+        let last_activity = user.last_activity.get();
         let reason = if !reuse {
             Some(ReadReason::Full)
         } else if entry.unread {
             Some(ReadReason::New)
-        } else if user.last_activity != entry.last_activity {
+        } else if last_activity != entry.last_activity {
             Some(ReadReason::Changed)
-        } else if user
-            .last_activity
+        } else if last_activity
             .is_some_and(|at| at >= (entry.read_at - refresh.activity_margin_seconds) * 1_000_000)
         {
             Some(ReadReason::Margin)
@@ -537,8 +543,8 @@ impl Next {
     ) {
         self.writer.user(EntryFields {
             name: &user.name,
-            created: user.created,
-            last_activity: user.last_activity,
+            created: user.created.get(),
+            last_activity: user.last_activity.get(),
             subjects,
             read_at: self.pass_hub_time,
             lost,

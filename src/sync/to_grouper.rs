@@ -80,9 +80,9 @@ fn apply(
                     source: target.rules.source_id.clone(),
                     hub_user: desired
                         .users_by_subject
-                        .get(subject)
-                        .and_then(|names| names.first())
-                        .cloned(),
+                        .users_of(subject)
+                        .next()
+                        .map(String::from),
                     reason: ChangeReason::InHub,
                 };
                 (change, lookup)

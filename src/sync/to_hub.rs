@@ -28,7 +28,7 @@ fn subjects_by_user(desired: &Desired) -> BTreeMap<&str, &str> {
     desired
         .users_by_subject
         .iter()
-        .flat_map(|(subject, names)| names.iter().map(move |n| (n.as_str(), subject.as_str())))
+        .map(|(subject, name)| (name, subject))
         .collect()
 }
 
@@ -132,9 +132,9 @@ pub fn sync(
     // The plan sees hub users: protection by subject covers the users who map to it, and the
     // plan's name says which hub group it changes.
     let mut protected = target.rules.protected.clone();
-    for (subject, names) in &desired.users_by_subject {
+    for (subject, name) in desired.users_by_subject.iter() {
         if target.rules.protected.contains(subject) {
-            protected.extend(names.iter().cloned());
+            protected.insert(name.to_string());
         }
     }
     let label = format!("{} -> hub group {group}", target.group_path);

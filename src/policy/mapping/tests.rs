@@ -95,7 +95,7 @@ fn filters_leave_out_idle_serverless_and_excluded_users() {
         },
         false,
     );
-    let at = |name: &str, idle_days: Option<i64>, running: bool| {
+    let at = |name: &str, idle_days: Option<u32>, running: bool| {
         let mut u = user(name, false, UserRecord::Listed);
         u.idle_seconds = idle_days.map(|d| d * 86_400);
         u.server_running = running;
@@ -111,7 +111,10 @@ fn filters_leave_out_idle_serverless_and_excluded_users() {
     let names = |t: &Target| {
         let d = desired_members(t, &users, &[]);
         (
-            d.users_by_subject.into_keys().collect::<Vec<String>>(),
+            d.users_by_subject
+                .subjects()
+                .map(String::from)
+                .collect::<Vec<String>>(),
             d.filtered,
         )
     };
@@ -197,7 +200,7 @@ fn a_hub_group_target_selects_its_members_only() {
     boss.groups = vec!["course-101".into()];
     let users = [ana.clone(), ben.clone(), boss.clone()];
     let d = desired_members(&t, &users, &[]);
-    assert_eq!(d.users_by_subject.keys().collect::<Vec<_>>(), ["ana"]);
+    assert_eq!(d.users_by_subject.subjects().collect::<Vec<_>>(), ["ana"]);
     assert_eq!((d.selected, d.admins_skipped), (1, 1));
     // auth_state is read only for the users a target selects
     t.rules.subject_from = SubjectFrom::AuthState(default_paths());
@@ -224,8 +227,8 @@ fn user(name: &str, admin: bool, record: UserRecord) -> HubUser {
         groups: Vec::new(),
         idle_seconds: None,
         server_running: false,
-        created: None,
-        last_activity: None,
+        created: ListedTime::NONE,
+        last_activity: ListedTime::NONE,
         user_info: None,
         record,
         lost: None,
@@ -400,7 +403,7 @@ fn selection_counts_and_dedup() {
     ];
     let from = SubjectFrom::AuthState(p.clone());
     let d = desired_members(&target(from.clone(), false), &users, &[&p]);
-    assert_eq!(d.users_by_subject.keys().collect::<Vec<_>>(), ["1"]);
+    assert_eq!(d.users_by_subject.subjects().collect::<Vec<_>>(), ["1"]);
     assert_eq!(
         (
             d.selected,
@@ -413,6 +416,6 @@ fn selection_counts_and_dedup() {
         (4, 1, 2, 1, 1, 1)
     );
     let with_admins = desired_members(&target(from, true), &users, &[&p]);
-    assert!(with_admins.users_by_subject.contains_key("9"));
+    assert!(with_admins.users_by_subject.contains("9"));
     assert_eq!(with_admins.admins_skipped, 0);
 }

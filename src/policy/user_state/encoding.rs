@@ -333,7 +333,10 @@ impl Decoded {
         };
         // of equal names, the later entry (larger offset) sorts last and is the one kept
         let mut users = std::mem::take(&mut decoded.users);
-        users.sort_unstable_by(|&a, &b| decoded.name_at(a).cmp(decoded.name_at(b)).then(a.cmp(&b)));
+        let mut order = crate::model::sorted_positions(users.len(), &mut |a, b| {
+            decoded.name_at(users[a]).cmp(decoded.name_at(users[b]))
+        });
+        crate::model::reorder(&mut users, &mut order);
         users.dedup_by(|later, earlier| {
             let same = decoded.name_at(*later) == decoded.name_at(*earlier);
             if same {

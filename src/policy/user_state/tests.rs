@@ -1,4 +1,5 @@
 use super::*;
+use crate::policy::mapping::ListedTime;
 use crate::settings;
 use std::collections::HashMap;
 
@@ -14,8 +15,8 @@ fn listed(name: &str, created: i64, last_activity: Option<i64>) -> HubUser {
         name: name.into(),
         admin: false,
         groups: Vec::new(),
-        created: Some(created),
-        last_activity,
+        created: Some(created).into(),
+        last_activity: last_activity.into(),
         idle_seconds: None,
         server_running: false,
         user_info: None,
@@ -82,13 +83,13 @@ fn unchanged_idle_users_are_remembered_and_changes_are_read() {
     );
 
     let mut p = loaded(&s, &bytes, now);
-    let recreated = listed("idle", 2, idle.last_activity);
+    let recreated = listed("idle", 2, idle.last_activity.get());
     assert_eq!(p.why(&recreated, now, &s.refresh), Err(ReadReason::Changed));
     let active = listed("never", 1, Some((now - 60) * MICROS));
     assert_eq!(p.why(&active, now, &s.refresh), Err(ReadReason::Changed));
     let mut p = loaded(&s, &bytes, now);
     let unknown_created = HubUser {
-        created: None,
+        created: ListedTime::NONE,
         ..idle.clone()
     };
     assert_eq!(
