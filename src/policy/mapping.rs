@@ -410,14 +410,11 @@ pub fn hub_members(target: &Target, desired: &Desired, members: &[Member]) -> Hu
                 continue;
             }
         };
-        let mut found = false;
-        for name in desired.users_by_subject.users_of(key) {
-            found = true;
-            out.names.insert(name.to_string());
-        }
-        if !found {
+        let mut users = desired.users_by_subject.users_of(key).peekable();
+        if users.peek().is_none() {
             out.without_hub_user += 1;
         }
+        out.names.extend(users.map(String::from));
     }
     out
 }

@@ -30,7 +30,10 @@ pub(super) fn flat_value(v: &Value) -> Option<String> {
 
 /// The `targets` list: each entry a target group, selecting every hub user or one hub group's
 /// members, with the flat settings as defaults. Errors name the entry and the key.
-pub(super) fn parse_targets(text: &str, base: &TargetRules) -> Result<Vec<TargetSpec>, ConfigError> {
+pub(super) fn parse_targets(
+    text: &str,
+    base: &TargetRules,
+) -> Result<Vec<TargetSpec>, ConfigError> {
     const SHAPE: &str = "targets must be a JSON list of objects, e.g. [{\"grouper_group\": \"edu:x:course-101\", \"hub_group\": \"course-101\"}]";
     let list: Value =
         serde_json::from_str(text).map_err(|e| SyncError::config(format!("{SHAPE} ({e})")))?;
