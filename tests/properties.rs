@@ -12,6 +12,7 @@ use jupyterhub_grouper_sync::model::{
     Mode, RemovalLimits, Side, SubjectFrom, SubjectLookup, Target, TargetRules, UserFilters,
 };
 use jupyterhub_grouper_sync::policy::plan::{plan, PlanScope, Safety, UNMANAGED_SOURCES};
+use jupyterhub_grouper_sync::policy::subject_users::SubjectUsersBuilder;
 use jupyterhub_grouper_sync::policy::user_state;
 use jupyterhub_grouper_sync::settings::{self, Settings, KEYS};
 use jupyterhub_grouper_sync::wire::grouper::{self, WriteOp};
@@ -19,7 +20,7 @@ use jupyterhub_grouper_sync::wire::http::Response;
 use jupyterhub_grouper_sync::wire::{hub, timestamp};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 const SOURCES: &[&str] = &["ldap", "jdbc", "g:gsa", "g:isa"];
@@ -173,6 +174,40 @@ proptest! {
             p.withheld.as_ref().map(|w| w.plan_hash.clone()),
             again.withheld.as_ref().map(|w| w.plan_hash.clone())
         );
+    }
+
+    /// The packed selection a pass plans from is the map it replaced: the same subjects in the
+    /// same order, each with its users in the order added, and the same plan as from a set of its
+    /// subjects (so the packing can never turn a desired member into a removal).
+    #[test]
+    fn a_packed_selection_is_the_map_it_replaced(
+        pairs in proptest::collection::vec(("(u[0-9]{0,2}|é|)", "[a-z]{1,3}"), 0..60),
+        target in target_strategy(),
+        current in proptest::collection::vec(member_strategy(), 0..40),
+    ) {
+        let mut builder = SubjectUsersBuilder::default();
+        let mut model: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (subject, name) in &pairs {
+            builder.add(subject, name);
+            model.entry(subject.clone()).or_default().push(name.clone());
+        }
+        let packed = builder.build();
+        prop_assert_eq!(packed.subjects().collect::<Vec<_>>(), model.keys().map(String::as_str).collect::<Vec<_>>());
+        for (subject, names) in &model {
+            prop_assert!(packed.contains(subject));
+            prop_assert_eq!(packed.users_of(subject).collect::<Vec<_>>(), names.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        let pairs_in_order: Vec<(&str, &str)> = model
+            .iter()
+            .flat_map(|(s, names)| names.iter().map(move |n| (s.as_str(), n.as_str())))
+            .collect();
+        prop_assert_eq!(packed.iter().collect::<Vec<_>>(), pairs_in_order);
+        prop_assert!(!packed.contains("absent-subject"));
+        let set: BTreeSet<String> = model.keys().cloned().collect();
+        let safety = Safety { incomplete: None, lost: None, removed_last_day: 0 };
+        let from_packed = plan(&PlanScope::of(&target), &packed, &current, safety);
+        let from_set = plan(&PlanScope::of(&target), &set, &current, safety);
+        prop_assert_eq!(from_packed, from_set);
     }
 }
 
